@@ -4,6 +4,7 @@
 package deps
 
 import (
+	_ "github.com/ardanlabs/jinja"
 	_ "github.com/aws/aws-sdk-go-v2/aws"
 	_ "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	_ "github.com/aws/aws-sdk-go-v2/config"
