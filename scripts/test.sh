@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command from the README: static checks, the Go tests, then the end-to-end journey with the
+# aws CLI and boto3 against a real `lathe serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt / go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" $unformatted >&2
+  exit 1
+fi
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+echo "== end to end (aws CLI + boto3)"
+bash scripts/e2e.sh
