@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""End-to-end checks of a real `lathe serve`, driven with boto3 and the aws CLI as SageMaker users do.
+
+scripts/e2e.sh builds lathe and sets LATHE_E2E_* before running this. Each check prints PASS/FAIL and
+the run ends with the line "N passed, N failed"; the exit status is non-zero when any check failed.
+"""
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+
+import boto3
+import botocore
+from botocore.config import Config
+
+URL = os.environ["LATHE_E2E_URL"]
+BIN = os.environ["LATHE_E2E_BIN"]
+DATA = os.environ["LATHE_E2E_DATA"]
+LOG = os.environ["LATHE_E2E_LOG"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROLE = "arn:aws:iam::123456789012:role/LatheE2E"
+BUCKET = "lathe-e2e"
+
+server = None
+
+
+def start_server():
+    global server
+    log = open(LOG, "a")
+    server = subprocess.Popen(
+        [BIN, "serve", "--addr", URL.removeprefix("http://"), "--data-dir", DATA],
+        stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(URL + "/_lathe/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError("lathe serve exited with %s; log:\n%s" % (server.returncode, open(LOG).read()[-4000:]))
+        time.sleep(0.2)
+    raise RuntimeError("lathe serve did not become healthy in 60 s")
+
+
+def stop_server(sig=signal.SIGTERM):
+    if server and server.poll() is None:
+        server.send_signal(sig)
+        server.wait(timeout=60)
+
+
+def client(service, **kw):
+    cfg = Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"})
+    return boto3.client(service, endpoint_url=URL, region_name="us-east-1",
+                        aws_access_key_id=kw.get("key", os.environ["AWS_ACCESS_KEY_ID"]),
+                        aws_secret_access_key=kw.get("secret", os.environ["AWS_SECRET_ACCESS_KEY"]),
+                        config=cfg)
+
+
+def aws(*args, input_json=None):
+    cmd = ["aws", "--endpoint-url", URL, "--region", "us-east-1", "--output", "json"] + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise AssertionError("aws %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr.strip()))
+    return json.loads(p.stdout) if p.stdout.strip() else {}
+
+
+def expect_error(fn, code, *needles):
+    try:
+        fn()
+    except botocore.exceptions.ClientError as e:
+        got = e.response["Error"]["Code"]
+        msg = e.response["Error"].get("Message", "")
+        assert got == code, "want error %s, got %s: %s" % (code, got, msg)
+        for n in needles:
+            assert n in msg, "error message %r does not mention %r" % (msg, n)
+        return msg
+    raise AssertionError("want error %s, got success" % code)
+
+
+def job_request(name, train_prefix, base="Stories260K", hp=None, **extra):
+    req = {
+        "AutoMLJobName": name,
+        "AutoMLJobInputDataConfig": [{
+            "ChannelType": "training",
+            "ContentType": "text/csv;header=present",
+            "CompressionType": "None",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://%s/%s" % (BUCKET, train_prefix)}},
+        }],
+        "OutputDataConfig": {"S3OutputPath": "s3://%s/output/" % BUCKET},
+        "AutoMLProblemTypeConfig": {"TextGenerationJobConfig": {
+            "BaseModelName": base,
+            "TextGenerationHyperParameters": hp or {"epochCount": "1", "batchSize": "8", "learningRate": "0.001", "learningRateWarmupSteps": "5"},
+            "ModelAccessConfig": {"AcceptEula": True},
+        }},
+        "RoleArn": ROLE,
+        "DataSplitConfig": {"ValidationFraction": 0.2},
+    }
+    req.update(extra)
+    return req
+
+
+def wait_job(sm, name, timeout=900, until=("Completed", "Failed", "Stopped")):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        d = sm.describe_auto_ml_job_v2(AutoMLJobName=name)
+        if d["AutoMLJobStatus"] in until:
+            return d
+        time.sleep(1)
+    raise AssertionError("job %s still %s/%s after %d s" % (name, d["AutoMLJobStatus"], d["AutoMLJobSecondaryStatus"], timeout))
+
+
+def put_csv(s3, key, rows, header=("input", "output")):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if header is not None:
+        w.writerow(header)
+    w.writerows(rows)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue().encode())
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+def check_auth():
+    with urllib.request.urlopen(URL + "/_lathe/health") as r:
+        assert r.status == 200
+    req = urllib.request.Request(URL + "/", data=b"{}", method="POST", headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.ListAutoMLJobs"})
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("an unsigned request was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403, e.code
+    bad = client("sagemaker", secret="not-the-secret-" + "x" * 25)
+    expect_error(lambda: bad.list_auto_ml_jobs(), "InvalidSignatureException")
+    unknown = client("sagemaker", key="AKIAUNKNOWNKEY000000")
+    expect_error(lambda: unknown.list_auto_ml_jobs(), "UnrecognizedClientException")
+
+
+def check_s3_cli():
+    aws("s3", "mb", "s3://" + BUCKET)
+    aws("s3", "cp", os.path.join(ROOT, "examples/data/train.csv"), "s3://%s/train/train.csv" % BUCKET)
+    out = subprocess.run(["aws", "--endpoint-url", URL, "s3", "ls", "s3://%s/train/" % BUCKET],
+                         capture_output=True, text=True, check=True).stdout
+    assert "train.csv" in out, out
+    s3 = client("s3")
+    body = s3.get_object(Bucket=BUCKET, Key="train/train.csv")["Body"].read()
+    assert body == open(os.path.join(ROOT, "examples/data/train.csv"), "rb").read(), "object corrupted in S3"
+    key = "odd keys/a+b=c ünïcode ✓.txt"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"hello")
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"hello"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="odd keys/")["Contents"]]
+    assert keys == [key], keys
+
+
+def check_validation():
+    sm = client("sagemaker")
+    expect_error(lambda: sm.create_auto_ml_job_v2(**job_request("bad_name!", "train/")),
+                 "ValidationException", "autoMLJobName")
+    expect_error(lambda: sm.create_auto_ml_job_v2(**job_request("falcon-default", "train/", base="Falcon7BInstruct")),
+                 "ValidationException", "falcon")
+    req = job_request("two-trainings", "train/")
+    req["AutoMLJobInputDataConfig"].append(dict(req["AutoMLJobInputDataConfig"][0]))
+    expect_error(lambda: sm.create_auto_ml_job_v2(**req), "ValidationException")
+    expect_error(lambda: sm.create_auto_ml_job_v2(**job_request("bad-hp", "train/", hp={"epochCount": "11"})),
+                 "ValidationException", "epochCount")
+    expect_error(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="no-such-job"), "ResourceNotFound")
+    names = [j["AutoMLJobName"] for j in sm.list_auto_ml_jobs()["AutoMLJobSummaries"]]
+    assert not names, "rejected requests stored jobs: %s" % names
+
+
+def check_finetune():
+    sm = client("sagemaker")
+    req = job_request("stories-e2e", "train/", hp={"epochCount": "2", "batchSize": "8",
+                                                  "learningRate": "0.002", "learningRateWarmupSteps": "10"})
+    path = os.path.join(os.path.dirname(LOG), "job.json")
+    with open(path, "w") as f:
+        json.dump(req, f)
+    arn = aws("sagemaker", "create-auto-ml-job-v2", "--cli-input-json", "file://" + path)["AutoMLJobArn"]
+    assert arn.endswith(":automl-job/stories-e2e"), arn
+    expect_error(lambda: sm.create_auto_ml_job_v2(**req), "ResourceInUse")
+    d = wait_job(sm, "stories-e2e")
+    assert d["AutoMLJobStatus"] == "Completed", "job ended %s: %s" % (d["AutoMLJobStatus"], d.get("FailureReason"))
+    best = d["BestCandidate"]
+    metrics = {m["StandardMetricName"]: m for m in best["CandidateProperties"]["CandidateMetrics"]}
+    want = {"TrainingLoss": "Train", "ValidationLoss": "Validation", "Perplexity": "Validation",
+            "Rouge1": "Validation", "Rouge2": "Validation", "RougeL": "Validation", "RougeLSum": "Validation"}
+    for name, set_ in want.items():
+        assert name in metrics, "metric %s missing: %s" % (name, sorted(metrics))
+        assert metrics[name]["Set"] == set_, metrics[name]
+    url = best["InferenceContainers"][0]["ModelDataUrl"]
+    assert url.startswith("s3://%s/output/stories-e2e/" % BUCKET), url
+    s3 = client("s3")
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key="output/stories-e2e/metrics.json")["Body"].read())
+    base, tuned = report["base"], report["fine_tuned"]
+    assert tuned["validation_loss"] < base["validation_loss"], report
+    assert tuned["rougeL"] > base["rougeL"], report
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="output/stories-e2e/")["Contents"]}
+    for k in ("model/model.safetensors", "model/config.json", "model/model.gguf",
+              "training-log.jsonl", "data-report.json", "samples.jsonl"):
+        assert "output/stories-e2e/" + k in keys, "artifact %s missing: %s" % (k, sorted(keys))
+    cands = sm.list_candidates_for_auto_ml_job(AutoMLJobName="stories-e2e")["Candidates"]
+    assert len(cands) == 1 and cands[0]["CandidateName"] == best["CandidateName"], cands
+    print("   base: %s" % json.dumps(base))
+    print("   fine-tuned: %s" % json.dumps(tuned))
+
+
+def check_bad_datasets():
+    sm = client("sagemaker")
+    s3 = client("s3")
+    good = [("What is one plus one?", "Two.")] * 10
+    cases = {
+        "wrong-columns": (lambda p: put_csv(s3, p + "a.csv", good, header=("prompt", "completion")), "input"),
+        "extra-columns": (lambda p: put_csv(s3, p + "a.csv", [r + ("x",) for r in good], header=("input", "output", "extra")), "extra"),
+        "empty-file": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv", Body=b""), "empty"),
+        "header-only": (lambda p: put_csv(s3, p + "a.csv", []), "no rows"),
+        "broken-quoting": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv",
+                                                   Body=b'input,output\n"unterminated,quote\nsecond,row\n'), "a.csv"),
+        "bad-utf8": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv", Body=b"input,output\nab\xff\xfe,cd\n" * 3), "UTF-8"),
+        "no-objects": (lambda p: None, "no objects"),
+    }
+    for name, (setup, needle) in cases.items():
+        prefix = "bad/%s/" % name
+        setup(prefix)
+        sm.create_auto_ml_job_v2(**job_request("bad-" + name, prefix))
+    for name, (_, needle) in cases.items():
+        d = wait_job(sm, "bad-" + name, timeout=120)
+        assert d["AutoMLJobStatus"] == "Failed", "%s: %s" % (name, d["AutoMLJobStatus"])
+        reason = d.get("FailureReason", "")
+        assert needle.lower() in reason.lower(), "%s: FailureReason %r does not mention %r" % (name, reason, needle)
+        print("   %-15s %s" % (name, reason[:150]))
+
+
+def check_kill_and_resume():
+    sm = client("sagemaker")
+    sm.create_auto_ml_job_v2(**job_request("resume-e2e", "train/", hp={"epochCount": "3", "batchSize": "4",
+                                                                     "learningRate": "0.001", "learningRateWarmupSteps": "0"}))
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        d = sm.describe_auto_ml_job_v2(AutoMLJobName="resume-e2e")
+        p = d.get("TrainingProgress") or {}
+        if d["AutoMLJobSecondaryStatus"] == "TrainingModels" and p.get("Step", 0) >= 30:
+            break
+        assert d["AutoMLJobStatus"] == "InProgress", d.get("FailureReason")
+        time.sleep(0.5)
+    stop_server(signal.SIGKILL)
+    start_server()
+    d = wait_job(sm, "resume-e2e", timeout=900)
+    assert d["AutoMLJobStatus"] == "Completed", "%s: %s" % (d["AutoMLJobStatus"], d.get("FailureReason"))
+    s3 = client("s3")
+    log = s3.get_object(Bucket=BUCKET, Key="output/resume-e2e/training-log.jsonl")["Body"].read().decode()
+    assert any(json.loads(l).get("event") == "resumed" for l in log.splitlines() if l.strip()), "no resume in the training log"
+
+
+def check_stop():
+    sm = client("sagemaker")
+    sm.create_auto_ml_job_v2(**job_request("stop-e2e", "train/", hp={"epochCount": "10", "batchSize": "2"}))
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        d = sm.describe_auto_ml_job_v2(AutoMLJobName="stop-e2e")
+        if d["AutoMLJobSecondaryStatus"] == "TrainingModels":
+            break
+        assert d["AutoMLJobStatus"] == "InProgress", d.get("FailureReason")
+        time.sleep(0.3)
+    t0 = time.time()
+    sm.stop_auto_ml_job(AutoMLJobName="stop-e2e")
+    d = wait_job(sm, "stop-e2e", timeout=60)
+    assert d["AutoMLJobStatus"] == "Stopped", d["AutoMLJobStatus"]
+    assert time.time() - t0 < 30, "stop took %.1f s" % (time.time() - t0)
+    assert "EndTime" in d
+
+
+CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_stop,
+          check_kill_and_resume]
+
+
+def main():
+    passed = failed = 0
+    start_server()
+    try:
+        for check in CHECKS:
+            t0 = time.time()
+            try:
+                check()
+                passed += 1
+                print("PASS %s (%.1f s)" % (check.__name__, time.time() - t0), flush=True)
+            except Exception:
+                failed += 1
+                print("FAIL %s (%.1f s)" % (check.__name__, time.time() - t0), flush=True)
+                traceback.print_exc()
+    finally:
+        stop_server()
+    if failed:
+        print("--- server log (tail)")
+        print(open(LOG).read()[-6000:])
+    print("e2e: %d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
