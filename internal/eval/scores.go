@@ -1,0 +1,64 @@
+package eval
+
+import "math"
+
+// Perplexity is exp(mean cross-entropy loss in nats per token).
+func Perplexity(meanLoss float64) float64 { return math.Exp(meanLoss) }
+
+// Scores are one model's evaluation numbers (the base model before training, or the fine-tuned
+// model). The JSON names are SageMaker's StandardMetricName values, so the metrics artifact reads
+// like BestCandidate's CandidateMetrics. ROUGE values are mean F-measures over the validation
+// pairs (see Scorer.Mean); losses are mean cross-entropy in nats per response token.
+type Scores struct {
+	TrainingLoss   float64 `json:"TrainingLoss,omitempty"` // mean over the last epoch; absent for a base model
+	ValidationLoss float64 `json:"ValidationLoss"`
+	Perplexity     float64 `json:"Perplexity"`
+	Rouge1         float64 `json:"Rouge1"`
+	Rouge2         float64 `json:"Rouge2"`
+	RougeL         float64 `json:"RougeL"`
+	RougeLSum      float64 `json:"RougeLSum"`
+	RougeStemmed   bool    `json:"RougeStemmed"` // whether ROUGE tokens were Porter-stemmed
+	RougePairs     int     `json:"RougePairs"`   // validation pairs the ROUGE means are over
+}
+
+// NewScores fills Scores from a validation loss, a training loss (0 when there is none) and the
+// ROUGE means over pairs validation pairs.
+func NewScores(validationLoss, trainingLoss float64, r Rouge, stemmed bool, pairs int) Scores {
+	return Scores{
+		TrainingLoss:   trainingLoss,
+		ValidationLoss: validationLoss,
+		Perplexity:     Perplexity(validationLoss),
+		Rouge1:         r.Rouge1.FMeasure,
+		Rouge2:         r.Rouge2.FMeasure,
+		RougeL:         r.RougeL.FMeasure,
+		RougeLSum:      r.RougeLsum.FMeasure,
+		RougeStemmed:   stemmed,
+		RougePairs:     pairs,
+	}
+}
+
+// Metric is one entry of BestCandidate's CandidateMetrics: StandardMetricName, Value and Set
+// (Train or Validation).
+type Metric struct {
+	Name  string
+	Value float64
+	Set   string
+}
+
+// Metrics lists the seven TextGeneration metrics in the order the SageMaker documentation gives
+// them, with the data set each one is measured on. TrainingLoss is left out when it is 0 (a base
+// model that was not trained).
+func (s Scores) Metrics() []Metric {
+	out := []Metric{
+		{"Rouge1", s.Rouge1, "Validation"},
+		{"Rouge2", s.Rouge2, "Validation"},
+		{"RougeL", s.RougeL, "Validation"},
+		{"RougeLSum", s.RougeLSum, "Validation"},
+		{"Perplexity", s.Perplexity, "Validation"},
+		{"ValidationLoss", s.ValidationLoss, "Validation"},
+	}
+	if s.TrainingLoss != 0 {
+		out = append(out, Metric{"TrainingLoss", s.TrainingLoss, "Train"})
+	}
+	return out
+}
