@@ -1,0 +1,576 @@
+// Package sqlite is the embedded metadata store: one SQLite file (modernc.org/sqlite, pure Go) in WAL
+// mode. Every change that touches more than one row runs in a transaction, so a crash never leaves a
+// job without its tags or a half-finished state change.
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lathe-ml/lathe/internal/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Store is a store.Store over one SQLite database file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// migrations are applied in order, each in its own transaction; PRAGMA user_version records how many
+// have been applied. Append only: never edit a migration that has shipped.
+var migrations = []string{
+	`CREATE TABLE jobs (
+		lower_name       TEXT PRIMARY KEY,
+		name             TEXT NOT NULL,
+		arn              TEXT NOT NULL,
+		request          TEXT NOT NULL,
+		spec             TEXT NOT NULL,
+		status           TEXT NOT NULL,
+		secondary_status TEXT NOT NULL,
+		created_ns       INTEGER NOT NULL,
+		modified_ns      INTEGER NOT NULL,
+		ended_ns         INTEGER,
+		deadline_ns      INTEGER,
+		failure_reason   TEXT NOT NULL DEFAULT '',
+		result           TEXT,
+		progress         TEXT,
+		stop_requested   INTEGER NOT NULL DEFAULT 0,
+		lease_owner      TEXT,
+		lease_expiry_ns  INTEGER,
+		attempts         INTEGER NOT NULL DEFAULT 0
+	) WITHOUT ROWID;
+	CREATE INDEX jobs_by_created ON jobs (created_ns, lower_name);
+	CREATE INDEX jobs_by_status ON jobs (status, lower_name);
+	CREATE INDEX jobs_by_modified ON jobs (modified_ns);
+	CREATE INDEX jobs_runnable ON jobs (created_ns) WHERE status IN ('InProgress', 'Stopping');
+	CREATE TABLE tags (
+		arn   TEXT NOT NULL,
+		key   TEXT NOT NULL,
+		value TEXT NOT NULL,
+		PRIMARY KEY (arn, key)
+	) WITHOUT ROWID;`,
+}
+
+// Open opens (creating it if needed) the database file at path and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// Write transactions take the write lock up front: a deferred transaction that upgrades from
+	// read to write can fail with SQLITE_BUSY without the busy handler being consulted.
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) migrate(ctx context.Context) error {
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next pending migration; done reports that none was pending.
+func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return false, err
+	}
+	if version > len(migrations) {
+		return false, fmt.Errorf("database schema version %d is newer than this program (%d)", version, len(migrations))
+	}
+	if version == len(migrations) {
+		return true, nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
+		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version+1)); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
+}
+
+const jobColumns = `name, arn, request, spec, status, secondary_status, created_ns, modified_ns, ended_ns,
+	deadline_ns, failure_reason, result, progress, stop_requested, lease_owner, lease_expiry_ns, attempts`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(r scanner) (*store.Job, error) {
+	var (
+		j                            store.Job
+		request, spec                string
+		created, modified            int64
+		ended, deadline, leaseExp    sql.NullInt64
+		result, progress, leaseOwner sql.NullString
+		stop                         int
+	)
+	err := r.Scan(&j.Name, &j.ARN, &request, &spec, &j.Status, &j.Secondary, &created, &modified, &ended,
+		&deadline, &j.FailureReason, &result, &progress, &stop, &leaseOwner, &leaseExp, &j.Attempts)
+	if err != nil {
+		return nil, err
+	}
+	j.Request = json.RawMessage(request)
+	j.Spec = json.RawMessage(spec)
+	j.Created = fromNS(created)
+	j.Modified = fromNS(modified)
+	j.Ended = fromNullNS(ended)
+	j.Deadline = fromNullNS(deadline)
+	if result.Valid {
+		j.Result = json.RawMessage(result.String)
+	}
+	if progress.Valid {
+		j.Progress = json.RawMessage(progress.String)
+	}
+	j.StopRequested = stop != 0
+	j.LeaseOwner = leaseOwner.String
+	j.LeaseExpiry = fromNullNS(leaseExp)
+	return &j, nil
+}
+
+func fromNS(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func fromNullNS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromNS(v.Int64)
+}
+
+func nullNS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func nullJSON(b json.RawMessage) sql.NullString {
+	if len(b) == 0 {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(b), Valid: true}
+}
+
+// CreateJob inserts the job and its tags in one transaction.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job, tags []store.Tag) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO jobs (lower_name, `+jobColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		strings.ToLower(j.Name), j.Name, j.ARN, string(j.Request), string(j.Spec), j.Status, j.Secondary,
+		j.Created.UnixNano(), j.Modified.UnixNano(), nullNS(j.Ended), nullNS(j.Deadline), j.FailureReason,
+		nullJSON(j.Result), nullJSON(j.Progress), boolInt(j.StopRequested), nullString(j.LeaseOwner),
+		nullNS(j.LeaseExpiry), j.Attempts)
+	if err != nil {
+		if isConstraint(err) {
+			return fmt.Errorf("create job %s: %w", j.Name, store.ErrExists)
+		}
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	for _, t := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value`, j.ARN, t.Key, t.Value); err != nil {
+			return fmt.Errorf("create job %s: tag %s: %w", j.Name, t.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create job %s: commit: %w", j.Name, err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}
+
+// GetJob finds a job by name, case-insensitively.
+func (s *Store) GetJob(ctx context.Context, name string) (*store.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE lower_name = ?`,
+		strings.ToLower(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("job %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", name, err)
+	}
+	return j, nil
+}
+
+// cursor is the position after the last row of a page. Filter pins the query it was made for, so a
+// cursor cannot be replayed against a different filter or order.
+type cursor struct {
+	Filter string `json:"f"`
+	Key    string `json:"k"` // the sort column's value: status text, or created_ns in decimal
+	Name   string `json:"n"` // lower_name, the tie-breaker
+}
+
+func filterFingerprint(q store.JobQuery) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%d|%d|%d|%d|%q|%t", q.NameContains, q.Status,
+		q.CreatedAfter.UnixNano(), q.CreatedBefore.UnixNano(), q.ModifiedAfter.UnixNano(),
+		q.ModifiedBefore.UnixNano(), q.SortBy, q.Descending))
+	return hex.EncodeToString(h[:8])
+}
+
+// ListJobs returns one page of jobs, filtered and ordered in SQL (keyset pagination).
+func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("list jobs: limit %d must be positive", q.Limit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if q.NameContains != "" {
+		where = append(where, `instr(lower_name, ?) > 0`)
+		args = append(args, strings.ToLower(q.NameContains))
+	}
+	if q.Status != "" {
+		where = append(where, `status = ?`)
+		args = append(args, q.Status)
+	}
+	for _, f := range []struct {
+		t  time.Time
+		op string
+	}{{q.CreatedAfter, `created_ns > ?`}, {q.CreatedBefore, `created_ns < ?`},
+		{q.ModifiedAfter, `modified_ns > ?`}, {q.ModifiedBefore, `modified_ns < ?`}} {
+		if !f.t.IsZero() {
+			where = append(where, f.op)
+			args = append(args, f.t.UnixNano())
+		}
+	}
+	var keyCol string
+	switch q.SortBy {
+	case "", store.SortByName:
+		keyCol = ""
+	case store.SortByCreationTime:
+		keyCol = "created_ns"
+	case store.SortByStatus:
+		keyCol = "status"
+	default:
+		return nil, fmt.Errorf("list jobs: unknown sort key %q", q.SortBy)
+	}
+	dir, cmp := "ASC", ">"
+	if q.Descending {
+		dir, cmp = "DESC", "<"
+	}
+	fp := filterFingerprint(q)
+	if q.After != "" {
+		c, err := decodeCursor(q.After)
+		if err != nil || c.Filter != fp {
+			return nil, store.ErrBadCursor
+		}
+		switch keyCol {
+		case "":
+			where = append(where, `lower_name `+cmp+` ?`)
+			args = append(args, c.Name)
+		case "created_ns":
+			var ns int64
+			if _, err := fmt.Sscan(c.Key, &ns); err != nil {
+				return nil, store.ErrBadCursor
+			}
+			where = append(where, `(created_ns, lower_name) `+cmp+` (?, ?)`)
+			args = append(args, ns, c.Name)
+		case "status":
+			where = append(where, `(status, lower_name) `+cmp+` (?, ?)`)
+			args = append(args, c.Key, c.Name)
+		}
+	}
+	query := `SELECT lower_name, ` + jobColumns + ` FROM jobs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	if keyCol != "" {
+		query += ` ORDER BY ` + keyCol + ` ` + dir + `, lower_name ` + dir
+	} else {
+		query += ` ORDER BY lower_name ` + dir
+	}
+	query += ` LIMIT ?`
+	args = append(args, q.Limit+1)
+
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	page := &store.JobPage{}
+	var lowerNames []string
+	for rows.Next() {
+		var lower string
+		j, err := scanJob(prefixScanner{rows, &lower})
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		page.Jobs = append(page.Jobs, *j)
+		lowerNames = append(lowerNames, lower)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if len(page.Jobs) > q.Limit {
+		page.Jobs = page.Jobs[:q.Limit]
+		last := page.Jobs[q.Limit-1]
+		c := cursor{Filter: fp, Name: lowerNames[q.Limit-1]}
+		switch keyCol {
+		case "created_ns":
+			c.Key = fmt.Sprint(last.Created.UnixNano())
+		case "status":
+			c.Key = last.Status
+		}
+		page.Next = encodeCursor(c)
+	}
+	return page, nil
+}
+
+// prefixScanner scans one extra leading column into first.
+type prefixScanner struct {
+	rows  *sql.Rows
+	first *string
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.rows.Scan(append([]any{p.first}, dest...)...)
+}
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, err
+	}
+	if c.Filter == "" || c.Name == "" {
+		return c, errors.New("incomplete cursor")
+	}
+	return c, nil
+}
+
+// RequestStop moves an InProgress job to Stopping and flags the stop for its worker.
+func (s *Store) RequestStop(ctx context.Context, name string, now time.Time) (*store.Job, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stop job %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	lower := strings.ToLower(name)
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'Stopping', secondary_status = 'Stopping',
+		stop_requested = 1, modified_ns = ? WHERE lower_name = ? AND status = 'InProgress'`,
+		now.UnixNano(), lower); err != nil {
+		return nil, fmt.Errorf("stop job %s: %w", name, err)
+	}
+	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE lower_name = ?`, lower))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stop job %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stop job %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("stop job %s: commit: %w", name, err)
+	}
+	return j, nil
+}
+
+// ClaimJob leases the oldest runnable job to owner. One UPDATE ... RETURNING picks and leases the
+// row, and SQLite runs one writer at a time, so two workers can never claim the same job.
+func (s *Store) ClaimJob(ctx context.Context, owner string, now, leaseUntil time.Time) (*store.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `UPDATE jobs
+		SET lease_owner = ?, lease_expiry_ns = ?, attempts = attempts + 1
+		WHERE lower_name = (
+			SELECT lower_name FROM jobs
+			WHERE status IN ('InProgress', 'Stopping') AND (lease_owner IS NULL OR lease_expiry_ns < ?)
+			ORDER BY created_ns LIMIT 1)
+		RETURNING `+jobColumns, owner, leaseUntil.UnixNano(), now.UnixNano()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim job for %s: %w", owner, err)
+	}
+	return j, nil
+}
+
+// RenewLease extends owner's lease on the job and reports whether a stop was requested.
+func (s *Store) RenewLease(ctx context.Context, name, owner string, leaseUntil time.Time) (bool, error) {
+	var stop int
+	err := s.db.QueryRowContext(ctx, `UPDATE jobs SET lease_expiry_ns = ?
+		WHERE lower_name = ? AND lease_owner = ? RETURNING stop_requested`,
+		leaseUntil.UnixNano(), strings.ToLower(name), owner).Scan(&stop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("renew lease on job %s: %w", name, store.ErrLeaseLost)
+	}
+	if err != nil {
+		return false, fmt.Errorf("renew lease on job %s: %w", name, err)
+	}
+	return stop != 0, nil
+}
+
+// exec runs a single-row update guarded by the lease and maps "no row" to ErrLeaseLost.
+func (s *Store) execLeased(ctx context.Context, what, name, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s job %s: %w", what, name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s job %s: %w", what, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s job %s: %w", what, name, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// SetSecondaryStatus records the phase of a running job. A job that is Stopping keeps its Stopping
+// secondary status: the stop request wins over a phase change that races with it.
+func (s *Store) SetSecondaryStatus(ctx context.Context, name, owner, secondary string, now time.Time) error {
+	return s.execLeased(ctx, "set phase of", name, `UPDATE jobs
+		SET secondary_status = CASE WHEN status = 'InProgress' THEN ? ELSE secondary_status END,
+		    modified_ns = ?
+		WHERE lower_name = ? AND lease_owner = ?`,
+		secondary, now.UnixNano(), strings.ToLower(name), owner)
+}
+
+// SetProgress records the latest progress of a running job. It does not touch LastModifiedTime:
+// progress is not a change of the job's state.
+func (s *Store) SetProgress(ctx context.Context, name, owner string, progress json.RawMessage, _ time.Time) error {
+	return s.execLeased(ctx, "set progress of", name, `UPDATE jobs SET progress = ?
+		WHERE lower_name = ? AND lease_owner = ?`, nullJSON(progress), strings.ToLower(name), owner)
+}
+
+// FinishJob writes the final state of a job and drops its lease.
+func (s *Store) FinishJob(ctx context.Context, name, owner string, f store.FinalState) error {
+	return s.execLeased(ctx, "finish", name, `UPDATE jobs
+		SET status = ?, secondary_status = ?, failure_reason = ?, result = ?, ended_ns = ?, modified_ns = ?,
+		    lease_owner = NULL, lease_expiry_ns = NULL
+		WHERE lower_name = ? AND lease_owner = ?`,
+		f.Status, f.Secondary, f.FailureReason, nullJSON(f.Result), f.Ended.UnixNano(), f.Ended.UnixNano(),
+		strings.ToLower(name), owner)
+}
+
+// ReleaseLease gives the job back to the queue without changing its state.
+func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
+	return s.execLeased(ctx, "release", name, `UPDATE jobs SET lease_owner = NULL, lease_expiry_ns = NULL
+		WHERE lower_name = ? AND lease_owner = ?`, strings.ToLower(name), owner)
+}
+
+// AddTags sets tags on a resource in one transaction, refusing to go over maxTags.
+func (s *Store) AddTags(ctx context.Context, arn string, tags []store.Tag, maxTags int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add tags to %s: %w", arn, err)
+	}
+	defer tx.Rollback()
+	for _, t := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value`, arn, t.Key, t.Value); err != nil {
+			return fmt.Errorf("add tag %s to %s: %w", t.Key, arn, err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tags WHERE arn = ?`, arn).Scan(&n); err != nil {
+		return fmt.Errorf("count tags of %s: %w", arn, err)
+	}
+	if n > maxTags {
+		return fmt.Errorf("add tags to %s: %d tags: %w", arn, n, store.ErrTooManyTags)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add tags to %s: commit: %w", arn, err)
+	}
+	return nil
+}
+
+// ListTags returns a page of a resource's tags ordered by key.
+func (s *Store) ListTags(ctx context.Context, arn, afterKey string, limit int) ([]store.Tag, bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM tags WHERE arn = ? AND key > ?
+		ORDER BY key LIMIT ?`, arn, afterKey, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list tags of %s: %w", arn, err)
+	}
+	defer rows.Close()
+	var tags []store.Tag
+	for rows.Next() {
+		var t store.Tag
+		if err := rows.Scan(&t.Key, &t.Value); err != nil {
+			return nil, false, fmt.Errorf("list tags of %s: %w", arn, err)
+		}
+		tags = append(tags, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list tags of %s: %w", arn, err)
+	}
+	if len(tags) > limit {
+		return tags[:limit], true, nil
+	}
+	return tags, false, nil
+}
+
+// DeleteTags removes the given keys from a resource in one transaction.
+func (s *Store) DeleteTags(ctx context.Context, arn string, keys []string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete tags of %s: %w", arn, err)
+	}
+	defer tx.Rollback()
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE arn = ? AND key = ?`, arn, k); err != nil {
+			return fmt.Errorf("delete tag %s of %s: %w", k, arn, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete tags of %s: commit: %w", arn, err)
+	}
+	return nil
+}
