@@ -1,0 +1,173 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/lathe-ml/lathe/llm/tensor"
+)
+
+// kvCache holds one sequence's keys and values for every layer: k, v [Layers, max, KVHeads·HeadDim],
+// keys stored after the rotary embedding.
+type kvCache[F Float] struct {
+	k, v []F
+	n    int // positions filled
+	max  int
+}
+
+// inferScratch is the memory of the generation forward for R rows at once, grown on demand.
+type inferScratch[F Float] struct {
+	R              int
+	rowSeq, rowPos []int32
+	x, xn, rstd    []F // [R, C], [R, C], [R]
+	q, attnOut     []F // [R, NH·HD]
+	k, v           []F // [R, NKV·HD]
+	gate, up       []F // [R, FFN]
+	hs             []F // [R, rank]
+	last           []F // [S, C] final-normed last rows
+}
+
+func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
+	c := m.cfg
+	rank := 0
+	if m.lora != nil {
+		rank = m.lora.cfg.Rank
+	}
+	sc := m.inf
+	if sc != nil && sc.R >= R && len(sc.last) >= S*c.Dim && len(sc.hs) >= R*rank {
+		return sc
+	}
+	R = max(R, 1)
+	QD, KVD := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	sc = &inferScratch[F]{R: R, rowSeq: make([]int32, R), rowPos: make([]int32, R),
+		x: make([]F, R*c.Dim), xn: make([]F, R*c.Dim), rstd: make([]F, R),
+		q: make([]F, R*QD), attnOut: make([]F, R*QD), k: make([]F, R*KVD), v: make([]F, R*KVD),
+		gate: make([]F, R*c.FFN), up: make([]F, R*c.FFN), hs: make([]F, R*rank), last: make([]F, max(S, R)*c.Dim)}
+	m.inf = sc
+	return sc
+}
+
+// inferLinear: out = inp·Wᵀ + bias (+ s·inp·Aᵀ·Bᵀ with an adapter; no dropout when generating).
+func (m *net[F]) inferLinear(out, inp, w, bias []F, R, C, OC, l int, t Target) {
+	linearForward(out, inp, w, bias, R, C, OC)
+	if ad := m.lora.adapter(l, t); ad != nil {
+		loraForward(out, m.inf.hs, inp, ad, m.lora.scale, R, C, OC, m.lora.cfg.Rank)
+	}
+}
+
+// extend appends tokens[i] to caches[i] for every i and writes the logits after each sequence's last
+// new token into logits[i·Vocab:]. All new rows of all sequences go through each projection together.
+func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) error {
+	c := m.cfg
+	if len(caches) != len(tokens) {
+		return fmt.Errorf("extend: %d caches for %d token lists", len(caches), len(tokens))
+	}
+	if len(logits) < len(caches)*c.Vocab {
+		return fmt.Errorf("extend: logits hold %d floats, need %d", len(logits), len(caches)*c.Vocab)
+	}
+	R := 0
+	for i, ts := range tokens {
+		if len(ts) == 0 {
+			return fmt.Errorf("extend: sequence %d has no new tokens", i)
+		}
+		if caches[i].n+len(ts) > caches[i].max {
+			return fmt.Errorf("extend: sequence %d needs %d positions, cache holds %d", i, caches[i].n+len(ts), caches[i].max)
+		}
+		for _, t := range ts {
+			if t < 0 || int(t) >= c.Vocab {
+				return fmt.Errorf("extend: token %d outside vocabulary of %d", t, c.Vocab)
+			}
+		}
+		R += len(ts)
+	}
+	S := len(caches)
+	sc := m.ensureInfer(R, S)
+	maxPos := 0
+	r := 0
+	for i, ts := range tokens {
+		for j, t := range ts {
+			sc.rowSeq[r], sc.rowPos[r] = int32(i), int32(caches[i].n+j)
+			copy(sc.x[r*c.Dim:(r+1)*c.Dim], m.w.embed[int(t)*c.Dim:])
+			r++
+		}
+		maxPos = max(maxPos, caches[i].n+len(ts))
+	}
+	m.ensureRope(maxPos)
+	NH, NKV, HD, C, FF := c.Heads, c.KVHeads, c.HeadDim, c.Dim, c.FFN
+	QD, KVD := NH*HD, NKV*HD
+	group := NH / NKV
+	scale := 1 / math.Sqrt(float64(HD))
+	for l := range c.Layers {
+		lw := &m.w.layers[l]
+		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.attnNorm, R, C, c.NormEps)
+		m.inferLinear(sc.q, sc.xn, lw.wq, lw.bq, R, C, QD, l, TargetQ)
+		m.inferLinear(sc.k, sc.xn, lw.wk, lw.bk, R, C, KVD, l, TargetK)
+		m.inferLinear(sc.v, sc.xn, lw.wv, lw.bv, R, C, KVD, l, TargetV)
+		ropeForward(sc.q, sc.rowPos, m.ropeCos, m.ropeSin, R, NH, HD, c.RopeLayout)
+		ropeForward(sc.k, sc.rowPos, m.ropeCos, m.ropeSin, R, NKV, HD, c.RopeLayout)
+		for r := 0; r < R; r++ {
+			kc := caches[sc.rowSeq[r]]
+			off := (l*kc.max + int(sc.rowPos[r])) * KVD
+			copy(kc.k[off:off+KVD], sc.k[r*KVD:])
+			copy(kc.v[off:off+KVD], sc.v[r*KVD:])
+		}
+		// Each row attends to its own sequence's positions 0..pos with an online softmax (one pass
+		// over the cache, no score buffer).
+		tensor.Parallel(R*NH, func(lo, hi int) {
+			for rh := lo; rh < hi; rh++ {
+				r, h := rh/NH, rh%NH
+				kc := caches[sc.rowSeq[r]]
+				kvh := h / group
+				q := sc.q[(r*NH+h)*HD:][:HD]
+				o := sc.attnOut[(r*NH+h)*HD:][:HD]
+				clear(o)
+				mx, sum := math.Inf(-1), 0.0
+				base := l * kc.max * KVD
+				for s := 0; s <= int(sc.rowPos[r]); s++ {
+					ks := kc.k[base+s*KVD+kvh*HD:][:HD]
+					var dot F
+					for i := range q {
+						dot += q[i] * ks[i]
+					}
+					x := float64(dot) * scale
+					if x > mx {
+						corr := F(math.Exp(mx - x))
+						for i := range o {
+							o[i] *= corr
+						}
+						sum *= float64(corr)
+						mx = x
+					}
+					p := math.Exp(x - mx)
+					sum += p
+					vs := kc.v[base+s*KVD+kvh*HD:][:HD]
+					pf := F(p)
+					for i := range o {
+						o[i] += pf * vs[i]
+					}
+				}
+				inv := F(1 / sum)
+				for i := range o {
+					o[i] *= inv
+				}
+			}
+		})
+		m.inferLinear(sc.xn, sc.attnOut, lw.wo, nil, R, QD, C, l, TargetO)
+		residualForward(sc.x, sc.xn, R*C)
+		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.ffnNorm, R, C, c.NormEps)
+		m.inferLinear(sc.gate, sc.xn, lw.wgate, nil, R, C, FF, l, TargetGate)
+		m.inferLinear(sc.up, sc.xn, lw.wup, nil, R, C, FF, l, TargetUp)
+		swigluForward(sc.gate, sc.gate, sc.up, R*FF)
+		m.inferLinear(sc.xn, sc.gate, lw.wdown, nil, R, FF, C, l, TargetDown)
+		residualForward(sc.x, sc.xn, R*C)
+	}
+	r = 0
+	for i, ts := range tokens {
+		r += len(ts)
+		copy(sc.xn[i*C:(i+1)*C], sc.x[(r-1)*C:r*C])
+		caches[i].n += len(ts)
+	}
+	rmsnormForward(sc.last, sc.rstd, sc.xn, m.w.finalNorm, S, C, c.NormEps)
+	matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
+	return nil
+}

@@ -1,0 +1,309 @@
+package model
+
+import (
+	"math"
+)
+
+// net is the llama model over element type F: parameters, gradients, LoRA adapters, rotary tables and
+// the activations of the last training forward.
+type net[F Float] struct {
+	cfg      Config
+	w        *weights[F]
+	g        *weights[F] // nil while the base is frozen (LoRA) or before training
+	lora     *lora[F]
+	ropeFreq []float64
+	ropeCos  []F // [positions, HeadDim/2]
+	ropeSin  []F
+	acts     *activations[F]
+	inf      *inferScratch[F]
+	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
+}
+
+func newNet[F Float](cfg Config) *net[F] {
+	return &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
+		noGrads: &weights[F]{layers: make([]layerWeights[F], cfg.Layers)}}
+}
+
+// ensureRope grows the rotary tables to cover positions [0, n). Rows are computed in float64.
+func (m *net[F]) ensureRope(n int) {
+	half := m.cfg.HeadDim / 2
+	have := len(m.ropeCos) / half
+	if have >= n {
+		return
+	}
+	n = max(n, 2*have)
+	cs, sn := make([]F, n*half), make([]F, n*half)
+	copy(cs, m.ropeCos)
+	copy(sn, m.ropeSin)
+	for p := have; p < n; p++ {
+		for i, f := range m.ropeFreq {
+			s, c := math.Sincos(float64(p) * f)
+			cs[p*half+i], sn[p*half+i] = F(c), F(s)
+		}
+	}
+	m.ropeCos, m.ropeSin = cs, sn
+}
+
+// carver cuts consecutive tensors out of one slab; with a nil slab it only counts.
+type carver[F Float] struct {
+	slab []F
+	off  int
+}
+
+func (c *carver[F]) take(n int) []F {
+	c.off += n
+	if c.slab == nil {
+		return nil
+	}
+	return c.slab[c.off-n : c.off : c.off]
+}
+
+// loraActs are what one adapter keeps for its backward: its dropped-out input and s·xd·Aᵀ.
+type loraActs[F Float] struct{ xd, hs []F }
+
+// layerActs are one block's saved activations. q and k are stored after the rotary embedding.
+type layerActs[F Float] struct {
+	attnNorm, attnRstd []F // [N, C], [N]
+	q, k, v            []F // [N, NH·HD], [N, NKV·HD], [N, NKV·HD]
+	att                []F // [B, NH, T, T]
+	attnOut            []F // [N, NH·HD] attention output before the output projection
+	mid                []F // [N, C] residual stream after attention
+	ffnNorm, ffnRstd   []F // [N, C], [N]
+	gate, up, swi      []F // [N, FFN]
+	lora               [numTargets]loraActs[F]
+}
+
+// actsKey says what an activations allocation was carved for.
+type actsKey struct {
+	B, T, rank int
+	dropout    bool
+	targets    [numTargets]bool
+}
+
+// activations: everything a training forward keeps plus the backward's scratch, one allocation.
+type activations[F Float] struct {
+	key       actsKey
+	slab      []F
+	pos       []int32 // [N] position of each row
+	mask      []F     // [N] loss weight of each row
+	resid     [][]F   // L+1 × [N, C]: the residual stream entering each block, and leaving the last
+	layers    []layerActs[F]
+	finalNorm []F // [N, C]
+	finalRstd []F // [N]
+	// backward scratch, reused by every layer
+	dres, dnorm             []F // [N, C]
+	dq, dattn               []F // [N, NH·HD]
+	dk, dv                  []F // [N, NKV·HD]
+	dgate, dup, dswi        []F // [N, FFN]
+	attScratch              []F // [B·NKV·T]
+	loraDH, loraDX          []F // [N, r], [N, max in]
+	head                    *headScratch[F]
+	lossTokens, lossTargets []int32
+}
+
+// ensureActs carves activations for a (B, T) batch, reusing the slab when it is large enough.
+func (m *net[F]) ensureActs(B, T int) *activations[F] {
+	c := m.cfg
+	key := actsKey{B: B, T: T}
+	if m.lora != nil {
+		key.rank, key.dropout, key.targets = m.lora.cfg.Rank, m.lora.cfg.Dropout > 0, m.lora.on
+	}
+	if m.acts != nil && m.acts.key == key {
+		return m.acts
+	}
+	N, C, QD, KVD, FF := B*T, c.Dim, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.FFN
+	a := m.acts
+	if a == nil {
+		a = &activations[F]{}
+	}
+	carve := func(cv *carver[F]) {
+		a.mask = cv.take(N)
+		a.resid = make([][]F, c.Layers+1)
+		for l := range a.resid {
+			a.resid[l] = cv.take(N * C)
+		}
+		a.layers = make([]layerActs[F], c.Layers)
+		for l := range a.layers {
+			la := &a.layers[l]
+			la.attnNorm, la.attnRstd = cv.take(N*C), cv.take(N)
+			la.q, la.k, la.v = cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
+			la.att, la.attnOut, la.mid = cv.take(B*c.Heads*T*T), cv.take(N*QD), cv.take(N*C)
+			la.ffnNorm, la.ffnRstd = cv.take(N*C), cv.take(N)
+			la.gate, la.up, la.swi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
+			for t := Target(0); t < numTargets; t++ {
+				la.lora[t] = loraActs[F]{}
+				if !key.targets[t] {
+					continue
+				}
+				in, _ := t.dims(c)
+				if key.dropout {
+					la.lora[t].xd = cv.take(N * in)
+				}
+				la.lora[t].hs = cv.take(N * key.rank)
+			}
+		}
+		a.finalNorm, a.finalRstd = cv.take(N*C), cv.take(N)
+		a.dres, a.dnorm = cv.take(N*C), cv.take(N*C)
+		a.dq, a.dattn, a.dk, a.dv = cv.take(N*QD), cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
+		a.dgate, a.dup, a.dswi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
+		a.attScratch = cv.take(B * c.KVHeads * T)
+		a.loraDH, a.loraDX = cv.take(N*key.rank), cv.take(N*max(C, QD, FF))
+	}
+	count := &carver[F]{}
+	carve(count)
+	if cap(a.slab) < count.off {
+		a.slab = nil
+		a.slab = make([]F, count.off)
+	}
+	carve(&carver[F]{slab: a.slab[:count.off]})
+	if cap(a.pos) < N {
+		a.pos = make([]int32, N)
+	}
+	a.pos = a.pos[:N]
+	for b := range B {
+		for t := range T {
+			a.pos[b*T+t] = int32(t)
+		}
+	}
+	// The output head's chunk: as many rows as keep R·V near 2M floats, so the logits stay in cache-
+	// friendly, bounded memory whatever the batch.
+	R := max(1, min(N, (1<<21)/c.Vocab))
+	if a.head == nil || a.head.R != R || len(a.head.logits) != R*c.Vocab {
+		a.head = newHeadScratch[F](R, C, c.Vocab)
+	}
+	a.key = key
+	m.ensureRope(T)
+	m.acts = a
+	return a
+}
+
+// grads returns the base gradients, or an empty set while the base is frozen.
+func (m *net[F]) grads() *weights[F] {
+	if m.g == nil {
+		return m.noGrads
+	}
+	return m.g
+}
+
+// linForward is a projection with its LoRA adapter, if any: out (+)= inp·Wᵀ + bias + s·dropout(inp)·Aᵀ·Bᵀ.
+func (m *net[F]) linForward(out, inp, w, bias []F, N, C, OC, l int, t Target, la *loraActs[F], train bool, seed uint64) {
+	linearForward(out, inp, w, bias, N, C, OC)
+	ad := m.lora.adapter(l, t)
+	if ad == nil {
+		return
+	}
+	xd := inp
+	if train && m.lora.cfg.Dropout > 0 {
+		xd = la.xd
+		dropoutForward(xd, inp[:N*C], seed, l, t, m.lora.cfg.Dropout)
+	}
+	loraForward(out, la.hs, xd, ad, m.lora.scale, N, C, OC, m.lora.cfg.Rank)
+}
+
+// linBackward is linForward's backward: base weight gradient (when not frozen) and the adapter's.
+func (m *net[F]) linBackward(dinp, dw, db, dout, inp, w []F, N, C, OC, l int, t Target, la *loraActs[F], accumulate bool, seed uint64) {
+	linearBackward(dinp, dw, db, dout, inp, w, N, C, OC, accumulate)
+	ad := m.lora.adapter(l, t)
+	if ad == nil {
+		return
+	}
+	a, p := m.acts, m.lora.cfg.Dropout
+	gad := &m.lora.g.layers[l][t]
+	if p == 0 {
+		loraBackward(dinp, a.loraDH, gad, ad, dout, la.hs, inp, m.lora.scale, N, C, OC, m.lora.cfg.Rank, true)
+		return
+	}
+	loraBackward(a.loraDX, a.loraDH, gad, ad, dout, la.hs, la.xd, m.lora.scale, N, C, OC, m.lora.cfg.Rank, false)
+	dropoutBackward(dinp[:N*C], a.loraDX[:N*C], seed, l, t, p)
+}
+
+// forward runs the model over a batch and returns Σ mask·loss. With train it also runs the fused
+// output head backward (scaled by gradScale), leaving d(final norm output) for backward.
+func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, train bool, gradScale float64, seed uint64) float64 {
+	c, a := m.cfg, m.ensureActs(B, T)
+	w := m.w
+	N, C, NH, NKV, HD, FF := B*T, c.Dim, c.Heads, c.KVHeads, c.HeadDim, c.FFN
+	QD, KVD := NH*HD, NKV*HD
+	for i, v := range mask[:N] {
+		a.mask[i] = F(v)
+	}
+	embeddingForward(a.resid[0], tokens, w.embed, N, C)
+	for l := range c.Layers {
+		lw, la := &w.layers[l], &a.layers[l]
+		in := a.resid[l]
+		rmsnormForward(la.attnNorm, la.attnRstd, in, lw.attnNorm, N, C, c.NormEps)
+		m.linForward(la.q, la.attnNorm, lw.wq, lw.bq, N, C, QD, l, TargetQ, &la.lora[TargetQ], train, seed)
+		m.linForward(la.k, la.attnNorm, lw.wk, lw.bk, N, C, KVD, l, TargetK, &la.lora[TargetK], train, seed)
+		m.linForward(la.v, la.attnNorm, lw.wv, lw.bv, N, C, KVD, l, TargetV, &la.lora[TargetV], train, seed)
+		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
+		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
+		attentionForward(la.attnOut, la.att, la.q, la.k, la.v, B, T, NH, NKV, HD)
+		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
+		residualForward(la.mid, in, N*C)
+		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
+		m.linForward(la.gate, la.ffnNorm, lw.wgate, nil, N, C, FF, l, TargetGate, &la.lora[TargetGate], train, seed)
+		m.linForward(la.up, la.ffnNorm, lw.wup, nil, N, C, FF, l, TargetUp, &la.lora[TargetUp], train, seed)
+		swigluForward(la.swi, la.gate, la.up, N*FF)
+		out := a.resid[l+1]
+		m.linForward(out, la.swi, lw.wdown, nil, N, FF, C, l, TargetDown, &la.lora[TargetDown], train, seed)
+		residualForward(out, la.mid, N*C)
+	}
+	rmsnormForward(a.finalNorm, a.finalRstd, a.resid[c.Layers], w.finalNorm, N, C, c.NormEps)
+	if !train {
+		return crossEntropyHeadForward(a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, a.head)
+	}
+	return crossEntropyHeadForwardBackward(a.dnorm, m.grads().output, a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, gradScale, a.head)
+}
+
+// residualForward: out += inp (the skip connection; its backward passes the gradient through).
+func residualForward[F Float](out, inp []F, n int) {
+	for i, v := range inp[:n] {
+		out[i] += v
+	}
+}
+
+// backward follows a train forward: it adds the gradients of the loss into m.g (unless frozen) and the
+// LoRA gradients, layer by layer in reverse.
+func (m *net[F]) backward(tokens []int32, seed uint64) {
+	c, a, w, g := m.cfg, m.acts, m.w, m.grads()
+	B, T := a.key.B, a.key.T
+	N, C, NH, NKV, HD, FF := B*T, c.Dim, c.Heads, c.KVHeads, c.HeadDim, c.FFN
+	QD, KVD := NH*HD, NKV*HD
+	dres := a.dres
+	clear(dres)
+	rmsnormBackward(dres, g.finalNorm, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalRstd, N, C)
+	for l := c.Layers - 1; l >= 0; l-- {
+		lw, lg, la := &w.layers[l], &g.layers[l], &a.layers[l]
+		// resid[l+1] = mid + swiglu(norm(mid))·Wdownᵀ; dres holds d resid[l+1], then d mid.
+		m.linBackward(a.dswi, lg.wdown, nil, dres, la.swi, lw.wdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], false, seed)
+		swigluBackward(a.dgate, a.dup, a.dswi, la.gate, la.up, N*FF)
+		m.linBackward(a.dnorm, lg.wgate, nil, a.dgate, la.ffnNorm, lw.wgate, N, C, FF, l, TargetGate, &la.lora[TargetGate], false, seed)
+		m.linBackward(a.dnorm, lg.wup, nil, a.dup, la.ffnNorm, lw.wup, N, C, FF, l, TargetUp, &la.lora[TargetUp], true, seed)
+		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
+		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
+		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
+		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.att, la.q, la.k, la.v, a.attScratch, B, T, NH, NKV, HD)
+		ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
+		ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
+		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
+		m.linBackward(a.dnorm, lg.wk, lg.bk, a.dk, la.attnNorm, lw.wk, N, C, KVD, l, TargetK, &la.lora[TargetK], true, seed)
+		m.linBackward(a.dnorm, lg.wv, lg.bv, a.dv, la.attnNorm, lw.wv, N, C, KVD, l, TargetV, &la.lora[TargetV], true, seed)
+		rmsnormBackward(dres, lg.attnNorm, a.dnorm, a.resid[l], lw.attnNorm, la.attnRstd, N, C)
+	}
+	if g.embed != nil {
+		embeddingBackward(g.embed, dres, tokens, N, C)
+	}
+}
+
+// logits runs the forward and returns all [B·T, Vocab] logits (for tests and diagnostics: it
+// allocates the full tensor that training never holds).
+func (m *net[F]) logits(tokens []int32, B, T int) []F {
+	c := m.cfg
+	N := B * T
+	mask := make([]float32, N)
+	targets := make([]int32, N)
+	m.forward(tokens, targets, mask, B, T, false, 0, 0)
+	out := make([]F, N*c.Vocab)
+	matmul(out, m.acts.finalNorm, m.w.output, N, c.Vocab, c.Dim, false, true, false)
+	return out
+}

@@ -1,0 +1,200 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Float is the element type of the kernels: float32 in the product, float64 in gradient checks.
+type Float interface{ ~float32 | ~float64 }
+
+// field names one tensor of the architecture.
+type field int
+
+const (
+	fEmbed field = iota
+	fAttnNorm
+	fWq
+	fBq
+	fWk
+	fBk
+	fWv
+	fBv
+	fWo
+	fFFNNorm
+	fGate
+	fUp
+	fDown
+	fFinalNorm
+	fOutput
+)
+
+// Kind groups tensors by how the optimizer treats them.
+type Kind int
+
+const (
+	KindMatrix Kind = iota // projection weights: weight decay applies
+	KindEmbed              // token embedding (and the tied head): no weight decay
+	KindNorm               // RMSNorm gains: no weight decay
+	KindBias               // Q/K/V biases: no weight decay
+	KindLoRA               // LoRA A and B: weight decay applies
+)
+
+// tensorSpec is one named tensor: its GGUF name, where it lives, and its row-major shape
+// ([out, in] for projections, which is GGUF's [in, out] with `in` contiguous: the same bytes).
+type tensorSpec struct {
+	name  string
+	layer int // -1 for tensors outside the blocks
+	field field
+	shape []int
+	kind  Kind
+}
+
+func (s tensorSpec) size() int {
+	n := 1
+	for _, d := range s.shape {
+		n *= d
+	}
+	return n
+}
+
+// tensorSpecs lists the model's tensors in allocation order, with the names llama.cpp gives them.
+func (c Config) tensorSpecs() []tensorSpec {
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	specs := []tensorSpec{{"token_embd.weight", -1, fEmbed, []int{c.Vocab, c.Dim}, KindEmbed}}
+	for l := 0; l < c.Layers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		specs = append(specs,
+			tensorSpec{p + "attn_norm.weight", l, fAttnNorm, []int{c.Dim}, KindNorm},
+			tensorSpec{p + "attn_q.weight", l, fWq, []int{qd, c.Dim}, KindMatrix},
+			tensorSpec{p + "attn_k.weight", l, fWk, []int{kvd, c.Dim}, KindMatrix},
+			tensorSpec{p + "attn_v.weight", l, fWv, []int{kvd, c.Dim}, KindMatrix})
+		if c.QKVBias {
+			specs = append(specs,
+				tensorSpec{p + "attn_q.bias", l, fBq, []int{qd}, KindBias},
+				tensorSpec{p + "attn_k.bias", l, fBk, []int{kvd}, KindBias},
+				tensorSpec{p + "attn_v.bias", l, fBv, []int{kvd}, KindBias})
+		}
+		specs = append(specs,
+			tensorSpec{p + "attn_output.weight", l, fWo, []int{c.Dim, qd}, KindMatrix},
+			tensorSpec{p + "ffn_norm.weight", l, fFFNNorm, []int{c.Dim}, KindNorm},
+			tensorSpec{p + "ffn_gate.weight", l, fGate, []int{c.FFN, c.Dim}, KindMatrix},
+			tensorSpec{p + "ffn_up.weight", l, fUp, []int{c.FFN, c.Dim}, KindMatrix},
+			tensorSpec{p + "ffn_down.weight", l, fDown, []int{c.Dim, c.FFN}, KindMatrix})
+	}
+	specs = append(specs, tensorSpec{"output_norm.weight", -1, fFinalNorm, []int{c.Dim}, KindNorm})
+	if !c.Tied {
+		specs = append(specs, tensorSpec{"output.weight", -1, fOutput, []int{c.Vocab, c.Dim}, KindMatrix})
+	}
+	return specs
+}
+
+// layerWeights are one transformer block's tensors. Bq/Bk/Bv are nil without QKVBias.
+type layerWeights[F Float] struct {
+	attnNorm, wq, bq, wk, bk, wv, bv, wo []F
+	ffnNorm, wgate, wup, wdown           []F
+}
+
+// weights are all parameters (or all gradients) of a model, carved out of one allocation.
+type weights[F Float] struct {
+	slab      []F
+	embed     []F // [Vocab, Dim]
+	layers    []layerWeights[F]
+	finalNorm []F // [Dim]
+	output    []F // [Vocab, Dim]; the same slice as embed when tied
+}
+
+func newWeights[F Float](c Config) *weights[F] {
+	w := &weights[F]{slab: make([]F, c.NumParams()), layers: make([]layerWeights[F], c.Layers)}
+	off := 0
+	for _, s := range c.tensorSpecs() {
+		n := s.size()
+		*w.ptr(s.layer, s.field) = w.slab[off : off+n : off+n]
+		off += n
+	}
+	if c.Tied {
+		w.output = w.embed
+	}
+	return w
+}
+
+// ptr returns where the tensor (layer, f) lives.
+func (w *weights[F]) ptr(layer int, f field) *[]F {
+	switch f {
+	case fEmbed:
+		return &w.embed
+	case fFinalNorm:
+		return &w.finalNorm
+	case fOutput:
+		return &w.output
+	}
+	lw := &w.layers[layer]
+	switch f {
+	case fAttnNorm:
+		return &lw.attnNorm
+	case fWq:
+		return &lw.wq
+	case fBq:
+		return &lw.bq
+	case fWk:
+		return &lw.wk
+	case fBk:
+		return &lw.bk
+	case fWv:
+		return &lw.wv
+	case fBv:
+		return &lw.bv
+	case fWo:
+		return &lw.wo
+	case fFFNNorm:
+		return &lw.ffnNorm
+	case fGate:
+		return &lw.wgate
+	case fUp:
+		return &lw.wup
+	case fDown:
+		return &lw.wdown
+	}
+	panic(fmt.Sprintf("model: unknown field %d", f))
+}
+
+// initRandom fills matrices and embeddings with N(0, std²), norms with 1 and biases with N(0, std²):
+// a deterministic function of seed.
+func (w *weights[F]) initRandom(c Config, seed uint64, std float64) {
+	rng := rand.New(rand.NewPCG(seed, 0x6c61746865))
+	for _, s := range c.tensorSpecs() {
+		t := *w.ptr(s.layer, s.field)
+		for i := range t {
+			if s.kind == KindNorm {
+				t[i] = 1
+			} else {
+				t[i] = F(rng.NormFloat64() * std)
+			}
+		}
+	}
+}
+
+// Tensor is one named tensor of a model, a view of its storage (not a copy). Shape is row-major
+// ([out, in] for projections); GGUF writes the same bytes with the dimensions reversed.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Kind  Kind
+	Data  []float32
+}
+
+// Param is one trainable tensor with its gradient, both views into the model's allocations.
+type Param struct {
+	Tensor
+	Grad []float32
+}
+
+func isFinite[F Float](xs []F) bool {
+	for _, x := range xs {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
+}
