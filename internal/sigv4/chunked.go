@@ -286,7 +286,7 @@ func (c *ChunkedReader) finish() error {
 			return fmt.Errorf("%w: trailing header %q was not declared in x-amz-trailer", ErrMalformedChunkedBody, truncate(name, 60))
 		}
 		canonical.WriteString(name + ":" + value + "\n")
-		c.trailer.Add(http.CanonicalHeaderKey(name), value)
+		c.trailer.Add(name, value)
 		seen++
 	}
 	for name := range c.declared {

@@ -303,13 +303,13 @@ func TestParseAuthorization(t *testing.T) {
 
 func TestCanonicalQuery(t *testing.T) {
 	cases := map[string]string{
-		"":                                  "",
-		"lifecycle":                         "lifecycle=",
-		"prefix=J&max-keys=2":               "max-keys=2&prefix=J",
-		"a=2&a=1":                           "a=1&a=2",
-		"k=a%20b&k2=x+y":                    "k=a%20b&k2=x%2By",
-		"key=%E2%82%AC&x-id=PutObject":      "key=%E2%82%AC&x-id=PutObject",
-		"list-type=2&prefix=a%2Fb&&":        "list-type=2&prefix=a%2Fb",
+		"":                                 "",
+		"lifecycle":                        "lifecycle=",
+		"prefix=J&max-keys=2":              "max-keys=2&prefix=J",
+		"a=2&a=1":                          "a=1&a=2",
+		"k=a%20b&k2=x+y":                   "k=a%20b&k2=x%2By",
+		"key=%E2%82%AC&x-id=PutObject":     "key=%E2%82%AC&x-id=PutObject",
+		"list-type=2&prefix=a%2Fb&&":       "list-type=2&prefix=a%2Fb",
 		"X-Amz-Signature=abc&X-Amz-Date=1": "X-Amz-Date=1",
 	}
 	for in, want := range cases {
