@@ -1,0 +1,248 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import (
+	"sync"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The micro-kernels compute one mr×nr tile of C from packed panels: a holds k columns of mr values of
+// op(A) (a[p*mr+i]), b holds k rows of nr values of op(B) (b[p*nr+j]). C is written with row stride ldc,
+// added to when accumulate is non-zero.
+
+//go:noescape
+func sgemmKernel8x48AVX512(k int, a, b, c *float32, ldc int, accumulate int)
+
+//go:noescape
+func sgemmKernel8x8AVX2(k int, a, b, c *float32, ldc int, accumulate int)
+
+// packTransAVX writes dst[p*dstStride+i] = src[i*lds+p] for i < 8*rows8, p < 8*cols8.
+//
+//go:noescape
+func packTransAVX(dst *float32, dstStride int, src *float32, lds, rows8, cols8 int)
+
+// packCopyAVX writes dst[p*8*width8+j] = src[p*lds+j] for p < rows, j < 8*width8.
+//
+//go:noescape
+func packCopyAVX(dst, src *float32, lds, rows, width8 int)
+
+// gemmKernel is one SIMD micro-kernel and its register tile.
+type gemmKernel struct {
+	name   string
+	mr, nr int // tile: mr rows of C (a multiple of 8) by nr columns (a multiple of 8)
+	run    func(k int, a, b, c *float32, ldc int, accumulate int)
+}
+
+var (
+	kernelAVX512 = &gemmKernel{name: "avx512", mr: 8, nr: 48, run: sgemmKernel8x48AVX512}
+	kernelAVX2   = &gemmKernel{name: "avx2", mr: 8, nr: 8, run: sgemmKernel8x8AVX2}
+)
+
+// hasAVX512 and hasAVX2 say which kernels this CPU runs (the packing routines need AVX only, which both
+// imply). AVX-512 also needs the OS to save the zmm state, which cpu.X86.HasAVX512F already checks.
+var (
+	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+)
+
+// activeKernel is the fastest kernel the CPU supports, or nil for the portable loops.
+var activeKernel = func() *gemmKernel {
+	switch {
+	case hasAVX512:
+		return kernelAVX512
+	case hasAVX2:
+		return kernelAVX2
+	}
+	return nil
+}()
+
+// Blocking. kc columns of A and rows of B are packed at a time: the 8×kc A micro-panel (8 KiB) stays in
+// L1 while the kc×nc B block (kc·nc·4 = 480 KiB) stays in each core's L2 and streams through the
+// kernel; nc is a multiple of every kernel's nr.
+const (
+	gemmKC = 256
+	gemmNC = 480
+)
+
+// gemmWorkspace holds the packed panels of one MatMul call.
+type gemmWorkspace struct {
+	a, b []float32
+}
+
+var workspaces = sync.Pool{New: func() any { return new(gemmWorkspace) }}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// matmulSIMD runs the packed SIMD GEMM when the CPU has a kernel; it reports false when it has none.
+func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) bool {
+	if activeKernel == nil {
+		return false
+	}
+	gemmPacked(activeKernel, c, a, b, m, n, k, transA, transB, accumulate)
+	return true
+}
+
+// KernelName says which matrix-multiplication kernel MatMul uses on this CPU: "avx512", "avx2" or
+// "generic".
+func KernelName() string {
+	if activeKernel == nil {
+		return "generic"
+	}
+	return activeKernel.name
+}
+
+// gemmPacked computes C (+)= op(A)·op(B) with kernel kn, in the BLIS order: for each kc slice of k, pack
+// the m×kc slice of op(A) once; for each nc block of columns, pack the kc×nc block of op(B) once (shared
+// by all workers), then run the kernel over the tiles of that block, split between the workers with
+// each keeping its A micro-panel in L1 while it sweeps the B block.
+func gemmPacked(kn *gemmKernel, c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !accumulate {
+			clear(c[:m*n])
+		}
+		return
+	}
+	mr, nr := kn.mr, kn.nr
+	mPanels := (m + mr - 1) / mr
+	kcMax := min(gemmKC, k)
+	ncMax := min(gemmNC, (n+nr-1)/nr*nr)
+
+	ws := workspaces.Get().(*gemmWorkspace)
+	defer workspaces.Put(ws)
+	ws.a = grow(ws.a, mPanels*mr*kcMax)
+	ws.b = grow(ws.b, kcMax*ncMax)
+	pa, pb := ws.a, ws.b
+
+	// Below about a million multiply-adds per block the goroutine hand-off costs more than it saves.
+	threaded := Workers() > 1 && m*n*k >= 1<<20
+	run := func(tasks int, fn func(lo, hi int)) {
+		if threaded && tasks > 1 {
+			Parallel(tasks, fn)
+		} else {
+			fn(0, tasks)
+		}
+	}
+
+	for p0 := 0; p0 < k; p0 += gemmKC {
+		kb := min(gemmKC, k-p0)
+		acc := 0
+		if accumulate || p0 > 0 {
+			acc = 1
+		}
+		run(mPanels, func(lo, hi int) {
+			for ir := lo; ir < hi; ir++ {
+				i0 := ir * mr
+				packA(pa[ir*mr*kb:(ir+1)*mr*kb], mr, a, m, k, i0, min(mr, m-i0), p0, kb, transA)
+			}
+		})
+		for j0 := 0; j0 < n; j0 += gemmNC {
+			nb := min(gemmNC, n-j0)
+			nPanels := (nb + nr - 1) / nr
+			run(nPanels, func(lo, hi int) {
+				for jr := lo; jr < hi; jr++ {
+					j := j0 + jr*nr
+					packB(pb[jr*nr*kb:(jr+1)*nr*kb], nr, b, n, k, j, min(nr, n-j), p0, kb, transB)
+				}
+			})
+			// Tiles are numbered row-panel-major so that a worker's consecutive tiles share their A
+			// micro-panel; with few row panels the split falls inside a row and both workers still help.
+			run(mPanels*nPanels, func(lo, hi int) {
+				var edge [8 * 48]float32
+				for t := lo; t < hi; t++ {
+					ir, jr := t/nPanels, t%nPanels
+					i0, j := ir*mr, j0+jr*nr
+					ap := &pa[ir*mr*kb]
+					bp := &pb[jr*nr*kb]
+					rows, cols := min(mr, m-i0), min(nr, n-j)
+					if rows == mr && cols == nr {
+						kn.run(kb, ap, bp, &c[i0*n+j], n, acc)
+						continue
+					}
+					// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
+					kn.run(kb, ap, bp, &edge[0], nr, 0)
+					for i := 0; i < rows; i++ {
+						ci := c[(i0+i)*n+j : (i0+i)*n+j+cols]
+						ei := edge[i*nr : i*nr+cols]
+						if acc != 0 {
+							for x := range ci {
+								ci[x] += ei[x]
+							}
+						} else {
+							copy(ci, ei)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// packA packs rows i0..i0+rows-1 and columns p0..p0+kb-1 of op(A) (m×k) into dst as dst[p*mr+i],
+// zero-filling rows past the edge of A.
+func packA(dst []float32, mr int, a []float32, m, k, i0, rows, p0, kb int, transA bool) {
+	if transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
+		packCopy(dst, mr, a[p0*m+i0:], m, kb, rows)
+	} else { // A is stored m×k: transpose.
+		packTrans(dst, mr, a[i0*k+p0:], k, rows, kb)
+	}
+}
+
+// packB packs columns j0..j0+cols-1 and rows p0..p0+kb-1 of op(B) (k×n) into dst as dst[p*nr+j],
+// zero-filling columns past the edge of B.
+func packB(dst []float32, nr int, b []float32, n, k, j0, cols, p0, kb int, transB bool) {
+	if transB { // B is stored n×k: transpose.
+		packTrans(dst, nr, b[j0*k+p0:], k, cols, kb)
+	} else {
+		packCopy(dst, nr, b[p0*n+j0:], n, kb, cols)
+	}
+}
+
+// packCopy sets dst[p*width+j] = src[p*lds+j] for p < rows, j < cols, and zero for cols <= j < width.
+func packCopy(dst []float32, width int, src []float32, lds, rows, cols int) {
+	if cols == width {
+		packCopyAVX(&dst[0], &src[0], lds, rows, width/8)
+		return
+	}
+	for p := 0; p < rows; p++ {
+		d := dst[p*width : p*width+width]
+		copy(d, src[p*lds:p*lds+cols])
+		clear(d[cols:])
+	}
+}
+
+// packTrans sets dst[p*width+i] = src[i*lds+p] for i < rows, p < cols, and zero for rows <= i < width.
+func packTrans(dst []float32, width int, src []float32, lds, rows, cols int) {
+	rows8, cols8 := rows/8, cols/8
+	if rows8 > 0 && cols8 > 0 {
+		packTransAVX(&dst[0], width, &src[0], lds, rows8, cols8)
+	}
+	// The strips the 8×8 blocks did not cover: the last cols%8 columns of the full row groups, then
+	// the last rows%8 rows, then the zero padding.
+	for i := 0; i < rows8*8; i++ {
+		s := src[i*lds : i*lds+cols]
+		for p := cols8 * 8; p < cols; p++ {
+			dst[p*width+i] = s[p]
+		}
+	}
+	for i := rows8 * 8; i < rows; i++ {
+		s := src[i*lds : i*lds+cols]
+		for p, v := range s {
+			dst[p*width+i] = v
+		}
+	}
+	if rows < width {
+		for p := 0; p < cols; p++ {
+			clear(dst[p*width+rows : p*width+width])
+		}
+	}
+}

@@ -1,0 +1,54 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// Each SIMD kernel the CPU supports runs the packed GEMM directly (whichever one MatMul picked), on
+// every shape, including those MatMul would send to the matrix-vector path.
+func TestPackedKernelsMatchFloat64Reference(t *testing.T) {
+	for _, kc := range []struct {
+		kernel    *gemmKernel
+		supported bool
+	}{{kernelAVX512, hasAVX512}, {kernelAVX2, hasAVX2}} {
+		t.Run(kc.kernel.name, func(t *testing.T) {
+			if !kc.supported {
+				t.Skipf("this CPU has no %s", kc.kernel.name)
+			}
+			rng := rand.New(rand.NewPCG(7, 8))
+			mul := func(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+				gemmPacked(kc.kernel, c, a, b, m, n, k, transA, transB, accumulate)
+			}
+			for _, tc := range matmulCases(rng) {
+				checkMatMul(t, rng, tc, mul)
+			}
+		})
+	}
+}
+
+// The SIMD kernels and the generic loops agree with each other to within float32 rounding.
+func TestPackedKernelsMatchGeneric(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, kn := range []*gemmKernel{kernelAVX512, kernelAVX2} {
+		if (kn == kernelAVX512 && !hasAVX512) || (kn == kernelAVX2 && !hasAVX2) {
+			continue
+		}
+		for _, tc := range matmulCases(rng)[:200] {
+			a, b := randomSlice(rng, tc.m*tc.k), randomSlice(rng, tc.k*tc.n)
+			c0 := randomSlice(rng, tc.m*tc.n)
+			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+			matmulGeneric(want, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
+			gemmPacked(kn, got, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
+			_, mag := reference(c0, a, b, tc)
+			for i := range got {
+				tol := 2*float32(tc.k+1)/(1<<23)*float32(mag[i]) + 1e-30
+				if d := got[i] - want[i]; d > tol || -d > tol {
+					t.Fatalf("%s %v: C[%d] = %g, generic %g", kn.name, tc, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// matmulCase is one product to check: the shape, the layout and whether C is added to.
+type matmulCase struct {
+	m, n, k                    int
+	transA, transB, accumulate bool
+}
+
+func (tc matmulCase) String() string {
+	layout := "A·B"
+	switch {
+	case tc.transA && tc.transB:
+		layout = "Aᵀ·Bᵀ"
+	case tc.transA:
+		layout = "Aᵀ·B"
+	case tc.transB:
+		layout = "A·Bᵀ"
+	}
+	return fmt.Sprintf("%dx%dx%d/%s/acc=%v", tc.m, tc.n, tc.k, layout, tc.accumulate)
+}
+
+// matmulCases returns random shapes with every dimension in 1..70 (so every ragged edge of the 8×48
+// and 8×8 tiles occurs), shapes that cross the kc and nc block edges and the threading threshold, and
+// the matrix-vector shapes; each in all four layouts, with and without accumulate.
+func matmulCases(rng *rand.Rand) []matmulCase {
+	shapes := [][3]int{
+		{1, 1, 1}, {8, 48, 8}, {8, 8, 1}, {1, 70, 33}, {2, 100, 9}, {70, 1, 40}, {3, 5, 7},
+		{130, 200, 300}, {17, 530, 260}, {150, 520, 513}, {64, 64, 64}, {9, 49, 257},
+	}
+	for range 40 {
+		shapes = append(shapes, [3]int{1 + rng.IntN(70), 1 + rng.IntN(70), 1 + rng.IntN(70)})
+	}
+	var cases []matmulCase
+	for _, s := range shapes {
+		for layout := range 4 {
+			for _, acc := range []bool{false, true} {
+				cases = append(cases, matmulCase{s[0], s[1], s[2], layout&1 != 0, layout&2 != 0, acc})
+			}
+		}
+	}
+	return cases
+}
+
+func randomSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// reference computes op(A)·op(B) (+ C0) in float64, and Σ|terms| per element, which bounds the
+// rounding error of any float32 summation order.
+func reference(c0, a, b []float32, tc matmulCase) (want, mag []float64) {
+	m, n, k := tc.m, tc.n, tc.k
+	want = make([]float64, m*n)
+	mag = make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s, abs float64
+			if tc.accumulate {
+				s, abs = float64(c0[i*n+j]), math.Abs(float64(c0[i*n+j]))
+			}
+			for p := range k {
+				av, bv := a[i*k+p], b[p*n+j]
+				if tc.transA {
+					av = a[p*m+i]
+				}
+				if tc.transB {
+					bv = b[j*k+p]
+				}
+				t := float64(av) * float64(bv)
+				s += t
+				abs += math.Abs(t)
+			}
+			want[i*n+j], mag[i*n+j] = s, abs
+		}
+	}
+	return want, mag
+}
+
+// guard is the value written past the end of C: a product that changes it wrote out of bounds.
+const guard = float32(-12345.5)
+
+// checkMatMul runs mul on tc with random operands and compares every element with the float64 result,
+// allowing the error float32 accumulation can make in any order: (k+1)·ε·Σ|terms|.
+func checkMatMul(t *testing.T, rng *rand.Rand, tc matmulCase, mul func(c, a, b []float32, m, n, k int, transA, transB, accumulate bool)) {
+	t.Helper()
+	m, n, k := tc.m, tc.n, tc.k
+	a, b := randomSlice(rng, m*k), randomSlice(rng, k*n)
+	c0 := randomSlice(rng, m*n)
+	buf := make([]float32, m*n+64)
+	copy(buf, c0)
+	for i := m * n; i < len(buf); i++ {
+		buf[i] = guard
+	}
+	c := buf[:m*n]
+	mul(c, a, b, m, n, k, tc.transA, tc.transB, tc.accumulate)
+
+	want, mag := reference(c0, a, b, tc)
+	const eps = 1.0 / (1 << 23)
+	bad := 0
+	for i, got := range c {
+		tol := float64(k+1)*eps*mag[i] + 1e-30
+		if d := math.Abs(float64(got) - want[i]); !(d <= tol) {
+			if bad < 3 {
+				t.Errorf("%v: C[%d,%d] = %g, want %g (|diff| %.3g > tolerance %.3g)", tc, i/n, i%n, got, want[i], d, tol)
+			}
+			bad++
+		}
+	}
+	if bad > 3 {
+		t.Errorf("%v: %d of %d elements wrong", tc, bad, len(c))
+	}
+	for i := m * n; i < len(buf); i++ {
+		if buf[i] != guard {
+			t.Fatalf("%v: wrote past the end of C at offset %d", tc, i-m*n)
+		}
+	}
+}
+
+func TestMatMulMatchesFloat64Reference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	t.Logf("kernel: %s", KernelName())
+	for _, tc := range matmulCases(rng) {
+		checkMatMul(t, rng, tc, MatMul)
+	}
+}
+
+func TestMatMulGenericMatchesFloat64Reference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range matmulCases(rng) {
+		checkMatMul(t, rng, tc, matmulGeneric)
+	}
+}
+
+// A zero inner dimension is an empty sum: C becomes zero, or is left as it was when accumulating.
+func TestMatMulEmptyInnerDimension(t *testing.T) {
+	for _, acc := range []bool{false, true} {
+		c := []float32{1, 2, 3, 4, 5, 6}
+		MatMul(c, nil, nil, 2, 3, 0, false, false, acc)
+		for i, v := range c {
+			want := float32(0)
+			if acc {
+				want = float32(i + 1)
+			}
+			if v != want {
+				t.Errorf("accumulate=%v: C[%d] = %g, want %g", acc, i, v, want)
+			}
+		}
+	}
+}
+
+// A small product worked by hand: [1 2; 3 4]·[5 6; 7 8] = [19 22; 43 50], in every layout.
+func TestMatMulKnownProduct(t *testing.T) {
+	a, at := []float32{1, 2, 3, 4}, []float32{1, 3, 2, 4}
+	b, bt := []float32{5, 6, 7, 8}, []float32{5, 7, 6, 8}
+	want := []float32{19, 22, 43, 50}
+	for _, tc := range []struct {
+		name           string
+		a, b           []float32
+		transA, transB bool
+	}{
+		{"A·B", a, b, false, false},
+		{"Aᵀ·B", at, b, true, false},
+		{"A·Bᵀ", a, bt, false, true},
+		{"Aᵀ·Bᵀ", at, bt, true, true},
+	} {
+		c := make([]float32, 4)
+		MatMul(c, tc.a, tc.b, 2, 2, 2, tc.transA, tc.transB, false)
+		for i := range c {
+			if c[i] != want[i] {
+				t.Errorf("%s: C = %v, want %v", tc.name, c, want)
+				break
+			}
+		}
+	}
+}
+
+func TestMatMulRejectsShortSlices(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		c, a, b    int
+		m, n, k    int
+		wantsPanic bool
+	}{
+		{"exact lengths", 6, 8, 12, 2, 3, 4, false},
+		{"short C", 5, 8, 12, 2, 3, 4, true},
+		{"short A", 6, 7, 12, 2, 3, 4, true},
+		{"short B", 6, 8, 11, 2, 3, 4, true},
+		{"negative dimension", 6, 8, 12, -2, 3, 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); (r != nil) != tc.wantsPanic {
+					t.Errorf("panic = %v, want panic %v", r, tc.wantsPanic)
+				}
+			}()
+			MatMul(make([]float32, tc.c), make([]float32, tc.a), make([]float32, tc.b), tc.m, tc.n, tc.k, false, false, false)
+		})
+	}
+}
+
+// BenchmarkMatMul reports GFLOP/s (2·m·n·k per product) for the model's shapes in its three layouts:
+// AB is A·B, ABt is A·Bᵀ, AtB is Aᵀ·B (the names bench/sgemm.sh passes to OpenBLAS too).
+func BenchmarkMatMul(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range [][3]int{{768, 3072, 768}, {2048, 2048, 2048}, {512, 32000, 512}} {
+		m, n, k := s[0], s[1], s[2]
+		a, bb, c := randomSlice(rng, m*k), randomSlice(rng, k*n), make([]float32, m*n)
+		for _, l := range []struct {
+			name           string
+			transA, transB bool
+		}{{"AB", false, false}, {"ABt", false, true}, {"AtB", true, false}} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, l.name), func(b *testing.B) {
+				for b.Loop() {
+					MatMul(c, a, bb, m, n, k, l.transA, l.transB, false)
+				}
+				b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package tensor
+
+func dot(a, b []float32) float32         { return dotGeneric(a, b) }
+func axpy(alpha float32, x, y []float32) { axpyGeneric(alpha, x, y) }
+func scale(alpha float32, x []float32)   { scaleGeneric(alpha, x) }
+func add(dst, x []float32)               { addGeneric(dst, x) }
