@@ -58,6 +58,9 @@ type Config struct {
 	Tied       bool // output head shares the token embedding
 	QKVBias    bool // Q/K/V projections have biases (qwen2)
 	RopeLayout RopeLayout
+	// RopeFreqFactors, when set (HeadDim/2 values, GGUF llama-3's rope_freqs.weight), divide each
+	// pair's frequency, as llama.cpp does; Scaling is then not applied again.
+	RopeFreqFactors []float32
 }
 
 // Validate reports a configuration the kernels cannot run.
@@ -73,6 +76,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model config: rope theta %g must be positive", c.RopeTheta)
 	case c.NormEps <= 0:
 		return fmt.Errorf("model config: norm eps %g must be positive", c.NormEps)
+	}
+	if n := len(c.RopeFreqFactors); n != 0 && n != c.HeadDim/2 {
+		return fmt.Errorf("model config: %d rope frequency factors for head dim %d", n, c.HeadDim)
 	}
 	switch c.Scaling.Type {
 	case "", "none":
@@ -115,6 +121,9 @@ func (c Config) ropeFrequencies() []float64 {
 				smooth := (float64(s.OriginalContext)/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
 				f = (1-smooth)*f/s.Factor + smooth*f
 			}
+		}
+		if len(c.RopeFreqFactors) == half {
+			f /= float64(c.RopeFreqFactors[i])
 		}
 		freqs[i] = f
 	}

@@ -1,0 +1,73 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/lathe-ml/lathe/llm/format"
+)
+
+// Load reads a model from a GGUF file or a Hugging Face directory (config.json + safetensors). The
+// model keeps the checkpoint's rotary layout (adjacent for GGUF llama/mistral, half-split for Hugging
+// Face and GGUF qwen2), so no rows are permuted on load.
+func Load(path string) (*Model, error) {
+	ck, err := format.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open model %s: %w", path, err)
+	}
+	defer ck.Close()
+	m, err := FromCheckpoint(ck)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// FromCheckpoint builds a model from an open checkpoint.
+func FromCheckpoint(ck format.Checkpoint) (*Model, error) {
+	cfg, err := ConfigFrom(ck.Config())
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(ck.Names(), "rope_freqs.weight") {
+		f, _, err := ck.Tensor("rope_freqs.weight")
+		if err != nil {
+			return nil, fmt.Errorf("read rope_freqs.weight: %w", err)
+		}
+		cfg.RopeFreqFactors = f
+		cfg.Scaling = RopeScaling{} // the factors already are the llama-3 scaling
+	}
+	return FromSource(cfg, ck)
+}
+
+// ConfigFrom converts a checkpoint's configuration, refusing what the kernels do not run.
+func ConfigFrom(mc format.ModelConfig) (Config, error) {
+	switch mc.Architecture {
+	case "llama", "mistral", "qwen2":
+	default:
+		return Config{}, fmt.Errorf("architecture %q not supported (llama, mistral, qwen2)", mc.Architecture)
+	}
+	if mc.RopeDim != 0 && mc.RopeDim != mc.HeadDim {
+		return Config{}, fmt.Errorf("partial rotary embeddings (%d of %d dims) not supported", mc.RopeDim, mc.HeadDim)
+	}
+	cfg := Config{Dim: mc.Dim, Layers: mc.Layers, Heads: mc.Heads, KVHeads: mc.KVHeads, HeadDim: mc.HeadDim,
+		FFN: mc.FFN, Vocab: mc.Vocab, NormEps: mc.NormEps, RopeTheta: mc.RopeTheta, ContextLen: mc.ContextLength,
+		Tied: mc.TiedEmbeddings, QKVBias: mc.AttentionBias, RopeLayout: RopeAdjacent}
+	if mc.Rope == format.RopeHalf {
+		cfg.RopeLayout = RopeHalfSplit
+	}
+	if s := mc.RopeScaling; s != nil {
+		switch s.Type {
+		case "", "default", "none":
+		case "linear", "llama3":
+			cfg.Scaling = RopeScaling{Type: s.Type, Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
+				HighFreqFactor: s.HighFreqFactor, OriginalContext: s.OriginalMaxPositionEmbeddings}
+		default:
+			return Config{}, fmt.Errorf("rope scaling %q not supported (linear, llama3)", s.Type)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
