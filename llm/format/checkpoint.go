@@ -1,0 +1,271 @@
+package format
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/lathe-ml/lathe/llm/format/gguf"
+	"github.com/lathe-ml/lathe/llm/format/safetensors"
+)
+
+// Checkpoint is a model's weights and configuration, whatever format they came in.
+type Checkpoint interface {
+	// Config describes the model; Config().Rope says which rotary pairing Q/K tensors expect.
+	Config() ModelConfig
+	// Names lists the tensors present, under GGUF names, sorted.
+	Names() []string
+	// Tensor returns a tensor (GGUF name) as float32, row-major, with its shape ([out, in] for
+	// weights), dequantizing or widening as needed.
+	Tensor(name string) ([]float32, []int, error)
+	Close() error
+}
+
+// Open opens a checkpoint: a directory is read as a Hugging Face model (config.json and
+// safetensors), a file as GGUF.
+func Open(path string) (Checkpoint, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	if st.IsDir() {
+		return OpenHF(path)
+	}
+	return OpenGGUF(path)
+}
+
+// GGUFCheckpoint is a checkpoint read from a GGUF file. File gives access to the full metadata
+// (the tokenizer lives there too).
+type GGUFCheckpoint struct {
+	File  *gguf.File
+	cfg   ModelConfig
+	names []string
+}
+
+// ropeOf gives the rotary pairing of GGUF files per architecture (llama.cpp's llama_model_rope_type).
+var ggufRope = map[string]RopePairing{"llama": RopeAdjacent, "mistral": RopeAdjacent, "qwen2": RopeHalf}
+
+// OpenGGUF opens a GGUF checkpoint of a llama-family architecture.
+func OpenGGUF(path string) (*GGUFCheckpoint, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ConfigFromGGUF(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c := &GGUFCheckpoint{File: f, cfg: cfg}
+	for _, t := range f.Tensors {
+		c.names = append(c.names, t.Name)
+	}
+	sort.Strings(c.names)
+	return c, nil
+}
+
+// ConfigFromGGUF reads the model configuration from a GGUF file's metadata, with llama.cpp's
+// defaults for absent keys (kv heads = heads, rope base 10000, head dim = dim/heads).
+func ConfigFromGGUF(f *gguf.File) (ModelConfig, error) {
+	md := &f.Metadata
+	arch, ok := md.String("general.architecture")
+	if !ok {
+		return ModelConfig{}, fmt.Errorf("gguf has no general.architecture")
+	}
+	rope, ok := ggufRope[arch]
+	if !ok {
+		return ModelConfig{}, fmt.Errorf("gguf architecture %q is not supported; supported: llama, mistral, qwen2", arch)
+	}
+	u := func(key string) int {
+		v, _ := md.Uint(arch + "." + key)
+		return int(v)
+	}
+	c := ModelConfig{
+		Architecture: arch, Dim: u("embedding_length"), Layers: u("block_count"), Heads: u("attention.head_count"),
+		KVHeads: u("attention.head_count_kv"), HeadDim: u("attention.key_length"), FFN: u("feed_forward_length"),
+		RopeDim: u("rope.dimension_count"), ContextLength: u("context_length"),
+		Layout: LayoutGGUF, Rope: rope, BOS: -1, Pad: -1,
+	}
+	if c.KVHeads == 0 {
+		c.KVHeads = c.Heads
+	}
+	if c.HeadDim == 0 && c.Heads > 0 {
+		c.HeadDim = c.Dim / c.Heads
+	}
+	if c.RopeDim == 0 {
+		c.RopeDim = c.HeadDim
+	}
+	var found bool
+	if c.NormEps, found = md.Float(arch + ".attention.layer_norm_rms_epsilon"); !found {
+		return ModelConfig{}, fmt.Errorf("gguf has no %s.attention.layer_norm_rms_epsilon", arch)
+	}
+	if c.RopeTheta, found = md.Float(arch + ".rope.freq_base"); !found {
+		c.RopeTheta = 10000
+	}
+	if typ, ok := md.String(arch + ".rope.scaling.type"); ok && typ != "none" {
+		factor, _ := md.Float(arch + ".rope.scaling.factor")
+		c.RopeScaling = &RopeScaling{Type: typ, Factor: factor, OriginalMaxPositionEmbeddings: u("rope.scaling.original_context_length")}
+	}
+	if emb, ok := f.Tensor("token_embd.weight"); ok && len(emb.Dims) == 2 {
+		c.Vocab = int(emb.Dims[1])
+	} else if toks, ok := md.Strings("tokenizer.ggml.tokens"); ok {
+		c.Vocab = len(toks)
+	}
+	_, hasOutput := f.Tensor("output.weight")
+	c.TiedEmbeddings = !hasOutput
+	_, c.AttentionBias = f.Tensor("blk.0.attn_q.bias")
+	c.BOS = tokenID(md, "tokenizer.ggml.bos_token_id")
+	c.Pad = tokenID(md, "tokenizer.ggml.padding_token_id")
+	if eos := tokenID(md, "tokenizer.ggml.eos_token_id"); eos >= 0 {
+		c.EOS = append(c.EOS, eos)
+	}
+	if eot := tokenID(md, "tokenizer.ggml.eot_token_id"); eot >= 0 && (len(c.EOS) == 0 || c.EOS[0] != eot) {
+		c.EOS = append(c.EOS, eot)
+	}
+	return c, c.Validate()
+}
+
+// tokenID reads an optional token id; llama.cpp writes 0xFFFFFFFF (-1) for "none".
+func tokenID(md *gguf.Metadata, key string) int {
+	v, ok := md.Int(key)
+	if !ok || v < 0 || v >= 1<<31-1 {
+		return -1
+	}
+	return int(v)
+}
+
+// Config returns the model configuration.
+func (c *GGUFCheckpoint) Config() ModelConfig { return c.cfg }
+
+// Names lists the tensor names, sorted.
+func (c *GGUFCheckpoint) Names() []string { return c.names }
+
+// Tensor reads a tensor as float32 with its row-major shape.
+func (c *GGUFCheckpoint) Tensor(name string) ([]float32, []int, error) {
+	info, ok := c.File.Tensor(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("checkpoint has no tensor %q", name)
+	}
+	data, err := c.File.Float32(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, info.Shape(), nil
+}
+
+// Close closes the file.
+func (c *GGUFCheckpoint) Close() error { return c.File.Close() }
+
+// HFCheckpoint is a checkpoint read from a Hugging Face directory.
+type HFCheckpoint struct {
+	Dir        string
+	HFConfig   HFConfig
+	Generation *GenerationConfig // nil when generation_config.json is absent
+	Weights    *safetensors.Dir
+	cfg        ModelConfig
+	names      []string
+	hfNames    map[string]string // GGUF name -> HF name
+}
+
+// OpenHF opens a Hugging Face model directory.
+func OpenHF(dir string) (*HFCheckpoint, error) {
+	hc, err := ReadHFConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := hc.ModelConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	gen, ok, err := ReadGenerationConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &HFCheckpoint{Dir: dir, HFConfig: hc, Weights: w, cfg: cfg, hfNames: map[string]string{}}
+	if ok {
+		c.Generation = &gen
+	}
+	for _, hf := range w.Names() {
+		name, ok := GGUFName(hf)
+		if !ok {
+			continue // e.g. rotary_emb.inv_freq buffers saved by old transformers versions
+		}
+		c.hfNames[name] = hf
+		c.names = append(c.names, name)
+	}
+	sort.Strings(c.names)
+	if _, ok := c.hfNames["output.weight"]; !ok {
+		c.cfg.TiedEmbeddings = true
+	}
+	return c, nil
+}
+
+// Config returns the model configuration.
+func (c *HFCheckpoint) Config() ModelConfig { return c.cfg }
+
+// Names lists the tensor names (GGUF names), sorted.
+func (c *HFCheckpoint) Names() []string { return c.names }
+
+// Tensor reads a tensor by GGUF name as float32 with its row-major shape.
+func (c *HFCheckpoint) Tensor(name string) ([]float32, []int, error) {
+	hf, ok := c.hfNames[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("checkpoint has no tensor %q", name)
+	}
+	info, _ := c.Weights.Tensor(hf)
+	data, err := c.Weights.Float32(hf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, info.Shape, nil
+}
+
+// Close closes the weight files.
+func (c *HFCheckpoint) Close() error { return c.Weights.Close() }
+
+// AdjacentRope returns a view of ck whose Q and K tensors are in the adjacent-pair rotary layout
+// (Config().Rope == RopeAdjacent), permuting rows on read when ck is half-split. A model that
+// only implements adjacent-pair RoPE loads every checkpoint through it.
+func AdjacentRope(ck Checkpoint) Checkpoint {
+	if ck.Config().Rope == RopeAdjacent {
+		return ck
+	}
+	return adjacentView{ck}
+}
+
+type adjacentView struct{ Checkpoint }
+
+func (v adjacentView) Config() ModelConfig {
+	c := v.Checkpoint.Config()
+	c.Rope = RopeAdjacent
+	return c
+}
+
+func (v adjacentView) Tensor(name string) ([]float32, []int, error) {
+	data, shape, err := v.Checkpoint.Tensor(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	rotary, isQ := isRotaryProjection(name)
+	if !rotary {
+		return data, shape, nil
+	}
+	cfg := v.Checkpoint.Config()
+	heads := cfg.KVHeads
+	if isQ {
+		heads = cfg.Heads
+	}
+	cols := 1
+	if len(shape) == 2 {
+		cols = shape[1]
+	}
+	data, err = PermuteHFToGGUF(data, heads, cols)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return data, shape, nil
+}

@@ -1,0 +1,216 @@
+package format
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lathe-ml/lathe/llm/format/gguf"
+	"github.com/lathe-ml/lathe/llm/format/safetensors"
+)
+
+// NamedTensor is a tensor to save: GGUF name, row-major shape ([out, in] for weights), values.
+// Q/K tensors are in the rotary layout of the ModelConfig passed with them (its Rope field); the
+// writers convert to the layout each format expects.
+type NamedTensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+// GGUFOptions tunes WriteGGUF.
+type GGUFOptions struct {
+	// Type stores matrices as F32 (the zero value), F16 or BF16. Vectors (norms, biases) are
+	// always F32, as llama.cpp's converter writes them.
+	Type gguf.TensorType
+	// Name is general.name (default: the architecture).
+	Name string
+	// Extra metadata written after the model's own keys, replacing any with the same key: the
+	// tokenizer (tokenizer.ggml.*, e.g. copied from the source GGUF or from
+	// tokenizer.Tokenizer.GGUFMetadata), tokenizer.chat_template, general.* provenance.
+	Extra []gguf.KV
+}
+
+// fileTypes is general.file_type per tensor type (llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_BF16).
+var fileTypes = map[gguf.TensorType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.BF16: 32}
+
+// WriteGGUF writes a llama.cpp-loadable GGUF file (atomically) from a model's config and tensors.
+func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOptions) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	target, ok := ggufRope[cfg.Architecture]
+	if !ok {
+		return fmt.Errorf("write gguf: architecture %q is not supported", cfg.Architecture)
+	}
+	ft, ok := fileTypes[opts.Type]
+	if !ok {
+		return fmt.Errorf("write gguf: tensor type %s is not supported (F32, F16, BF16 are)", opts.Type)
+	}
+	w := gguf.NewWriter()
+	arch := cfg.Architecture
+	name := opts.Name
+	if name == "" {
+		name = arch
+	}
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Value: arch},
+		{Key: "general.name", Value: name},
+		{Key: "general.file_type", Value: ft},
+		{Key: arch + ".vocab_size", Value: uint32(cfg.Vocab)},
+		{Key: arch + ".context_length", Value: uint32(cfg.ContextLength)},
+		{Key: arch + ".embedding_length", Value: uint32(cfg.Dim)},
+		{Key: arch + ".block_count", Value: uint32(cfg.Layers)},
+		{Key: arch + ".feed_forward_length", Value: uint32(cfg.FFN)},
+		{Key: arch + ".attention.head_count", Value: uint32(cfg.Heads)},
+		{Key: arch + ".attention.head_count_kv", Value: uint32(cfg.KVHeads)},
+		{Key: arch + ".attention.layer_norm_rms_epsilon", Value: float32(cfg.NormEps)},
+		{Key: arch + ".rope.freq_base", Value: float32(cfg.RopeTheta)},
+		{Key: arch + ".rope.dimension_count", Value: uint32(cfg.RopeDim)},
+	}
+	if cfg.HeadDim != cfg.Dim/cfg.Heads {
+		kvs = append(kvs, gguf.KV{Key: arch + ".attention.key_length", Value: uint32(cfg.HeadDim)},
+			gguf.KV{Key: arch + ".attention.value_length", Value: uint32(cfg.HeadDim)})
+	}
+	if s := cfg.RopeScaling; s != nil && (s.Type == "linear" || s.Type == "yarn") {
+		kvs = append(kvs, gguf.KV{Key: arch + ".rope.scaling.type", Value: s.Type},
+			gguf.KV{Key: arch + ".rope.scaling.factor", Value: float32(s.Factor)})
+		if s.OriginalMaxPositionEmbeddings > 0 {
+			kvs = append(kvs, gguf.KV{Key: arch + ".rope.scaling.original_context_length", Value: uint32(s.OriginalMaxPositionEmbeddings)})
+		}
+	} else if s != nil {
+		return fmt.Errorf("write gguf: rope scaling %q is not written by this writer (llama3 scaling needs a rope_freqs tensor)", s.Type)
+	}
+	for _, kv := range append(kvs, opts.Extra...) {
+		if err := w.Metadata.Set(kv.Key, kv.Value); err != nil {
+			return fmt.Errorf("write gguf: %w", err)
+		}
+	}
+	for _, t := range tensors {
+		data, err := convertRope(t, cfg, target)
+		if err != nil {
+			return fmt.Errorf("write gguf: %w", err)
+		}
+		dims := make([]uint64, len(t.Shape))
+		for i, d := range t.Shape {
+			dims[len(t.Shape)-1-i] = uint64(d)
+		}
+		typ := opts.Type
+		if len(t.Shape) < 2 {
+			typ = gguf.F32
+		}
+		if err := w.AddTensor(t.Name, dims, typ, data); err != nil {
+			return fmt.Errorf("write gguf: %w", err)
+		}
+	}
+	return w.WriteFile(path)
+}
+
+// convertRope returns t's data in the target rotary layout.
+func convertRope(t NamedTensor, cfg ModelConfig, target RopePairing) ([]float32, error) {
+	rotary, isQ := isRotaryProjection(t.Name)
+	if !rotary || cfg.Rope == target {
+		return t.Data, nil
+	}
+	heads := cfg.KVHeads
+	if isQ {
+		heads = cfg.Heads
+	}
+	cols := 1
+	if len(t.Shape) == 2 {
+		cols = t.Shape[1]
+	}
+	var err error
+	var data []float32
+	if target == RopeAdjacent {
+		data, err = PermuteHFToGGUF(t.Data, heads, cols)
+	} else {
+		data, err = PermuteGGUFToHF(t.Data, heads, cols)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	return data, nil
+}
+
+// HFOptions tunes WriteHF.
+type HFOptions struct {
+	DType         string // safetensors.F32 (default), F16 or BF16
+	MaxShardBytes int64  // shard above this size (0: one file)
+	Generation    *GenerationConfig
+}
+
+var torchDTypes = map[string]string{safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16"}
+
+// WriteHF writes a Hugging Face model directory: config.json, generation_config.json and
+// model.safetensors (or shards with model.safetensors.index.json). Tensors are renamed to HF names
+// and Q/K rows put in the half-split layout transformers expects. With tied embeddings an
+// output.weight tensor is left out. Tokenizer files are written by the tokenizer package.
+func WriteHF(dir string, cfg ModelConfig, tensors []NamedTensor, opts HFOptions) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	dtype := opts.DType
+	if dtype == "" {
+		dtype = safetensors.F32
+	}
+	torch, ok := torchDTypes[dtype]
+	if !ok {
+		return fmt.Errorf("write hf: dtype %q is not supported (F32, F16, BF16 are)", dtype)
+	}
+	hc, err := HFConfigFrom(cfg, torch)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write hf: %w", err)
+	}
+	var st []safetensors.Tensor
+	for _, t := range tensors {
+		if t.Name == "output.weight" && cfg.TiedEmbeddings {
+			continue
+		}
+		hf, ok := HFName(t.Name)
+		if !ok {
+			return fmt.Errorf("write hf: tensor %s has no Hugging Face name", t.Name)
+		}
+		data, err := convertRope(t, cfg, RopeHalf)
+		if err != nil {
+			return fmt.Errorf("write hf: %w", err)
+		}
+		st = append(st, safetensors.Tensor{Name: hf, DType: dtype, Shape: t.Shape, Data: data})
+	}
+	if _, err := safetensors.WriteDir(dir, st, map[string]string{"format": "pt"}, opts.MaxShardBytes); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "config.json"), hc); err != nil {
+		return err
+	}
+	gen := opts.Generation
+	if gen == nil {
+		gen = &GenerationConfig{EOSTokenID: TokenIDs(cfg.EOS)}
+		if cfg.BOS >= 0 {
+			gen.BOSTokenID = TokenIDs{cfg.BOS}
+		}
+		if cfg.Pad >= 0 {
+			gen.PadTokenID = TokenIDs{cfg.Pad}
+		}
+	}
+	return writeJSON(filepath.Join(dir, "generation_config.json"), gen)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
