@@ -361,20 +361,21 @@ func (s *store) deleteObject(bucket, key string) error {
 		return err
 	}
 	_ = os.Remove(metaPath)
-	pruneEmptyDirs(filepath.Dir(dataPath), s.bucketDir(bucket))
 	pruneEmptyDirs(filepath.Dir(metaPath), s.metaDir(bucket))
-	return fsyncDir(filepath.Dir(dataPath))
+	return fsyncDir(pruneEmptyDirs(filepath.Dir(dataPath), s.bucketDir(bucket)))
 }
 
 // pruneEmptyDirs removes dir and its parents up to (not including) stop while they are empty,
-// so that deleted prefixes do not linger as directories.
-func pruneEmptyDirs(dir, stop string) {
+// so that deleted prefixes do not linger as directories. It returns the directory where it
+// stopped, the one whose entries changed last.
+func pruneEmptyDirs(dir, stop string) string {
 	for dir != stop && strings.HasPrefix(dir, stop+string(filepath.Separator)) {
 		if os.Remove(dir) != nil {
-			return
+			return dir
 		}
 		dir = filepath.Dir(dir)
 	}
+	return dir
 }
 
 // listKeys returns, sorted, every key of bucket that starts with prefix.
