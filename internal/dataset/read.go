@@ -1,0 +1,409 @@
+// Package dataset reads the prompt/response datasets of a TextGeneration job, checks them row by
+// row, splits them into training and validation sets, formats prompts and tokenizes them for
+// training.
+//
+// The format is SageMaker Autopilot's: CSV (content type text/csv;header=present) or Parquet
+// (x-application/vnd.amazon+parquet), with exactly two string columns named input (the prompt)
+// and output (the response). Lathe's reading rules, where SageMaker's documentation is silent:
+//
+//   - Column names are case-sensitive, as in the SageMaker documentation ("Input" is reported as
+//     a problem that says to rename it); whitespace around a CSV header name is ignored.
+//   - CSV follows RFC 4180: a header row, fields separated by commas, quoted fields may hold
+//     commas, doubled quotes and line breaks; CRLF or LF line ends; UTF-8 with or without a byte
+//     order mark. Blank lines are skipped. Values are kept exactly as written (not trimmed), but
+//     a value that is empty or only whitespace is a problem.
+//   - Parquet columns must be strings: BYTE_ARRAY with the STRING (UTF8) annotation, or plain
+//     BYTE_ARRAY holding UTF-8. Nulls are problems.
+//   - A file may be gzip-compressed (CompressionType Gzip); Read detects it by its magic bytes.
+//
+// Everything wrong is collected as a Problem (file, row, line, column, message) rather than
+// stopping at the first, so one FailureReason (see Summarize) can tell the user most of what to
+// fix in one go.
+package dataset
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// Example is one prompt/response pair and where it came from.
+type Example struct {
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	File   string `json:"file"`
+	Row    int    `json:"row"` // 1-based data row in File
+}
+
+// Content types a TextGeneration channel may declare.
+const (
+	ContentTypeCSV     = "text/csv;header=present"
+	ContentTypeParquet = "x-application/vnd.amazon+parquet"
+)
+
+// Column names the dataset must have.
+const (
+	ColumnInput  = "input"
+	ColumnOutput = "output"
+)
+
+var parquetMagic = []byte("PAR1")
+
+// Read reads one dataset object. contentType is the channel's ContentType; "" means detect the
+// format from the bytes. Gzip-compressed objects are decompressed first. The error is for I/O
+// failures only; everything wrong with the content is returned as problems.
+func Read(name, contentType string, data []byte) ([]Example, []Problem, error) {
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, []Problem{{File: name, Message: fmt.Sprintf("looks gzip-compressed but cannot be decompressed: %v", err)}}, nil
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil {
+			return nil, []Problem{{File: name, Message: fmt.Sprintf("gzip data is corrupt: %v", err)}}, nil
+		}
+		data = plain
+	}
+	isParquet := bytes.HasPrefix(data, parquetMagic)
+	wantParquet := strings.Contains(strings.ToLower(contentType), "parquet")
+	switch {
+	case contentType == "" && isParquet, wantParquet && isParquet:
+		return ReadParquet(name, bytes.NewReader(data), int64(len(data)))
+	case wantParquet:
+		return nil, []Problem{{File: name, Message: "is not a Parquet file (it does not start with PAR1), but the channel's ContentType is " +
+			ContentTypeParquet + ": upload Parquet files or set ContentType to " + ContentTypeCSV}}, nil
+	case isParquet:
+		return nil, []Problem{{File: name, Message: "is a Parquet file, but the channel's ContentType is " + contentType +
+			": set ContentType to " + ContentTypeParquet}}, nil
+	}
+	return ReadCSV(name, bytes.NewReader(data))
+}
+
+// ReadCSV reads a CSV dataset file (see the package documentation for the rules).
+func ReadCSV(name string, r io.Reader) ([]Example, []Problem, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	fileProblem := func(msg string) []Problem { return []Problem{{File: name, Message: msg}} }
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return nil, fileProblem("is UTF-16 encoded: save it as UTF-8"), nil
+	}
+	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fileProblem(`is empty: a CSV dataset needs the header row "input,output" and at least one data row`), nil
+	}
+
+	cr := csv.NewReader(bytes.NewReader(data))
+	header, err := cr.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return nil, []Problem{{File: name, Line: pe.Line, Message: "header row: " + csvSyntaxMessage(pe)}}, nil
+		}
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	inCol, outCol, problems := checkHeader(name, header)
+	if len(problems) > 0 {
+		return nil, problems, nil
+	}
+
+	var examples []Example
+	for row := 1; ; row++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line := 0
+		if len(rec) > 0 {
+			line, _ = cr.FieldPos(0)
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				return nil, nil, fmt.Errorf("read %s: %w", name, err)
+			}
+			if errors.Is(pe.Err, csv.ErrFieldCount) {
+				problems = append(problems, Problem{File: name, Row: row, Line: line,
+					Message: fmt.Sprintf("has %d fields but the header has %d: put values that contain commas in double quotes", len(rec), len(header))})
+				continue
+			}
+			// A syntax error: the line is the useful locator (the row count may be off after it).
+			// An unclosed quote runs to the end of the file, and the next Read returns io.EOF.
+			line := pe.Line
+			if errors.Is(pe.Err, csv.ErrQuote) {
+				line = pe.StartLine
+			}
+			problems = append(problems, Problem{File: name, Line: line, Message: csvSyntaxMessage(pe)})
+			continue
+		}
+		ex := Example{Input: rec[inCol], Output: rec[outCol], File: name, Row: row}
+		bad := false
+		for _, c := range []struct {
+			name, value string
+		}{{ColumnInput, ex.Input}, {ColumnOutput, ex.Output}} {
+			if msg := checkValue(c.value); msg != "" {
+				problems = append(problems, Problem{File: name, Row: row, Line: line, Column: c.name, Message: fmt.Sprintf("column %q %s", c.name, msg)})
+				bad = true
+			}
+		}
+		if !bad {
+			examples = append(examples, ex)
+		}
+	}
+	if len(examples) == 0 && len(problems) == 0 {
+		problems = append(problems, Problem{File: name, Message: "has a header row but no data rows"})
+	}
+	return examples, problems, nil
+}
+
+// checkHeader finds the input and output columns. When the header is wrong it returns one
+// problem that lists everything wrong with it.
+func checkHeader(file string, header []string) (inCol, outCol int, problems []Problem) {
+	inCol, outCol = -1, -1
+	var issues []string
+	seen := map[string]bool{}
+	for i, raw := range header {
+		name := strings.TrimSpace(raw)
+		switch {
+		case !utf8.ValidString(name):
+			issues = append(issues, fmt.Sprintf("column %d's name is not valid UTF-8", i+1))
+			continue
+		case name == "":
+			issues = append(issues, fmt.Sprintf("column %d has no name", i+1))
+			continue
+		case seen[name]:
+			issues = append(issues, fmt.Sprintf("column %q appears more than once", name))
+			continue
+		}
+		seen[name] = true
+		switch {
+		case name == ColumnInput:
+			inCol = i
+		case name == ColumnOutput:
+			outCol = i
+		default:
+			issues = append(issues, nameIssue(name))
+		}
+	}
+	issues = append(issues, missingColumns(seen)...)
+	if len(issues) > 0 {
+		problems = []Problem{{File: file, Line: 1, Message: fmt.Sprintf(
+			"header: %s; the header must name exactly the columns input and output (found %s)",
+			strings.Join(issues, ", "), quoteList(header))}}
+	}
+	return inCol, outCol, problems
+}
+
+// nameIssue describes a column name that is neither input nor output.
+func nameIssue(name string) string {
+	if strings.EqualFold(name, ColumnInput) || strings.EqualFold(name, ColumnOutput) {
+		return fmt.Sprintf("column %q must be named %q (column names are case-sensitive)", name, strings.ToLower(name))
+	}
+	return fmt.Sprintf("extra column %q", name)
+}
+
+// missingColumns reports input and output when no column has that name in any case (a
+// differently-cased one was already reported by nameIssue).
+func missingColumns(seen map[string]bool) []string {
+	var out []string
+	for _, want := range []string{ColumnInput, ColumnOutput} {
+		if !seenFold(seen, want) {
+			out = append(out, fmt.Sprintf("no %q column", want))
+		}
+	}
+	return out
+}
+
+func seenFold(seen map[string]bool, name string) bool {
+	for k := range seen {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", strings.TrimSpace(n))
+	}
+	return strings.Join(q, ", ")
+}
+
+// checkValue returns what is wrong with one input or output value ("" when nothing is).
+func checkValue(v string) string {
+	if !utf8.ValidString(v) {
+		off := 0
+		for off < len(v) {
+			r, size := utf8.DecodeRuneInString(v[off:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			off += size
+		}
+		return fmt.Sprintf("is not valid UTF-8 (byte 0x%02X at byte %d of the value): save the file as UTF-8", v[off], off+1)
+	}
+	if strings.TrimSpace(v) == "" {
+		return "is empty"
+	}
+	return ""
+}
+
+func csvSyntaxMessage(pe *csv.ParseError) string {
+	switch {
+	case errors.Is(pe.Err, csv.ErrQuote) && pe.StartLine != pe.Line:
+		return `a quoted value starts here and is never closed: end it with a " and double each " inside it`
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		return `bare " in a non-quoted field: put the whole value in double quotes and double each " inside it ("say ""hi""")`
+	case errors.Is(pe.Err, csv.ErrQuote):
+		return `extraneous or missing " in a quoted field: a quoted value must end with a " and each " inside it must be doubled`
+	}
+	return pe.Err.Error()
+}
+
+// ReadParquet reads a Parquet dataset file (see the package documentation for the rules).
+func ReadParquet(name string, r io.ReaderAt, size int64) ([]Example, []Problem, error) {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return nil, []Problem{{File: name, Message: fmt.Sprintf("is not a readable Parquet file: %v", err)}}, nil
+	}
+	inCol, outCol := -1, -1
+	var problems []Problem
+	var names, issues []string
+	seen := map[string]bool{}
+	for _, field := range f.Schema().Fields() {
+		n := field.Name()
+		names = append(names, n)
+		if seen[n] {
+			issues = append(issues, fmt.Sprintf("column %q appears more than once", n))
+			continue
+		}
+		seen[n] = true
+		if n != ColumnInput && n != ColumnOutput {
+			issues = append(issues, nameIssue(n))
+			continue
+		}
+		if msg := parquetTypeProblem(field); msg != "" {
+			problems = append(problems, Problem{File: name, Column: n,
+				Message: fmt.Sprintf("column %q %s; both columns must be strings", n, msg)})
+			continue
+		}
+		leaf, _ := f.Schema().Lookup(n)
+		if n == ColumnInput {
+			inCol = leaf.ColumnIndex
+		} else {
+			outCol = leaf.ColumnIndex
+		}
+	}
+	issues = append(issues, missingColumns(seen)...)
+	if len(issues) > 0 {
+		problems = append([]Problem{{File: name, Message: fmt.Sprintf(
+			"%s; the file must have exactly the columns input and output (found %s)",
+			strings.Join(issues, ", "), quoteList(names))}}, problems...)
+	}
+	if len(problems) > 0 {
+		return nil, problems, nil
+	}
+	if f.NumRows() == 0 {
+		return nil, []Problem{{File: name, Message: "has no rows"}}, nil
+	}
+
+	var examples []Example
+	rowNum := 0
+	buf := make([]parquet.Row, 256)
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, row := range buf[:n] {
+				rowNum++
+				ex := Example{File: name, Row: rowNum}
+				got := map[int]bool{}
+				for _, v := range row {
+					if v.Column() != inCol && v.Column() != outCol {
+						continue
+					}
+					got[v.Column()] = !v.IsNull()
+					if v.IsNull() {
+						continue
+					}
+					if v.Column() == inCol {
+						ex.Input = string(v.ByteArray())
+					} else {
+						ex.Output = string(v.ByteArray())
+					}
+				}
+				bad := false
+				for _, c := range []struct {
+					name  string
+					col   int
+					value string
+				}{{ColumnInput, inCol, ex.Input}, {ColumnOutput, outCol, ex.Output}} {
+					msg := checkValue(c.value)
+					if !got[c.col] {
+						msg = "is null"
+					}
+					if msg != "" {
+						problems = append(problems, Problem{File: name, Row: rowNum, Column: c.name, Message: fmt.Sprintf("column %q %s", c.name, msg)})
+						bad = true
+					}
+				}
+				if !bad {
+					examples = append(examples, ex)
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return nil, append(problems, Problem{File: name, Row: rowNum + 1, Message: fmt.Sprintf("cannot be read: %v", err)}), nil
+			}
+		}
+		rows.Close()
+	}
+	return examples, problems, nil
+}
+
+// parquetTypeProblem says what is wrong with a column's type, or "" for a string column.
+func parquetTypeProblem(field parquet.Field) string {
+	if !field.Leaf() {
+		return "is a nested group, list or map"
+	}
+	if field.Repeated() {
+		return "is a repeated (list) column"
+	}
+	t := field.Type()
+	if t.Kind() != parquet.ByteArray {
+		return "has type " + parquetTypeName(t)
+	}
+	lt := t.LogicalType()
+	if lt == nil || lt.Value == nil {
+		return "" // plain BYTE_ARRAY: its values are checked as UTF-8
+	}
+	if _, ok := lt.Value.(*format.StringType); ok {
+		return ""
+	}
+	return "has type " + parquetTypeName(t)
+}
+
+func parquetTypeName(t parquet.Type) string {
+	lt := t.LogicalType()
+	if lt == nil || lt.Value == nil {
+		return t.Kind().String()
+	}
+	if _, ok := lt.Value.(*format.IntType); ok {
+		return t.Kind().String() // INT(64,true) says no more than INT64
+	}
+	return t.Kind().String() + " (" + lt.String() + ")"
+}
