@@ -69,6 +69,9 @@ func (s *Service) createAutoMLJobV2(ctx context.Context, body []byte) (any, erro
 	if err := validateCreateShape(&req); err != nil {
 		return nil, err
 	}
+	if err := checkReservedKeys(req.Tags); err != nil {
+		return nil, err
+	}
 	spec, err := s.resolve(&req)
 	if err != nil {
 		return nil, err

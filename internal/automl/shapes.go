@@ -3,6 +3,7 @@ package automl
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 )
 
@@ -81,8 +82,32 @@ type modelAccessConfig struct {
 type textGenerationJobConfig struct {
 	CompletionCriteria            *completionCriteria `json:",omitempty"`
 	BaseModelName                 *string             `json:",omitempty"`
-	TextGenerationHyperParameters map[string]string   `json:",omitempty"`
+	TextGenerationHyperParameters hyperParams         `json:",omitempty"`
 	ModelAccessConfig             *modelAccessConfig  `json:",omitempty"`
+}
+
+// hyperParams is TextGenerationHyperParameters: a map of strings whose type errors name the key.
+type hyperParams map[string]string
+
+func (h *hyperParams) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*h = nil
+		return nil
+	}
+	out := make(hyperParams, len(raw))
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return &json.UnmarshalTypeError{Value: jsonKind(v), Type: reflect.TypeFor[string](), Field: k}
+		}
+		out[k] = s
+	}
+	*h = out
+	return nil
 }
 
 // problemTypeMembers are the members of the AutoMLProblemTypeConfig union.
