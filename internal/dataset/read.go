@@ -87,6 +87,37 @@ func Read(name, contentType string, data []byte) ([]Example, []Problem, error) {
 	return ReadCSV(name, bytes.NewReader(data))
 }
 
+// File is one object of a channel: its key (or name) and its bytes.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// ReadChannel reads every object under one channel's S3 prefix (uri, used in messages). Empty
+// objects whose key ends in "/" are folder markers (the S3 console makes them) and are skipped;
+// a prefix with no other object is a problem.
+func ReadChannel(uri, contentType string, files []File) ([]Example, []Problem, error) {
+	var examples []Example
+	var problems []Problem
+	read := 0
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, "/") && len(f.Data) == 0 {
+			continue
+		}
+		read++
+		ex, ps, err := Read(f.Name, contentType, f.Data)
+		if err != nil {
+			return nil, nil, err
+		}
+		examples = append(examples, ex...)
+		problems = append(problems, ps...)
+	}
+	if read == 0 {
+		problems = append(problems, Problem{File: uri, Message: "there are no objects under this prefix: upload the dataset (CSV or Parquet files with the columns input and output) there"})
+	}
+	return examples, problems, nil
+}
+
 // ReadCSV reads a CSV dataset file (see the package documentation for the rules).
 func ReadCSV(name string, r io.Reader) ([]Example, []Problem, error) {
 	data, err := io.ReadAll(r)
@@ -138,11 +169,11 @@ func ReadCSV(name string, r io.Reader) ([]Example, []Problem, error) {
 			}
 			// A syntax error: the line is the useful locator (the row count may be off after it).
 			// An unclosed quote runs to the end of the file, and the next Read returns io.EOF.
-			line := pe.Line
+			at := pe.Line
 			if errors.Is(pe.Err, csv.ErrQuote) {
-				line = pe.StartLine
+				at = pe.StartLine
 			}
-			problems = append(problems, Problem{File: name, Line: line, Message: csvSyntaxMessage(pe)})
+			problems = append(problems, Problem{File: name, Line: at, Message: csvSyntaxMessage(pe)})
 			continue
 		}
 		ex := Example{Input: rec[inCol], Output: rec[outCol], File: name, Row: row}
@@ -264,7 +295,7 @@ func csvSyntaxMessage(pe *csv.ParseError) string {
 	case errors.Is(pe.Err, csv.ErrQuote) && pe.StartLine != pe.Line:
 		return `a quoted value starts here and is never closed: end it with a " and double each " inside it`
 	case errors.Is(pe.Err, csv.ErrBareQuote):
-		return `bare " in a non-quoted field: put the whole value in double quotes and double each " inside it ("say ""hi""")`
+		return `bare " in a non-quoted field: put the whole value in double quotes, with no space before the opening quote, and double each " inside it ("say ""hi""")`
 	case errors.Is(pe.Err, csv.ErrQuote):
 		return `extraneous or missing " in a quoted field: a quoted value must end with a " and each " inside it must be doubled`
 	}

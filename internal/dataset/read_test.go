@@ -277,3 +277,27 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("cut summary is %d bytes, ends %q", len(got), got[max(0, len(got)-40):])
 	}
 }
+
+func TestReadChannel(t *testing.T) {
+	files := []File{
+		{Name: "train/", Data: nil}, // folder marker
+		{Name: "train/a.csv", Data: []byte("input,output\na,b\n")},
+		{Name: "train/b.parquet", Data: writeParquet(t, []stringRow{{"c", "d"}})},
+	}
+	got, problems, err := ReadChannel("s3://bucket/train/", "", files)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("err %v, problems %v", err, problems)
+	}
+	want := []Example{{"a", "b", "train/a.csv", 1}, {"c", "d", "train/b.parquet", 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+
+	for _, files := range [][]File{nil, {{Name: "train/"}}} {
+		_, problems, _ := ReadChannel("s3://bucket/train/", ContentTypeCSV, files)
+		want := "s3://bucket/train/: there are no objects under this prefix: upload the dataset"
+		if s := Summarize(problems, 3); !strings.HasPrefix(s, want) {
+			t.Errorf("empty prefix: %q, want it to start with %q", s, want)
+		}
+	}
+}
