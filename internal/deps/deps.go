@@ -16,5 +16,6 @@ import (
 	_ "github.com/parquet-go/parquet-go"
 	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/spf13/cobra"
+	_ "golang.org/x/text/unicode/norm"
 	_ "modernc.org/sqlite"
 )
