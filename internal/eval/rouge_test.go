@@ -126,6 +126,11 @@ func TestLCSIndicesBreakTiesLikeRougeScore(t *testing.T) {
 	if !slices.Equal(union, strings.Fields("1 2 3 5")) {
 		t.Errorf("union LCS = %v, want [1 2 3 5]", union)
 	}
+	// When two LCSs tie, rouge_score's backtrack prefers the earlier ref token: for ref "a b" and
+	// candidate "b a" it takes "a". With a second candidate "b" the union is then "a b": 2 hits.
+	tie := DefaultScorer.Score("a b", "b a\nb").RougeLsum
+	checkScore(t, "rougeLsum with tied LCSs", tie, 2.0/3, 1, 0.8, 1e-12)
+
 	s := summaryLCSScore([][]string{ref}, [][]string{strings.Fields("1 2 6 7 8"), strings.Fields("1 3 8 9 5")})
 	checkScore(t, "summary-level LCS", s, 0.4, 0.8, 0.53333, 1e-4)
 	if s := summaryLCSScore([][]string{{"reference"}}, [][]string{{}}); s.Recall != 0 {
