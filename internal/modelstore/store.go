@@ -125,6 +125,13 @@ func Open(dir string) (*Store, error) {
 	return &Store{root: abs}, nil
 }
 
+// DirName is the store's folder inside Lathe's data dir.
+const DirName = "models"
+
+// OpenDataDir opens the model store of a Lathe data dir: <dataDir>/models. The server, the worker
+// and the CLI all open it this way, so they share one store.
+func OpenDataDir(dataDir string) (*Store, error) { return Open(filepath.Join(dataDir, DirName)) }
+
 // Dir is the store's root directory.
 func (s *Store) Dir() string { return s.root }
 
@@ -229,7 +236,7 @@ func (s *Store) Import(ctx context.Context, srcPath, name string) (Entry, error)
 		return Entry{}, fmt.Errorf("import %s: %w", srcPath, err)
 	}
 	if _, err := s.Get(name); err == nil {
-		return Entry{}, fmt.Errorf("import %s as %s: %w (remove it first)", srcPath, name, ErrExists)
+		return Entry{}, fmt.Errorf("import %s as %s: %w (to replace it, run \"lathe models rm %s\" first)", srcPath, name, ErrExists, name)
 	}
 	files, format, err := modelFiles(abs)
 	if err != nil {

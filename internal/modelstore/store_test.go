@@ -240,14 +240,18 @@ func TestImportRefusesBadInput(t *testing.T) {
 		wantErr string
 	}{
 		{"missing path", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.gguf") }, "m", "no such file"},
-		{"text file", func(t *testing.T) string { return writeDir(t, map[string][]byte{"m.gguf": []byte("hello")}) + "/m.gguf" }, "m", "not a GGUF file"},
+		{"text file", func(t *testing.T) string {
+			return writeDir(t, map[string][]byte{"m.gguf": []byte("hello")}) + "/m.gguf"
+		}, "m", "not a GGUF file"},
 		{"gguf truncated after the magic", func(t *testing.T) string {
 			return writeDir(t, map[string][]byte{"m.gguf": []byte("GGUF\x03\x00\x00\x00\x00")}) + "/m.gguf"
 		}, "m", "truncated or corrupt header"},
 		{"gguf without architecture", func(t *testing.T) string {
 			return writeDir(t, map[string][]byte{"m.gguf": ggufFile(3, kv{"general.name", "x"})}) + "/m.gguf"
 		}, "m", "no general.architecture"},
-		{"directory holding a gguf", func(t *testing.T) string { return writeDir(t, map[string][]byte{"m.gguf": ggufFile(3, kv{"general.architecture", "llama"})}) }, "m", "pass the file itself"},
+		{"directory holding a gguf", func(t *testing.T) string {
+			return writeDir(t, map[string][]byte{"m.gguf": ggufFile(3, kv{"general.architecture", "llama"})})
+		}, "m", "pass the file itself"},
 		{"no config.json", func(t *testing.T) string { return writeDir(t, hf("config.json", nil)) }, "m", "no config.json"},
 		{"only pytorch weights", func(t *testing.T) string {
 			return writeDir(t, map[string][]byte{"config.json": []byte(`{"model_type":"llama"}`), "pytorch_model.bin": []byte("x")})
