@@ -1,6 +1,10 @@
 package eval
 
-import "math"
+import (
+	"math"
+
+	"github.com/lathe-ml/lathe/internal/job"
+)
 
 // Perplexity is exp(mean cross-entropy loss in nats per token).
 func Perplexity(meanLoss float64) float64 { return math.Exp(meanLoss) }
@@ -37,28 +41,20 @@ func NewScores(validationLoss, trainingLoss float64, r Rouge, stemmed bool, pair
 	}
 }
 
-// Metric is one entry of BestCandidate's CandidateMetrics: StandardMetricName, Value and Set
-// (Train or Validation).
-type Metric struct {
-	Name  string
-	Value float64
-	Set   string
-}
-
-// Metrics lists the seven TextGeneration metrics in the order the SageMaker documentation gives
+// Metrics lists, as BestCandidate's CandidateMetrics, the seven TextGeneration metrics in the order the SageMaker documentation gives
 // them, with the data set each one is measured on. TrainingLoss is left out when it is 0 (a base
 // model that was not trained).
-func (s Scores) Metrics() []Metric {
-	out := []Metric{
-		{"Rouge1", s.Rouge1, "Validation"},
-		{"Rouge2", s.Rouge2, "Validation"},
-		{"RougeL", s.RougeL, "Validation"},
-		{"RougeLSum", s.RougeLSum, "Validation"},
-		{"Perplexity", s.Perplexity, "Validation"},
-		{"ValidationLoss", s.ValidationLoss, "Validation"},
+func (s Scores) Metrics() []job.Metric {
+	out := []job.Metric{
+		{Name: "Rouge1", Value: s.Rouge1, Set: "Validation"},
+		{Name: "Rouge2", Value: s.Rouge2, Set: "Validation"},
+		{Name: "RougeL", Value: s.RougeL, Set: "Validation"},
+		{Name: "RougeLSum", Value: s.RougeLSum, Set: "Validation"},
+		{Name: "Perplexity", Value: s.Perplexity, Set: "Validation"},
+		{Name: "ValidationLoss", Value: s.ValidationLoss, Set: "Validation"},
 	}
 	if s.TrainingLoss != 0 {
-		out = append(out, Metric{"TrainingLoss", s.TrainingLoss, "Train"})
+		out = append(out, job.Metric{Name: "TrainingLoss", Value: s.TrainingLoss, Set: "Train"})
 	}
 	return out
 }
