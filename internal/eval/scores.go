@@ -41,9 +41,9 @@ func NewScores(validationLoss, trainingLoss float64, r Rouge, stemmed bool, pair
 	}
 }
 
-// Metrics lists, as BestCandidate's CandidateMetrics, the seven TextGeneration metrics in the order the SageMaker documentation gives
-// them, with the data set each one is measured on. TrainingLoss is left out when it is 0 (a base
-// model that was not trained).
+// Metrics lists the seven TextGeneration metrics as BestCandidate's CandidateMetrics, in the order
+// the SageMaker documentation gives them, each with the data set it is measured on. TrainingLoss
+// is left out when it is 0 (a base model that was not trained).
 func (s Scores) Metrics() []job.Metric {
 	out := []job.Metric{
 		{Name: "Rouge1", Value: s.Rouge1, Set: "Validation"},
