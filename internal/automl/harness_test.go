@@ -159,3 +159,18 @@ func get(t *testing.T, v any, path string) any {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// reopen opens the database file again, as a restarted server would.
+func reopen(t *testing.T, path string) *env {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := automl.New(automl.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{svc: svc, store: st, ops: svc.Operations(), path: path}
+}
