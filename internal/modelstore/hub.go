@@ -71,22 +71,26 @@ type hubError struct {
 }
 
 func (e *hubError) Error() string {
-	s := fmt.Sprintf("GET %s: %s", e.url, http.StatusText(e.status))
-	if e.status != 0 {
-		s = fmt.Sprintf("GET %s: %d %s", e.url, e.status, http.StatusText(e.status))
-	}
+	s := fmt.Sprintf("GET %s: %d %s", e.url, e.status, http.StatusText(e.status))
 	if e.msg != "" {
 		s += ": " + e.msg
 	}
 	return s
 }
 
+// Unwrap classifies the failure. The hub answers 401 for a repository it will not show, which is
+// also how it hides private ones, so RepoNotFound is reported as such, not as gated.
 func (e *hubError) Unwrap() error {
-	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden || e.code == "GatedRepo" {
+	switch {
+	case e.code == "RepoNotFound":
+		return errRepoNotFound
+	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden || e.code == "GatedRepo":
 		return ErrGated
 	}
 	return nil
 }
+
+var errRepoNotFound = errors.New("repository not found")
 
 // retryable reports whether the same request may succeed later.
 func (e *hubError) retryable() bool {

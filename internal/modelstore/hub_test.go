@@ -328,7 +328,8 @@ func TestPullFailures(t *testing.T) {
 			`): run "lathe models import /path/to/stories260K.gguf --name Stories260K" or set HF_ENDPOINT to a mirror`,
 		}},
 		{"repository missing", "Qwen2-5-0-5BInstruct", func(t *testing.T) string { h, _ := storiesHub(t); return h.URL }, []string{
-			"Repository not found", `lathe models import /path/to/Qwen2.5-0.5B-Instruct --name Qwen2-5-0-5BInstruct`,
+			"Repository not found", "check the repository name Qwen/Qwen2.5-0.5B-Instruct (if it is private, set HF_TOKEN)",
+			`lathe models import /path/to/Qwen2.5-0.5B-Instruct --name Qwen2-5-0-5BInstruct`,
 		}},
 		{"file missing from the repository", "Stories260K", func(t *testing.T) string {
 			h := newFakeHub(t)

@@ -161,7 +161,6 @@ func (h *fakeHub) serveTree(w http.ResponseWriter, r *http.Request, repo *fakeRe
 		e := entry{Type: "file", OID: gitBlobSHA1(b), Size: len(b), Path: p}
 		if repo.lfs(p) {
 			oid := sha(b)
-			e.Size = 134 // the pointer file's size, as the hub reports it for LFS files
 			e.LFS = &lfs{OID: oid, Size: len(b), PointerSize: 134}
 		}
 		all = append(all, e)

@@ -21,7 +21,7 @@ const DefaultEndpoint = "https://huggingface.co"
 // PullOptions configure a download from the Hugging Face hub.
 type PullOptions struct {
 	Endpoint string // hub URL; "" means $HF_ENDPOINT, or DefaultEndpoint when that is unset
-	Token    string // bearer token for gated and private repositories; "" means $HF_TOKEN
+	Token    string // bearer token for gated and private repositories; "" means $HF_TOKEN (or $HUGGING_FACE_HUB_TOKEN)
 	Revision string // branch, tag or commit; "" means main
 	// Progress, when set, is called as bytes arrive with the bytes on disk and the total of the
 	// files being pulled. It is called from the pulling goroutine.
@@ -42,6 +42,9 @@ func (o PullOptions) withDefaults() PullOptions {
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	if o.Token == "" {
 		o.Token = os.Getenv("HF_TOKEN")
+	}
+	if o.Token == "" {
+		o.Token = os.Getenv("HUGGING_FACE_HUB_TOKEN") // the older name, still honoured by huggingface_hub
 	}
 	if o.Revision == "" {
 		o.Revision = "main"
@@ -94,6 +97,8 @@ func pullError(name string, src HubSource, endpoint string, err error) error {
 	switch {
 	case errors.Is(err, ErrGated):
 		advice = fmt.Sprintf("the repository %s is gated or private: accept its licence at %s/%s and set HF_TOKEN to a token of that account, or %s", src.Repo, endpoint, src.Repo, importCmd)
+	case errors.Is(err, errRepoNotFound):
+		advice = fmt.Sprintf("check the repository name %s (if it is private, set HF_TOKEN), or %s", src.Repo, importCmd)
 	case errors.Is(err, ErrChecksum):
 		advice = "run the pull again, or " + importCmd
 	}

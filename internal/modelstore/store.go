@@ -122,6 +122,12 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("create model store: %w", err)
 	}
+	// Finish removals a crash interrupted: nothing refers to a model once it is in the trash.
+	if trash, err := os.ReadDir(filepath.Join(abs, trashDir)); err == nil {
+		for _, d := range trash {
+			_ = os.RemoveAll(filepath.Join(abs, trashDir, d.Name()))
+		}
+	}
 	return &Store{root: abs}, nil
 }
 

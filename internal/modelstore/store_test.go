@@ -327,7 +327,7 @@ func TestConcurrentImportsOfOneName(t *testing.T) {
 
 func TestListSkipsWorkFolders(t *testing.T) {
 	s := openStore(t)
-	for _, d := range []string{stagingDir + "/x-1", downloadsDir + "/y", "half-written"} {
+	for _, d := range []string{stagingDir + "/x-1", downloadsDir + "/y", trashDir + "/old-1/sub", "half-written"} {
 		if err := os.MkdirAll(filepath.Join(s.Dir(), d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -341,6 +341,13 @@ func TestListSkipsWorkFolders(t *testing.T) {
 	}
 	if _, err := s.Get("half-written"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a folder without a manifest: Get = %v, want ErrNotFound", err)
+	}
+	// A removal that a crash interrupted is finished by the next Open.
+	if _, err := Open(s.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(s.Dir(), trashDir)); len(left) != 0 {
+		t.Errorf("Open left %d folders in the trash", len(left))
 	}
 }
 
