@@ -91,14 +91,13 @@ type activations[F Float] struct {
 	finalNorm []F // [N, C]
 	finalRstd []F // [N]
 	// backward scratch, reused by every layer
-	dres, dnorm             []F // [N, C]
-	dq, dattn               []F // [N, NH·HD]
-	dk, dv                  []F // [N, NKV·HD]
-	dgate, dup, dswi        []F // [N, FFN]
-	attScratch              []F // [B·NKV·T]
-	loraDH, loraDX          []F // [N, r], [N, max in]
-	head                    *headScratch[F]
-	lossTokens, lossTargets []int32
+	dres, dnorm      []F // [N, C]
+	dq, dattn        []F // [N, NH·HD]
+	dk, dv           []F // [N, NKV·HD]
+	dgate, dup, dswi []F // [N, FFN]
+	attScratch       []F // [B·NKV·T]
+	loraDH, loraDX   []F // [N, r], [N, max in]
+	head             *headScratch[F]
 }
 
 // ensureActs carves activations for a (B, T) batch, reusing the slab when it is large enough.

@@ -1,0 +1,138 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/lathe-ml/lathe/llm/model"
+)
+
+// Config is everything that decides a run's numbers besides the model and the data.
+type Config struct {
+	Schedule    Schedule
+	AdamW       AdamWConfig
+	MaxGradNorm float64 // clip the global gradient norm to this; 0 turns clipping off
+	// LoRA, when set, attaches adapters (if the model has none yet) and trains only them; nil trains
+	// every weight (full fine-tuning).
+	LoRA *model.LoRAConfig
+	Seed uint64 // LoRA initialisation and dropout masks
+}
+
+// Trainer runs optimizer steps on a model. It is deterministic: the same model, config, seed, batches
+// and thread count give bit-identical weights.
+type Trainer struct {
+	Model *model.Model
+	// Sampler, when set, is saved in and restored from checkpoints with the rest of the state.
+	Sampler *Sampler
+	cfg     Config
+	params  []model.Param
+	opt     *AdamW
+	step    int
+	partial []float64
+}
+
+// StepResult describes one optimizer step.
+type StepResult struct {
+	Step     int     // steps done, this one included
+	Loss     float64 // mean loss over the counted (mask ≠ 0) tokens of all micro-batches
+	Tokens   float64 // Σ mask over the micro-batches
+	GradNorm float64 // global gradient norm before clipping
+	LR       float64 // learning rate used
+}
+
+// New prepares a trainer for m. With cfg.LoRA it attaches adapters (initialised from cfg.Seed) unless m
+// already has some, freezing the base weights.
+func New(m *model.Model, cfg Config) (*Trainer, error) {
+	if err := cfg.Schedule.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxGradNorm < 0 {
+		return nil, fmt.Errorf("max grad norm %g must not be negative", cfg.MaxGradNorm)
+	}
+	if cfg.LoRA != nil {
+		if _, has := m.LoRA(); !has {
+			if err := m.AttachLoRA(*cfg.LoRA, cfg.Seed); err != nil {
+				return nil, fmt.Errorf("attach lora: %w", err)
+			}
+		}
+	} else if _, has := m.LoRA(); has {
+		return nil, fmt.Errorf("model has LoRA adapters but the config asks for full fine-tuning")
+	}
+	t := &Trainer{Model: m, cfg: cfg, params: m.Trainable()}
+	t.opt = NewAdamW(cfg.AdamW, t.params)
+	longest := 0
+	for _, p := range t.params {
+		longest = max(longest, len(p.Data))
+	}
+	t.partial = make([]float64, (longest+65535)/65536)
+	return t, nil
+}
+
+// StepsDone is the number of optimizer steps taken (restored by Resume).
+func (t *Trainer) StepsDone() int { return t.step }
+
+// Step is one optimizer step over one or more micro-batches (gradient accumulation): zero the
+// gradients, forward and backward each micro-batch with the loss averaged over all their counted
+// tokens, clip the global norm, and update with the schedule's learning rate.
+func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
+	if len(batches) == 0 {
+		return StepResult{}, fmt.Errorf("train step: no batches")
+	}
+	var count float64
+	for _, b := range batches {
+		count += b.Count()
+	}
+	if count == 0 {
+		return StepResult{}, fmt.Errorf("train step %d: no token counts toward the loss (all masks 0)", t.step)
+	}
+	t.Model.ZeroGrads()
+	var sum float64
+	for i, b := range batches {
+		s, err := t.Model.ForwardBackward(b, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
+		if err != nil {
+			return StepResult{}, fmt.Errorf("train step %d micro-batch %d: %w", t.step, i, err)
+		}
+		sum += s
+	}
+	norm := gradNorm(t.params, t.partial)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return StepResult{}, fmt.Errorf("train step %d: gradient norm is %g (loss %g); weights left unchanged", t.step, norm, sum/count)
+	}
+	clipGrads(t.params, norm, t.cfg.MaxGradNorm)
+	lr := t.cfg.Schedule.LR(t.step)
+	t.opt.Step(lr)
+	t.step++
+	return StepResult{Step: t.step, Loss: sum / count, Tokens: count, GradNorm: norm, LR: lr}, nil
+}
+
+// Eval returns the mean loss over the counted tokens of the batches, without touching the weights
+// or the gradients (no dropout).
+func (t *Trainer) Eval(batches ...model.Batch) (float64, error) {
+	return EvalLoss(t.Model, batches...)
+}
+
+// EvalLoss returns a model's mean loss over the counted tokens of the batches.
+func EvalLoss(m *model.Model, batches ...model.Batch) (float64, error) {
+	var sum, count float64
+	for i, b := range batches {
+		s, c, err := m.LossSum(b)
+		if err != nil {
+			return 0, fmt.Errorf("eval batch %d: %w", i, err)
+		}
+		sum += s
+		count += c
+	}
+	if count == 0 {
+		return 0, fmt.Errorf("eval: no token counts toward the loss")
+	}
+	return sum / count, nil
+}
+
+// dropoutSeed is the dropout seed of a step's micro-batch: a function of the run seed and the
+// position in the run only, so a resumed run draws the same masks.
+func dropoutSeed(seed uint64, step, micro int) uint64 {
+	z := seed + uint64(step)*0x9E3779B97F4A7C15 + uint64(micro)*0xC2B2AE3D27D4EB4F
+	z = (z ^ (z >> 33)) * 0xFF51AFD7ED558CCD
+	z = (z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53
+	return z ^ (z >> 33)
+}
