@@ -1,0 +1,45 @@
+package finetune
+
+import "context"
+
+// Sequence is one tokenized example: the prompt tokens then the response tokens (ending with EOS).
+// The loss counts only Tokens[PromptLen:], the response.
+type Sequence struct {
+	Tokens    []int
+	PromptLen int
+	Input     string // the dataset's input, for samples
+	Output    string // the dataset's output: the reference for ROUGE
+}
+
+// LanguageModel is what the pipeline needs from a loaded base model and its tokenizer.
+type LanguageModel interface {
+	Params() int64
+	ContextLen() int
+	Tokenize(text string, addBOS bool) []int
+	Detokenize(ids []int) string
+	EOS() int
+	// Prompt renders a dataset input the way the model is trained and served: the model's chat
+	// template for instruct models, the plain template otherwise.
+	Prompt(input string) string
+	// NewTrainer starts training from the base weights.
+	NewTrainer(hp HyperParameters, totalSteps, warmupSteps int) (Trainer, error)
+	// Loss is the mean cross-entropy over the response tokens of seqs, with the current weights.
+	Loss(ctx context.Context, seqs []Sequence) (float64, error)
+	// Generate continues each prompt greedily for at most maxNew tokens or until EOS, returning the
+	// new tokens only.
+	Generate(ctx context.Context, prompts [][]int, maxNew int) ([][]int, error)
+	// Export writes the current (merged) weights as a Hugging Face directory (config.json,
+	// model.safetensors, tokenizer files) plus model.gguf, into dir.
+	Export(dir string) error
+}
+
+// Trainer updates a LanguageModel's weights one optimizer step at a time.
+type Trainer interface {
+	Step(batch []Sequence) (loss float64, err error)
+	StepCount() int
+	LearningRate() float64
+	// Save writes the whole training state (weights or adapters, optimizer moments, step, RNG)
+	// atomically; Load restores it, after checking it, so that training continues bit-identically.
+	Save(path string) error
+	Load(path string) error
+}

@@ -1,0 +1,396 @@
+// Package finetune is the pipeline that turns a CreateAutoMLJobV2 request into a fine-tuned model: it
+// reads and checks the dataset (AnalyzingData), fine-tunes the base model with checkpoints and live
+// progress (TrainingModels), evaluates the base and the fine-tuned model on the validation split
+// (loss, perplexity, ROUGE), and writes the model and its reports under the job's output path.
+package finetune
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/job"
+)
+
+// Image is the inference image Lathe records in the candidate's InferenceContainers: Lathe's own
+// engine serves the model, so there is no container to pull.
+const Image = "lathe/engine:llama"
+
+// objectStore is the part of the S3 client the pipeline uses.
+type objectStore interface {
+	List(ctx context.Context, uri string) ([]Object, error)
+	Get(ctx context.Context, uri string) ([]byte, error)
+	Put(ctx context.Context, uri string, data []byte, contentType string) error
+	PutFile(ctx context.Context, uri, path string) error
+	Download(ctx context.Context, uri, path string) error
+}
+
+// Object is one object found under a channel's prefix.
+type Object struct {
+	URI  string
+	Size int64
+}
+
+// ModelSource finds a base model on local disk, downloading it into the model store when needed.
+type ModelSource interface {
+	// Resolve returns the local path (a GGUF file or a Hugging Face directory) of the base model.
+	Resolve(ctx context.Context, name string, progress func(done, total int64)) (string, error)
+}
+
+// Executor runs fine-tuning jobs. It implements job.Executor.
+type Executor struct {
+	Objects objectStore
+	Models  ModelSource
+	WorkDir string // scratch space: one folder per job, holding its checkpoint and log between restarts
+	Logger  *slog.Logger
+	// Load opens a model for the pipeline; nil means the llm engine (LoadModel).
+	Load func(path string, m catalog.Model) (LanguageModel, error)
+}
+
+// metricsReport is metrics.json: the base model and the fine-tuned model, side by side.
+type metricsReport struct {
+	BaseModel       string             `json:"base_model"`
+	HyperParameters HyperParameters    `json:"hyperparameters"`
+	Base            Metrics            `json:"base"`
+	FineTuned       Metrics            `json:"fine_tuned"`
+	TrainSeconds    float64            `json:"train_seconds"`
+	PhaseSeconds    map[string]float64 `json:"phase_seconds"`
+}
+
+// Execute runs one job end to end. A cancelled ctx (StopAutoMLJob, a runtime limit, a shutdown) saves a
+// checkpoint and returns ctx's error; running the same spec again resumes from that checkpoint and
+// ends exactly as an uninterrupted run would.
+func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (*job.Result, error) {
+	logger := e.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("job", spec.Name)
+	out := OutputPrefix(spec)
+	work := filepath.Join(e.WorkDir, spec.Name)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, fmt.Errorf("create work dir: %w", err)
+	}
+	phases := map[string]float64{}
+	phaseStart := time.Now()
+	endPhase := func(name string) {
+		phases[name] += time.Since(phaseStart).Seconds()
+		phaseStart = time.Now()
+	}
+
+	entry, ok := catalog.Lookup(spec.BaseModel)
+	if !ok {
+		// A model registered only in the store: limits of a small llama model.
+		entry = catalog.Model{Name: spec.BaseModel, Architecture: "llama", MaxRows: 10000, ContextLen: 2048}
+	}
+
+	// Resume state: the training log may exist only in S3 when the work dir was lost.
+	logPath := filepath.Join(work, "training-log.jsonl")
+	if _, err := os.Stat(logPath); errors.Is(err, os.ErrNotExist) {
+		_ = e.Objects.Download(ctx, out+"training-log.jsonl", logPath)
+	}
+	tlog, err := openTrainLog(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer tlog.Close()
+
+	// 1. AnalyzingData: the base model (its tokenizer formats the data) and the dataset.
+	if err := r.SetPhase(ctx, job.PhaseAnalyzingData); err != nil {
+		return nil, err
+	}
+	path, err := e.Models.Resolve(ctx, spec.BaseModel, func(done, total int64) {
+		msg := fmt.Sprintf("downloading base model %s: %d MB", spec.BaseModel, done>>20)
+		if total > 0 {
+			msg = fmt.Sprintf("downloading base model %s: %d/%d MB", spec.BaseModel, done>>20, total>>20)
+		}
+		_ = r.Progress(ctx, job.Progress{Phase: job.PhaseAnalyzingData, Message: msg})
+	})
+	if err != nil {
+		return nil, err
+	}
+	load := e.Load
+	if load == nil {
+		load = LoadModel
+	}
+	lm, err := load(path, entry)
+	if err != nil {
+		return nil, fmt.Errorf("load base model %s: %w", spec.BaseModel, err)
+	}
+	data, err := e.analyze(ctx, spec, entry, lm)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.putJSON(ctx, out+"data-report.json", data.report); err != nil {
+		return nil, err
+	}
+	endPhase("analyzing_data")
+
+	// 2. TrainingModels: evaluate the base model, fine-tune, evaluate the result.
+	if err := r.SetPhase(ctx, job.PhaseTrainingModels); err != nil {
+		return nil, err
+	}
+	hp, err := ResolveHyperParameters(lm.Params(), spec.HyperParameters)
+	if err != nil {
+		return nil, err
+	}
+	report := metricsReport{BaseModel: spec.BaseModel, HyperParameters: hp, PhaseSeconds: phases}
+	basePath := filepath.Join(work, "metrics-base.json")
+	if !readJSON(basePath, &report.Base) {
+		_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the base model"})
+		report.Base, _, err = evaluate(ctx, lm, data.val)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate base model: %w", err)
+		}
+		if err := writeJSON(basePath, report.Base); err != nil {
+			return nil, err
+		}
+	}
+	endPhase("evaluate_base")
+
+	trainStart := time.Now()
+	trainLoss, err := e.train(ctx, spec, lm, hp, data.train, work, out, tlog, r, logger)
+	if err != nil {
+		return nil, err
+	}
+	report.TrainSeconds = time.Since(trainStart).Seconds()
+	endPhase("training")
+
+	_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the fine-tuned model"})
+	tuned, samples, err := evaluate(ctx, lm, data.val)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate fine-tuned model: %w", err)
+	}
+	tuned.TrainingLoss = trainLoss
+	report.FineTuned = tuned
+	tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
+	endPhase("evaluate_fine_tuned")
+
+	// 3. Artifacts.
+	modelDir := filepath.Join(work, "model")
+	if err := lm.Export(modelDir); err != nil {
+		return nil, fmt.Errorf("export fine-tuned model: %w", err)
+	}
+	if err := e.uploadDir(ctx, modelDir, out+"model/"); err != nil {
+		return nil, err
+	}
+	if err := putJSONLines(ctx, e, out+"samples.jsonl", samples); err != nil {
+		return nil, err
+	}
+	endPhase("writing_artifacts")
+	if err := e.putJSON(ctx, out+"metrics.json", report); err != nil {
+		return nil, err
+	}
+	tlog.Event("done", map[string]any{"phase_seconds": phases})
+	if err := e.Objects.PutFile(ctx, out+"training-log.jsonl", logPath); err != nil {
+		return nil, err
+	}
+	logger.Info("fine-tuning done", "train_loss", trainLoss, "validation_loss", tuned.ValidationLoss,
+		"rougeL", tuned.RougeL, "base_rougeL", report.Base.RougeL, "phases", phases)
+
+	res := &job.Result{
+		CandidateName:   candidateName(spec.Name),
+		TrainingJobName: candidateName(spec.Name),
+		Image:           Image,
+		ModelDataURL:    out + "model/",
+		Environment:     map[string]string{"HF_MODEL_ID": "/opt/ml/model", "LATHE_BASE_MODEL": spec.BaseModel},
+		ArtifactsPrefix: out,
+		Metrics:         candidateMetrics(tuned),
+	}
+	if spec.EndpointName != "" {
+		res.DeployError = "Lathe cannot deploy endpoints yet (ModelDeployConfig); the fine-tuned model is at " + res.ModelDataURL
+	}
+	return res, nil
+}
+
+// train runs the optimizer over the training split for the resolved number of epochs, resuming from
+// the job's checkpoint when there is one, and returns the mean training loss over the last epoch.
+func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, hp HyperParameters, train []Sequence,
+	work, out string, tlog *trainLog, r job.Reporter, logger *slog.Logger) (float64, error) {
+	stepsPerEpoch := (len(train) + hp.BatchSize - 1) / hp.BatchSize
+	total := hp.Epochs * stepsPerEpoch
+	tr, err := lm.NewTrainer(hp, total, hp.warmup(total))
+	if err != nil {
+		return 0, fmt.Errorf("set up training: %w", err)
+	}
+	ckptPath := filepath.Join(work, "checkpoint.bin")
+	ckptURI := out + "checkpoints/checkpoint.bin"
+	state := trainState{}
+	if _, err := os.Stat(ckptPath); errors.Is(err, os.ErrNotExist) {
+		_ = e.Objects.Download(ctx, ckptURI, ckptPath)
+		_ = e.Objects.Download(ctx, ckptURI+".state.json", ckptPath+".state.json")
+	}
+	resumed := false
+	if readJSON(ckptPath+".state.json", &state) {
+		// The engine's checkpoint and the pipeline's state are two files: a crash between writing them
+		// leaves steps that disagree, and then the checkpoint cannot be trusted.
+		switch err := tr.Load(ckptPath); {
+		case err != nil:
+			logger.Warn("checkpoint unreadable; training from the start", "uri", ckptURI, "err", err)
+		case tr.StepCount() != state.Step:
+			logger.Warn("checkpoint and state disagree; training from the start", "checkpoint_step", tr.StepCount(), "state_step", state.Step)
+		default:
+			resumed = true
+		}
+	}
+	if resumed {
+		tlog.Event("resumed", map[string]any{"step": state.Step, "total_steps": total})
+		logger.Info("resumed from checkpoint", "step", state.Step, "total_steps", total)
+	} else {
+		state = trainState{}
+		if tr, err = lm.NewTrainer(hp, total, hp.warmup(total)); err != nil {
+			return 0, fmt.Errorf("set up training: %w", err)
+		}
+		tlog.Event("start", map[string]any{"total_steps": total, "steps_per_epoch": stepsPerEpoch, "examples": len(train), "hyperparameters": hp})
+	}
+	save := func(ctx context.Context) error {
+		if err := tr.Save(ckptPath); err != nil {
+			return fmt.Errorf("save checkpoint: %w", err)
+		}
+		if err := writeJSON(ckptPath+".state.json", state); err != nil {
+			return err
+		}
+		if err := e.Objects.PutFile(ctx, ckptURI, ckptPath); err != nil {
+			return err
+		}
+		if err := e.Objects.PutFile(ctx, ckptURI+".state.json", ckptPath+".state.json"); err != nil {
+			return err
+		}
+		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
+		return e.Objects.PutFile(ctx, out+"training-log.jsonl", tlog.path)
+	}
+	ckptEvery := max(1, total/20)
+	batch := make([]Sequence, 0, hp.BatchSize)
+	started, tokens := time.Now(), 0
+	startStep := state.Step
+	for state.Step < total {
+		if ctx.Err() != nil {
+			cause := context.Cause(ctx)
+			if err := save(context.WithoutCancel(ctx)); err != nil {
+				logger.Error("checkpoint on stop failed", "err", err)
+			}
+			tlog.Event("stopped", map[string]any{"step": state.Step, "reason": fmt.Sprint(cause)})
+			_ = e.Objects.PutFile(context.WithoutCancel(ctx), out+"training-log.jsonl", tlog.path)
+			return 0, ctx.Err()
+		}
+		epoch, inEpoch := state.Step/stepsPerEpoch, state.Step%stepsPerEpoch
+		order := epochOrder(hp.Seed, epoch, len(train))
+		batch = batch[:0]
+		for i := inEpoch * hp.BatchSize; i < min((inEpoch+1)*hp.BatchSize, len(train)); i++ {
+			batch = append(batch, train[order[i]])
+			tokens += len(train[order[i]].Tokens)
+		}
+		loss, err := tr.Step(batch)
+		if err != nil {
+			return 0, fmt.Errorf("training step %d: %w", state.Step+1, err)
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return 0, fmt.Errorf("training diverged at step %d (loss %v): lower learningRate", state.Step+1, loss)
+		}
+		state.Step++
+		if epoch == hp.Epochs-1 {
+			state.LastEpochLossSum += loss
+			state.LastEpochSteps++
+		}
+		elapsed := time.Since(started).Seconds()
+		tps := float64(tokens) / max(elapsed, 1e-9)
+		eta := elapsed / float64(state.Step-startStep) * float64(total-state.Step)
+		_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Step: state.Step, TotalSteps: total,
+			Epoch: float64(state.Step) / float64(stepsPerEpoch), Loss: loss, TokensPerSecond: tps, ETASeconds: eta})
+		tlog.Event("step", map[string]any{"step": state.Step, "epoch": float64(state.Step) / float64(stepsPerEpoch),
+			"loss": loss, "lr": tr.LearningRate(), "tokens_per_second": tps})
+		if state.Step%ckptEvery == 0 && state.Step < total {
+			if err := save(ctx); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if state.LastEpochSteps == 0 {
+		return 0, nil
+	}
+	return state.LastEpochLossSum / float64(state.LastEpochSteps), nil
+}
+
+// trainState is the pipeline's part of a checkpoint (the engine saves weights and optimizer state).
+// The data order is a function of (seed, epoch), so the step alone says where the data cursor is.
+type trainState struct {
+	Step             int     `json:"step"`
+	LastEpochLossSum float64 `json:"last_epoch_loss_sum"`
+	LastEpochSteps   int     `json:"last_epoch_steps"`
+}
+
+// epochOrder is the shuffled order of the training examples in one epoch: fixed for (seed, epoch).
+func epochOrder(seed int64, epoch, n int) []int {
+	return rand.New(rand.NewPCG(uint64(seed), uint64(epoch))).Perm(n)
+}
+
+// OutputPrefix is where a job's artifacts go: S3OutputPath/<job name>/.
+func OutputPrefix(spec job.Spec) string {
+	return strings.TrimSuffix(spec.OutputPath, "/") + "/" + spec.Name + "/"
+}
+
+func candidateName(jobName string) string { return jobName + "-finetune-1" }
+
+func (e *Executor) putJSON(ctx context.Context, uri string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", uri, err)
+	}
+	return e.Objects.Put(ctx, uri, data, "application/json")
+}
+
+func putJSONLines[T any](ctx context.Context, e *Executor, uri string, rows []T) error {
+	var b strings.Builder
+	for _, row := range rows {
+		line, err := json.Marshal(row)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", uri, err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return e.Objects.Put(ctx, uri, []byte(b.String()), "application/x-ndjson")
+}
+
+func (e *Executor) uploadDir(ctx context.Context, dir, prefix string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, ent := range entries {
+		if ent.IsDir() {
+			continue
+		}
+		if err := e.Objects.PutFile(ctx, prefix+ent.Name(), filepath.Join(dir, ent.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readJSON(path string, v any) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && json.Unmarshal(data, v) == nil
+}
+
+// writeJSON writes v to path atomically (temp file + rename), so a crash leaves the old file or the new.
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
