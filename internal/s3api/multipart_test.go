@@ -88,7 +88,9 @@ func TestMultipartUpload(t *testing.T) {
 	completed := func(ps ...types.CompletedPart) *types.CompletedMultipartUpload {
 		return &types.CompletedMultipartUpload{Parts: ps}
 	}
-	cp := func(n int32, etag *string) types.CompletedPart { return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag} }
+	cp := func(n int32, etag *string) types.CompletedPart {
+		return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag}
+	}
 	bad := []struct {
 		name  string
 		parts *types.CompletedMultipartUpload
