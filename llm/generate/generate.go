@@ -1,0 +1,318 @@
+// Package generate produces text from an llm/model.Model: a KV cache per sequence, greedy or sampled
+// decoding (temperature, top-k, top-p, repetition penalty, seed), stop tokens and stop sequences,
+// token streaming, and several prompts decoded together in one batch.
+package generate
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/lathe-ml/lathe/llm/model"
+)
+
+// Options controls decoding. The zero value (apart from MaxNewTokens) is greedy decoding.
+type Options struct {
+	MaxNewTokens int
+	// Temperature divides the logits before sampling; 0 means greedy (argmax), as does TopK 1.
+	Temperature float64
+	TopK        int     // keep the K most likely tokens; 0 keeps all
+	TopP        float64 // keep the smallest set of tokens whose probability reaches TopP; 0 or 1 keeps all
+	// RepetitionPenalty > 1 makes tokens already in the prompt or the output less likely, as
+	// transformers does: a positive logit is divided by it, a negative one multiplied. 0 or 1 is off.
+	RepetitionPenalty float64
+	Seed              uint64   // sequence i samples from PCG(Seed, i): the same seed gives the same text
+	StopTokens        []int32  // end-of-sequence ids: generation ends there (the id is not output)
+	StopSequences     []string // generation ends before the first occurrence of any of these in the text
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.MaxNewTokens <= 0:
+		return fmt.Errorf("generate: max new tokens %d must be positive", o.MaxNewTokens)
+	case o.Temperature < 0 || math.IsNaN(o.Temperature):
+		return fmt.Errorf("generate: temperature %g must not be negative", o.Temperature)
+	case o.TopK < 0:
+		return fmt.Errorf("generate: top-k %d must not be negative", o.TopK)
+	case o.TopP < 0 || o.TopP > 1:
+		return fmt.Errorf("generate: top-p %g must be in [0, 1]", o.TopP)
+	case o.RepetitionPenalty < 0:
+		return fmt.Errorf("generate: repetition penalty %g must not be negative", o.RepetitionPenalty)
+	}
+	for _, s := range o.StopSequences {
+		if s == "" {
+			return fmt.Errorf("generate: empty stop sequence")
+		}
+	}
+	return nil
+}
+
+// Detokenize turns token ids into text (the tokenizer's decode, special tokens skipped).
+type Detokenize func(ids []int32) string
+
+// Token is one streamed step of one sequence: the token id and the text it releases (possibly empty
+// while a multi-byte character or a possible stop sequence is still incomplete).
+type Token struct {
+	Seq  int
+	ID   int32
+	Text string
+}
+
+// Finish reasons.
+const (
+	FinishLength = "length" // MaxNewTokens reached, or the model's context is full
+	FinishEOS    = "eos"    // a stop token was produced
+	FinishStop   = "stop"   // a stop sequence appeared in the text
+)
+
+// Result is one prompt's generation.
+type Result struct {
+	Tokens []int32 // generated ids (no stop token); may run past Text's end when a stop sequence cut it
+	Text   string  // detokenized output, cut before a stop sequence
+	Finish string
+}
+
+// seqState is one sequence being decoded.
+type seqState struct {
+	cache   *model.KVCache
+	rng     *rand.Rand
+	seen    map[int32]bool
+	result  Result
+	emitted int // bytes of text already streamed
+	done    bool
+}
+
+// Generate continues each prompt. The prompts are prefilled together, then every unfinished sequence
+// advances one token per step in one batched forward. onToken (may be nil) receives each token as it
+// is produced; an error from it, or ctx's cancellation, ends generation with the results so far.
+// detok may be nil when no text is wanted (then StopSequences must be empty).
+func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Options, detok Detokenize, onToken func(Token) error) ([]Result, error) {
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	if detok == nil && len(opt.StopSequences) > 0 {
+		return nil, fmt.Errorf("generate: stop sequences need a detokenizer")
+	}
+	cfg := m.Config()
+	V := cfg.Vocab
+	seqs := make([]*seqState, len(prompts))
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("generate: prompt %d is empty (start it with BOS)", i)
+		}
+		n := len(p) + opt.MaxNewTokens
+		if cfg.ContextLen > 0 {
+			n = min(n, cfg.ContextLen)
+		}
+		if len(p) >= n {
+			return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", i, len(p), cfg.ContextLen)
+		}
+		s := &seqState{cache: m.NewKVCache(n), rng: rand.New(rand.NewPCG(opt.Seed, uint64(i))), seen: map[int32]bool{}}
+		for _, t := range p {
+			s.seen[t] = true
+		}
+		seqs[i] = s
+	}
+	logits := make([]float32, len(prompts)*V)
+	work := make([]float64, V)
+	order := make([]int32, V)
+	caches := make([]*model.KVCache, 0, len(prompts))
+	inputs := make([][]int32, 0, len(prompts))
+	active := make([]int, 0, len(prompts))
+	for i, s := range seqs {
+		caches, inputs, active = append(caches, s.cache), append(inputs, prompts[i]), append(active, i)
+	}
+	for len(active) > 0 {
+		if err := ctx.Err(); err != nil {
+			return results(seqs), err
+		}
+		if err := m.Extend(caches, inputs, logits[:len(active)*V]); err != nil {
+			return results(seqs), fmt.Errorf("generate: %w", err)
+		}
+		next := active[:0:0]
+		caches, inputs = caches[:0], inputs[:0]
+		for a, i := range active {
+			s := seqs[i]
+			tok := sample(logits[a*V:(a+1)*V], s, opt, work, order)
+			if err := s.advance(i, tok, opt, detok, onToken); err != nil {
+				return results(seqs), err
+			}
+			if !s.done && s.cache.Len() >= s.cache.Cap() {
+				s.finish(i, FinishLength, detok, onToken)
+			}
+			if !s.done {
+				next = append(next, i)
+				caches = append(caches, s.cache)
+				inputs = append(inputs, []int32{tok})
+			}
+		}
+		active = next
+	}
+	return results(seqs), nil
+}
+
+func results(seqs []*seqState) []Result {
+	out := make([]Result, len(seqs))
+	for i, s := range seqs {
+		out[i] = s.result
+	}
+	return out
+}
+
+// advance records a sampled token, checks the stop conditions and streams what text is final.
+func (s *seqState) advance(i int, tok int32, opt Options, detok Detokenize, onToken func(Token) error) error {
+	if slices.Contains(opt.StopTokens, tok) {
+		return s.finish(i, FinishEOS, detok, onToken)
+	}
+	s.result.Tokens = append(s.result.Tokens, tok)
+	s.seen[tok] = true
+	if detok == nil {
+		if onToken != nil {
+			if err := onToken(Token{Seq: i, ID: tok}); err != nil {
+				return err
+			}
+		}
+		if len(s.result.Tokens) >= opt.MaxNewTokens {
+			s.done, s.result.Finish = true, FinishLength
+		}
+		return nil
+	}
+	full := detok(s.result.Tokens)
+	for _, stop := range opt.StopSequences {
+		if k := strings.Index(full, stop); k >= 0 {
+			full = full[:k]
+			s.result.Text = full
+			s.done, s.result.Finish = true, FinishStop
+			return s.stream(i, tok, full, len(full), onToken)
+		}
+	}
+	s.result.Text = full
+	if len(s.result.Tokens) >= opt.MaxNewTokens {
+		s.done, s.result.Finish = true, FinishLength
+		return s.stream(i, tok, full, len(full), onToken)
+	}
+	return s.stream(i, tok, full, safeEnd(full, opt.StopSequences), onToken)
+}
+
+// finish ends a sequence without a new token and streams the text held back.
+func (s *seqState) finish(i int, reason string, detok Detokenize, onToken func(Token) error) error {
+	s.done, s.result.Finish = true, reason
+	if detok == nil || s.emitted >= len(s.result.Text) || onToken == nil {
+		return nil
+	}
+	rest := s.result.Text[s.emitted:]
+	s.emitted = len(s.result.Text)
+	return onToken(Token{Seq: i, ID: -1, Text: rest})
+}
+
+// stream sends the token with the text between what was already sent and end.
+func (s *seqState) stream(i int, tok int32, full string, end int, onToken func(Token) error) error {
+	if onToken == nil {
+		return nil
+	}
+	text := ""
+	if end > s.emitted {
+		text = full[s.emitted:end]
+		s.emitted = end
+	}
+	return onToken(Token{Seq: i, ID: tok, Text: text})
+}
+
+// safeEnd is how much of text can be streamed: not a trailing incomplete character (decoders show it
+// as U+FFFD), nor a suffix that could be the start of a stop sequence.
+func safeEnd(text string, stops []string) int {
+	end := len(text)
+	for end > 0 {
+		r, size := utf8.DecodeLastRuneInString(text[:end])
+		if r != utf8.RuneError || size > 1 {
+			break
+		}
+		end -= size
+	}
+	for strings.HasSuffix(text[:end], "\uFFFD") {
+		end -= len("\uFFFD")
+	}
+	hold := 0
+	for _, stop := range stops {
+		for k := min(len(stop)-1, end); k > hold; k-- {
+			if strings.HasSuffix(text[:end], stop[:k]) {
+				hold = k
+				break
+			}
+		}
+	}
+	return end - hold
+}
+
+// sample picks the next token from one sequence's logits.
+func sample(logits []float32, s *seqState, opt Options, work []float64, order []int32) int32 {
+	for j, v := range logits {
+		w := float64(v)
+		if p := opt.RepetitionPenalty; p > 0 && p != 1 && s.seen[int32(j)] {
+			if w > 0 {
+				w /= p
+			} else {
+				w *= p
+			}
+		}
+		work[j] = w
+	}
+	if opt.Temperature == 0 || opt.TopK == 1 {
+		best := 0
+		for j, w := range work {
+			if w > work[best] {
+				best = j
+			}
+		}
+		return int32(best)
+	}
+	for j := range order {
+		order[j] = int32(j)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		switch {
+		case work[a] > work[b]:
+			return -1
+		case work[a] < work[b]:
+			return 1
+		}
+		return 0
+	})
+	keep := len(order)
+	if opt.TopK > 0 {
+		keep = min(keep, opt.TopK)
+	}
+	// softmax over the kept tokens at the temperature, then the top-p cut on the sorted probabilities.
+	mx := work[order[0]] / opt.Temperature
+	var z float64
+	for _, j := range order[:keep] {
+		z += math.Exp(work[j]/opt.Temperature - mx)
+	}
+	if opt.TopP > 0 && opt.TopP < 1 {
+		var cum float64
+		for k, j := range order[:keep] {
+			cum += math.Exp(work[j]/opt.Temperature-mx) / z
+			if cum >= opt.TopP {
+				keep = k + 1
+				break
+			}
+		}
+		z = 0
+		for _, j := range order[:keep] {
+			z += math.Exp(work[j]/opt.Temperature - mx)
+		}
+	}
+	u := s.rng.Float64() * z
+	var cum float64
+	for _, j := range order[:keep] {
+		cum += math.Exp(work[j]/opt.Temperature - mx)
+		if u < cum {
+			return j
+		}
+	}
+	return order[keep-1]
+}
