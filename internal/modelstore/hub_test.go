@@ -253,7 +253,7 @@ func TestPullResumesAfterDroppedConnection(t *testing.T) {
 		{"cut halfway", fakeRepo{cut: map[string]int{shard: 1}}, 0, []string{"", fmt.Sprintf("bytes=%d-", half)}},
 		{"cut twice", fakeRepo{cut: map[string]int{shard: 2}}, 0, []string{"", fmt.Sprintf("bytes=%d-", half), fmt.Sprintf("bytes=%d-", half)}},
 		{"server ignores Range", fakeRepo{cut: map[string]int{shard: 1}, noRange: true}, 0, []string{"", fmt.Sprintf("bytes=%d-", half)}},
-		{"stalled halfway", fakeRepo{stall: map[string]int{shard: 1}}, 300 * time.Millisecond, []string{"", fmt.Sprintf("bytes=%d-", half)}},
+		{"stalled halfway", fakeRepo{stall: map[string]int{shard: 1}}, time.Second, []string{"", fmt.Sprintf("bytes=%d-", half)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
