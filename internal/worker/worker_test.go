@@ -1,0 +1,628 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lathe-ml/lathe/internal/automl"
+	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/job"
+	"github.com/lathe-ml/lathe/internal/store"
+	"github.com/lathe-ml/lathe/internal/store/sqlite"
+	"github.com/lathe-ml/lathe/internal/worker"
+)
+
+// scriptedExecutor is a test double of the fine-tuning pipeline: each Execute announces itself on
+// started and then does what the test tells it through the execution's commands, until told to
+// return or until its context is cancelled (as a real executor must).
+type scriptedExecutor struct {
+	started chan *execution
+	calls   sync.Map // job name -> *atomic.Int32
+	// auto, when set, makes every Execute return this result at once.
+	auto *job.Result
+}
+
+type execution struct {
+	spec job.Spec
+	ctx  context.Context
+	cmds chan command
+	done chan struct{} // closed when Execute returned
+}
+
+type command struct {
+	phase    string
+	progress *job.Progress
+	ret      bool
+	res      *job.Result
+	err      error
+	reply    chan error
+}
+
+func newExecutor() *scriptedExecutor { return &scriptedExecutor{started: make(chan *execution, 16)} }
+
+func (e *scriptedExecutor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (*job.Result, error) {
+	n, _ := e.calls.LoadOrStore(spec.Name, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+	if e.auto != nil {
+		res := *e.auto
+		return &res, nil
+	}
+	x := &execution{spec: spec, ctx: ctx, cmds: make(chan command), done: make(chan struct{})}
+	defer close(x.done)
+	e.started <- x
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("training interrupted: %w", ctx.Err())
+		case c := <-x.cmds:
+			switch {
+			case c.phase != "":
+				c.reply <- r.SetPhase(ctx, c.phase)
+			case c.progress != nil:
+				c.reply <- r.Progress(ctx, *c.progress)
+			default:
+				c.reply <- nil
+				return c.res, c.err
+			}
+		}
+	}
+}
+
+func (e *scriptedExecutor) callsOf(name string) int {
+	n, ok := e.calls.Load(name)
+	if !ok {
+		return 0
+	}
+	return int(n.(*atomic.Int32).Load())
+}
+
+func (e *scriptedExecutor) next(t *testing.T) *execution {
+	t.Helper()
+	select {
+	case x := <-e.started:
+		return x
+	case <-time.After(10 * time.Second):
+		t.Fatal("the executor was not started")
+		return nil
+	}
+}
+
+func (x *execution) send(t *testing.T, c command) {
+	t.Helper()
+	c.reply = make(chan error, 1)
+	select {
+	case x.cmds <- c:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the execution does not take commands")
+	}
+	if err := <-c.reply; err != nil {
+		t.Fatalf("reporter: %v", err)
+	}
+}
+
+func (x *execution) phase(t *testing.T, p string) { t.Helper(); x.send(t, command{phase: p}) }
+func (x *execution) progress(t *testing.T, p job.Progress) {
+	t.Helper()
+	x.send(t, command{progress: &p})
+}
+func (x *execution) finish(t *testing.T, res *job.Result, err error) {
+	t.Helper()
+	x.send(t, command{ret: true, res: res, err: err})
+}
+
+func (x *execution) waitReturned(t *testing.T) {
+	t.Helper()
+	select {
+	case <-x.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Execute did not return after its context was cancelled")
+	}
+}
+
+// rig is a store, a service and (optionally) a running worker.
+type rig struct {
+	path  string
+	store *sqlite.Store
+	svc   *automl.Service
+	ops   map[string]func(context.Context, []byte) (any, error)
+}
+
+func fastOptions(owner string) worker.Options {
+	return worker.Options{Owner: owner, PollInterval: 10 * time.Millisecond, HeartbeatInterval: 20 * time.Millisecond, LeaseDuration: 5 * time.Second}
+}
+
+func newRig(t *testing.T, path string, cfg automl.Config) *rig {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "lathe.db")
+	}
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	svc, err := automl.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{path: path, store: st, svc: svc, ops: svc.Operations()}
+}
+
+// notify rebuilds the service so that it tells w about new jobs and stops at once.
+func (r *rig) notify(t *testing.T, w *worker.Worker) {
+	t.Helper()
+	svc, err := automl.New(automl.Config{Store: r.store, Notifier: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc, r.ops = svc, svc.Operations()
+}
+
+// start runs w until the test ends (or stop is called) and returns the stop function, which waits
+// for Run to return.
+func start(t *testing.T, w *worker.Worker) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (r *rig) call(t *testing.T, op, body string) map[string]any {
+	t.Helper()
+	out, err := r.ops[op](context.Background(), []byte(body))
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+	b, _ := json.Marshal(out)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (r *rig) describe(t *testing.T, name string) map[string]any {
+	t.Helper()
+	return r.call(t, "DescribeAutoMLJobV2", `{"AutoMLJobName":"`+name+`"}`)
+}
+
+// waitStatus polls Describe until the job shows the status pair.
+func (r *rig) waitStatus(t *testing.T, name, status, secondary string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		d := r.describe(t, name)
+		if d["AutoMLJobStatus"] == status && d["AutoMLJobSecondaryStatus"] == secondary {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is %v/%v (reason %v), want %s/%s", name, d["AutoMLJobStatus"], d["AutoMLJobSecondaryStatus"], d["FailureReason"], status, secondary)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func createBody(name string, extra string) string {
+	return `{"AutoMLJobName":"` + name + `","AutoMLJobInputDataConfig":[{"DataSource":{"S3DataSource":{"S3DataType":"S3Prefix","S3Uri":"s3://b/train/"}}}],` +
+		`"OutputDataConfig":{"S3OutputPath":"s3://b/out/"},"RoleArn":"arn:aws:iam::123456789012:role/r",` +
+		`"ModelDeployConfig":{"AutoGenerateEndpointName":true},` +
+		`"AutoMLProblemTypeConfig":{"TextGenerationJobConfig":{"BaseModelName":"Stories260K"` + extra + `}}}`
+}
+
+func get(v any, path string) any {
+	for _, p := range strings.Split(path, ".") {
+		switch n := v.(type) {
+		case map[string]any:
+			v = n[p]
+		case []any:
+			var i int
+			fmt.Sscan(p, &i)
+			if i >= len(n) {
+				return nil
+			}
+			v = n[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+var result = &job.Result{
+	CandidateName:   "j1-candidate",
+	TrainingJobName: "j1-training",
+	Image:           "lathe/inference:latest",
+	ModelDataURL:    "s3://b/out/j1/model.tar.gz",
+	Environment:     map[string]string{"HF_MODEL_ID": "/opt/ml/model"},
+	ArtifactsPrefix: "s3://b/out/j1/",
+	Metrics: []job.Metric{
+		{Name: "TrainingLoss", Value: 1.25, Set: "Train"},
+		{Name: "ValidationLoss", Value: 1.5, Set: "Validation"},
+		{Name: "Rouge1", Value: 0.4, Set: "Validation"},
+	},
+	EndpointName: "j1-endpoint",
+}
+
+func TestLifecycleToCompleted(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	w := worker.New(r.store, exec, fastOptions("w1"))
+	r.notify(t, w)
+	start(t, w)
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", `,"CompletionCriteria":{"MaxRuntimePerTrainingJobInSeconds":3000},"TextGenerationHyperParameters":{"epochCount":"2"}`))
+
+	x := exec.next(t)
+	if x.spec.Name != "j1" || x.spec.BaseModel != "Stories260K" || x.spec.EndpointName != "j1-endpoint" ||
+		x.spec.ValidationFraction != 0.2 || x.spec.MaxRuntimePerTrainingJob != 3000*time.Second ||
+		x.spec.HyperParameters["epochCount"] != "2" || x.spec.OutputPath != "s3://b/out/" ||
+		x.spec.ARN != "arn:aws:sagemaker:us-east-1:123456789012:automl-job/j1" || x.spec.CreationTime.IsZero() {
+		t.Fatalf("spec %+v", x.spec)
+	}
+	for _, phase := range []string{job.PhaseAnalyzingData, job.PhaseTrainingModels} {
+		x.phase(t, phase)
+		if d := r.describe(t, "j1"); d["AutoMLJobStatus"] != "InProgress" || d["AutoMLJobSecondaryStatus"] != phase {
+			t.Fatalf("after phase %s: %v/%v", phase, d["AutoMLJobStatus"], d["AutoMLJobSecondaryStatus"])
+		}
+	}
+	x.progress(t, job.Progress{Phase: job.PhaseTrainingModels, Step: 5, TotalSteps: 10, Loss: 2.5, TokensPerSecond: 1000})
+	d := r.describe(t, "j1")
+	if get(d, "TrainingProgress.Step") != 5.0 || get(d, "TrainingProgress.TotalSteps") != 10.0 || get(d, "TrainingProgress.Loss") != 2.5 {
+		t.Fatalf("TrainingProgress = %v", d["TrainingProgress"])
+	}
+	x.phase(t, job.PhaseDeployingModel)
+	x.finish(t, result, nil)
+
+	d = r.waitStatus(t, "j1", "Completed", "Completed")
+	for path, want := range map[string]any{
+		"BestCandidate.CandidateName":                                             "j1-candidate",
+		"BestCandidate.CandidateStatus":                                           "Completed",
+		"BestCandidate.ObjectiveStatus":                                           "Succeeded",
+		"BestCandidate.CandidateSteps.0.CandidateStepType":                        "AWS::SageMaker::TrainingJob",
+		"BestCandidate.CandidateSteps.0.CandidateStepName":                        "j1-training",
+		"BestCandidate.CandidateSteps.0.CandidateStepArn":                         "arn:aws:sagemaker:us-east-1:123456789012:training-job/j1-training",
+		"BestCandidate.InferenceContainers.0.Image":                               "lathe/inference:latest",
+		"BestCandidate.InferenceContainers.0.ModelDataUrl":                        "s3://b/out/j1/model.tar.gz",
+		"BestCandidate.InferenceContainers.0.Environment.HF_MODEL_ID":             "/opt/ml/model",
+		"BestCandidate.InferenceContainerDefinitions.CPU.0.ModelDataUrl":          "s3://b/out/j1/model.tar.gz",
+		"BestCandidate.CandidateProperties.CandidateMetrics.0.StandardMetricName": "TrainingLoss",
+		"BestCandidate.CandidateProperties.CandidateMetrics.0.Value":              1.25,
+		"BestCandidate.CandidateProperties.CandidateMetrics.0.Set":                "Train",
+		"BestCandidate.CandidateProperties.CandidateMetrics.2.StandardMetricName": "Rouge1",
+		"BestCandidate.CandidateProperties.CandidateMetrics.0.MetricName":         nil,
+		"ModelDeployResult.EndpointName":                                          "j1-endpoint",
+		"TrainingProgress":                                                        nil,
+		"FailureReason":                                                           nil,
+	} {
+		if got := get(d, path); got != want {
+			t.Errorf("%s = %#v, want %#v", path, got, want)
+		}
+	}
+	if et, ct := d["EndTime"].(float64), d["CreationTime"].(float64); et < ct {
+		t.Errorf("EndTime %v before CreationTime %v", et, ct)
+	}
+	if get(d, "BestCandidate.EndTime") != d["EndTime"] {
+		t.Errorf("candidate EndTime %v, job EndTime %v", get(d, "BestCandidate.EndTime"), d["EndTime"])
+	}
+
+	// ListCandidatesForAutoMLJob returns the same candidate, and honours its filters.
+	lc := r.call(t, "ListCandidatesForAutoMLJob", `{"AutoMLJobName":"J1"}`)
+	b1, _ := json.Marshal(get(lc, "Candidates.0"))
+	b2, _ := json.Marshal(d["BestCandidate"])
+	if len(lc["Candidates"].([]any)) != 1 || string(b1) != string(b2) {
+		t.Fatalf("candidates %s\nbest %s", b1, b2)
+	}
+	for _, body := range []string{
+		`{"AutoMLJobName":"j1","StatusEquals":"Failed"}`,
+		`{"AutoMLJobName":"j1","CandidateNameEquals":"other"}`,
+	} {
+		if n := len(r.call(t, "ListCandidatesForAutoMLJob", body)["Candidates"].([]any)); n != 0 {
+			t.Errorf("%s: %d candidates", body, n)
+		}
+	}
+	if exec.callsOf("j1") != 1 {
+		t.Errorf("executed %d times", exec.callsOf("j1"))
+	}
+}
+
+func TestNoCandidateBeforeCompletion(t *testing.T) {
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	if c := r.call(t, "ListCandidatesForAutoMLJob", `{"AutoMLJobName":"j1"}`)["Candidates"].([]any); len(c) != 0 {
+		t.Fatalf("candidates of a new job: %v", c)
+	}
+}
+
+func TestOutcomes(t *testing.T) {
+	long := strings.Repeat("é", 3000)
+	deployFailed := *result
+	deployFailed.DeployError = "endpoint j1-endpoint: the model does not load"
+	cases := []struct {
+		name                    string
+		res                     *job.Result
+		err                     error
+		status, secondary       string
+		reason                  string
+		deployResult, candidate bool
+	}{
+		{"deploy error", &deployFailed, nil, "Completed", "ModelDeploymentError", deployFailed.DeployError, false, true},
+		{"pipeline error", nil, errors.New("read channel s3://b/train/: no such bucket"), "Failed", "Failed", "read channel s3://b/train/: no such bucket", false, false},
+		{"long error is cut to 1024", nil, errors.New(long), "Failed", "Failed", strings.Repeat("é", 1023) + "…", false, false},
+		{"no result and no error", nil, nil, "Failed", "Failed", "internal error: the training executor returned no result", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			exec := newExecutor()
+			r := newRig(t, "", automl.Config{})
+			start(t, worker.New(r.store, exec, fastOptions("w1")))
+			r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+			exec.next(t).finish(t, tc.res, tc.err)
+			d := r.waitStatus(t, "j1", tc.status, tc.secondary)
+			if got, _ := d["FailureReason"].(string); got != tc.reason {
+				t.Errorf("FailureReason = %q (%d runes), want %q", got[:min(len(got), 80)], utf8.RuneCountInString(got), tc.reason[:min(len(tc.reason), 80)])
+			}
+			if _, ok := d["ModelDeployResult"]; ok != tc.deployResult {
+				t.Errorf("ModelDeployResult present = %v", ok)
+			}
+			if _, ok := d["BestCandidate"]; ok != tc.candidate {
+				t.Errorf("BestCandidate present = %v", ok)
+			}
+			if _, ok := d["EndTime"]; !ok {
+				t.Error("no EndTime")
+			}
+		})
+	}
+}
+
+func TestNoExecutorFailsHonestly(t *testing.T) {
+	r := newRig(t, "", automl.Config{})
+	start(t, worker.New(r.store, nil, fastOptions("w1")))
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	d := r.waitStatus(t, "j1", "Failed", "Failed")
+	if d["FailureReason"] != "no training executor is configured on this Lathe server" {
+		t.Fatalf("FailureReason = %v", d["FailureReason"])
+	}
+	if _, ok := d["BestCandidate"]; ok {
+		t.Fatal("a job completed a candidate without an executor")
+	}
+}
+
+func TestStop(t *testing.T) {
+	for _, inProcess := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in-process notification %v", inProcess), func(t *testing.T) {
+			exec := newExecutor()
+			r := newRig(t, "", automl.Config{})
+			w := worker.New(r.store, exec, fastOptions("w1"))
+			if inProcess {
+				r.notify(t, w)
+			} // else the worker sees the stop flag at its next heartbeat
+			start(t, w)
+			r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+			x := exec.next(t)
+			x.phase(t, job.PhaseTrainingModels)
+			r.call(t, "StopAutoMLJob", `{"AutoMLJobName":"j1"}`)
+			x.waitReturned(t)
+			if !errors.Is(x.ctx.Err(), context.Canceled) {
+				t.Fatalf("executor context: %v", x.ctx.Err())
+			}
+			d := r.waitStatus(t, "j1", "Stopped", "Stopped")
+			if _, ok := d["EndTime"]; !ok {
+				t.Error("no EndTime")
+			}
+			if _, ok := d["FailureReason"]; ok {
+				t.Errorf("FailureReason %v on a stopped job", d["FailureReason"])
+			}
+		})
+	}
+}
+
+func TestStopBeforeAnyWorkerClaims(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	r.call(t, "StopAutoMLJob", `{"AutoMLJobName":"j1"}`)
+	start(t, worker.New(r.store, exec, fastOptions("w1")))
+	r.waitStatus(t, "j1", "Stopped", "Stopped")
+	if n := exec.callsOf("j1"); n != 0 {
+		t.Fatalf("a stopped job was executed %d times", n)
+	}
+}
+
+func TestRuntimeLimit(t *testing.T) {
+	t.Run("reached while running", func(t *testing.T) {
+		exec := newExecutor()
+		r := newRig(t, "", automl.Config{})
+		start(t, worker.New(r.store, exec, fastOptions("w1")))
+		r.call(t, "CreateAutoMLJobV2", createBody("j1", `,"CompletionCriteria":{"MaxAutoMLJobRuntimeInSeconds":1}`))
+		x := exec.next(t)
+		x.waitReturned(t) // returns only when the worker cancels it
+		d := r.waitStatus(t, "j1", "Stopped", "MaxAutoMLJobRuntimeReached")
+		if d["EndTime"].(float64)-d["CreationTime"].(float64) < 1 {
+			t.Fatalf("stopped before the limit: %v -> %v", d["CreationTime"], d["EndTime"])
+		}
+	})
+	t.Run("counted from creation", func(t *testing.T) {
+		exec := newExecutor()
+		// The job was created two hours ago with a one-hour limit (its worker was down since).
+		r := newRig(t, "", automl.Config{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+		r.call(t, "CreateAutoMLJobV2", createBody("j1", `,"CompletionCriteria":{"MaxAutoMLJobRuntimeInSeconds":3600}`))
+		start(t, worker.New(r.store, exec, fastOptions("w1")))
+		r.waitStatus(t, "j1", "Stopped", "MaxAutoMLJobRuntimeReached")
+		if n := exec.callsOf("j1"); n != 0 {
+			t.Fatalf("executed %d times after its deadline", n)
+		}
+	})
+}
+
+func TestDeadWorkersJobIsClaimedAgain(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	// A worker claims the job and dies: its lease is never renewed nor released.
+	now := time.Now()
+	if j, err := r.store.ClaimJob(context.Background(), "dead-worker", now, now.Add(200*time.Millisecond)); err != nil || j == nil {
+		t.Fatalf("claim: %v %v", j, err)
+	}
+	start(t, worker.New(r.store, exec, fastOptions("w2")))
+	x := exec.next(t) // only after the dead worker's lease expired
+	if time.Now().Before(now.Add(200 * time.Millisecond)) {
+		t.Fatal("the job was claimed while the dead worker's lease was live")
+	}
+	j, err := r.store.GetJob(context.Background(), "j1")
+	if err != nil || j.LeaseOwner != "w2" || j.Attempts != 2 {
+		t.Fatalf("after re-claim: owner %q attempts %d, %v", j.LeaseOwner, j.Attempts, err)
+	}
+	x.finish(t, result, nil)
+	r.waitStatus(t, "j1", "Completed", "Completed")
+	// The dead worker, were it to wake up, can no longer write.
+	if err := r.store.FinishJob(context.Background(), "j1", "dead-worker", store.FinalState{Status: "Failed", Secondary: "Failed", Ended: time.Now()}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("late write of the dead worker: %v", err)
+	}
+}
+
+func TestShutdownReleasesAndRestartResumes(t *testing.T) {
+	exec1 := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	stop1 := start(t, worker.New(r.store, exec1, fastOptions("w1")))
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	x := exec1.next(t)
+	x.phase(t, job.PhaseTrainingModels)
+	x.progress(t, job.Progress{Step: 3, TotalSteps: 10})
+	stop1() // graceful shutdown: cancels the execution and gives the job back
+	x.waitReturned(t)
+	j, err := r.store.GetJob(context.Background(), "j1")
+	if err != nil || j.Status != "InProgress" || j.Secondary != job.PhaseTrainingModels || j.LeaseOwner != "" || j.FailureReason != "" || !j.Ended.IsZero() {
+		t.Fatalf("after shutdown: %+v %v", j, err)
+	}
+	r.store.Close()
+
+	// The server restarts on the same database.
+	exec2 := newExecutor()
+	r2 := newRig(t, r.path, automl.Config{})
+	start(t, worker.New(r2.store, exec2, fastOptions("w2")))
+	x2 := exec2.next(t)
+	if x2.spec.Name != "j1" || !x2.spec.CreationTime.Equal(x.spec.CreationTime) {
+		t.Fatalf("resumed spec %+v", x2.spec)
+	}
+	d := r2.describe(t, "j1")
+	if get(d, "TrainingProgress.Step") != 3.0 {
+		t.Errorf("progress across restart: %v", d["TrainingProgress"])
+	}
+	x2.finish(t, result, nil)
+	r2.waitStatus(t, "j1", "Completed", "Completed")
+}
+
+func TestTwoWorkersRunEachJobOnce(t *testing.T) {
+	exec := newExecutor()
+	exec.auto = result
+	r := newRig(t, "", automl.Config{})
+	const n = 12
+	for i := range n {
+		r.call(t, "CreateAutoMLJobV2", createBody(fmt.Sprintf("job-%d", i), ""))
+	}
+	for _, owner := range []string{"w1", "w2"} {
+		o := fastOptions(owner)
+		o.Concurrency = 2
+		start(t, worker.New(r.store, exec, o))
+	}
+	for i := range n {
+		r.waitStatus(t, fmt.Sprintf("job-%d", i), "Completed", "Completed")
+	}
+	for i := range n {
+		if c := exec.callsOf(fmt.Sprintf("job-%d", i)); c != 1 {
+			t.Errorf("job-%d executed %d times", i, c)
+		}
+	}
+}
+
+// countingQueue counts progress writes that reach the store.
+type countingQueue struct {
+	store.Queue
+	progressWrites atomic.Int32
+}
+
+func (q *countingQueue) SetProgress(ctx context.Context, name, owner string, p json.RawMessage, now time.Time) error {
+	q.progressWrites.Add(1)
+	return q.Queue.SetProgress(ctx, name, owner, p, now)
+}
+
+func TestProgressIsThrottled(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	q := &countingQueue{Queue: r.store}
+	o := fastOptions("w1")
+	o.ProgressInterval = time.Hour
+	o.HeartbeatInterval = time.Hour
+	start(t, worker.New(q, exec, o))
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	x := exec.next(t)
+	for i := 1; i <= 50; i++ {
+		x.progress(t, job.Progress{Step: i, TotalSteps: 50})
+	}
+	if n := q.progressWrites.Load(); n != 1 {
+		t.Fatalf("50 progress reports made %d writes within one interval, want 1", n)
+	}
+	if step := get(r.describe(t, "j1"), "TrainingProgress.Step"); step != 1.0 {
+		t.Fatalf("stored step %v, want 1", step)
+	}
+	x.finish(t, result, nil)
+	r.waitStatus(t, "j1", "Completed", "Completed")
+}
+
+func TestLatestProgressIsFlushed(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	o := fastOptions("w1")
+	o.ProgressInterval = time.Hour // only the heartbeat writes after the first report
+	start(t, worker.New(r.store, exec, o))
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	x := exec.next(t)
+	for i := 1; i <= 50; i++ {
+		x.progress(t, job.Progress{Step: i, TotalSteps: 50})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get(r.describe(t, "j1"), "TrainingProgress.Step") != 50.0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("latest progress never stored: %v", r.describe(t, "j1")["TrainingProgress"])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	x.finish(t, result, nil)
+	r.waitStatus(t, "j1", "Completed", "Completed")
+}
+
+func TestStopFinishedJobIsRefused(t *testing.T) {
+	r := newRig(t, "", automl.Config{})
+	start(t, worker.New(r.store, nil, fastOptions("w1")))
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	r.waitStatus(t, "j1", "Failed", "Failed")
+	_, err := r.ops["StopAutoMLJob"](context.Background(), []byte(`{"AutoMLJobName":"j1"}`))
+	if ae := awserr.As(err); ae == nil || ae.Code != "ValidationException" {
+		t.Fatalf("stop of a failed job: %v", err)
+	}
+}
