@@ -61,6 +61,7 @@ func newClient(url string) *s3.Client {
 		o.BaseEndpoint = aws.String(url)
 		o.UsePathStyle = true
 		o.Retryer = aws.NopRetryer{}
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 }
 
