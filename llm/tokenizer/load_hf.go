@@ -243,7 +243,7 @@ func FromHF(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	if t.UNK < 0 && tj.Model.UnkToken != nil {
 		t.UNK = lookup(hfTokenRef{*tj.Model.UnkToken})
 	}
-	if t.UNK >= 0 && t.types[t.UNK] == TypeNormal {
+	if t.UNK >= 0 {
 		t.types[t.UNK] = TypeUnknown
 	}
 	// BOS: tokenizer_config.json's add_bos_token, else whether the post-processor template

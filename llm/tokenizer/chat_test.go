@@ -1,0 +1,96 @@
+package tokenizer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Templates as published in the models' tokenizer_config.json (JSON-decoded): SmolLM2-Instruct's
+// ChatML template and Llama-2-chat's. The Zephyr-style template (TinyLlama-Chat) leans on
+// trim_blocks/lstrip_blocks. Expected strings were rendered by Python Jinja2 3.1 in the
+// environment transformers' apply_chat_template uses (ImmutableSandboxedEnvironment with
+// trim_blocks=True, lstrip_blocks=True, raise_exception), with bos_token "<s>", eos_token "</s>".
+const (
+	smolLM2Template = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+	llama2Template  = `{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
+	zephyrTemplate  = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+)
+
+func TestChatTemplatesRenderLikeTransformers(t *testing.T) {
+	userOnly := []Message{{"user", "What is 2+2?"}}
+	multi := []Message{{"system", "You are terse."}, {"user", "Hi there!"}, {"assistant", "  Hello. "}, {"user", "Name a color.\nOne word."}}
+	tests := []struct {
+		name      string
+		template  string
+		messages  []Message
+		genPrompt bool
+		want      string
+	}{
+		{"SmolLM2 default system", smolLM2Template, userOnly, false,
+			"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"},
+		{"SmolLM2 generation prompt", smolLM2Template, userOnly, true,
+			"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"},
+		{"SmolLM2 multi-turn", smolLM2Template, multi, true,
+			"<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n  Hello. <|im_end|>\n<|im_start|>user\nName a color.\nOne word.<|im_end|>\n<|im_start|>assistant\n"},
+		{"Llama 2 single turn", llama2Template, userOnly, true, "<s>[INST] What is 2+2? [/INST]"},
+		{"Llama 2 system and history", llama2Template, multi, false,
+			"<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there! [/INST] Hello. </s><s>[INST] Name a color.\nOne word. [/INST]"},
+		{"Zephyr", zephyrTemplate, userOnly, false, "<|user|>\nWhat is 2+2?</s>\n"},
+		{"Zephyr multi-turn with prompt", zephyrTemplate, multi, true,
+			"<|system|>\nYou are terse.</s>\n<|user|>\nHi there!</s>\n<|assistant|>\n  Hello. </s>\n<|user|>\nName a color.\nOne word.</s>\n<|assistant|>\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := CompileChatTemplate(tc.template)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Render(tc.messages, tc.genPrompt, map[string]any{"bos_token": "<s>", "eos_token": "</s>"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestChatTemplateErrors(t *testing.T) {
+	c, err := CompileChatTemplate(llama2Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The template itself refuses two user turns in a row.
+	_, err = c.Render([]Message{{"user", "a"}, {"user", "b"}}, false, map[string]any{"bos_token": "<s>", "eos_token": "</s>"})
+	if err == nil || !strings.Contains(err.Error(), "Conversation roles must alternate") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := CompileChatTemplate("{% for m in messages %}{{ m.content }"); err == nil {
+		t.Error("a broken template compiled")
+	}
+	if _, err := CompileChatTemplate(""); !errors.Is(err, ErrNoChatTemplate) {
+		t.Errorf("empty template: %v", err)
+	}
+	if _, err := loadStories(t).ApplyChatTemplate([]Message{{"user", "hi"}}, true); !errors.Is(err, ErrNoChatTemplate) {
+		t.Errorf("stories260K has no template, got %v", err)
+	}
+}
+
+// The tokenizer's own template gets bos_token/eos_token from its vocabulary, and the rendered
+// ChatML markers encode as single special tokens.
+func TestApplyChatTemplateWithTokenizer(t *testing.T) {
+	tok := byteLevelFixture(t, false)
+	s, err := tok.ApplyChatTemplate([]Message{{"user", "hello"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != "<|im_start|>user\nhello<|im_end|>\n" {
+		t.Errorf("rendered %q", s)
+	}
+	ids := tok.Encode(s, false)
+	if ids[0] != 301 || ids[len(ids)-2] != 302 {
+		t.Errorf("ids %v", ids)
+	}
+}
