@@ -80,7 +80,7 @@ type Result struct {
 type seqState struct {
 	cache   *model.KVCache
 	rng     *rand.Rand
-	seen    map[int32]bool
+	seen    []bool // tokens in the prompt or the output (repetition penalty)
 	result  Result
 	emitted int // bytes of text already streamed
 	done    bool
@@ -111,14 +111,17 @@ func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Option
 		if len(p) >= n {
 			return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", i, len(p), cfg.ContextLen)
 		}
-		s := &seqState{cache: m.NewKVCache(n), rng: rand.New(rand.NewPCG(opt.Seed, uint64(i))), seen: map[int32]bool{}}
+		s := &seqState{cache: m.NewKVCache(n), rng: rand.New(rand.NewPCG(opt.Seed, uint64(i))), seen: make([]bool, V)}
 		for _, t := range p {
+			if t < 0 || int(t) >= V {
+				return nil, fmt.Errorf("generate: prompt %d has token %d outside the vocabulary of %d", i, t, V)
+			}
 			s.seen[t] = true
 		}
 		seqs[i] = s
 	}
 	logits := make([]float32, len(prompts)*V)
-	work := make([]float64, V)
+	work, probs := make([]float64, V), make([]float64, V)
 	order := make([]int32, V)
 	caches := make([]*model.KVCache, 0, len(prompts))
 	inputs := make([][]int32, 0, len(prompts))
@@ -137,7 +140,7 @@ func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Option
 		caches, inputs = caches[:0], inputs[:0]
 		for a, i := range active {
 			s := seqs[i]
-			tok := sample(logits[a*V:(a+1)*V], s, opt, work, order)
+			tok := sample(logits[a*V:(a+1)*V], s, opt, work, probs, order)
 			if err := s.advance(i, tok, opt, detok, onToken); err != nil {
 				return results(seqs), err
 			}
@@ -248,11 +251,12 @@ func safeEnd(text string, stops []string) int {
 	return end - hold
 }
 
-// sample picks the next token from one sequence's logits.
-func sample(logits []float32, s *seqState, opt Options, work []float64, order []int32) int32 {
+// sample picks the next token from one sequence's logits. work and probs hold Vocab float64s, order
+// Vocab int32s.
+func sample(logits []float32, s *seqState, opt Options, work, probs []float64, order []int32) int32 {
 	for j, v := range logits {
 		w := float64(v)
-		if p := opt.RepetitionPenalty; p > 0 && p != 1 && s.seen[int32(j)] {
+		if p := opt.RepetitionPenalty; p > 0 && p != 1 && s.seen[j] {
 			if w > 0 {
 				w /= p
 			} else {
@@ -270,49 +274,105 @@ func sample(logits []float32, s *seqState, opt Options, work []float64, order []
 		}
 		return int32(best)
 	}
-	for j := range order {
-		order[j] = int32(j)
-	}
-	slices.SortStableFunc(order, func(a, b int32) int {
-		switch {
-		case work[a] > work[b]:
-			return -1
-		case work[a] < work[b]:
-			return 1
+	topP := opt.TopP > 0 && opt.TopP < 1
+	var cand []int32
+	switch {
+	case opt.TopK > 0 && opt.TopK < len(work):
+		cand = topK(work, opt.TopK, order) // sorted, most likely first
+	default:
+		cand = order[:len(work)]
+		for j := range cand {
+			cand[j] = int32(j)
 		}
-		return 0
-	})
-	keep := len(order)
-	if opt.TopK > 0 {
-		keep = min(keep, opt.TopK)
+		if topP {
+			sortDesc(cand, work)
+		}
 	}
-	// softmax over the kept tokens at the temperature, then the top-p cut on the sorted probabilities.
-	mx := work[order[0]] / opt.Temperature
+	// softmax over the candidates at the temperature
+	mx := math.Inf(-1)
+	for _, j := range cand {
+		mx = max(mx, work[j])
+	}
 	var z float64
-	for _, j := range order[:keep] {
-		z += math.Exp(work[j]/opt.Temperature - mx)
+	for _, j := range cand {
+		probs[j] = math.Exp((work[j] - mx) / opt.Temperature)
+		z += probs[j]
 	}
-	if opt.TopP > 0 && opt.TopP < 1 {
+	if topP { // the smallest prefix of the sorted candidates whose probability reaches TopP
 		var cum float64
-		for k, j := range order[:keep] {
-			cum += math.Exp(work[j]/opt.Temperature-mx) / z
+		for k, j := range cand {
+			cum += probs[j] / z
 			if cum >= opt.TopP {
-				keep = k + 1
+				cand = cand[:k+1]
 				break
 			}
 		}
 		z = 0
-		for _, j := range order[:keep] {
-			z += math.Exp(work[j]/opt.Temperature - mx)
+		for _, j := range cand {
+			z += probs[j]
 		}
 	}
 	u := s.rng.Float64() * z
 	var cum float64
-	for _, j := range order[:keep] {
-		cum += math.Exp(work[j]/opt.Temperature - mx)
+	for _, j := range cand {
+		cum += probs[j]
 		if u < cum {
 			return j
 		}
 	}
-	return order[keep-1]
+	return cand[len(cand)-1]
+}
+
+// topK returns the indices of the k largest values, largest first (ties: lower index first), using a
+// min-heap of k entries: O(V log k) instead of sorting the vocabulary.
+func topK(w []float64, k int, buf []int32) []int32 {
+	less := func(a, b int32) bool { // a ranks below b
+		return w[a] < w[b] || (w[a] == w[b] && a > b)
+	}
+	h := buf[:0]
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(h) {
+				return
+			}
+			if c+1 < len(h) && less(h[c+1], h[c]) {
+				c++
+			}
+			if !less(h[c], h[i]) {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for j := range w {
+		id := int32(j)
+		if len(h) < k {
+			h = append(h, id)
+			for i := len(h) - 1; i > 0 && less(h[i], h[(i-1)/2]); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+			continue
+		}
+		if less(h[0], id) {
+			h[0] = id
+			down(0)
+		}
+	}
+	sortDesc(h, w)
+	return h
+}
+
+// sortDesc orders ids by decreasing w (ties: lower id first).
+func sortDesc(ids []int32, w []float64) {
+	slices.SortFunc(ids, func(a, b int32) int {
+		switch {
+		case w[a] > w[b]:
+			return -1
+		case w[a] < w[b]:
+			return 1
+		}
+		return int(a - b)
+	})
 }

@@ -134,6 +134,7 @@ func TestSampleDistribution(t *testing.T) {
 		{"temperature 1", Options{Temperature: 1}, soft(1, []int{0, 1, 2, 3, 4})},
 		{"temperature 0.5", Options{Temperature: 0.5}, soft(0.5, []int{0, 1, 2, 3, 4})},
 		{"top-k 2", Options{Temperature: 1, TopK: 2}, soft(1, []int{0, 1})},
+		{"top-k 3 and top-p 0.75", Options{Temperature: 1, TopK: 3, TopP: 0.75}, soft(1, []int{0, 1})},
 		// sorted probabilities at T=1: 0.563, 0.207, 0.126, 0.076, 0.028: top-p 0.8 keeps three
 		{"top-p 0.8", Options{Temperature: 1, TopP: 0.8}, soft(1, []int{0, 1, 4})},
 		{"repetition penalty", Options{Temperature: 1, RepetitionPenalty: 2}, func() []float64 {
@@ -144,11 +145,11 @@ func TestSampleDistribution(t *testing.T) {
 		}()},
 	}
 	for _, c := range cases {
-		s := &seqState{rng: rand.New(rand.NewPCG(1, 2)), seen: map[int32]bool{0: true}}
+		s := &seqState{rng: rand.New(rand.NewPCG(1, 2)), seen: []bool{true, false, false, false, false}}
 		counts := make([]float64, len(logits))
 		const n = 40000
 		for range n {
-			counts[sample(logits, s, c.opt, make([]float64, 5), make([]int32, 5))]++
+			counts[sample(logits, s, c.opt, make([]float64, 5), make([]float64, 5), make([]int32, 5))]++
 		}
 		for j := range counts {
 			if got := counts[j] / n; math.Abs(got-c.want[j]) > 0.01 {
