@@ -46,3 +46,30 @@ func add(dst, x []float32) {
 	}
 	addAVX2(&dst[0], &x[0], len(x))
 }
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+// expSubAVX2 sets x[i] = exp(x[i] − mx) for the first n&^7 entries and returns their sum.
+//
+//go:noescape
+func expSubAVX2(x *float32, n int, mx float32) float32
+
+func maxOf(x []float32) float32 {
+	if !hasAVX2 || len(x) < 8 {
+		return maxGeneric(x)
+	}
+	m := maxAVX2(&x[0], len(x)&^7)
+	if tail := x[len(x)&^7:]; len(tail) > 0 {
+		m = max(m, maxGeneric(tail))
+	}
+	return m
+}
+
+func expSub(x []float32, mx float32) float64 {
+	body := len(x) &^ 7
+	if !hasAVX2 || body == 0 {
+		return expSubGeneric(x, mx)
+	}
+	return float64(expSubAVX2(&x[0], body, mx)) + expSubGeneric(x[body:], mx)
+}

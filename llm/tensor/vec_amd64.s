@@ -195,3 +195,107 @@ add1:
 adddone:
 	VZEROUPPER
 	RET
+
+// func maxAVX2(x *float32, n int) float32    n is a positive multiple of 8
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+	ADDQ $32, SI
+	SUBQ $8, CX
+max16:
+	CMPQ CX, $16
+	JLT max8
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP max16
+max8:
+	TESTQ CX, CX
+	JEQ maxred
+	VMAXPS (SI), Y0, Y0
+maxred:
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4E, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xB1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// exp(r) for |r| <= ln2/2 by Cephes' expf polynomial; exp(x) = 2^n·exp(x − n·ln2), n = round(x·log2 e),
+// with ln2 split in two so that x − n·ln2 is exact. Inputs below −87 (exp underflows) give 0.
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b  // log2 e
+DATA expconst<>+4(SB)/4, $0x3f318000  // ln2 high part, 0.693359375
+DATA expconst<>+8(SB)/4, $0xb95e8083  // ln2 low part, -2.12194440e-4
+DATA expconst<>+12(SB)/4, $0x39506967 // 1.9875691500e-4
+DATA expconst<>+16(SB)/4, $0x3ab743ce // 1.3981999507e-3
+DATA expconst<>+20(SB)/4, $0x3c088908 // 8.3334519073e-3
+DATA expconst<>+24(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
+DATA expconst<>+28(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
+DATA expconst<>+32(SB)/4, $0x3f000000 // 0.5
+DATA expconst<>+36(SB)/4, $0x3f800000 // 1
+DATA expconst<>+40(SB)/4, $0xc2ae0000 // -87
+DATA expconst<>+44(SB)/4, $0x0000007f // 127, the exponent bias
+GLOBL expconst<>(SB), RODATA|NOPTR, $48
+
+// func expSubAVX2(x *float32, n int, mx float32) float32    n is a multiple of 8
+TEXT ·expSubAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS mx+16(FP), Y15
+	VBROADCASTSS expconst<>+0(SB), Y14
+	VBROADCASTSS expconst<>+4(SB), Y13
+	VBROADCASTSS expconst<>+8(SB), Y12
+	VBROADCASTSS expconst<>+36(SB), Y11
+	VBROADCASTSS expconst<>+40(SB), Y10
+	VPBROADCASTD expconst<>+44(SB), Y9
+	VXORPS Y8, Y8, Y8
+	SHRQ $3, CX
+	JEQ expdone
+exploop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y15, Y0, Y0
+	VCMPPS $0x1D, Y10, Y0, Y7 // keep = x >= -87
+	VMAXPS Y10, Y0, Y0
+	VMULPS Y14, Y0, Y1
+	VROUNDPS $0, Y1, Y1       // n
+	VFNMADD231PS Y13, Y1, Y0  // r = x - n*ln2hi
+	VFNMADD231PS Y12, Y1, Y0  // r -= n*ln2lo
+	VBROADCASTSS expconst<>+12(SB), Y2
+	VBROADCASTSS expconst<>+16(SB), Y3
+	VFMADD213PS Y3, Y0, Y2
+	VBROADCASTSS expconst<>+20(SB), Y3
+	VFMADD213PS Y3, Y0, Y2
+	VBROADCASTSS expconst<>+24(SB), Y3
+	VFMADD213PS Y3, Y0, Y2
+	VBROADCASTSS expconst<>+28(SB), Y3
+	VFMADD213PS Y3, Y0, Y2
+	VBROADCASTSS expconst<>+32(SB), Y3
+	VFMADD213PS Y3, Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2    // p·r² + r
+	VADDPS Y11, Y2, Y2        // + 1
+	VCVTPS2DQ Y1, Y4
+	VPADDD Y9, Y4, Y4
+	VPSLLD $23, Y4, Y4        // 2^n
+	VMULPS Y4, Y2, Y2
+	VANDPS Y7, Y2, Y2
+	VMOVUPS Y2, (SI)
+	VADDPS Y2, Y8, Y8
+	ADDQ $32, SI
+	DECQ CX
+	JNE exploop
+expdone:
+	VEXTRACTF128 $1, Y8, X1
+	VADDPS X1, X8, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET

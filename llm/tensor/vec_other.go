@@ -6,3 +6,6 @@ func dot(a, b []float32) float32         { return dotGeneric(a, b) }
 func axpy(alpha float32, x, y []float32) { axpyGeneric(alpha, x, y) }
 func scale(alpha float32, x []float32)   { scaleGeneric(alpha, x) }
 func add(dst, x []float32)               { addGeneric(dst, x) }
+
+func maxOf(x []float32) float32              { return maxGeneric(x) }
+func expSub(x []float32, mx float32) float64 { return expSubGeneric(x, mx) }
