@@ -70,7 +70,6 @@ func (h *handler) headBucket(w http.ResponseWriter, bucket string) error {
 	if err := h.st.requireBucket(bucket); err != nil {
 		return err
 	}
-	w.Header().Set("X-Amz-Bucket-Region", "us-east-1")
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -2,9 +2,13 @@
 // sub-directory per bucket (the layout is described in layout.go).
 //
 // Authentication is not done here: the front door verifies SigV4 and decodes aws-chunked
-// bodies before a request reaches this handler, so a body arrives plain, r.ContentLength is
-// its decoded length and trailing checksums are in r.Trailer once the body is read to EOF.
-// A body that still carries the aws-chunked encoding is refused.
+// bodies before a request reaches this handler. What the handler expects of a decoded
+// request: the body is plain; r.ContentLength is the decoded length (or -1); "aws-chunked"
+// is removed from Content-Encoding (what remains, e.g. gzip, is stored as the object's
+// Content-Encoding, as S3 does); trailing headers such as x-amz-checksum-crc32 are in
+// r.Trailer once the body has returned io.EOF. A body read error that is an *awserr.Error
+// (a bad chunk signature, a payload hash mismatch) is answered as that error; any other read
+// error as IncompleteBody. A body that still says aws-chunked is refused.
 //
 // Every write goes to a temporary file on the same filesystem, is fsynced and renamed into
 // place, so a crash never leaves half an object. Bodies are streamed, never held in memory.
@@ -157,9 +161,6 @@ func (h *handler) serveObject(w http.ResponseWriter, r *http.Request, bucket, ke
 			}
 			return h.listParts(w, bucket, key, uploadID, q)
 		}
-		if q.Has("partNumber") {
-			return notImplemented("?partNumber on GET")
-		}
 		return h.getObject(w, r, bucket, key)
 	case http.MethodDelete:
 		if q.Has("uploadId") {
@@ -177,16 +178,16 @@ func (h *handler) serveObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	return errMethodNotAllowed
 }
 
-// isStillChunked reports whether the body still carries aws-chunked framing, which means it
-// did not pass through the front door's decoder.
+// isStillChunked reports whether the body still carries aws-chunked framing (every SDK
+// declares it in Content-Encoding), which means it did not pass through the front door's
+// decoder.
 func isStillChunked(r *http.Request) bool {
 	for _, ce := range strings.Split(r.Header.Get("Content-Encoding"), ",") {
-		if strings.TrimSpace(ce) == "aws-chunked" {
+		if strings.EqualFold(strings.TrimSpace(ce), "aws-chunked") {
 			return true
 		}
 	}
-	return strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") &&
-		r.Header.Get("X-Amz-Decoded-Content-Length") != ""
+	return false
 }
 
 // validBucketName applies S3's rules for general purpose bucket names.

@@ -262,13 +262,8 @@ func (h *handler) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket,
 		}
 		start, length = first, last-first+1
 	}
-	tmp, err := h.copyToTemp(src, start, length)
+	tmp, sum, err := h.copyToTemp(src, start, length)
 	if err != nil {
-		return err
-	}
-	sum, err := fileMD5(tmp)
-	if err != nil {
-		os.Remove(tmp)
 		return err
 	}
 	p := &partRecord{Number: n, ETag: sum, Size: length, Modified: time.Now().UTC()}
@@ -277,19 +272,6 @@ func (h *handler) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket,
 		return err
 	}
 	return writeXML(w, copyPartResult{ETag: quote(p.ETag), LastModified: isoTime(p.Modified)})
-}
-
-func fileMD5(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type completedPart struct {
@@ -374,7 +356,10 @@ func (h *handler) completeMultipart(w http.ResponseWriter, r *http.Request, buck
 	meta := u.Meta
 	meta.ETag, meta.Modified = etag, time.Now().UTC()
 	meta.Checksums, meta.ChecksumType = nil, ""
-	if err := h.st.commitObject(bucket, key, tmp, &meta); err != nil {
+	for _, p := range chosen {
+		meta.PartSizes = append(meta.PartSizes, p.Size)
+	}
+	if err := h.st.commitObject(bucket, key, tmp, &meta, writeCondition(r)); err != nil {
 		os.Remove(tmp)
 		return err
 	}

@@ -158,6 +158,23 @@ func TestMultipartUpload(t *testing.T) {
 	if aws.ToString(get.ContentType) != "application/x-test" || get.Metadata["step"] != "7" || aws.ToString(get.ETag) != aws.ToString(out.ETag) {
 		t.Errorf("completed object: type %s meta %v etag %s", aws.ToString(get.ContentType), get.Metadata, aws.ToString(get.ETag))
 	}
+	// GET ?partNumber=n reads back one part, as the SDK's part-wise downloaders do.
+	for n, want := range [][]byte{part1, part2, part3} {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("mpu"), Key: aws.String(key), PartNumber: aws.Int32(int32(n + 1))})
+		if err != nil {
+			t.Fatalf("get part %d: %v", n+1, err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if !bytes.Equal(got, want) || aws.ToInt32(out.PartsCount) != 3 {
+			t.Errorf("get part %d: %d bytes (want %d), parts count %d", n+1, len(got), len(want), aws.ToInt32(out.PartsCount))
+		}
+	}
+	_, err = s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("mpu"), Key: aws.String(key), PartNumber: aws.Int32(4)})
+	if errCode(err) != "InvalidPartNumber" || httpStatus(err) != 416 {
+		t.Errorf("get part 4 of 3: got %v, want InvalidPartNumber (416)", err)
+	}
+
 	uploads, err = s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("mpu")})
 	if err != nil || len(uploads.Uploads) != 0 {
 		t.Errorf("uploads left after complete: %v %d", err, len(uploads.Uploads))
@@ -210,5 +227,22 @@ func TestUploadPartCopy(t *testing.T) {
 	}
 	if got := s.get(t, "mpc", "dst"); !bytes.Equal(got, src) {
 		t.Error("copied parts do not reassemble the source")
+	}
+	// A copy of a multipart object is a plain object with the MD5 of its bytes as ETag.
+	cp, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("mpc"), Key: aws.String("copy"), CopySource: aws.String("mpc/dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(cp.CopyObjectResult.ETag) != `"`+md5hex(src)+`"` {
+		t.Errorf("copy of a multipart object: ETag %s, want the MD5 of its bytes", aws.ToString(cp.CopyObjectResult.ETag))
+	}
+	whole, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("mpc"), Key: aws.String("copy"), PartNumber: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(whole.Body)
+	whole.Body.Close()
+	if !bytes.Equal(got, src) {
+		t.Errorf("part 1 of a single-part object: %d bytes, want the whole %d", len(got), len(src))
 	}
 }

@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"crypto/md5"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
@@ -130,7 +131,7 @@ func (h *handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		meta.Checksums = map[string]string{body.alg: body.checksum}
 		meta.ChecksumType = "FULL_OBJECT"
 	}
-	if err := h.st.commitObject(bucket, key, body.tmp, meta); err != nil {
+	if err := h.st.commitObject(bucket, key, body.tmp, meta, writeCondition(r)); err != nil {
 		os.Remove(body.tmp)
 		return err
 	}
@@ -141,6 +142,28 @@ func (h *handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// writeCondition turns a conditional write's If-None-Match: * (create only) or If-Match: etag
+// (replace only that version) into a check that commitObject makes atomically. It returns nil
+// for an unconditional write.
+func writeCondition(r *http.Request) func(current *objectMeta) error {
+	ifNoneMatch, ifMatch := r.Header.Get("If-None-Match"), r.Header.Get("If-Match")
+	if ifNoneMatch == "" && ifMatch == "" {
+		return nil
+	}
+	return func(current *objectMeta) error {
+		if ifNoneMatch == "*" && current != nil {
+			return errPreconditionFail
+		}
+		if ifMatch != "" && (current == nil || !etagListHas(ifMatch, quote(current.ETag))) {
+			if current == nil {
+				return errNoSuchKey
+			}
+			return errPreconditionFail
+		}
+		return nil
+	}
 }
 
 func quote(etag string) string { return `"` + etag + `"` }
@@ -160,13 +183,31 @@ func (h *handler) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		}
 		return errPreconditionFail
 	}
-	start, length, partial, err := parseRange(r.Header.Get("Range"), meta.Size)
-	if err != nil {
+	var start, length int64
+	var partial bool
+	if r.URL.Query().Has("partNumber") {
+		if r.Header.Get("Range") != "" {
+			return invalidRequest("Cannot specify both Range header and partNumber query parameter")
+		}
+		if start, length, err = partRange(r.URL.Query().Get("partNumber"), meta); err != nil {
+			return err
+		}
+		partial = length > 0
+		if len(meta.PartSizes) > 0 {
+			w.Header().Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(meta.PartSizes)))
+		}
+	} else if start, length, partial, err = parseRange(r.Header.Get("Range"), meta.Size); err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(meta.Size, 10))
 		return err
 	}
 	withChecksum := !partial && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED")
 	setObjectHeaders(w, meta, withChecksum)
+	// Presigned links may ask for other response headers, e.g. a download file name.
+	for param, name := range responseOverrides {
+		if v := r.URL.Query().Get(param); v != "" {
+			w.Header().Set(name, v)
+		}
+	}
 	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
 	status := http.StatusOK
 	if partial {
@@ -180,6 +221,35 @@ func (h *handler) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	// A copy error here is the client going away; the status line is already sent.
 	_, _ = io.CopyBuffer(w, io.NewSectionReader(f, start, length), make([]byte, copyBufSize))
 	return nil
+}
+
+var responseOverrides = map[string]string{
+	"response-content-type":        "Content-Type",
+	"response-content-language":    "Content-Language",
+	"response-expires":             "Expires",
+	"response-cache-control":       "Cache-Control",
+	"response-content-disposition": "Content-Disposition",
+	"response-content-encoding":    "Content-Encoding",
+}
+
+// partRange is the byte range of part n ("partNumber") of an object; an object not uploaded
+// in parts has one part, itself.
+func partRange(n string, meta *objectMeta) (start, length int64, err error) {
+	num, perr := strconv.Atoi(n)
+	if perr != nil || num < 1 || num > 10000 {
+		return 0, 0, invalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	}
+	sizes := meta.PartSizes
+	if len(sizes) == 0 {
+		sizes = []int64{meta.Size}
+	}
+	if num > len(sizes) {
+		return 0, 0, s3err(http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+	}
+	for _, sz := range sizes[:num-1] {
+		start += sz
+	}
+	return start, sizes[num-1], nil
 }
 
 func setObjectHeaders(w http.ResponseWriter, meta *objectMeta, withChecksum bool) {
@@ -343,17 +413,22 @@ func (h *handler) copyObject(w http.ResponseWriter, r *http.Request, bucket, key
 	if !copyConditionsHold(r, srcMeta) {
 		return errPreconditionFail
 	}
-	tmp, err := h.copyToTemp(src, 0, srcMeta.Size)
+	tmp, sum, err := h.copyToTemp(src, 0, srcMeta.Size)
 	if err != nil {
 		return err
 	}
 	meta := *srcMeta
 	if directive == "REPLACE" {
 		meta = *metaFromHeaders(r.Header)
-		meta.ETag, meta.Checksums, meta.ChecksumType = srcMeta.ETag, srcMeta.Checksums, srcMeta.ChecksumType
+		meta.Checksums, meta.ChecksumType = srcMeta.Checksums, srcMeta.ChecksumType
 	}
-	meta.Modified = time.Now().UTC()
-	if err := h.st.commitObject(bucket, key, tmp, &meta); err != nil {
+	// The copy is a new single-part object: its ETag is the MD5 of its bytes even when the
+	// source was uploaded in parts.
+	meta.ETag, meta.PartSizes, meta.Modified = sum, nil, time.Now().UTC()
+	if len(srcMeta.PartSizes) > 0 {
+		meta.Checksums, meta.ChecksumType = nil, ""
+	}
+	if err := h.st.commitObject(bucket, key, tmp, &meta, nil); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -372,13 +447,15 @@ func copyConditionsHold(r *http.Request, meta *objectMeta) bool {
 	return ok
 }
 
-// copyToTemp copies length bytes of src from off into a fsynced temporary file.
-func (h *handler) copyToTemp(src *os.File, off, length int64) (string, error) {
+// copyToTemp copies length bytes of src from off into a fsynced temporary file and returns
+// its name and the MD5 (hex) of the copied bytes.
+func (h *handler) copyToTemp(src *os.File, off, length int64) (string, string, error) {
 	f, err := h.st.tempFile()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	_, err = io.CopyBuffer(f, io.NewSectionReader(src, off, length), make([]byte, copyBufSize))
+	sum := md5.New()
+	_, err = io.CopyBuffer(io.MultiWriter(f, sum), io.NewSectionReader(src, off, length), make([]byte, copyBufSize))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -387,9 +464,9 @@ func (h *handler) copyToTemp(src *os.File, off, length int64) (string, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return "", "", err
 	}
-	return f.Name(), nil
+	return f.Name(), hex.EncodeToString(sum.Sum(nil)), nil
 }
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }

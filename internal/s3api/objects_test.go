@@ -335,6 +335,32 @@ func TestHeadObjectAndConditions(t *testing.T) {
 	}
 }
 
+func TestConditionalPut(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	s.mkBucket(t, "cond")
+	put := func(body string, in s3.PutObjectInput) error {
+		in.Bucket, in.Key, in.Body = aws.String("cond"), aws.String("k"), strings.NewReader(body)
+		_, err := s.client.PutObject(ctx, &in)
+		return err
+	}
+	if err := put("first", s3.PutObjectInput{IfNoneMatch: aws.String("*")}); err != nil {
+		t.Fatalf("create-only put of a new key: %v", err)
+	}
+	if err := put("second", s3.PutObjectInput{IfNoneMatch: aws.String("*")}); errCode(err) != "PreconditionFailed" {
+		t.Errorf("create-only put of an existing key: got %v, want PreconditionFailed", err)
+	}
+	if err := put("third", s3.PutObjectInput{IfMatch: aws.String(`"` + md5hex([]byte("other")) + `"`)}); errCode(err) != "PreconditionFailed" {
+		t.Errorf("put If-Match another ETag: got %v, want PreconditionFailed", err)
+	}
+	if err := put("fourth", s3.PutObjectInput{IfMatch: aws.String(`"` + md5hex([]byte("first")) + `"`)}); err != nil {
+		t.Errorf("put If-Match the current ETag: %v", err)
+	}
+	if got := s.get(t, "cond", "k"); string(got) != "fourth" {
+		t.Errorf("object is %q, want %q", got, "fourth")
+	}
+}
+
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func TestChecksums(t *testing.T) {

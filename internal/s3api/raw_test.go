@@ -82,6 +82,15 @@ func TestErrorDocument(t *testing.T) {
 	}
 }
 
+func TestResponseHeaderOverrides(t *testing.T) {
+	h, _ := newHandler(t)
+	do(h, "PUT", "/raw/report", strings.NewReader("data"), map[string]string{"Content-Type": "text/csv"})
+	w := do(h, "GET", "/raw/report?response-content-disposition=attachment%3B%20filename%3Dr.csv&response-content-type=application%2Foctet-stream", nil, nil)
+	if w.Header().Get("Content-Disposition") != "attachment; filename=r.csv" || w.Header().Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("overrides not applied: %v", w.Header())
+	}
+}
+
 func TestPutDefaultsAndUnknownLength(t *testing.T) {
 	h, _ := newHandler(t)
 	r := httptest.NewRequest("PUT", "/raw/k", strings.NewReader("streamed"))

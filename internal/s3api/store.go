@@ -66,6 +66,7 @@ type objectMeta struct {
 	UserMeta     map[string]string `json:"userMeta,omitempty"`  // x-amz-meta-* without the prefix, lower case
 	Checksums    map[string]string `json:"checksums,omitempty"` // algorithm (CRC32, SHA256, ...) -> base64
 	ChecksumType string            `json:"checksumType,omitempty"`
+	PartSizes    []int64           `json:"partSizes,omitempty"` // of a multipart object, for GET ?partNumber
 	// The data file this sidecar describes. A crash between renaming the data and renaming its
 	// sidecar leaves a sidecar that does not match; it is then ignored (see readObjectMeta).
 	DataIno   uint64 `json:"dataIno"`
@@ -211,8 +212,9 @@ func (s *store) objectPaths(bucket, key string) (data, meta string, err error) {
 }
 
 // commitObject renames the finished, fsynced temporary file tmp into place as bucket/key and
-// writes its sidecar. meta's size and data identity are filled in from tmp.
-func (s *store) commitObject(bucket, key, tmp string, meta *objectMeta) error {
+// writes its sidecar. meta's size and data identity are filled in from tmp. cond, when not
+// nil, sees the current object (nil when there is none) under the lock and may refuse.
+func (s *store) commitObject(bucket, key, tmp string, meta *objectMeta, cond func(*objectMeta) error) error {
 	dataPath, metaPath, err := s.objectPaths(bucket, key)
 	if err != nil {
 		return err
@@ -230,6 +232,15 @@ func (s *store) commitObject(bucket, key, tmp string, meta *objectMeta) error {
 	defer s.mu.Unlock()
 	if err := s.requireBucket(bucket); err != nil {
 		return err
+	}
+	if cond != nil {
+		current, err := readObjectLocked(dataPath, metaPath)
+		if err != nil {
+			return err
+		}
+		if err := cond(current); err != nil {
+			return err
+		}
 	}
 	for _, d := range []string{filepath.Dir(dataPath), filepath.Dir(metaPath)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -331,6 +342,28 @@ func describeFile(f *os.File, fi os.FileInfo) (*objectMeta, error) {
 		DataIno:     inode(fi),
 		DataMtime:   fi.ModTime().UnixNano(),
 	}, nil
+}
+
+// readObjectLocked returns the metadata of the object at dataPath, or nil when there is none.
+// The caller holds s.mu.
+func readObjectLocked(dataPath, metaPath string) (*objectMeta, error) {
+	f, err := os.Open(dataPath)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var meta objectMeta
+	if data, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(data, &meta) == nil && meta.matches(fi) {
+		return &meta, nil
+	}
+	return describeFile(f, fi)
 }
 
 // statObject returns an object's metadata.
