@@ -341,20 +341,25 @@ func crossEntropyHead[F Float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 				for _, v := range l {
 					maxv = max(maxv, v)
 				}
-				var sum float64
-				for _, v := range l {
-					sum += math.Exp(float64(v - maxv))
-				}
-				lse := float64(maxv) + math.Log(sum)
 				tgt := int(targets[row])
-				m := float64(mask[row])
-				hs.rowLoss[r] = m * (lse - float64(l[tgt]))
-				if backward {
-					g := scale * m
-					for j, v := range l {
-						l[j] = F(math.Exp(float64(v)-lse) * g)
+				target := float64(l[tgt])
+				// One exp per logit: keep e_j = exp(l_j − max) in place for the backward.
+				var sum float64
+				for j, v := range l {
+					e := math.Exp(float64(v - maxv))
+					sum += e
+					if backward {
+						l[j] = F(e)
 					}
-					l[tgt] -= F(g)
+				}
+				m := float64(mask[row])
+				hs.rowLoss[r] = m * (float64(maxv) + math.Log(sum) - target)
+				if backward {
+					g := F(scale * m / sum)
+					for j := range l {
+						l[j] *= g
+					}
+					l[tgt] -= F(scale * m)
 				}
 			}
 		})
