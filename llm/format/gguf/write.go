@@ -158,6 +158,11 @@ func (w *Writer) WriteFile(path string) error {
 		return fmt.Errorf("write gguf %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file private (0600); a model file is as readable as any other output.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write gguf %s: %w", path, err)
+	}
 	if _, err := w.WriteTo(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write gguf %s: %w", path, err)
