@@ -133,13 +133,15 @@ func (h *candidateHeap) Pop() any {
 	return c
 }
 
-// pairPriority says whether two adjacent symbols may merge, and how urgently.
-func (t *Tokenizer) pairPriority(a, b string) (float64, bool) {
+// pairPriority says whether two adjacent symbols may merge, and how urgently. buf is scratch
+// space for the concatenation (a map lookup keyed by string(buf) does not allocate).
+func (t *Tokenizer) pairPriority(a, b string, buf *[]byte) (float64, bool) {
 	if t.mode == byRank {
 		r, ok := t.ranks[[2]string{a, b}]
 		return -float64(r), ok
 	}
-	id, ok := t.ids[a+b]
+	*buf = append(append((*buf)[:0], a...), b...)
+	id, ok := t.ids[string(*buf)]
 	if !ok {
 		return 0, false
 	}
@@ -157,11 +159,12 @@ func (t *Tokenizer) merge(init []string) []string {
 	}
 	syms[len(syms)-1].next = -1
 	h := &candidateHeap{}
+	var buf []byte
 	push := func(l, r int) {
 		if l < 0 || r < 0 {
 			return
 		}
-		if p, ok := t.pairPriority(syms[l].text, syms[r].text); ok {
+		if p, ok := t.pairPriority(syms[l].text, syms[r].text, &buf); ok {
 			heap.Push(h, candidate{p, l, r, syms[l].text, syms[r].text})
 		}
 	}
