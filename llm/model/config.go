@@ -55,6 +55,8 @@ type Config struct {
 	RopeTheta  float64 // rotary base
 	Scaling    RopeScaling
 	ContextLen int  // longest sequence the model was trained for
+	// SlidingWindow > 0 limits attention to the last SlidingWindow positions (mistral v0.1).
+	SlidingWindow int
 	Tied       bool // output head shares the token embedding
 	QKVBias    bool // Q/K/V projections have biases (qwen2)
 	RopeLayout RopeLayout
@@ -74,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model config: head dim %d is odd; rotary embeddings need pairs", c.HeadDim)
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("model config: rope theta %g must be positive", c.RopeTheta)
+	case c.SlidingWindow < 0:
+		return fmt.Errorf("model config: negative sliding window %d", c.SlidingWindow)
 	case c.NormEps <= 0:
 		return fmt.Errorf("model config: norm eps %g must be positive", c.NormEps)
 	}

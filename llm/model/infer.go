@@ -123,7 +123,7 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				clear(o)
 				mx, sum := math.Inf(-1), 0.0
 				base := l * kc.max * KVD
-				for s := 0; s <= int(sc.rowPos[r]); s++ {
+				for s := windowStart(int(sc.rowPos[r]), c.SlidingWindow); s <= int(sc.rowPos[r]); s++ {
 					ks := kc.k[base+s*KVD+kvh*HD:][:HD]
 					var dot F
 					for i := range q {

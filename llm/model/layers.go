@@ -170,10 +170,11 @@ func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 	})
 }
 
-// attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)):
-// att[b,h,t,s] = softmax_{s≤t}(q[b,t,h]·k[b,s,kvh]/√HD) (entries s>t are never written nor read);
-// out[b,t,h] = Σ_{s≤t} att[b,h,t,s]·v[b,s,kvh]. q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; att: [B,NH,T,T].
-func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD int) {
+// attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
+// window of W positions when W > 0 (s > t−W), else over all s ≤ t:
+// att[b,h,t,s] = softmax_s(q[b,t,h]·k[b,s,kvh]/√HD) (entries outside the window are never written nor
+// read); out[b,t,h] = Σ_s att[b,h,t,s]·v[b,s,kvh]. q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; att: [B,NH,T,T].
+func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NH, func(lo, hi int) {
@@ -183,8 +184,9 @@ func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD int) {
 			for t := 0; t < T; t++ {
 				qt := q[((b*T+t)*NH+h)*HD:][:HD]
 				p := att[(bh*T+t)*T:][:t+1]
+				first := windowStart(t, W)
 				maxv := F(math.Inf(-1))
-				for s := 0; s <= t; s++ {
+				for s := first; s <= t; s++ {
 					ks := k[((b*T+s)*NKV+kvh)*HD:][:HD]
 					var dot F
 					for i := range qt {
@@ -194,7 +196,7 @@ func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD int) {
 					maxv = max(maxv, p[s])
 				}
 				var sum float64
-				for s := range p {
+				for s := first; s <= t; s++ {
 					e := math.Exp(float64(p[s] - maxv))
 					p[s] = F(e)
 					sum += e
@@ -202,7 +204,7 @@ func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD int) {
 				inv := F(1 / sum)
 				o := out[((b*T+t)*NH+h)*HD:][:HD]
 				clear(o)
-				for s := range p {
+				for s := first; s <= t; s++ {
 					p[s] *= inv
 					vs := v[((b*T+s)*NKV+kvh)*HD:][:HD]
 					for i := range o {
@@ -214,11 +216,19 @@ func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD int) {
 	})
 }
 
+// windowStart is the first position that position t attends to.
+func windowStart(t, W int) int {
+	if W > 0 {
+		return max(0, t-W+1)
+	}
+	return 0
+}
+
 // attentionBackward, with P = att and dP[t,s] = dout[t]·v[s]:
 // dS = P⊙(dP − Σ_s P·dP); dq[t] = Σ_s dS·k[s]/√HD; dk[s] = Σ_{h in group, t} dS·q[t]/√HD;
 // dv[s] = Σ_{h in group, t} P·dout[t]. dq, dk, dv are overwritten. Work is split by (b, kv head) so
 // each task owns the dk, dv rows it adds to. scratch holds B·NKV·T floats.
-func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, T, NH, NKV, HD int) {
+func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NKV, func(lo, hi int) {
@@ -236,8 +246,9 @@ func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, 
 					do := dout[((b*T+t)*NH+h)*HD:][:HD]
 					qt := q[((b*T+t)*NH+h)*HD:][:HD]
 					dqt := dq[((b*T+t)*NH+h)*HD:][:HD]
+					first := windowStart(t, W)
 					var pdp float64
-					for s := 0; s <= t; s++ {
+					for s := first; s <= t; s++ {
 						vs := v[((b*T+s)*NKV+kvh)*HD:][:HD]
 						dvs := dv[((b*T+s)*NKV+kvh)*HD:][:HD]
 						var dot F
@@ -249,7 +260,7 @@ func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, 
 						pdp += float64(p[s] * dot)
 					}
 					clear(dqt)
-					for s := 0; s <= t; s++ {
+					for s := first; s <= t; s++ {
 						ds := p[s] * (dp[s] - F(pdp)) * scale
 						ks := k[((b*T+s)*NKV+kvh)*HD:][:HD]
 						dks := dk[((b*T+s)*NKV+kvh)*HD:][:HD]

@@ -52,7 +52,7 @@ func ConfigFrom(mc format.ModelConfig) (Config, error) {
 	}
 	cfg := Config{Dim: mc.Dim, Layers: mc.Layers, Heads: mc.Heads, KVHeads: mc.KVHeads, HeadDim: mc.HeadDim,
 		FFN: mc.FFN, Vocab: mc.Vocab, NormEps: mc.NormEps, RopeTheta: mc.RopeTheta, ContextLen: mc.ContextLength,
-		Tied: mc.TiedEmbeddings, QKVBias: mc.AttentionBias, RopeLayout: RopeAdjacent}
+		Tied: mc.TiedEmbeddings, QKVBias: mc.AttentionBias, RopeLayout: RopeAdjacent, SlidingWindow: mc.SlidingWindow}
 	if mc.Rope == format.RopeHalf {
 		cfg.RopeLayout = RopeHalfSplit
 	}

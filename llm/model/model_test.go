@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -67,7 +68,15 @@ func TestRopeLayoutsGiveSameLogits(t *testing.T) {
 // Generation through the KV cache, a prompt at once or token by token and several sequences in one
 // batch, gives the logits of the training forward.
 func TestKVCacheMatchesFullForward(t *testing.T) {
-	m, _ := NewRandom(smallConfig(), 3)
+	for _, window := range []int{0, 3} {
+		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) { testKVCache(t, window) })
+	}
+}
+
+func testKVCache(t *testing.T, window int) {
+	cfg := smallConfig()
+	cfg.SlidingWindow = window
+	m, _ := NewRandom(cfg, 3)
 	const T = 10
 	seqs := [][]int32{randomTokens(4, T, 50), randomTokens(5, T, 50)}
 	V := m.Config().Vocab

@@ -236,7 +236,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		m.linForward(la.v, la.attnNorm, lw.wv, lw.bv, N, C, KVD, l, TargetV, &la.lora[TargetV], train, seed)
 		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
-		attentionForward(la.attnOut, la.att, la.q, la.k, la.v, B, T, NH, NKV, HD)
+		attentionForward(la.attnOut, la.att, la.q, la.k, la.v, B, T, NH, NKV, HD, c.SlidingWindow)
 		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
 		residualForward(la.mid, in, N*C)
 		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
@@ -281,7 +281,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
 		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
 		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
-		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.att, la.q, la.k, la.v, a.attScratch, B, T, NH, NKV, HD)
+		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.att, la.q, la.k, la.v, a.attScratch, B, T, NH, NKV, HD, c.SlidingWindow)
 		ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
 		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
