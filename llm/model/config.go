@@ -54,12 +54,12 @@ type Config struct {
 	NormEps    float64 // RMSNorm epsilon
 	RopeTheta  float64 // rotary base
 	Scaling    RopeScaling
-	ContextLen int  // longest sequence the model was trained for
+	ContextLen int // longest sequence the model was trained for
 	// SlidingWindow > 0 limits attention to the last SlidingWindow positions (mistral v0.1).
 	SlidingWindow int
-	Tied       bool // output head shares the token embedding
-	QKVBias    bool // Q/K/V projections have biases (qwen2)
-	RopeLayout RopeLayout
+	Tied          bool // output head shares the token embedding
+	QKVBias       bool // Q/K/V projections have biases (qwen2)
+	RopeLayout    RopeLayout
 	// RopeFreqFactors, when set (HeadDim/2 values, GGUF llama-3's rope_freqs.weight), divide each
 	// pair's frequency, as llama.cpp does; Scaling is then not applied again.
 	RopeFreqFactors []float32
