@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+//go:generate python3 gen_gemm_amd64.py
+
 // The micro-kernels compute one mr×nr tile of C from packed panels: a holds k columns of mr values of
 // op(A) (a[p*mr+i]), b holds k rows of nr values of op(B) (b[p*nr+j]). C is written with row stride ldc,
 // added to when accumulate is non-zero.
