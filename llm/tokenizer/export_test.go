@@ -140,3 +140,41 @@ func mustMetadata(t *testing.T, kvs ...gguf.KV) gguf.Metadata {
 	}
 	return md
 }
+
+// stories260K's tokenizer exported as GGUF metadata, directly and after a trip through
+// tokenizer.json (where scores must be rebuilt from merge ranks), encodes as the original.
+func TestSentencePieceGGUFMetadataExport(t *testing.T) {
+	tok := loadStories(t)
+	dir := t.TempDir()
+	if err := tok.WriteHF(dir); err != nil {
+		t.Fatal(err)
+	}
+	viaJSON, err := LoadHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]*Tokenizer{"direct": tok, "via tokenizer.json": viaJSON} {
+		kvs, err := src.GGUFMetadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := mustMetadata(t, kvs...)
+		back, err := FromGGUF(&md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokens, _ := md.Strings("tokenizer.ggml.tokens"); !reflect.DeepEqual(tokens, tok.Tokens()) {
+			t.Errorf("%s: token list differs", name)
+		}
+		if back.BOS != 1 || back.EOS != 2 || back.UNK != 0 || !back.AddBOS || back.AddEOS {
+			t.Errorf("%s: bos %d eos %d unk %d addBOS %v addEOS %v", name, back.BOS, back.EOS, back.UNK, back.AddBOS, back.AddEOS)
+		}
+		r := rand.New(rand.NewPCG(1, 1))
+		for i := 0; i < 200; i++ {
+			s := randomText(r)
+			if got, want := back.Encode(s, true), tok.Encode(s, true); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: %q encodes to %v, want %v", name, s, got, want)
+			}
+		}
+	}
+}
