@@ -87,7 +87,8 @@ type Tokenizer struct {
 	ignoreMerges bool         // byte-level: a whole piece that is a token is emitted as is (llama 3)
 	addPrefixSpc bool         // byte-level: prefix a space to the text (GPT-2 add_prefix_space)
 
-	specials []special // matched before BPE, longest first
+	specials      []special    // matched before BPE, longest first
+	specialsByte0 [256][]int32 // indexes into specials by first byte, longest first
 
 	// BOS, EOS, UNK and PAD are token ids, -1 when the model has none.
 	BOS, EOS, UNK, PAD int
@@ -168,9 +169,14 @@ func (t *Tokenizer) init() error {
 		}
 	}
 	have := map[string]bool{}
+	kept := t.specials[:0]
 	for _, s := range t.specials {
-		have[s.text] = true
+		if s.text != "" && !have[s.text] {
+			kept = append(kept, s)
+			have[s.text] = true
+		}
 	}
+	t.specials = kept
 	for id, typ := range t.types {
 		if (typ == TypeControl || typ == TypeUserDefined || typ == TypeUnknown) && t.tokens[id] != "" && !have[t.tokens[id]] {
 			t.specials = append(t.specials, special{text: t.tokens[id], id: id})
@@ -178,6 +184,9 @@ func (t *Tokenizer) init() error {
 		}
 	}
 	sort.SliceStable(t.specials, func(i, j int) bool { return len(t.specials[i].text) > len(t.specials[j].text) })
+	for i, s := range t.specials {
+		t.specialsByte0[s.text[0]] = append(t.specialsByte0[s.text[0]], int32(i))
+	}
 	for _, id := range []*int{&t.BOS, &t.EOS, &t.UNK, &t.PAD} {
 		if *id >= len(t.tokens) {
 			*id = -1
@@ -226,7 +235,8 @@ func (t *Tokenizer) splitSpecial(text string) []fragment {
 	start := 0
 	for i := 0; i < len(text); {
 		matched := false
-		for _, s := range t.specials {
+		for _, k := range t.specialsByte0[text[i]] {
+			s := t.specials[k]
 			if !strings.HasPrefix(text[i:], s.text) {
 				continue
 			}
