@@ -190,3 +190,43 @@ func TestLossMaskAndPadding(t *testing.T) {
 		t.Fatalf("an uncounted target changed the loss: %g vs %g", s3, s1)
 	}
 }
+
+// Llama 3.1's rope scaling (theta 500000, factor 8, low 1, high 4, original context 8192, head dim
+// 128): wavelengths under 8192/4 = 2048 positions keep their frequency, those over 8192 are divided
+// by 8, those between are blended; linear scaling divides every frequency.
+func TestRopeScalingFrequencies(t *testing.T) {
+	base := Config{HeadDim: 128, RopeTheta: 500000}
+	l3 := base
+	l3.Scaling = RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalContext: 8192}
+	lin := base
+	lin.Scaling = RopeScaling{Type: "linear", Factor: 4}
+	plain, scaled, linear := base.ropeFrequencies(), l3.ropeFrequencies(), lin.ropeFrequencies()
+	blended := 0
+	for i, f := range plain {
+		wavelen := 2 * math.Pi / f
+		switch {
+		case wavelen < 2048:
+			if scaled[i] != f {
+				t.Errorf("pair %d (wavelength %.0f): frequency changed %g -> %g", i, wavelen, f, scaled[i])
+			}
+		case wavelen > 8192:
+			if math.Abs(scaled[i]-f/8) > 1e-15 {
+				t.Errorf("pair %d (wavelength %.0f): %g, want %g", i, wavelen, scaled[i], f/8)
+			}
+		default:
+			blended++
+			if !(scaled[i] < f && scaled[i] > f/8) {
+				t.Errorf("pair %d (wavelength %.0f): %g not between %g and %g", i, wavelen, scaled[i], f/8, f)
+			}
+		}
+		if math.Abs(linear[i]-f/4) > 1e-15 {
+			t.Errorf("linear: pair %d %g, want %g", i, linear[i], f/4)
+		}
+	}
+	if blended == 0 {
+		t.Error("no pair in the blended band")
+	}
+	if plain[0] != 1 || math.Abs(plain[1]-math.Pow(500000, -2.0/128)) > 1e-15 {
+		t.Errorf("unscaled frequencies %g, %g", plain[0], plain[1])
+	}
+}

@@ -345,3 +345,17 @@ func TestAllMaskedBatchIsAnError(t *testing.T) {
 		t.Fatal("a step with no counted token succeeded")
 	}
 }
+
+func TestLoRAResumeRefusesAnotherBase(t *testing.T) {
+	tr, _ := New(tinyModel(t, 1), trainConfig(true))
+	path := filepath.Join(t.TempDir(), "ckpt.bin")
+	if err := tr.Save(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Resume(tinyModel(t, 2), path); err == nil {
+		t.Fatal("adapters resumed onto a different base model")
+	}
+	if _, _, err := Resume(tinyModel(t, 1), path); err != nil {
+		t.Fatalf("same base refused: %v", err)
+	}
+}
