@@ -255,6 +255,12 @@ func TestReadRejectsBadFiles(t *testing.T) {
 		{"absurd kv count", func(b []byte) []byte { b[23] = 0x7f; return b }, "more than"},
 		{"absurd string length", func(b []byte) []byte { b[31] = 0x7f; return b }, "past the end"},
 		{"truncated data", func(b []byte) []byte { return b[:len(b)-40] }, "past the end"},
+		{"absurd dims", func(b []byte) []byte {
+			// the tensor info follows the one KV: name "t" (8+1 bytes), n_dims, then dims[0]
+			i := bytes.Index(b, []byte{1, 0, 0, 0, 0, 0, 0, 0, 't'}) + 9 + 4
+			binary.LittleEndian.PutUint64(b[i:], 1<<62)
+			return b
+		}, "more values"},
 		{"bad value type", func(b []byte) []byte { b[32+len("general.architecture")] = 99; return b }, "unknown metadata value type"},
 	}
 	for _, tc := range tests {

@@ -127,6 +127,13 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f.DataOffset = alignUp(d.n, int64(f.Alignment))
 	for _, t := range f.Tensors {
+		n := uint64(1)
+		for _, d := range t.Dims {
+			if d != 0 && n > uint64(size)/d {
+				return nil, fmt.Errorf("tensor %s: dims %v hold more values than the file has bytes", t.Name, t.Dims)
+			}
+			n *= d
+		}
 		if t.Offset%uint64(f.Alignment) != 0 {
 			return nil, fmt.Errorf("tensor %s: offset %d is not a multiple of the alignment %d", t.Name, t.Offset, f.Alignment)
 		}

@@ -132,10 +132,15 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 		if len(e.DataOffsets) != 2 {
 			return nil, fmt.Errorf("tensor %s: data_offsets must be [begin, end]", name)
 		}
+		elems := int64(1)
 		for _, d := range e.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %s: negative dimension in shape %v", name, e.Shape)
 			}
+			if d > 0 && elems > dataSize/int64(d) {
+				return nil, fmt.Errorf("tensor %s: shape %v holds more values than the file has bytes", name, e.Shape)
+			}
+			elems *= int64(d)
 		}
 		t.Begin, t.End = e.DataOffsets[0], e.DataOffsets[1]
 		if t.Begin < 0 || t.End < t.Begin || t.End > dataSize {

@@ -149,6 +149,7 @@ func TestReadRejectsBadFiles(t *testing.T) {
 		{"past the end", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, 4, "outside"},
 		{"overlap", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 8, "overlap"},
 		{"unknown dtype", `{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}}`, 2, "unknown dtype"},
+		{"absurd shape", `{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}`, 0, "more values"},
 		{"not JSON", `{"a":`, 0, "header JSON"},
 		{"bad metadata", `{"__metadata__":{"n":1}}`, 0, "__metadata__"},
 	}
