@@ -348,3 +348,56 @@ func rawClient(opts blob.Options) *s3.Client {
 	}
 	return c.S3()
 }
+
+func TestOptionsFromEnv(t *testing.T) {
+	embedded := blob.Options{Endpoint: "http://127.0.0.1:1", AccessKeyID: "root", SecretAccessKey: "s", PathStyle: true}
+	t.Setenv("LATHE_S3_ENDPOINT", "")
+	if got := blob.OptionsFromEnv(embedded); got != embedded {
+		t.Errorf("without LATHE_S3_ENDPOINT: %+v, want the embedded options", got)
+	}
+	t.Setenv("LATHE_S3_ENDPOINT", "https://s3.example.com")
+	if got := blob.OptionsFromEnv(embedded); got != (blob.Options{Endpoint: "https://s3.example.com", PathStyle: true}) {
+		t.Errorf("with LATHE_S3_ENDPOINT: %+v", got)
+	}
+	t.Setenv("LATHE_S3_PATH_STYLE", "false")
+	if got := blob.OptionsFromEnv(embedded); got.PathStyle {
+		t.Errorf("LATHE_S3_PATH_STYLE=false still path style: %+v", got)
+	}
+}
+
+// An external S3 named by LATHE_S3_ENDPOINT is reached with the credentials of the usual AWS
+// environment variables; versitygw checks the signatures, so a wrong key would fail.
+func TestExternalS3FromEnvironment(t *testing.T) {
+	vgw := startVersityGW(t)
+	home := t.TempDir()
+	t.Setenv("LATHE_S3_ENDPOINT", vgw.Endpoint)
+	t.Setenv("LATHE_S3_PATH_STYLE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", vgw.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", vgw.SecretAccessKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(home, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "none"))
+	ctx := context.Background()
+	c, err := blob.New(ctx, blob.OptionsFromEnv(blob.Options{Endpoint: "http://127.0.0.1:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateBucket(ctx, "env-bucket"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBytes(ctx, "s3://env-bucket/k", []byte("via env"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "s3://env-bucket/k"); err != nil || string(got) != "via env" {
+		t.Errorf("Get = %q, %v", got, err)
+	}
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+	bad, err := blob.New(ctx, blob.OptionsFromEnv(blob.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Get(ctx, "s3://env-bucket/k"); err == nil || errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Get with a wrong secret: got %v, want a signature error", err)
+	}
+}
