@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -274,5 +275,38 @@ func TestReadRejectsBadFiles(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "missing.gguf")); err == nil {
 		t.Error("opened a missing file")
+	}
+}
+
+// Corrupted files fail with errors, never panics or giant allocations.
+func TestReadCorruptedFilesDoesNotPanic(t *testing.T) {
+	w := NewWriter()
+	_ = w.Metadata.Set("general.architecture", "llama")
+	_ = w.Metadata.Set("tokenizer.ggml.tokens", []string{"a", "bb", "ccc"})
+	_ = w.Metadata.Set("tokenizer.ggml.scores", []float32{0, -1, -2})
+	_ = w.AddTensor("x", []uint64{4, 2}, F16, []float32{1, 2, 3, 4, 5, 6, 7, 8})
+	q := make([]byte, 210)
+	_ = w.AddRawTensor("q", []uint64{256}, Q6_K, q)
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3000; i++ {
+		b := append([]byte(nil), good...)
+		for k := 0; k < 1+r.IntN(4); k++ {
+			b[r.IntN(len(b))] = byte(r.IntN(256))
+		}
+		if r.IntN(4) == 0 {
+			b = b[:r.IntN(len(b))]
+		}
+		f, err := Read(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			continue
+		}
+		for _, ti := range f.Tensors {
+			_, _ = f.Float32(ti.Name)
+		}
 	}
 }

@@ -107,7 +107,10 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 		var t TensorInfo
 		t.Name = d.str()
 		nDims := d.u32()
-		if d.err == nil && nDims > 8 {
+		if d.err != nil {
+			return nil, fmt.Errorf("tensor info %d: %w", i, d.err)
+		}
+		if nDims > 8 {
 			return nil, fmt.Errorf("tensor %q has %d dims", t.Name, nDims)
 		}
 		t.Dims = make([]uint64, nDims)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -189,5 +190,30 @@ func TestReadRejectsBadFiles(t *testing.T) {
 	}
 	if _, err := OpenDir(t.TempDir()); err == nil {
 		t.Error("OpenDir of an empty directory succeeded")
+	}
+}
+
+// Corrupted files fail with errors, never panics or giant allocations.
+func TestReadCorruptedFilesDoesNotPanic(t *testing.T) {
+	var buf bytes.Buffer
+	err := Write(&buf, []Tensor{{Name: "a", DType: F16, Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, 6}},
+		{Name: "b", DType: F32, Shape: []int{3}, Data: []float32{1, 2, 3}}}, map[string]string{"format": "pt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 3000; i++ {
+		b := append([]byte(nil), good...)
+		for k := 0; k < 1+r.IntN(3); k++ {
+			b[r.IntN(len(b))] = "0123456789[]{},:\"-eE"[r.IntN(20)]
+		}
+		f, err := Read(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			continue
+		}
+		for _, ti := range f.Tensors {
+			_, _ = f.Float32(ti.Name)
+		}
 	}
 }
