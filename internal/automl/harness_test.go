@@ -24,7 +24,9 @@ type env struct {
 	path  string
 }
 
-func newEnv(t *testing.T, cfg automl.Config) *env {
+func newEnv(t *testing.T, cfg automl.Config) *env { return newEnvTB(t, cfg) }
+
+func newEnvTB(t testing.TB, cfg automl.Config) *env {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lathe.db")
 	st, err := sqlite.Open(context.Background(), path)

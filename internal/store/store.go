@@ -100,7 +100,9 @@ type Jobs interface {
 	CreateJob(ctx context.Context, j *Job, tags []Tag) error
 	// GetJob finds a job by name, case-insensitively; ErrNotFound when there is none.
 	GetJob(ctx context.Context, name string) (*Job, error)
-	// ListJobs returns one page of jobs; ErrBadCursor when q.After was not made for this query.
+	// ListJobs returns one page of job summaries: Name, ARN, Status, Secondary, Created, Modified,
+	// Ended and FailureReason are set, the rest is left zero. ErrBadCursor when q.After was not made
+	// for this query.
 	ListJobs(ctx context.Context, q JobQuery) (*JobPage, error)
 	// RequestStop moves an InProgress job to Stopping/Stopping and flags it for its worker. It
 	// returns the job as it is afterwards; a job in another status is returned unchanged.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -137,7 +138,8 @@ type rig struct {
 }
 
 func fastOptions(owner string) worker.Options {
-	return worker.Options{Owner: owner, PollInterval: 10 * time.Millisecond, HeartbeatInterval: 20 * time.Millisecond, LeaseDuration: 5 * time.Second}
+	return worker.Options{Owner: owner, PollInterval: 10 * time.Millisecond, HeartbeatInterval: 20 * time.Millisecond,
+		LeaseDuration: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 }
 
 func newRig(t *testing.T, path string, cfg automl.Config) *rig {

@@ -32,7 +32,8 @@ var _ store.Store = (*Store)(nil)
 // have been applied. Append only: never edit a migration that has shipped.
 var migrations = []string{
 	`CREATE TABLE jobs (
-		lower_name       TEXT PRIMARY KEY,
+		id               INTEGER PRIMARY KEY,
+		lower_name       TEXT NOT NULL UNIQUE,
 		name             TEXT NOT NULL,
 		arn              TEXT NOT NULL,
 		request          TEXT NOT NULL,
@@ -50,7 +51,7 @@ var migrations = []string{
 		lease_owner      TEXT,
 		lease_expiry_ns  INTEGER,
 		attempts         INTEGER NOT NULL DEFAULT 0
-	) WITHOUT ROWID;
+	);
 	CREATE INDEX jobs_by_created ON jobs (created_ns, lower_name);
 	CREATE INDEX jobs_by_status ON jobs (status, lower_name);
 	CREATE INDEX jobs_by_modified ON jobs (modified_ns);
@@ -124,6 +125,9 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 
 const jobColumns = `name, arn, request, spec, status, secondary_status, created_ns, modified_ns, ended_ns,
 	deadline_ns, failure_reason, result, progress, stop_requested, lease_owner, lease_expiry_ns, attempts`
+
+// summaryColumns are what a list needs; the documents (request, spec, result, progress) stay unread.
+const summaryColumns = `name, arn, status, secondary_status, created_ns, modified_ns, ended_ns, failure_reason`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -319,7 +323,7 @@ func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage,
 			args = append(args, c.Key, c.Name)
 		}
 	}
-	query := `SELECT lower_name, ` + jobColumns + ` FROM jobs`
+	query := `SELECT lower_name, ` + summaryColumns + ` FROM jobs`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -339,12 +343,17 @@ func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage,
 	page := &store.JobPage{}
 	var lowerNames []string
 	for rows.Next() {
-		var lower string
-		j, err := scanJob(prefixScanner{rows, &lower})
-		if err != nil {
+		var (
+			j                 store.Job
+			lower             string
+			created, modified int64
+			ended             sql.NullInt64
+		)
+		if err := rows.Scan(&lower, &j.Name, &j.ARN, &j.Status, &j.Secondary, &created, &modified, &ended, &j.FailureReason); err != nil {
 			return nil, fmt.Errorf("list jobs: %w", err)
 		}
-		page.Jobs = append(page.Jobs, *j)
+		j.Created, j.Modified, j.Ended = fromNS(created), fromNS(modified), fromNullNS(ended)
+		page.Jobs = append(page.Jobs, j)
 		lowerNames = append(lowerNames, lower)
 	}
 	if err := rows.Err(); err != nil {
@@ -363,16 +372,6 @@ func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage,
 		page.Next = encodeCursor(c)
 	}
 	return page, nil
-}
-
-// prefixScanner scans one extra leading column into first.
-type prefixScanner struct {
-	rows  *sql.Rows
-	first *string
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.first}, dest...)...)
 }
 
 func encodeCursor(c cursor) string {

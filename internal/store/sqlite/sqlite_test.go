@@ -290,28 +290,28 @@ func TestTags(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "lathe.db"))
 	arn := "arn:aws:sagemaker:us-east-1:123456789012:automl-job/a"
-	if err := s.AddTags(ctx, arn, []store.Tag{{"b", "1"}, {"a", "2"}}, 3); err != nil {
+	if err := s.AddTags(ctx, arn, []store.Tag{{Key: "b", Value: "1"}, {Key: "a", Value: "2"}}, 3); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddTags(ctx, arn, []store.Tag{{"a", "3"}, {"c", "4"}}, 3); err != nil { // overwrite + 1 new = 3
+	if err := s.AddTags(ctx, arn, []store.Tag{{Key: "a", Value: "3"}, {Key: "c", Value: "4"}}, 3); err != nil { // overwrite + 1 new = 3
 		t.Fatal(err)
 	}
-	if err := s.AddTags(ctx, arn, []store.Tag{{"d", "5"}, {"a", "9"}}, 3); !errors.Is(err, store.ErrTooManyTags) {
+	if err := s.AddTags(ctx, arn, []store.Tag{{Key: "d", Value: "5"}, {Key: "a", Value: "9"}}, 3); !errors.Is(err, store.ErrTooManyTags) {
 		t.Fatalf("over the limit: %v", err)
 	}
 	tags, more, err := s.ListTags(ctx, arn, "", 2)
-	if err != nil || !more || !slices.Equal(tags, []store.Tag{{"a", "3"}, {"b", "1"}}) {
+	if err != nil || !more || !slices.Equal(tags, []store.Tag{{Key: "a", Value: "3"}, {Key: "b", Value: "1"}}) {
 		t.Fatalf("page 1: %v %v %v", tags, more, err)
 	}
 	tags, more, err = s.ListTags(ctx, arn, "b", 2)
-	if err != nil || more || !slices.Equal(tags, []store.Tag{{"c", "4"}}) {
+	if err != nil || more || !slices.Equal(tags, []store.Tag{{Key: "c", Value: "4"}}) {
 		t.Fatalf("page 2: %v %v %v", tags, more, err)
 	}
 	if err := s.DeleteTags(ctx, arn, []string{"a", "zz"}); err != nil {
 		t.Fatal(err)
 	}
 	tags, _, _ = s.ListTags(ctx, arn, "", 50)
-	if !slices.Equal(tags, []store.Tag{{"b", "1"}, {"c", "4"}}) {
+	if !slices.Equal(tags, []store.Tag{{Key: "b", Value: "1"}, {Key: "c", Value: "4"}}) {
 		t.Fatalf("after delete: %v", tags)
 	}
 }
