@@ -203,8 +203,24 @@ func (t *Tokenizer) Encode(text string, addBOS bool) []int {
 	if addBOS && t.BOS >= 0 {
 		out = append(out, t.BOS)
 	}
-	prevSpecial := true // the text start counts as following a special token
-	first := true
+	out = t.encode(out, text, true)
+	if t.AddEOS && t.EOS >= 0 {
+		out = append(out, t.EOS)
+	}
+	return out
+}
+
+// EncodeContinuation encodes text that continues earlier text (a response after its prompt):
+// no BOS or EOS, and no SentencePiece "▁" prefix at its start, so "Paris" gives "P"... rather
+// than "▁Paris" (write " Paris" for that). A "▁" still follows special tokens inside the text
+// where the model's tokenizer puts one.
+func (t *Tokenizer) EncodeContinuation(text string) []int {
+	return t.encode(nil, text, false)
+}
+
+func (t *Tokenizer) encode(out []int, text string, atStart bool) []int {
+	prevSpecial := atStart // the text start counts as following a special token
+	first := atStart
 	for _, frag := range t.splitSpecial(text) {
 		if frag.id >= 0 {
 			out = append(out, frag.id)
@@ -214,9 +230,6 @@ func (t *Tokenizer) Encode(text string, addBOS bool) []int {
 		}
 		out = t.encodeFragment(out, frag.text, prevSpecial, first)
 		prevSpecial, first = false, false
-	}
-	if t.AddEOS && t.EOS >= 0 {
-		out = append(out, t.EOS)
 	}
 	return out
 }

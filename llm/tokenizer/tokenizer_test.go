@@ -153,3 +153,29 @@ func TestStreamDecoderHoldsPartialCharacters(t *testing.T) {
 		t.Errorf("decode of a truncated character %q", s)
 	}
 }
+
+func TestEncodeContinuation(t *testing.T) {
+	tok := loadStories(t)
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{" time", []string{"▁time"}},
+		{"time", []string{"t", "ime"}}, // no "▁" prefix: the word continues the previous text (llama2.c reference)
+		{"end</s>Once", []string{"end", "</s>", "▁Once"}},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, id := range tok.EncodeContinuation(tc.text) {
+			got = append(got, tok.Token(id))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("EncodeContinuation(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+	// Prompt and continuation concatenated decode to the concatenated text.
+	ids := append(tok.Encode("Once upon a", true), tok.EncodeContinuation(" time, there was")...)
+	if s := tok.Decode(ids); s != "Once upon a time, there was" {
+		t.Errorf("decoded %q", s)
+	}
+}
