@@ -13,6 +13,19 @@
 // ModelConfig.Rope says which pairing a checkpoint's tensors need; AdjacentRope wraps any
 // checkpoint so that it always reads in the adjacent layout, and PermuteHFToGGUF /
 // PermuteGGUFToHF convert the rows themselves.
+//
+// Loading and saving a model:
+//
+//	ck, err := format.Open(path)   // a .gguf file or a Hugging Face directory
+//	ck = format.AdjacentRope(ck)   // if the model implements only adjacent-pair RoPE
+//	cfg := ck.Config()
+//	wq, shape, err := ck.Tensor(format.LayerTensor(0, "attn_q.weight")) // shape [heads*headDim, dim]
+//	tok, err := tokenizer.Load(path)  // llm/tokenizer, same path
+//
+//	format.WriteGGUF(out, cfg, tensors, format.GGUFOptions{Type: gguf.F16, Extra: tokKVs}) // tokKVs from tok.GGUFMetadata()
+//	format.WriteHF(dir, cfg, tensors, format.HFOptions{}); tok.WriteHF(dir)
+//
+// where tensors are NamedTensor values in the rotary layout cfg.Rope says.
 package format
 
 import (
