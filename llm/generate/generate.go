@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/lathe-ml/lathe/llm/model"
@@ -67,6 +68,8 @@ const (
 	FinishLength = "length" // MaxNewTokens reached, or the model's context is full
 	FinishEOS    = "eos"    // a stop token was produced
 	FinishStop   = "stop"   // a stop sequence appeared in the text
+	// FinishCancelled: Request.Cancel was called.
+	FinishCancelled = "cancelled"
 )
 
 // Result is one prompt's generation.
@@ -76,100 +79,191 @@ type Result struct {
 	Finish string
 }
 
-// seqState is one sequence being decoded.
-type seqState struct {
+// Request is one sequence in a Decoder: its cache, sampler state and result so far.
+type Request struct {
+	index   int
+	opt     Options
+	onToken func(Token) error
 	cache   *model.KVCache
 	rng     *rand.Rand
 	seen    []bool // tokens in the prompt or the output (repetition penalty)
+	next    []int32
 	result  Result
 	emitted int // bytes of text already streamed
 	done    bool
+	err     error
+	cancel  atomic.Bool
 }
 
-// Generate continues each prompt. The prompts are prefilled together, then every unfinished sequence
-// advances one token per step in one batched forward. onToken (may be nil) receives each token as it
-// is produced; an error from it, or ctx's cancellation, ends generation with the results so far.
-// detok may be nil when no text is wanted (then StopSequences must be empty).
-func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Options, detok Detokenize, onToken func(Token) error) ([]Result, error) {
+// Done reports whether the request has finished (its Result is final).
+func (r *Request) Done() bool { return r.done }
+
+// Result is the request's output so far.
+func (r *Request) Result() Result { return r.result }
+
+// Err is the error that ended the request (from its onToken callback), if any.
+func (r *Request) Err() error { return r.err }
+
+// Cancel asks the decoder to drop the request at its next step (e.g. the client went away). It is the
+// one method safe to call from another goroutine.
+func (r *Request) Cancel() { r.cancel.Store(true) }
+
+// Decoder runs continuous batching: requests join at any step (their prompt is prefilled in the same
+// forward as the other requests' next tokens) and leave when they finish. It is not safe for
+// concurrent use (except Request.Cancel): one goroutine owns it and calls Add and Step.
+type Decoder struct {
+	m      *model.Model
+	detok  Detokenize
+	active []*Request
+	logits []float32
+	work   []float64
+	probs  []float64
+	order  []int32
+	caches []*model.KVCache
+	inputs [][]int32
+}
+
+// NewDecoder returns a decoder over m; detok may be nil when no text is wanted.
+func NewDecoder(m *model.Model, detok Detokenize) *Decoder {
+	V := m.Config().Vocab
+	return &Decoder{m: m, detok: detok, work: make([]float64, V), probs: make([]float64, V), order: make([]int32, V)}
+}
+
+// Active is the number of unfinished requests.
+func (d *Decoder) Active() int { return len(d.active) }
+
+// Add queues a prompt; its first token comes out of the next Step. onToken (may be nil) receives each
+// token as it is produced.
+func (d *Decoder) Add(prompt []int32, opt Options, onToken func(Token) error) (*Request, error) {
+	return d.add(0, prompt, opt, onToken)
+}
+
+func (d *Decoder) add(index int, prompt []int32, opt Options, onToken func(Token) error) (*Request, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	if detok == nil && len(opt.StopSequences) > 0 {
+	if d.detok == nil && len(opt.StopSequences) > 0 {
 		return nil, fmt.Errorf("generate: stop sequences need a detokenizer")
 	}
-	cfg := m.Config()
+	cfg := d.m.Config()
 	V := cfg.Vocab
-	seqs := make([]*seqState, len(prompts))
-	for i, p := range prompts {
-		if len(p) == 0 {
-			return nil, fmt.Errorf("generate: prompt %d is empty (start it with BOS)", i)
-		}
-		n := len(p) + opt.MaxNewTokens
-		if cfg.ContextLen > 0 {
-			n = min(n, cfg.ContextLen)
-		}
-		if len(p) >= n {
-			return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", i, len(p), cfg.ContextLen)
-		}
-		s := &seqState{cache: m.NewKVCache(n), rng: rand.New(rand.NewPCG(opt.Seed, uint64(i))), seen: make([]bool, V)}
-		for _, t := range p {
-			if t < 0 || int(t) >= V {
-				return nil, fmt.Errorf("generate: prompt %d has token %d outside the vocabulary of %d", i, t, V)
-			}
-			s.seen[t] = true
-		}
-		seqs[i] = s
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("generate: prompt %d is empty (start it with BOS)", index)
 	}
-	logits := make([]float32, len(prompts)*V)
-	work, probs := make([]float64, V), make([]float64, V)
-	order := make([]int32, V)
-	caches := make([]*model.KVCache, 0, len(prompts))
-	inputs := make([][]int32, 0, len(prompts))
-	active := make([]int, 0, len(prompts))
-	for i, s := range seqs {
-		caches, inputs, active = append(caches, s.cache), append(inputs, prompts[i]), append(active, i)
+	n := len(prompt) + opt.MaxNewTokens
+	if cfg.ContextLen > 0 {
+		n = min(n, cfg.ContextLen)
 	}
-	for len(active) > 0 {
-		if err := ctx.Err(); err != nil {
-			return results(seqs), err
-		}
-		if err := m.Extend(caches, inputs, logits[:len(active)*V]); err != nil {
-			return results(seqs), fmt.Errorf("generate: %w", err)
-		}
-		next := active[:0:0]
-		caches, inputs = caches[:0], inputs[:0]
-		for a, i := range active {
-			s := seqs[i]
-			tok := sample(logits[a*V:(a+1)*V], s, opt, work, probs, order)
-			if err := s.advance(i, tok, opt, detok, onToken); err != nil {
-				return results(seqs), err
-			}
-			if !s.done && s.cache.Len() >= s.cache.Cap() {
-				s.finish(i, FinishLength, detok, onToken)
-			}
-			if !s.done {
-				next = append(next, i)
-				caches = append(caches, s.cache)
-				inputs = append(inputs, []int32{tok})
-			}
-		}
-		active = next
+	if len(prompt) >= n {
+		return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", index, len(prompt), cfg.ContextLen)
 	}
-	return results(seqs), nil
+	r := &Request{index: index, opt: opt, onToken: onToken, rng: rand.New(rand.NewPCG(opt.Seed, uint64(index))),
+		seen: make([]bool, V), next: slices.Clone(prompt)}
+	for _, t := range prompt {
+		if t < 0 || int(t) >= V {
+			return nil, fmt.Errorf("generate: prompt %d has token %d outside the vocabulary of %d", index, t, V)
+		}
+		r.seen[t] = true
+	}
+	r.cache = d.m.NewKVCache(n)
+	d.active = append(d.active, r)
+	return r, nil
 }
 
-func results(seqs []*seqState) []Result {
-	out := make([]Result, len(seqs))
-	for i, s := range seqs {
-		out[i] = s.result
+// Step runs one batched forward over every active request (a new request's whole prompt, one token
+// for the others), samples each request's next token, streams it, and drops the requests that
+// finished or were cancelled. An error from the model fails every active request.
+func (d *Decoder) Step() error {
+	V := d.m.Config().Vocab
+	kept := d.active[:0]
+	for _, r := range d.active {
+		if r.cancel.Load() {
+			r.done, r.result.Finish = true, FinishCancelled
+			continue
+		}
+		kept = append(kept, r)
 	}
-	return out
+	d.active = kept
+	if len(d.active) == 0 {
+		return nil
+	}
+	d.caches, d.inputs = d.caches[:0], d.inputs[:0]
+	for _, r := range d.active {
+		d.caches, d.inputs = append(d.caches, r.cache), append(d.inputs, r.next)
+	}
+	if need := len(d.active) * V; len(d.logits) < need {
+		d.logits = make([]float32, need)
+	}
+	if err := d.m.Extend(d.caches, d.inputs, d.logits); err != nil {
+		err = fmt.Errorf("generate: %w", err)
+		for _, r := range d.active {
+			r.done, r.err = true, err
+		}
+		d.active = d.active[:0]
+		return err
+	}
+	kept = d.active[:0]
+	for a, r := range d.active {
+		tok := sample(d.logits[a*V:(a+1)*V], r, r.opt, d.work, d.probs, d.order)
+		if err := r.advance(tok, d.detok); err != nil {
+			r.done, r.err = true, err
+		}
+		if !r.done && r.cache.Len() >= r.cache.Cap() {
+			if err := r.finish(FinishLength, d.detok); err != nil {
+				r.err = err
+			}
+		}
+		if !r.done {
+			r.next = append(r.next[:0], tok)
+			kept = append(kept, r)
+		}
+	}
+	d.active = kept
+	return nil
+}
+
+// Generate continues each prompt with the same options, all prompts decoded together in one batch
+// (prompt i samples from PCG(Seed, i)). onToken (may be nil) receives each token as it is produced
+// (Token.Seq is the prompt's index); an error from it, or ctx's cancellation, ends generation with the
+// results so far. detok may be nil when no text is wanted (then StopSequences must be empty).
+func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Options, detok Detokenize, onToken func(Token) error) ([]Result, error) {
+	d := NewDecoder(m, detok)
+	reqs := make([]*Request, len(prompts))
+	for i, p := range prompts {
+		r, err := d.add(i, p, opt, onToken)
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = r
+	}
+	results := func() []Result {
+		out := make([]Result, len(reqs))
+		for i, r := range reqs {
+			out[i] = r.result
+		}
+		return out
+	}
+	for d.Active() > 0 {
+		if err := ctx.Err(); err != nil {
+			return results(), err
+		}
+		if err := d.Step(); err != nil {
+			return results(), err
+		}
+		for _, r := range reqs {
+			if r.err != nil {
+				return results(), r.err
+			}
+		}
+	}
+	return results(), nil
 }
 
 // advance records a sampled token, checks the stop conditions and streams what text is final.
-func (s *seqState) advance(i int, tok int32, opt Options, detok Detokenize, onToken func(Token) error) error {
+func (s *Request) advance(tok int32, detok Detokenize) error {
+	i, opt, onToken := s.index, s.opt, s.onToken
 	if slices.Contains(opt.StopTokens, tok) {
-		return s.finish(i, FinishEOS, detok, onToken)
+		return s.finish(FinishEOS, detok)
 	}
 	s.result.Tokens = append(s.result.Tokens, tok)
 	s.seen[tok] = true
@@ -202,7 +296,8 @@ func (s *seqState) advance(i int, tok int32, opt Options, detok Detokenize, onTo
 }
 
 // finish ends a sequence without a new token and streams the text held back.
-func (s *seqState) finish(i int, reason string, detok Detokenize, onToken func(Token) error) error {
+func (s *Request) finish(reason string, detok Detokenize) error {
+	i, onToken := s.index, s.onToken
 	s.done, s.result.Finish = true, reason
 	if detok == nil || s.emitted >= len(s.result.Text) || onToken == nil {
 		return nil
@@ -213,7 +308,7 @@ func (s *seqState) finish(i int, reason string, detok Detokenize, onToken func(T
 }
 
 // stream sends the token with the text between what was already sent and end.
-func (s *seqState) stream(i int, tok int32, full string, end int, onToken func(Token) error) error {
+func (s *Request) stream(i int, tok int32, full string, end int, onToken func(Token) error) error {
 	if onToken == nil {
 		return nil
 	}
@@ -253,7 +348,7 @@ func safeEnd(text string, stops []string) int {
 
 // sample picks the next token from one sequence's logits. work and probs hold Vocab float64s, order
 // Vocab int32s.
-func sample(logits []float32, s *seqState, opt Options, work, probs []float64, order []int32) int32 {
+func sample(logits []float32, s *Request, opt Options, work, probs []float64, order []int32) int32 {
 	for j, v := range logits {
 		w := float64(v)
 		if p := opt.RepetitionPenalty; p > 0 && p != 1 && s.seen[j] {

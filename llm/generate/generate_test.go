@@ -145,7 +145,7 @@ func TestSampleDistribution(t *testing.T) {
 		}()},
 	}
 	for _, c := range cases {
-		s := &seqState{rng: rand.New(rand.NewPCG(1, 2)), seen: []bool{true, false, false, false, false}}
+		s := &Request{rng: rand.New(rand.NewPCG(1, 2)), seen: []bool{true, false, false, false, false}}
 		counts := make([]float64, len(logits))
 		const n = 40000
 		for range n {
@@ -254,5 +254,42 @@ func TestLimitsAndCancellation(t *testing.T) {
 	}
 	if _, err := Generate(context.Background(), m, [][]int32{{1}}, Options{MaxNewTokens: 1, StopSequences: []string{"x"}}, nil, nil); err == nil {
 		t.Error("stop sequences without a detokenizer accepted")
+	}
+}
+
+// A request that joins a running decoder, and one cancelled midway, do not disturb the others: each
+// output equals the same prompt decoded alone.
+func TestDecoderContinuousBatching(t *testing.T) {
+	m := testModel(t)
+	opt := Options{MaxNewTokens: 10, Temperature: 0.9, Seed: 4}
+	alone := func(p []int32) []int32 {
+		r, err := Generate(context.Background(), m, [][]int32{p}, opt, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r[0].Tokens
+	}
+	pa, pb, pc := []int32{1, 2, 3}, []int32{5, 6, 7, 8, 9}, []int32{4, 4}
+	d := NewDecoder(m, letters)
+	a, _ := d.Add(pa, opt, nil)
+	c, _ := d.Add(pc, opt, nil)
+	var b *Request
+	for step := 0; d.Active() > 0; step++ {
+		if step == 3 {
+			b, _ = d.Add(pb, opt, nil)
+			c.Cancel()
+		}
+		if err := d.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(a.Result().Tokens, alone(pa)) || !slices.Equal(b.Result().Tokens, alone(pb)) {
+		t.Fatalf("batched %v / %v, alone %v / %v", a.Result().Tokens, b.Result().Tokens, alone(pa), alone(pb))
+	}
+	if !c.Done() || c.Result().Finish != FinishCancelled || len(c.Result().Tokens) != 3 {
+		t.Fatalf("cancelled request: done %v finish %q, %d tokens", c.Done(), c.Result().Finish, len(c.Result().Tokens))
+	}
+	if a.Result().Finish != FinishLength || len(a.Result().Text) != 10 {
+		t.Fatalf("request a: finish %q text %q", a.Result().Finish, a.Result().Text)
 	}
 }

@@ -167,7 +167,7 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 	// The output head's chunk: as many rows as keep R·V near 2M floats, so the logits stay in cache-
 	// friendly, bounded memory whatever the batch.
 	R := max(1, min(N, (1<<21)/c.Vocab))
-	if a.head == nil || a.head.R != R || len(a.head.logits) != R*c.Vocab {
+	if a.head == nil || a.head.R < R {
 		a.head = newHeadScratch[F](R, C, c.Vocab)
 	}
 	a.key = key
