@@ -47,7 +47,9 @@ type Job struct {
 	StopRequested bool
 	LeaseOwner    string
 	LeaseExpiry   time.Time
-	Attempts      int // how many times a worker has claimed the job
+	// Attempts counts the claims of the job that did not end in ReleaseLease: the run in progress
+	// and the runs whose worker died.
+	Attempts int
 }
 
 // Tag is one resource tag.
@@ -124,7 +126,8 @@ type Queue interface {
 	SetProgress(ctx context.Context, name, owner string, progress json.RawMessage, now time.Time) error
 	// FinishJob writes the final state and drops the lease (ErrLeaseLost as above).
 	FinishJob(ctx context.Context, name, owner string, f FinalState) error
-	// ReleaseLease gives the job back to the queue unchanged, so another worker can resume it.
+	// ReleaseLease gives the job back to the queue unchanged, so another worker can resume it; the
+	// claim is not counted in Attempts.
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 

@@ -42,6 +42,10 @@ type Options struct {
 	PollInterval time.Duration
 	// ProgressInterval is the least time between two progress writes of a job; default 1 s.
 	ProgressInterval time.Duration
+	// MaxAttempts bounds how many times a job is run when its worker keeps dying under it (a crash,
+	// the kernel's out-of-memory killer): the claim after that many fails the job instead of
+	// crash-looping every worker on it. Graceful shutdowns do not count. Default 3.
+	MaxAttempts int
 	Logger           *slog.Logger
 }
 
@@ -87,6 +91,9 @@ func New(q store.Queue, exec job.Executor, opts Options) *Worker {
 	}
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -172,6 +179,11 @@ func (w *Worker) runJob(parent context.Context, j *store.Job) {
 		return
 	case !j.Deadline.IsZero() && !now.Before(j.Deadline):
 		w.finish(log, j.Name, store.StatusStopped, "MaxAutoMLJobRuntimeReached", "", nil)
+		return
+	case j.Attempts > w.opts.MaxAttempts:
+		w.finish(log, j.Name, store.StatusFailed, "Failed", fmt.Sprintf(
+			"the job's worker stopped without finishing it %d times (a crash, or the machine ran out of memory); giving up",
+			j.Attempts-1), nil)
 		return
 	case w.exec == nil:
 		w.finish(log, j.Name, store.StatusFailed, "Failed", NoExecutorReason, nil)

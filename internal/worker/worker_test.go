@@ -531,6 +531,9 @@ func TestShutdownReleasesAndRestartResumes(t *testing.T) {
 	if x2.spec.Name != "j1" || !x2.spec.CreationTime.Equal(x.spec.CreationTime) {
 		t.Fatalf("resumed spec %+v", x2.spec)
 	}
+	if j, err := r2.store.GetJob(context.Background(), "j1"); err != nil || j.Attempts != 1 {
+		t.Fatalf("attempts after a graceful restart: %+v %v", j, err)
+	}
 	d := r2.describe(t, "j1")
 	if get(d, "TrainingProgress.Step") != 3.0 {
 		t.Errorf("progress across restart: %v", d["TrainingProgress"])
@@ -626,5 +629,27 @@ func TestStopFinishedJobIsRefused(t *testing.T) {
 	_, err := r.ops["StopAutoMLJob"](context.Background(), []byte(`{"AutoMLJobName":"j1"}`))
 	if ae := awserr.As(err); ae == nil || ae.Code != "ValidationException" {
 		t.Fatalf("stop of a failed job: %v", err)
+	}
+}
+
+func TestCrashLoopingJobFails(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	// Three workers in a row claim the job and die with it (their leases lapse at once).
+	now := time.Now()
+	for i := range 3 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		if j, err := r.store.ClaimJob(context.Background(), fmt.Sprintf("dead-%d", i), at, at); err != nil || j == nil {
+			t.Fatalf("claim %d: %v %v", i, j, err)
+		}
+	}
+	start(t, worker.New(r.store, exec, fastOptions("w4")))
+	d := r.waitStatus(t, "j1", "Failed", "Failed")
+	if reason, _ := d["FailureReason"].(string); !strings.Contains(reason, "stopped without finishing it 3 times") {
+		t.Fatalf("FailureReason %q", reason)
+	}
+	if n := exec.callsOf("j1"); n != 0 {
+		t.Fatalf("executed %d times", n)
 	}
 }

@@ -499,9 +499,11 @@ func (s *Store) FinishJob(ctx context.Context, name, owner string, f store.Final
 		strings.ToLower(name), owner)
 }
 
-// ReleaseLease gives the job back to the queue without changing its state.
+// ReleaseLease gives the job back to the queue without changing its state. A released claim does
+// not count as an attempt: only claims that ended without a word (a crash) do.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
-	return s.execLeased(ctx, "release", name, `UPDATE jobs SET lease_owner = NULL, lease_expiry_ns = NULL
+	return s.execLeased(ctx, "release", name, `UPDATE jobs
+		SET lease_owner = NULL, lease_expiry_ns = NULL, attempts = max(attempts - 1, 0)
 		WHERE lower_name = ? AND lease_owner = ?`, strings.ToLower(name), owner)
 }
 

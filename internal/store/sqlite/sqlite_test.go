@@ -171,7 +171,8 @@ func TestLeaseExpiryAndGuards(t *testing.T) {
 	if err := s.ReleaseLease(ctx, "j", "w2"); err != nil {
 		t.Fatal(err)
 	}
-	if j, err := s.ClaimJob(ctx, "w3", t0, t0.Add(time.Minute)); err != nil || j == nil || j.Status != store.StatusStopping {
+	// A released claim is not counted: the dead worker's claim and w3's make 2.
+	if j, err := s.ClaimJob(ctx, "w3", t0, t0.Add(time.Minute)); err != nil || j == nil || j.Status != store.StatusStopping || j.Attempts != 2 {
 		t.Fatalf("claim after release: %+v %v", j, err)
 	}
 }
