@@ -35,13 +35,22 @@ func packCopyAVX(dst, src *float32, lds, rows, width8 int)
 type gemmKernel struct {
 	name   string
 	mr, nr int // tile: mr rows of C (a multiple of 8) by nr columns (a multiple of 8)
-	run    func(k int, a, b, c *float32, ldc int, accumulate int)
 }
 
 var (
-	kernelAVX512 = &gemmKernel{name: "avx512", mr: 8, nr: 48, run: sgemmKernel8x48AVX512}
-	kernelAVX2   = &gemmKernel{name: "avx2", mr: 8, nr: 8, run: sgemmKernel8x8AVX2}
+	kernelAVX512 = &gemmKernel{name: "avx512", mr: 8, nr: 48}
+	kernelAVX2   = &gemmKernel{name: "avx2", mr: 8, nr: 8}
 )
+
+// run calls the kernel's assembly directly rather than through a func value, so that the compiler
+// sees the pointers do not escape and the scratch tile of a ragged edge stays on the stack.
+func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int) {
+	if kn == kernelAVX512 {
+		sgemmKernel8x48AVX512(k, a, b, c, ldc, accumulate)
+	} else {
+		sgemmKernel8x8AVX2(k, a, b, c, ldc, accumulate)
+	}
+}
 
 // hasAVX512 and hasAVX2 say which kernels this CPU runs (the packing routines need AVX only, which both
 // imply). AVX-512 also needs the OS to save the zmm state, which cpu.X86.HasAVX512F already checks.
@@ -71,12 +80,21 @@ const (
 	gemmNC = 960
 )
 
-// gemmWorkspace holds the packed panels of one MatMul call.
-type gemmWorkspace struct {
-	a, b []float32
+// gemmCall is one product in progress: its operands, the packed panels and the current block. It
+// lives in a pooled workspace so that a small product allocates nothing.
+type gemmCall struct {
+	kn               *gemmKernel
+	c, a, b          []float32
+	m, n, k          int
+	transA, transB   bool
+	pa, pb           []float32 // packed A slice (all row panels) and packed B block
+	p0, kb, j0       int       // the current block: rows p0..p0+kb-1 of op(B), columns from j0
+	mPanels, nPanels int
+	acc              int // non-zero: add into C
+	packAWithB       bool
 }
 
-var workspaces = sync.Pool{New: func() any { return new(gemmWorkspace) }}
+var workspaces = sync.Pool{New: func() any { return new(gemmCall) }}
 
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -86,11 +104,11 @@ func grow(s []float32, n int) []float32 {
 }
 
 // matmulSIMD runs the packed SIMD GEMM when the CPU has a kernel; it reports false when it has none.
-func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) bool {
+func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) bool {
 	if activeKernel == nil {
 		return false
 	}
-	gemmPacked(activeKernel, c, a, b, m, n, k, transA, transB, accumulate)
+	gemmPacked(activeKernel, c, a, b, m, n, k, transA, transB, accumulate, threaded)
 	return true
 }
 
@@ -106,8 +124,8 @@ func KernelName() string {
 // gemmPacked computes C (+)= op(A)·op(B) with kernel kn, in the BLIS order: for each kc slice of k, pack
 // the m×kc slice of op(A) once; for each nc block of columns, pack the kc×nc block of op(B) once (shared
 // by all workers), then run the kernel over the tiles of that block, split between the workers with
-// each keeping its A micro-panel in L1 while it sweeps the B block.
-func gemmPacked(kn *gemmKernel, c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+// each keeping its A micro-panel in L1 while it sweeps the B block. threaded allows the shared pool.
+func gemmPacked(kn *gemmKernel, c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -117,86 +135,88 @@ func gemmPacked(kn *gemmKernel, c, a, b []float32, m, n, k int, transA, transB, 
 		}
 		return
 	}
+	g := workspaces.Get().(*gemmCall)
+	defer workspaces.Put(g)
 	mr, nr := kn.mr, kn.nr
-	mPanels := (m + mr - 1) / mr
-	kcMax := min(gemmKC, k)
-	ncMax := min(gemmNC, (n+nr-1)/nr*nr)
-
-	ws := workspaces.Get().(*gemmWorkspace)
-	defer workspaces.Put(ws)
-	ws.a = grow(ws.a, mPanels*mr*kcMax)
-	ws.b = grow(ws.b, kcMax*ncMax)
-	pa, pb := ws.a, ws.b
+	g.kn, g.c, g.a, g.b, g.m, g.n, g.k, g.transA, g.transB = kn, c, a, b, m, n, k, transA, transB
+	g.mPanels = (m + mr - 1) / mr
+	g.pa = grow(g.pa, g.mPanels*mr*min(gemmKC, k))
+	g.pb = grow(g.pb, min(gemmKC, k)*min(gemmNC, (n+nr-1)/nr*nr))
+	defer func() { g.c, g.a, g.b = nil, nil, nil }() // do not keep the caller's matrices alive
 
 	// Below about a million multiply-adds the goroutine hand-off costs more than it saves.
-	threaded := Workers() > 1 && m*n*k >= 1<<20
-	run := func(tasks int, fn func(lo, hi int)) {
-		if threaded && tasks > 1 {
-			parallelDynamic(tasks, fn)
-		} else {
-			fn(0, tasks)
+	threaded = threaded && Workers() > 1 && m*n*k >= 1<<20
+	for g.p0 = 0; g.p0 < k; g.p0 += gemmKC {
+		g.kb = min(gemmKC, k-g.p0)
+		g.acc = 0
+		if accumulate || g.p0 > 0 {
+			g.acc = 1
 		}
-	}
-	packAPanels := func(p0, kb, lo, hi int) {
-		for ir := lo; ir < hi; ir++ {
-			i0 := ir * mr
-			packA(pa[ir*mr*kb:(ir+1)*mr*kb], mr, a, m, k, i0, min(mr, m-i0), p0, kb, transA)
-		}
-	}
-	packBPanels := func(p0, kb, j0, lo, hi int) {
-		for jr := lo; jr < hi; jr++ {
-			j := j0 + jr*nr
-			packB(pb[jr*nr*kb:(jr+1)*nr*kb], nr, b, n, k, j, min(nr, n-j), p0, kb, transB)
-		}
-	}
-
-	for p0 := 0; p0 < k; p0 += gemmKC {
-		kb := min(gemmKC, k-p0)
-		acc := 0
-		if accumulate || p0 > 0 {
-			acc = 1
-		}
-		for j0 := 0; j0 < n; j0 += gemmNC {
-			nb := min(gemmNC, n-j0)
-			nPanels := (nb + nr - 1) / nr
-			if j0 == 0 {
-				// The A slice is packed once per kc slice, together with the first B block.
-				run(mPanels+nPanels, func(lo, hi int) {
-					packAPanels(p0, kb, lo, min(hi, mPanels))
-					packBPanels(p0, kb, j0, max(lo, mPanels)-mPanels, max(hi, mPanels)-mPanels)
-				})
-			} else {
-				run(nPanels, func(lo, hi int) { packBPanels(p0, kb, j0, lo, hi) })
+		for g.j0 = 0; g.j0 < n; g.j0 += gemmNC {
+			g.nPanels = (min(gemmNC, n-g.j0) + nr - 1) / nr
+			// The A slice is packed once per kc slice, together with the first B block.
+			g.packAWithB = g.j0 == 0
+			packTasks := g.nPanels
+			if g.packAWithB {
+				packTasks += g.mPanels
 			}
-			// Tiles are numbered row-panel-major so that a worker's consecutive tiles share their A
-			// micro-panel; with few row panels the split falls inside a row and both workers still help.
-			run(mPanels*nPanels, func(lo, hi int) {
-				var edge [8 * 48]float32
-				for t := lo; t < hi; t++ {
-					ir, jr := t/nPanels, t%nPanels
-					i0, j := ir*mr, j0+jr*nr
-					ap := &pa[ir*mr*kb]
-					bp := &pb[jr*nr*kb]
-					rows, cols := min(mr, m-i0), min(nr, n-j)
-					if rows == mr && cols == nr {
-						kn.run(kb, ap, bp, &c[i0*n+j], n, acc)
-						continue
-					}
-					// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
-					kn.run(kb, ap, bp, &edge[0], nr, 0)
-					for i := 0; i < rows; i++ {
-						ci := c[(i0+i)*n+j : (i0+i)*n+j+cols]
-						ei := edge[i*nr : i*nr+cols]
-						if acc != 0 {
-							for x := range ci {
-								ci[x] += ei[x]
-							}
-						} else {
-							copy(ci, ei)
-						}
-					}
+			tiles := g.mPanels * g.nPanels
+			if threaded {
+				parallelDynamic(packTasks, g.pack)
+				parallelDynamic(tiles, g.tiles)
+			} else {
+				g.pack(0, packTasks)
+				g.tiles(0, tiles)
+			}
+		}
+	}
+}
+
+// pack packs panels lo..hi-1 of the current block: the A row panels first when this block packs A,
+// then the B column panels.
+func (g *gemmCall) pack(lo, hi int) {
+	mr, nr, kb := g.kn.mr, g.kn.nr, g.kb
+	if g.packAWithB {
+		for ir := lo; ir < min(hi, g.mPanels); ir++ {
+			i0 := ir * mr
+			packA(g.pa[ir*mr*kb:(ir+1)*mr*kb], mr, g.a, g.m, g.k, i0, min(mr, g.m-i0), g.p0, kb, g.transA)
+		}
+		lo, hi = max(lo, g.mPanels)-g.mPanels, max(hi, g.mPanels)-g.mPanels
+	}
+	for jr := lo; jr < hi; jr++ {
+		j := g.j0 + jr*nr
+		packB(g.pb[jr*nr*kb:(jr+1)*nr*kb], nr, g.b, g.n, g.k, j, min(nr, g.n-j), g.p0, kb, g.transB)
+	}
+}
+
+// tiles runs the kernel on tiles lo..hi-1 of the current block. Tiles are numbered row-panel-major so
+// that consecutive tiles share their A micro-panel; with few row panels a split falls inside a row and
+// every worker still helps.
+func (g *gemmCall) tiles(lo, hi int) {
+	kn, c, n, kb := g.kn, g.c, g.n, g.kb
+	mr, nr := kn.mr, kn.nr
+	var edge [8 * 48]float32
+	for t := lo; t < hi; t++ {
+		ir, jr := t/g.nPanels, t%g.nPanels
+		i0, j := ir*mr, g.j0+jr*nr
+		ap, bp := &g.pa[ir*mr*kb], &g.pb[jr*nr*kb]
+		rows, cols := min(mr, g.m-i0), min(nr, n-j)
+		if rows == mr && cols == nr {
+			kn.run(kb, ap, bp, &c[i0*n+j], n, g.acc)
+			continue
+		}
+		// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
+		kn.run(kb, ap, bp, &edge[0], nr, 0)
+		for i := 0; i < rows; i++ {
+			ci := c[(i0+i)*n+j : (i0+i)*n+j+cols]
+			ei := edge[i*nr : i*nr+cols]
+			if g.acc != 0 {
+				for x := range ci {
+					ci[x] += ei[x]
 				}
-			})
+			} else {
+				copy(ci, ei)
+			}
 		}
 	}
 }

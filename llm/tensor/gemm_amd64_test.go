@@ -20,7 +20,7 @@ func TestPackedKernelsMatchFloat64Reference(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(7, 8))
 			mul := func(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
-				gemmPacked(kc.kernel, c, a, b, m, n, k, transA, transB, accumulate)
+				gemmPacked(kc.kernel, c, a, b, m, n, k, transA, transB, accumulate, true)
 			}
 			for _, tc := range matmulCases(rng) {
 				checkMatMul(t, rng, tc, mul)
@@ -41,7 +41,7 @@ func TestPackedKernelsMatchGeneric(t *testing.T) {
 			c0 := randomSlice(rng, tc.m*tc.n)
 			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
 			matmulGeneric(want, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
-			gemmPacked(kn, got, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
+			gemmPacked(kn, got, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate, true)
 			_, mag := reference(c0, a, b, tc)
 			for i := range got {
 				tol := 2*float32(tc.k+1)/(1<<23)*float32(mag[i]) + 1e-30

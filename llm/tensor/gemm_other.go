@@ -3,7 +3,9 @@
 package tensor
 
 // matmulSIMD reports that this build has no SIMD kernel; MatMul then runs the portable loops.
-func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) bool { return false }
+func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) bool {
+	return false
+}
 
 // KernelName says which matrix-multiplication kernel MatMul uses: always "generic" in this build.
 func KernelName() string { return "generic" }

@@ -10,9 +10,20 @@ package tensor
 // Aᵀ·B (weight gradients). It runs on the shared pool: the caller must not be inside Parallel.
 //
 // On amd64 it uses an AVX-512 or AVX2 kernel over packed panels (KernelName says which); products with
-// one or two rows (a matrix-vector product, generation at batch 1) use Dot and Axpy instead, since
-// packing would move as much memory as the product itself.
+// at most three rows or one column (a matrix-vector product, generation at batch 1) use Dot and Axpy
+// instead, since packing would move as much memory as the product itself. Operands need no alignment.
 func MatMul(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+	matmul(c, a, b, m, n, k, transA, transB, accumulate, true)
+}
+
+// MatMulSerial is MatMul on the calling goroutine only, for products small enough to be run many at a
+// time inside Parallel (one attention head per worker, say), where MatMul's own use of the pool would
+// nest.
+func MatMulSerial(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+	matmul(c, a, b, m, n, k, transA, transB, accumulate, false)
+}
+
+func matmul(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("tensor.MatMul: negative dimension")
 	}
@@ -25,19 +36,24 @@ func MatMul(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
 	case n == 1 && m > 1:
 		// A column of C is a row of Cᵀ = op(B)ᵀ·op(A)ᵀ: b is that 1×k row whichever way it is stored,
 		// and A read as the right-hand operand is transposed exactly when it was not.
-		matmulRows(c, b, a, 1, m, k, false, !transA, accumulate)
-	case m <= 2:
-		matmulRows(c, a, b, m, n, k, transA, transB, accumulate)
-	case matmulSIMD(c, a, b, m, n, k, transA, transB, accumulate):
-	default:
+		matmulRows(c, b, a, 1, m, k, false, !transA, accumulate, threaded)
+	case m <= 3:
+		matmulRows(c, a, b, m, n, k, transA, transB, accumulate, threaded)
+	case m*n*k < 256:
+		// Tiny: the plain loops finish before packing would.
+		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, 0, m)
+	case matmulSIMD(c, a, b, m, n, k, transA, transB, accumulate, threaded):
+	case threaded:
 		matmulGeneric(c, a, b, m, n, k, transA, transB, accumulate)
+	default:
+		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, 0, m)
 	}
 }
 
 // matmulRows computes C one row at a time, each row being a matrix-vector product over B: dot products
 // with B's rows when B is stored n×k, scaled row sums (Axpy) when it is stored k×n. Columns are split
 // between the workers.
-func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
+func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
 	var gathered []float32
 	if transA && m > 1 {
 		gathered = make([]float32, k)
@@ -55,7 +71,7 @@ func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate bool)
 			}
 		}
 		ci := c[i*n : i*n+n]
-		rowsRun(n, k, func(lo, hi int) {
+		rowsRun(n, k, threaded, func(lo, hi int) {
 			if transB {
 				for j := lo; j < hi; j++ {
 					d := Dot(ai, b[j*k:j*k+k])
@@ -85,10 +101,10 @@ func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate bool)
 	}
 }
 
-// rowsRun splits n columns of a matrix-vector product of depth k between the workers when it is big
-// enough to pay for the hand-off.
-func rowsRun(n, k int, fn func(lo, hi int)) {
-	if Workers() > 1 && n*k >= 1<<16 {
+// rowsRun splits n columns of a matrix-vector product of depth k between the workers when threaded and
+// big enough to pay for the hand-off.
+func rowsRun(n, k int, threaded bool, fn func(lo, hi int)) {
+	if threaded && Workers() > 1 && n*k >= 1<<16 {
 		Parallel(n, fn)
 		return
 	}
@@ -98,32 +114,37 @@ func rowsRun(n, k int, fn func(lo, hi int)) {
 // matmulGeneric is the portable reference implementation; SIMD kernels are tested against it.
 func matmulGeneric(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
 	Parallel(m, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := c[i*n : i*n+n]
-			if !accumulate {
-				clear(row)
+		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, lo, hi)
+	})
+}
+
+// matmulGenericRows computes rows lo..hi-1 of C with the portable loops.
+func matmulGenericRows(c, a, b []float32, m, n, k int, transA, transB, accumulate bool, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		row := c[i*n : i*n+n]
+		if !accumulate {
+			clear(row)
+		}
+		for p := 0; p < k; p++ {
+			var av float32
+			if transA {
+				av = a[p*m+i]
+			} else {
+				av = a[i*k+p]
 			}
-			for p := 0; p < k; p++ {
-				var av float32
-				if transA {
-					av = a[p*m+i]
-				} else {
-					av = a[i*k+p]
+			if av == 0 {
+				continue
+			}
+			if transB {
+				for j := range row {
+					row[j] += av * b[j*k+p]
 				}
-				if av == 0 {
-					continue
-				}
-				if transB {
-					for j := range row {
-						row[j] += av * b[j*k+p]
-					}
-				} else {
-					bp := b[p*n : p*n+n]
-					for j := range row {
-						row[j] += av * bp[j]
-					}
+			} else {
+				bp := b[p*n : p*n+n]
+				for j := range row {
+					row[j] += av * bp[j]
 				}
 			}
 		}
-	})
+	}
 }

@@ -134,6 +134,14 @@ func TestMatMulMatchesFloat64Reference(t *testing.T) {
 	}
 }
 
+// MatMulSerial takes the same paths as MatMul on the calling goroutine.
+func TestMatMulSerialMatchesFloat64Reference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, tc := range matmulCases(rng) {
+		checkMatMul(t, rng, tc, MatMulSerial)
+	}
+}
+
 func TestMatMulGenericMatchesFloat64Reference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range matmulCases(rng) {
