@@ -171,19 +171,21 @@ func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 }
 
 // attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
-// window of W positions when W > 0 (s > t−W), else over all s ≤ t:
-// att[b,h,t,s] = softmax_s(q[b,t,h]·k[b,s,kvh]/√HD) (entries outside the window are never written nor
-// read); out[b,t,h] = Σ_s att[b,h,t,s]·v[b,s,kvh]. q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; att: [B,NH,T,T].
-func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD, W int) {
+// window of W positions when W > 0 (s > t−W), else over all s ≤ t (the masked half is never touched):
+// P[t,s] = softmax_s(q[b,t,h]·k[b,s,kvh]/√HD); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
+// Only lse[b,h,t] = log Σ_s exp(scores) is kept for the backward, which recomputes P (flash-attention
+// style), so memory grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; lse: [B,NH,T];
+// scratch: [B·NH·T].
+func attentionForward[F Float](out, lse, q, k, v, scratch []F, B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NH, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/NH, bh%NH
 			kvh := h / group
+			p := scratch[bh*T : (bh+1)*T]
 			for t := 0; t < T; t++ {
 				qt := q[((b*T+t)*NH+h)*HD:][:HD]
-				p := att[(bh*T+t)*T:][:t+1]
 				first := windowStart(t, W)
 				maxv := F(math.Inf(-1))
 				for s := first; s <= t; s++ {
@@ -201,14 +203,15 @@ func attentionForward[F Float](out, att, q, k, v []F, B, T, NH, NKV, HD, W int) 
 					p[s] = F(e)
 					sum += e
 				}
+				lse[bh*T+t] = maxv + F(math.Log(sum))
 				inv := F(1 / sum)
 				o := out[((b*T+t)*NH+h)*HD:][:HD]
 				clear(o)
 				for s := first; s <= t; s++ {
-					p[s] *= inv
+					w := p[s] * inv
 					vs := v[((b*T+s)*NKV+kvh)*HD:][:HD]
 					for i := range o {
-						o[i] += p[s] * vs[i]
+						o[i] += w * vs[i]
 					}
 				}
 			}
@@ -224,17 +227,16 @@ func windowStart(t, W int) int {
 	return 0
 }
 
-// attentionBackward, with P = att and dP[t,s] = dout[t]·v[s]:
-// dS = P⊙(dP − Σ_s P·dP); dq[t] = Σ_s dS·k[s]/√HD; dk[s] = Σ_{h in group, t} dS·q[t]/√HD;
-// dv[s] = Σ_{h in group, t} P·dout[t]. dq, dk, dv are overwritten. Work is split by (b, kv head) so
-// each task owns the dk, dv rows it adds to. scratch holds B·NKV·T floats.
-func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, T, NH, NKV, HD, W int) {
+// attentionBackward recomputes P[t,s] = exp(q·k_s/√HD − lse[t]) and, with D_t = dout[t]·out[t]
+// (= Σ_s P·dP): dP[t,s] = dout[t]·v[s]; dS = P·(dP − D_t); dq[t] = Σ_s dS·k[s]/√HD;
+// dk[s] = Σ_{h in group, t} dS·q[t]/√HD; dv[s] = Σ_{h in group, t} P·dout[t]. dq, dk, dv are
+// overwritten. Work is split by (b, kv head) so each task owns the dk, dv rows it adds to.
+func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NKV, func(lo, hi int) {
 		for bk := lo; bk < hi; bk++ {
 			b, kvh := bk/NKV, bk%NKV
-			dp := scratch[bk*T : (bk+1)*T]
 			for t := 0; t < T; t++ {
 				clear(dk[((b*T+t)*NKV+kvh)*HD:][:HD])
 				clear(dv[((b*T+t)*NKV+kvh)*HD:][:HD])
@@ -242,29 +244,26 @@ func attentionBackward[F Float](dq, dk, dv, dout, att, q, k, v, scratch []F, B, 
 			for h := kvh * group; h < (kvh+1)*group; h++ {
 				bh := b*NH + h
 				for t := 0; t < T; t++ {
-					p := att[(bh*T+t)*T:][:t+1]
-					do := dout[((b*T+t)*NH+h)*HD:][:HD]
-					qt := q[((b*T+t)*NH+h)*HD:][:HD]
-					dqt := dq[((b*T+t)*NH+h)*HD:][:HD]
-					first := windowStart(t, W)
-					var pdp float64
-					for s := first; s <= t; s++ {
-						vs := v[((b*T+s)*NKV+kvh)*HD:][:HD]
-						dvs := dv[((b*T+s)*NKV+kvh)*HD:][:HD]
-						var dot F
-						for i := range do {
-							dot += do[i] * vs[i]
-							dvs[i] += p[s] * do[i]
-						}
-						dp[s] = dot
-						pdp += float64(p[s] * dot)
+					row := ((b*T+t)*NH + h) * HD
+					do, ot, qt, dqt := dout[row:][:HD], out[row:][:HD], q[row:][:HD], dq[row:][:HD]
+					var D F
+					for i := range do {
+						D += do[i] * ot[i]
 					}
+					l := lse[bh*T+t]
 					clear(dqt)
-					for s := first; s <= t; s++ {
-						ds := p[s] * (dp[s] - F(pdp)) * scale
-						ks := k[((b*T+s)*NKV+kvh)*HD:][:HD]
-						dks := dk[((b*T+s)*NKV+kvh)*HD:][:HD]
+					for s := windowStart(t, W); s <= t; s++ {
+						kv := ((b*T+s)*NKV + kvh) * HD
+						ks, vs, dks, dvs := k[kv:][:HD], v[kv:][:HD], dk[kv:][:HD], dv[kv:][:HD]
+						var qk, dp F
 						for i := range qt {
+							qk += qt[i] * ks[i]
+							dp += do[i] * vs[i]
+						}
+						p := F(math.Exp(float64(qk*scale - l)))
+						ds := p * (dp - D) * scale
+						for i := range qt {
+							dvs[i] += p * do[i]
 							dqt[i] += ds * ks[i]
 							dks[i] += ds * qt[i]
 						}
