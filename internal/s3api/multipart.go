@@ -129,6 +129,9 @@ func (h *handler) createMultipart(w http.ResponseWriter, r *http.Request, bucket
 	if err := h.st.requireBucket(bucket); err != nil {
 		return err
 	}
+	if err := checkMetadataSize(r.Header); err != nil {
+		return err
+	}
 	alg := strings.ToUpper(r.Header.Get("X-Amz-Checksum-Algorithm"))
 	if alg != "" && newChecksumHash(alg) == nil {
 		return invalidRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
@@ -555,7 +558,7 @@ func (h *handler) listMultipartUploads(w http.ResponseWriter, bucket string, q u
 		if err != nil || json.Unmarshal(data, &u) != nil || u.Bucket != bucket || !strings.HasPrefix(u.Key, prefix) {
 			continue
 		}
-		if keyMarker != "" && (u.Key < keyMarker || (u.Key == keyMarker && (idMarker == "" || e.Name() <= idMarker))) {
+		if u.Key < keyMarker {
 			continue
 		}
 		items = append(items, item{u.Key, e.Name(), u})
@@ -567,6 +570,20 @@ func (h *handler) listMultipartUploads(w http.ResponseWriter, bucket string, q u
 		return items[i].u.Initiated.Before(items[j].u.Initiated) ||
 			(items[i].u.Initiated.Equal(items[j].u.Initiated) && items[i].id < items[j].id)
 	})
+	// Resume after the marker: after upload idMarker of keyMarker when it is still listed,
+	// else after every upload of keyMarker.
+	start := len(items)
+	for i, it := range items {
+		if it.key > keyMarker || (keyMarker == "" && idMarker == "") {
+			start = i
+			break
+		}
+		if it.key == keyMarker && it.id == idMarker {
+			start = i + 1
+			break
+		}
+	}
+	items = items[start:]
 	res := listUploadsResult{Xmlns: xmlns, Bucket: bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker,
 		Prefix: prefix, Delimiter: delimiter, MaxUploads: maxU}
 	for _, it := range items {

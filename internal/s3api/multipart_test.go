@@ -191,6 +191,51 @@ func TestMultipartUpload(t *testing.T) {
 	}
 }
 
+func TestListMultipartUploadsPaging(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	s.mkBucket(t, "mpl")
+	var want []string
+	for _, key := range []string{"b/2", "a/1", "b/1", "c", "a/1"} {
+		out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("mpl"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, key+" "+aws.ToString(out.UploadId))
+	}
+	// Uploads list by key, then by initiation: the two uploads of a/1 in creation order.
+	want = []string{want[1], want[4], want[2], want[0], want[3]}
+	var got []string
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String("mpl"), MaxUploads: aws.Int32(2)}
+	for range 10 {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range out.Uploads {
+			got = append(got, aws.ToString(u.Key)+" "+aws.ToString(u.UploadId))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("paged uploads:\n got %v\nwant %v", got, want)
+	}
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("mpl"), Delimiter: aws.String("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, p := range out.CommonPrefixes {
+		prefixes = append(prefixes, aws.ToString(p.Prefix))
+	}
+	if len(out.Uploads) != 1 || aws.ToString(out.Uploads[0].Key) != "c" || fmt.Sprint(prefixes) != "[a/ b/]" {
+		t.Errorf("with delimiter: %d uploads, prefixes %v", len(out.Uploads), prefixes)
+	}
+}
+
 func TestUploadPartCopy(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()

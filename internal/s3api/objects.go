@@ -113,8 +113,30 @@ func metaFromHeaders(hdr http.Header) *objectMeta {
 	return m
 }
 
+// maxUserMetadata is S3's limit on the x-amz-meta-* names and values of one object.
+const maxUserMetadata = 2 << 10
+
+func checkMetadataSize(hdr http.Header) error {
+	n := 0
+	for name, vals := range hdr {
+		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-amz-meta-") {
+			n += len(lower) - len("x-amz-meta-")
+			for _, v := range vals {
+				n += len(v)
+			}
+		}
+	}
+	if n > maxUserMetadata {
+		return s3err(http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.")
+	}
+	return nil
+}
+
 func (h *handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
 	if _, err := keyRelPath(key); err != nil {
+		return err
+	}
+	if err := checkMetadataSize(r.Header); err != nil {
 		return err
 	}
 	if err := h.st.requireBucket(bucket); err != nil {
@@ -419,6 +441,9 @@ func (h *handler) copyObject(w http.ResponseWriter, r *http.Request, bucket, key
 	}
 	meta := *srcMeta
 	if directive == "REPLACE" {
+		if err := checkMetadataSize(r.Header); err != nil {
+			return err
+		}
 		meta = *metaFromHeaders(r.Header)
 		meta.Checksums, meta.ChecksumType = srcMeta.Checksums, srcMeta.ChecksumType
 	}

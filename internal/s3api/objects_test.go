@@ -206,9 +206,14 @@ func TestBadKeys(t *testing.T) {
 	}{
 		{"over 1024 bytes", strings.Repeat("k", 1025), "KeyTooLongError"},
 		{"segment too long for a file name", strings.Repeat("s", 300), "KeyTooLongError"},
+		{"user metadata over 2 KiB", "meta", "MetadataTooLarge"},
 	}
 	for _, c := range cases {
-		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bad"), Key: aws.String(c.key), Body: strings.NewReader("x")})
+		in := &s3.PutObjectInput{Bucket: aws.String("bad"), Key: aws.String(c.key), Body: strings.NewReader("x")}
+		if c.code == "MetadataTooLarge" {
+			in.Metadata = map[string]string{"big": strings.Repeat("m", 2100)}
+		}
+		_, err := s.client.PutObject(ctx, in)
 		if errCode(err) != c.code || httpStatus(err) != http.StatusBadRequest {
 			t.Errorf("%s: got %v, want %s (400)", c.name, err, c.code)
 		}
