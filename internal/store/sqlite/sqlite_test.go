@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,6 +53,9 @@ func TestCreateGetAndReopen(t *testing.T) {
 	tags, _, err := s.ListTags(ctx, j.ARN, "", 50)
 	if err != nil || len(tags) != 1 || tags[0] != (store.Tag{Key: "team", Value: "nlp"}) {
 		t.Fatalf("tags after refused duplicate = %v, %v", tags, err)
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Errorf("the database is not in WAL mode: %v", err)
 	}
 	owner := "w1"
 	if c, err := s.ClaimJob(ctx, owner, t0, t0.Add(time.Minute)); err != nil || c == nil {
