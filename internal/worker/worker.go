@@ -46,7 +46,7 @@ type Options struct {
 	// the kernel's out-of-memory killer): the claim after that many fails the job instead of
 	// crash-looping every worker on it. Graceful shutdowns do not count. Default 3.
 	MaxAttempts int
-	Logger           *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Worker claims and runs jobs.
