@@ -94,14 +94,14 @@ func TestAttentionBackwardGQA(t *testing.T) {
 			B, T, NH, NKV, HD := 2, 5, 4, 2, 3
 			q, k, v := randSlice(rng, B*T*NH*HD, 1), randSlice(rng, B*T*NKV*HD, 1), randSlice(rng, B*T*NKV*HD, 1)
 			r := randSlice(rng, B*T*NH*HD, 1)
-			out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), make([]float64, B*NH*T)
+			out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
 			loss := func() float64 {
 				attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
 				return dotF(out, r)
 			}
 			loss()
 			dq, dk, dv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-			attentionBackward(dq, dk, dv, r, out, lse, q, k, v, B, T, NH, NKV, HD, W)
+			attentionBackward(dq, dk, dv, r, out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
 			checkGrad(t, "attention dq", q, dq, loss)
 			checkGrad(t, "attention dk", k, dk, loss)
 			checkGrad(t, "attention dv", v, dv, loss)
@@ -113,7 +113,7 @@ func TestAttentionIsCausal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	B, T, NH, NKV, HD := 1, 6, 2, 1, 4
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
-	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), make([]float64, B*NH*T)
+	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
 	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, 0)
 	before := append([]float64(nil), out[:3*NH*HD]...)
 	for i := 3 * NKV * HD; i < len(k); i++ { // change the keys and values of positions 3..5
@@ -287,7 +287,7 @@ func TestAttentionWindow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 5))
 	B, T, NH, NKV, HD, W := 1, 6, 2, 1, 4, 2
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
-	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), make([]float64, B*NH*T)
+	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
 	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
 	last := append([]float64(nil), out[5*NH*HD:]...)
 	for i := 0; i < 4*NKV*HD; i++ {
@@ -304,4 +304,12 @@ func TestAttentionWindow(t *testing.T) {
 	if out[5*NH*HD] == last[0] {
 		t.Fatal("without a window, position 5 ignores positions 0..3")
 	}
+}
+
+func testAttnScratch(B, T, NH, NKV, HD int) *attnScratch[float64] {
+	count := &carver[float64]{}
+	newAttnScratch(count, B, T, NH, NKV, HD)
+	sc := newAttnScratch(&carver[float64]{slab: make([]float64, count.off)}, B, T, NH, NKV, HD)
+	sc.RB = 2 // several blocks per head even for short test sequences
+	return sc
 }

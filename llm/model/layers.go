@@ -170,49 +170,49 @@ func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 	})
 }
 
-// attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
-// window of W positions when W > 0 (s > t−W), else over all s ≤ t (the masked half is never touched):
-// P[t,s] = softmax_s(q[b,t,h]·k[b,s,kvh]/√HD); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
-// Only lse[b,h,t] = log Σ_s exp(scores) is kept for the backward, which recomputes P (flash-attention
-// style), so memory grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; lse: [B,NH,T];
-// scratch: [B·NH·T].
-func attentionForward[F Float](out, lse, q, k, v, scratch []F, B, T, NH, NKV, HD, W int) {
-	group := NH / NKV
-	scale := F(1 / math.Sqrt(float64(HD)))
-	tensor.Parallel(B*NH, func(lo, hi int) {
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/NH, bh%NH
-			kvh := h / group
-			p := scratch[bh*T : (bh+1)*T]
-			for t := 0; t < T; t++ {
-				qt := q[((b*T+t)*NH+h)*HD:][:HD]
-				first := windowStart(t, W)
-				maxv := F(math.Inf(-1))
-				for s := first; s <= t; s++ {
-					ks := k[((b*T+s)*NKV+kvh)*HD:][:HD]
-					var dot F
-					for i := range qt {
-						dot += qt[i] * ks[i]
-					}
-					p[s] = dot * scale
-					maxv = max(maxv, p[s])
+// attnScratch is the working memory of the attention kernels: head-major copies ([B, heads, T, HD]) so
+// each head's products are plain matrix multiplications, and one block of scores.
+type attnScratch[F Float] struct {
+	RB           int // query rows per block
+	q, o, do, dq []F // [B, NH, T, HD]
+	k, v, dk, dv []F // [B, NKV, T, HD]
+	s, dp        []F // [RB, T]
+	d            []F // [B, NH, T]: D_t = dout_t·out_t
+}
+
+func newAttnScratch[F Float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[F] {
+	N := B * T
+	rb := min(T, 64)
+	return &attnScratch[F]{RB: rb,
+		q: cv.take(N * NH * HD), o: cv.take(N * NH * HD), do: cv.take(N * NH * HD), dq: cv.take(N * NH * HD),
+		k: cv.take(N * NKV * HD), v: cv.take(N * NKV * HD), dk: cv.take(N * NKV * HD), dv: cv.take(N * NKV * HD),
+		s: cv.take(rb * T), dp: cv.take(rb * T), d: cv.take(B * NH * T)}
+}
+
+// toHeads: dst[b,h,t,:] = scale·src[b,t,h,:]
+func toHeads[F Float](dst, src []F, B, T, H, HD int, scale F) {
+	tensor.Parallel(B*T, func(lo, hi int) {
+		for bt := lo; bt < hi; bt++ {
+			b, t := bt/T, bt%T
+			for h := range H {
+				d, s := dst[((b*H+h)*T+t)*HD:][:HD], src[(bt*H+h)*HD:][:HD]
+				for i := range d {
+					d[i] = s[i] * scale
 				}
-				var sum float64
-				for s := first; s <= t; s++ {
-					e := math.Exp(float64(p[s] - maxv))
-					p[s] = F(e)
-					sum += e
-				}
-				lse[bh*T+t] = maxv + F(math.Log(sum))
-				inv := F(1 / sum)
-				o := out[((b*T+t)*NH+h)*HD:][:HD]
-				clear(o)
-				for s := first; s <= t; s++ {
-					w := p[s] * inv
-					vs := v[((b*T+s)*NKV+kvh)*HD:][:HD]
-					for i := range o {
-						o[i] += w * vs[i]
-					}
+			}
+		}
+	})
+}
+
+// fromHeads: dst[b,t,h,:] = scale·src[b,h,t,:]
+func fromHeads[F Float](dst, src []F, B, T, H, HD int, scale F) {
+	tensor.Parallel(B*T, func(lo, hi int) {
+		for bt := lo; bt < hi; bt++ {
+			b, t := bt/T, bt%T
+			for h := range H {
+				d, s := dst[(bt*H+h)*HD:][:HD], src[((b*H+h)*T+t)*HD:][:HD]
+				for i := range d {
+					d[i] = s[i] * scale
 				}
 			}
 		}
@@ -227,51 +227,124 @@ func windowStart(t, W int) int {
 	return 0
 }
 
-// attentionBackward recomputes P[t,s] = exp(q·k_s/√HD − lse[t]) and, with D_t = dout[t]·out[t]
-// (= Σ_s P·dP): dP[t,s] = dout[t]·v[s]; dS = P·(dP − D_t); dq[t] = Σ_s dS·k[s]/√HD;
-// dk[s] = Σ_{h in group, t} dS·q[t]/√HD; dv[s] = Σ_{h in group, t} P·dout[t]. dq, dk, dv are
-// overwritten. Work is split by (b, kv head) so each task owns the dk, dv rows it adds to.
-func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, B, T, NH, NKV, HD, W int) {
+// attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
+// window of W positions when W > 0 (s > t−W), else over all s ≤ t:
+// S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD; P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
+// Per head and block of RB query rows, S = Q·Kᵀ and out = P·V are matrix products over the keys up to
+// the block's last row only (the masked upper triangle is mostly skipped). Only
+// lse[b,h,t] = log Σ_s exp S[t,s] is kept: the backward recomputes P (flash-attention style), so memory
+// grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; lse: [B,NH,T].
+func attentionForward[F Float](out, lse, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
-	scale := F(1 / math.Sqrt(float64(HD)))
-	tensor.Parallel(B*NKV, func(lo, hi int) {
-		for bk := lo; bk < hi; bk++ {
-			b, kvh := bk/NKV, bk%NKV
-			for t := 0; t < T; t++ {
-				clear(dk[((b*T+t)*NKV+kvh)*HD:][:HD])
-				clear(dv[((b*T+t)*NKV+kvh)*HD:][:HD])
-			}
-			for h := kvh * group; h < (kvh+1)*group; h++ {
-				bh := b*NH + h
-				for t := 0; t < T; t++ {
-					row := ((b*T+t)*NH + h) * HD
-					do, ot, qt, dqt := dout[row:][:HD], out[row:][:HD], q[row:][:HD], dq[row:][:HD]
-					var D F
-					for i := range do {
-						D += do[i] * ot[i]
+	toHeads(sc.q, q, B, T, NH, HD, F(1/math.Sqrt(float64(HD))))
+	toHeads(sc.k, k, B, T, NKV, HD, 1)
+	toHeads(sc.v, v, B, T, NKV, HD, 1)
+	for bh := range B * NH {
+		b, h := bh/NH, bh%NH
+		kvh := b*NKV + h/group
+		Q, O := sc.q[bh*T*HD:(bh+1)*T*HD], sc.o[bh*T*HD:(bh+1)*T*HD]
+		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
+		L := lse[bh*T : (bh+1)*T]
+		for r0 := 0; r0 < T; r0 += sc.RB {
+			r1 := min(T, r0+sc.RB)
+			first := windowStart(r0, W)
+			rb, nk := r1-r0, r1-first
+			S := sc.s[:rb*nk]
+			matmul(S, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
+			tensor.Parallel(rb, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					t := r0 + i
+					row := S[i*nk : (i+1)*nk]
+					a, z := windowStart(t, W)-first, t-first // the row's keys: [a, z]
+					maxv := row[a]
+					for _, x := range row[a : z+1] {
+						maxv = max(maxv, x)
 					}
-					l := lse[bh*T+t]
-					clear(dqt)
-					for s := windowStart(t, W); s <= t; s++ {
-						kv := ((b*T+s)*NKV + kvh) * HD
-						ks, vs, dks, dvs := k[kv:][:HD], v[kv:][:HD], dk[kv:][:HD], dv[kv:][:HD]
-						var qk, dp F
-						for i := range qt {
-							qk += qt[i] * ks[i]
-							dp += do[i] * vs[i]
-						}
-						p := F(math.Exp(float64(qk*scale - l)))
-						ds := p * (dp - D) * scale
-						for i := range qt {
-							dvs[i] += p * do[i]
-							dqt[i] += ds * ks[i]
-							dks[i] += ds * qt[i]
+					var sum float64
+					for j := a; j <= z; j++ {
+						e := math.Exp(float64(row[j] - maxv))
+						row[j] = F(e)
+						sum += e
+					}
+					L[t] = maxv + F(math.Log(sum))
+					inv := F(1 / sum)
+					for j := range row {
+						if j < a || j > z {
+							row[j] = 0
+						} else {
+							row[j] *= inv
 						}
 					}
 				}
+			})
+			matmul(O[r0*HD:r1*HD], S, V[first*HD:r1*HD], rb, HD, nk, false, false, false)
+		}
+	}
+	fromHeads(out, sc.o, B, T, NH, HD, 1)
+}
+
+// attentionBackward recomputes P = exp(S − lse) block by block and, with D_t = dout[t]·out[t]
+// (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K/√HD; dk += dSᵀ·Q/√HD; dv += Pᵀ·dO, the dk
+// and dv of a kv head summed over the query heads of its group. dq, dk, dv are overwritten.
+func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+	group := NH / NKV
+	scale := F(1 / math.Sqrt(float64(HD)))
+	toHeads(sc.q, q, B, T, NH, HD, scale)
+	toHeads(sc.k, k, B, T, NKV, HD, 1)
+	toHeads(sc.v, v, B, T, NKV, HD, 1)
+	toHeads(sc.do, dout, B, T, NH, HD, 1)
+	tensor.Parallel(B*T, func(lo, hi int) {
+		for bt := lo; bt < hi; bt++ {
+			b, t := bt/T, bt%T
+			for h := range NH {
+				do, o := dout[(bt*NH+h)*HD:][:HD], out[(bt*NH+h)*HD:][:HD]
+				var d F
+				for i := range do {
+					d += do[i] * o[i]
+				}
+				sc.d[(b*NH+h)*T+t] = d
 			}
 		}
 	})
+	clear(sc.dk)
+	clear(sc.dv)
+	for bh := range B * NH {
+		b, h := bh/NH, bh%NH
+		kvh := b*NKV + h/group
+		Q, DO, DQ := sc.q[bh*T*HD:(bh+1)*T*HD], sc.do[bh*T*HD:(bh+1)*T*HD], sc.dq[bh*T*HD:(bh+1)*T*HD]
+		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
+		DK, DV := sc.dk[kvh*T*HD:(kvh+1)*T*HD], sc.dv[kvh*T*HD:(kvh+1)*T*HD]
+		L, D := lse[bh*T:(bh+1)*T], sc.d[bh*T:(bh+1)*T]
+		for r0 := 0; r0 < T; r0 += sc.RB {
+			r1 := min(T, r0+sc.RB)
+			first := windowStart(r0, W)
+			rb, nk := r1-r0, r1-first
+			P, dS := sc.s[:rb*nk], sc.dp[:rb*nk]
+			matmul(P, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
+			matmul(dS, DO[r0*HD:r1*HD], V[first*HD:r1*HD], rb, nk, HD, false, true, false)
+			tensor.Parallel(rb, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					t := r0 + i
+					p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
+					a, z := windowStart(t, W)-first, t-first
+					for j := range p {
+						if j < a || j > z {
+							p[j], ds[j] = 0, 0
+							continue
+						}
+						p[j] = F(math.Exp(float64(p[j] - L[t])))
+						ds[j] = p[j] * (ds[j] - D[t])
+					}
+				}
+			})
+			matmul(DV[first*HD:r1*HD], P, DO[r0*HD:r1*HD], nk, HD, rb, true, false, true)
+			matmul(DQ[r0*HD:r1*HD], dS, K[first*HD:r1*HD], rb, HD, nk, false, false, false)
+			matmul(DK[first*HD:r1*HD], dS, Q[r0*HD:r1*HD], nk, HD, rb, true, false, true)
+		}
+	}
+	fromHeads(dq, sc.dq, B, T, NH, HD, scale)
+	fromHeads(dk, sc.dk, B, T, NKV, HD, 1)
+	fromHeads(dv, sc.dv, B, T, NKV, HD, 1)
 }
 
 // swigluForward: out = silu(gate)·up, silu(g) = g·σ(g)

@@ -95,7 +95,7 @@ type activations[F Float] struct {
 	dq, dattn        []F // [N, NH·HD]
 	dk, dv           []F // [N, NKV·HD]
 	dgate, dup, dswi []F // [N, FFN]
-	attScratch       []F // [B·NKV·T]
+	att              *attnScratch[F]
 	loraDH, loraDX   []F // [N, r], [N, max in]
 	head             *headScratch[F]
 }
@@ -145,7 +145,7 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 		a.dres, a.dnorm = cv.take(N*C), cv.take(N*C)
 		a.dq, a.dattn, a.dk, a.dv = cv.take(N*QD), cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
 		a.dgate, a.dup, a.dswi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
-		a.attScratch = cv.take(B * c.Heads * T)
+		a.att = newAttnScratch(cv, B, T, c.Heads, c.KVHeads, c.HeadDim)
 		a.loraDH, a.loraDX = cv.take(N*key.rank), cv.take(N*max(C, QD, FF))
 	}
 	count := &carver[F]{}
@@ -236,7 +236,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		m.linForward(la.v, la.attnNorm, lw.wv, lw.bv, N, C, KVD, l, TargetV, &la.lora[TargetV], train, seed)
 		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
-		attentionForward(la.attnOut, la.lse, la.q, la.k, la.v, a.attScratch, B, T, NH, NKV, HD, c.SlidingWindow)
+		attentionForward(la.attnOut, la.lse, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
 		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
 		residualForward(la.mid, in, N*C)
 		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
@@ -281,7 +281,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
 		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
 		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
-		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.lse, la.q, la.k, la.v, B, T, NH, NKV, HD, c.SlidingWindow)
+		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.lse, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
 		ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
 		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
