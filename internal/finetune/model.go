@@ -1,6 +1,9 @@
 package finetune
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Sequence is one tokenized example: the prompt tokens then the response tokens (ending with EOS).
 // The loss counts only Tokens[PromptLen:], the response.
@@ -23,6 +26,8 @@ type LanguageModel interface {
 	Prompt(input string) string
 	// NewTrainer starts training from the base weights.
 	NewTrainer(hp HyperParameters, totalSteps, warmupSteps int) (Trainer, error)
+	// ResumeTrainer restores a trainer saved by Trainer.Save, with the caller's state saved beside it.
+	ResumeTrainer(path string) (Trainer, json.RawMessage, error)
 	// Loss is the mean cross-entropy over the response tokens of seqs, with the current weights.
 	Loss(ctx context.Context, seqs []Sequence) (float64, error)
 	// Generate continues each prompt greedily for at most maxNew tokens or until EOS, returning the
@@ -38,8 +43,8 @@ type Trainer interface {
 	Step(batch []Sequence) (loss float64, err error)
 	StepCount() int
 	LearningRate() float64
-	// Save writes the whole training state (weights or adapters, optimizer moments, step, RNG)
-	// atomically; Load restores it, after checking it, so that training continues bit-identically.
-	Save(path string) error
-	Load(path string) error
+	// Save writes the whole training state (weights or adapters, optimizer moments, step, RNG) and
+	// the caller's own state in one file, atomically; LanguageModel.ResumeTrainer restores both, so
+	// that training continues bit-identically.
+	Save(path string, state json.RawMessage) error
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/job"
 )
@@ -25,19 +26,13 @@ import (
 // engine serves the model, so there is no container to pull.
 const Image = "lathe/engine:llama"
 
-// objectStore is the part of the S3 client the pipeline uses.
+// objectStore is the part of the S3 client (blob.Client) the pipeline uses.
 type objectStore interface {
-	List(ctx context.Context, uri string) ([]Object, error)
+	List(ctx context.Context, uri string) ([]blob.Object, error)
 	Get(ctx context.Context, uri string) ([]byte, error)
-	Put(ctx context.Context, uri string, data []byte, contentType string) error
+	PutBytes(ctx context.Context, uri string, data []byte, contentType string) error
 	PutFile(ctx context.Context, uri, path string) error
 	Download(ctx context.Context, uri, path string) error
-}
-
-// Object is one object found under a channel's prefix.
-type Object struct {
-	URI  string
-	Size int64
 }
 
 // ModelSource finds a base model on local disk, downloading it into the model store when needed.
@@ -218,51 +213,46 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 	work, out string, tlog *trainLog, r job.Reporter, logger *slog.Logger) (float64, error) {
 	stepsPerEpoch := (len(train) + hp.BatchSize - 1) / hp.BatchSize
 	total := hp.Epochs * stepsPerEpoch
-	tr, err := lm.NewTrainer(hp, total, hp.warmup(total))
-	if err != nil {
-		return 0, fmt.Errorf("set up training: %w", err)
-	}
 	ckptPath := filepath.Join(work, "checkpoint.bin")
 	ckptURI := out + "checkpoints/checkpoint.bin"
-	state := trainState{}
 	if _, err := os.Stat(ckptPath); errors.Is(err, os.ErrNotExist) {
-		_ = e.Objects.Download(ctx, ckptURI, ckptPath)
-		_ = e.Objects.Download(ctx, ckptURI+".state.json", ckptPath+".state.json")
+		_ = e.Objects.Download(ctx, ckptURI, ckptPath) // absent when the job never checkpointed
 	}
-	resumed := false
-	if readJSON(ckptPath+".state.json", &state) {
-		// The engine's checkpoint and the pipeline's state are two files: a crash between writing them
-		// leaves steps that disagree, and then the checkpoint cannot be trusted.
-		switch err := tr.Load(ckptPath); {
+	var (
+		tr    Trainer
+		state trainState
+	)
+	if _, err := os.Stat(ckptPath); err == nil {
+		t, user, err := lm.ResumeTrainer(ckptPath)
+		switch {
 		case err != nil:
 			logger.Warn("checkpoint unreadable; training from the start", "uri", ckptURI, "err", err)
-		case tr.StepCount() != state.Step:
-			logger.Warn("checkpoint and state disagree; training from the start", "checkpoint_step", tr.StepCount(), "state_step", state.Step)
+		case json.Unmarshal(user, &state) != nil || state.Step != t.StepCount():
+			logger.Warn("checkpoint state does not match; training from the start", "uri", ckptURI)
 		default:
-			resumed = true
+			tr = t
 		}
 	}
-	if resumed {
+	if tr != nil {
 		tlog.Event("resumed", map[string]any{"step": state.Step, "total_steps": total})
 		logger.Info("resumed from checkpoint", "step", state.Step, "total_steps", total)
 	} else {
 		state = trainState{}
+		var err error
 		if tr, err = lm.NewTrainer(hp, total, hp.warmup(total)); err != nil {
 			return 0, fmt.Errorf("set up training: %w", err)
 		}
 		tlog.Event("start", map[string]any{"total_steps": total, "steps_per_epoch": stepsPerEpoch, "examples": len(train), "hyperparameters": hp})
 	}
 	save := func(ctx context.Context) error {
-		if err := tr.Save(ckptPath); err != nil {
+		user, err := json.Marshal(state)
+		if err != nil {
+			return err
+		}
+		if err := tr.Save(ckptPath, user); err != nil {
 			return fmt.Errorf("save checkpoint: %w", err)
 		}
-		if err := writeJSON(ckptPath+".state.json", state); err != nil {
-			return err
-		}
 		if err := e.Objects.PutFile(ctx, ckptURI, ckptPath); err != nil {
-			return err
-		}
-		if err := e.Objects.PutFile(ctx, ckptURI+".state.json", ckptPath+".state.json"); err != nil {
 			return err
 		}
 		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
@@ -345,7 +335,7 @@ func (e *Executor) putJSON(ctx context.Context, uri string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", uri, err)
 	}
-	return e.Objects.Put(ctx, uri, data, "application/json")
+	return e.Objects.PutBytes(ctx, uri, data, "application/json")
 }
 
 func putJSONLines[T any](ctx context.Context, e *Executor, uri string, rows []T) error {
@@ -358,7 +348,7 @@ func putJSONLines[T any](ctx context.Context, e *Executor, uri string, rows []T)
 		b.Write(line)
 		b.WriteByte('\n')
 	}
-	return e.Objects.Put(ctx, uri, []byte(b.String()), "application/x-ndjson")
+	return e.Objects.PutBytes(ctx, uri, []byte(b.String()), "application/x-ndjson")
 }
 
 func (e *Executor) uploadDir(ctx context.Context, dir, prefix string) error {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lathe-ml/lathe/internal/automl"
+	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/modelstore"
+	"github.com/lathe-ml/lathe/internal/s3api"
+	"github.com/lathe-ml/lathe/internal/server"
+	"github.com/lathe-ml/lathe/internal/store/sqlite"
+	"github.com/lathe-ml/lathe/internal/worker"
+)
+
+func serveCommand() *cobra.Command {
+	var addr, dataDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
+		Long: `Serve the SageMaker AutoML V2 control plane (AWS JSON 1.1), the SageMaker Runtime and a path-style
+S3 API on one port, with metadata in SQLite and objects under the data dir, and run the jobs it accepts.
+
+Environment: LATHE_REGION (us-east-1), LATHE_ACCOUNT_ID (12 digits, used in ARNs),
+LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (generated into the data dir when unset),
+LATHE_S3_ENDPOINT (use an external S3 for s3:// URIs instead of the embedded one), HF_ENDPOINT and
+HF_TOKEN (downloading base models from the Hugging Face hub).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, addr, dataDir)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "where metadata, objects, models and job scratch live (env LATHE_DATA_DIR)")
+	return cmd
+}
+
+var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
+
+func serve(ctx context.Context, addr, dataDir string) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(logger)
+	region := envOr("LATHE_REGION", "us-east-1")
+	account := envOr("LATHE_ACCOUNT_ID", "000000000000")
+	if !accountIDPattern.MatchString(account) {
+		return fmt.Errorf("LATHE_ACCOUNT_ID must be 12 digits, got %q", account)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	creds, created, err := server.LoadOrCreateCredentials(dataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(os.Stderr, "Generated root credentials (kept in %s, shown once):\n  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n",
+			filepath.Join(dataDir, "credentials.json"), creds.AccessKeyID, creds.SecretAccessKey)
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "lathe.db"))
+	if err != nil {
+		return fmt.Errorf("open metadata store: %w", err)
+	}
+	defer st.Close()
+	models, err := modelstore.OpenDataDir(dataDir)
+	if err != nil {
+		return fmt.Errorf("open model store: %w", err)
+	}
+	s3h, err := s3api.New(filepath.Join(dataDir, "s3"), logger)
+	if err != nil {
+		return fmt.Errorf("open object store: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	// Lathe reads and writes s3:// through the S3 API like any client: its own, unless LATHE_S3_ENDPOINT
+	// names another.
+	self := ln.Addr().(*net.TCPAddr)
+	selfURL := fmt.Sprintf("http://127.0.0.1:%d", self.Port)
+	if !self.IP.IsUnspecified() && !self.IP.IsLoopback() {
+		selfURL = "http://" + self.String()
+	}
+	objects, err := blob.New(ctx, blob.OptionsFromEnv(blob.Options{Endpoint: selfURL, Region: region,
+		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, PathStyle: true}))
+	if err != nil {
+		return err
+	}
+	exec := &finetune.Executor{Objects: objects, Models: finetune.StoreSource{Store: models},
+		WorkDir: filepath.Join(dataDir, "work"), Logger: logger}
+	w := worker.New(st, exec, worker.Options{Logger: logger})
+	svc, err := automl.New(automl.Config{
+		Store: st, Region: region, AccountID: account, Notifier: w,
+		RegisteredModel: func(name string) (string, bool) {
+			e, err := models.Get(name)
+			if err != nil {
+				return "", false
+			}
+			return e.Architecture, true
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
+		SageMaker: svc.Operations(), S3: s3h, Ready: ready.Load, Logger: logger})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	// The worker stops first on shutdown, while the S3 API is still up to take its last checkpoint.
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Run(workerCtx) }()
+	ready.Store(true)
+	logger.Info("lathe is serving", "addr", ln.Addr().String(), "data_dir", dataDir, "region", region, "account", account)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopWorker()
+		<-workerDone
+		return err
+	}
+	logger.Info("shutting down")
+	stopWorker()
+	if err := <-workerDone; err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("worker", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

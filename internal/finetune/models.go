@@ -1,0 +1,24 @@
+package finetune
+
+import (
+	"context"
+
+	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/modelstore"
+)
+
+// StoreSource resolves base models through the model store, pulling catalog models from the Hugging
+// Face hub (HF_ENDPOINT, HF_TOKEN) when they are not in the store yet.
+type StoreSource struct {
+	Store *modelstore.Store
+}
+
+// Resolve implements ModelSource.
+func (s StoreSource) Resolve(ctx context.Context, name string, progress func(done, total int64)) (string, error) {
+	if m, ok := catalog.Lookup(name); ok {
+		if _, err := s.Store.Ensure(ctx, m, modelstore.PullOptions{Progress: progress}); err != nil {
+			return "", err
+		}
+	}
+	return s.Store.Path(name)
+}
