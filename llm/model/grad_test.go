@@ -94,14 +94,14 @@ func TestAttentionBackwardGQA(t *testing.T) {
 			B, T, NH, NKV, HD := 2, 5, 4, 2, 3
 			q, k, v := randSlice(rng, B*T*NH*HD, 1), randSlice(rng, B*T*NKV*HD, 1), randSlice(rng, B*T*NKV*HD, 1)
 			r := randSlice(rng, B*T*NH*HD, 1)
-			out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
+			out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
 			loss := func() float64 {
-				attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
+				attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
 				return dotF(out, r)
 			}
 			loss()
 			dq, dk, dv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-			attentionBackward(dq, dk, dv, r, out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
+			attentionBackward(dq, dk, dv, r, out, q, k, v, scratch, B, T, NH, NKV, HD, W)
 			checkGrad(t, "attention dq", q, dq, loss)
 			checkGrad(t, "attention dk", k, dk, loss)
 			checkGrad(t, "attention dv", v, dv, loss)
@@ -113,14 +113,14 @@ func TestAttentionIsCausal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	B, T, NH, NKV, HD := 1, 6, 2, 1, 4
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
-	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
-	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
 	before := append([]float64(nil), out[:3*NH*HD]...)
 	for i := 3 * NKV * HD; i < len(k); i++ { // change the keys and values of positions 3..5
 		k[i] += 5
 		v[i] -= 5
 	}
-	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
 	for i, want := range before {
 		if out[i] != want {
 			t.Fatalf("output %d of positions 0..2 changed when later positions changed: %g -> %g", i, want, out[i])
@@ -287,20 +287,20 @@ func TestAttentionWindow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 5))
 	B, T, NH, NKV, HD, W := 1, 6, 2, 1, 4, 2
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
-	out, lse, scratch := make([]float64, len(q)), make([]float64, B*NH*T), testAttnScratch(B, T, NH, NKV, HD)
-	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
+	out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
 	last := append([]float64(nil), out[5*NH*HD:]...)
 	for i := 0; i < 4*NKV*HD; i++ {
 		k[i] += 3
 		v[i] -= 3
 	}
-	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, W)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
 	for i, want := range last {
 		if out[5*NH*HD+i] != want {
 			t.Fatalf("position 5 changed when positions 0..3 (outside its window) changed")
 		}
 	}
-	attentionForward(out, lse, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
 	if out[5*NH*HD] == last[0] {
 		t.Fatal("without a window, position 5 ignores positions 0..3")
 	}

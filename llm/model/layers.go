@@ -231,10 +231,10 @@ func windowStart(t, W int) int {
 // window of W positions when W > 0 (s > t−W), else over all s ≤ t:
 // S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD; P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
 // Per head and block of RB query rows, S = Q·Kᵀ and out = P·V are matrix products over the keys up to
-// the block's last row only (the masked upper triangle is mostly skipped). Only
-// lse[b,h,t] = log Σ_s exp S[t,s] is kept: the backward recomputes P (flash-attention style), so memory
-// grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD]; lse: [B,NH,T].
-func attentionForward[F Float](out, lse, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+// the block's last row only (the masked upper triangle is mostly skipped). P is not kept: the backward
+// recomputes it from q and k (flash-attention style), so memory grows with T, not T².
+// q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
+func attentionForward[F Float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	toHeads(sc.q, q, B, T, NH, HD, F(1/math.Sqrt(float64(HD))))
 	toHeads(sc.k, k, B, T, NKV, HD, 1)
@@ -244,7 +244,6 @@ func attentionForward[F Float](out, lse, q, k, v []F, sc *attnScratch[F], B, T, 
 		kvh := b*NKV + h/group
 		Q, O := sc.q[bh*T*HD:(bh+1)*T*HD], sc.o[bh*T*HD:(bh+1)*T*HD]
 		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
-		L := lse[bh*T : (bh+1)*T]
 		for r0 := 0; r0 < T; r0 += sc.RB {
 			r1 := min(T, r0+sc.RB)
 			first := windowStart(r0, W)
@@ -256,25 +255,9 @@ func attentionForward[F Float](out, lse, q, k, v []F, sc *attnScratch[F], B, T, 
 					t := r0 + i
 					row := S[i*nk : (i+1)*nk]
 					a, z := windowStart(t, W)-first, t-first // the row's keys: [a, z]
-					maxv := row[a]
-					for _, x := range row[a : z+1] {
-						maxv = max(maxv, x)
-					}
-					var sum float64
-					for j := a; j <= z; j++ {
-						e := math.Exp(float64(row[j] - maxv))
-						row[j] = F(e)
-						sum += e
-					}
-					L[t] = maxv + F(math.Log(sum))
-					inv := F(1 / sum)
-					for j := range row {
-						if j < a || j > z {
-							row[j] = 0
-						} else {
-							row[j] *= inv
-						}
-					}
+					softmaxInPlace(row[a : z+1])
+					clear(row[:a])
+					clear(row[z+1:])
 				}
 			})
 			matmul(O[r0*HD:r1*HD], S, V[first*HD:r1*HD], rb, HD, nk, false, false, false)
@@ -283,10 +266,10 @@ func attentionForward[F Float](out, lse, q, k, v []F, sc *attnScratch[F], B, T, 
 	fromHeads(out, sc.o, B, T, NH, HD, 1)
 }
 
-// attentionBackward recomputes P = exp(S − lse) block by block and, with D_t = dout[t]·out[t]
+// attentionBackward recomputes P = softmax(S) block by block and, with D_t = dout[t]·out[t]
 // (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K/√HD; dk += dSᵀ·Q/√HD; dv += Pᵀ·dO, the dk
 // and dv of a kv head summed over the query heads of its group. dq, dk, dv are overwritten.
-func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+func attentionBackward[F Float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	toHeads(sc.q, q, B, T, NH, HD, scale)
@@ -314,7 +297,7 @@ func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, sc *att
 		Q, DO, DQ := sc.q[bh*T*HD:(bh+1)*T*HD], sc.do[bh*T*HD:(bh+1)*T*HD], sc.dq[bh*T*HD:(bh+1)*T*HD]
 		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
 		DK, DV := sc.dk[kvh*T*HD:(kvh+1)*T*HD], sc.dv[kvh*T*HD:(kvh+1)*T*HD]
-		L, D := lse[bh*T:(bh+1)*T], sc.d[bh*T:(bh+1)*T]
+		D := sc.d[bh*T : (bh+1)*T]
 		for r0 := 0; r0 < T; r0 += sc.RB {
 			r1 := min(T, r0+sc.RB)
 			first := windowStart(r0, W)
@@ -327,12 +310,10 @@ func attentionBackward[F Float](dq, dk, dv, dout, out, lse, q, k, v []F, sc *att
 					t := r0 + i
 					p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
 					a, z := windowStart(t, W)-first, t-first
+					softmaxInPlace(p[a : z+1]) // the same scores as the forward's: the same P, bit for bit
+					clear(p[:a])
+					clear(p[z+1:])
 					for j := range p {
-						if j < a || j > z {
-							p[j], ds[j] = 0, 0
-							continue
-						}
-						p[j] = F(math.Exp(float64(p[j] - L[t])))
 						ds[j] = p[j] * (ds[j] - D[t])
 					}
 				}
@@ -367,6 +348,28 @@ func swigluBackward[F Float](dgate, dup, dout, gate, up []F, N int) {
 			dup[i] = dout[i] * F(g*sg)
 		}
 	})
+}
+
+// softmaxInPlace replaces x with softmax(x) and returns log Σ exp x (tensor.Softmax's SIMD exp for
+// float32).
+func softmaxInPlace[F Float](x []F) float64 {
+	if x32, ok := any(x).([]float32); ok {
+		return float64(tensor.Softmax(x32))
+	}
+	mx := x[0]
+	for _, v := range x {
+		mx = max(mx, v)
+	}
+	var sum float64
+	for i, v := range x {
+		e := math.Exp(float64(v - mx))
+		x[i] = F(e)
+		sum += e
+	}
+	for i := range x {
+		x[i] = F(float64(x[i]) / sum)
+	}
+	return float64(mx) + math.Log(sum)
 }
 
 // headScratch is the chunk memory of the fused output head + cross-entropy: R rows at a time.
@@ -420,29 +423,17 @@ func crossEntropyHead[F Float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 			for r := lo; r < hi; r++ {
 				l := logits[r*V : (r+1)*V]
 				row := hs.rows[r]
-				maxv := l[0]
-				for _, v := range l {
-					maxv = max(maxv, v)
-				}
 				tgt := int(targets[row])
 				target := float64(l[tgt])
-				// One exp per logit: keep e_j = exp(l_j − max) in place for the backward.
-				var sum float64
-				for j, v := range l {
-					e := math.Exp(float64(v - maxv))
-					sum += e
-					if backward {
-						l[j] = F(e)
-					}
-				}
+				lse := softmaxInPlace(l)
 				m := float64(mask[row])
-				hs.rowLoss[r] = m * (float64(maxv) + math.Log(sum) - target)
+				hs.rowLoss[r] = m * (lse - target)
 				if backward {
-					g := F(scale * m / sum)
+					g := F(scale * m)
 					for j := range l {
 						l[j] *= g
 					}
-					l[tgt] -= F(scale * m)
+					l[tgt] -= g
 				}
 			}
 		})

@@ -65,7 +65,6 @@ type loraActs[F Float] struct{ xd, hs []F }
 type layerActs[F Float] struct {
 	attnNorm, attnRstd []F // [N, C], [N]
 	q, k, v            []F // [N, NH·HD], [N, NKV·HD], [N, NKV·HD]
-	lse                []F // [B, NH, T] attention log-normalisers
 	attnOut            []F // [N, NH·HD] attention output before the output projection
 	mid                []F // [N, C] residual stream after attention
 	ffnNorm, ffnRstd   []F // [N, C], [N]
@@ -126,7 +125,7 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 			la := &a.layers[l]
 			la.attnNorm, la.attnRstd = cv.take(N*C), cv.take(N)
 			la.q, la.k, la.v = cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
-			la.lse, la.attnOut, la.mid = cv.take(B*c.Heads*T), cv.take(N*QD), cv.take(N*C)
+			la.attnOut, la.mid = cv.take(N*QD), cv.take(N*C)
 			la.ffnNorm, la.ffnRstd = cv.take(N*C), cv.take(N)
 			la.gate, la.up, la.swi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
 			for t := Target(0); t < numTargets; t++ {
@@ -236,7 +235,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		m.linForward(la.v, la.attnNorm, lw.wv, lw.bv, N, C, KVD, l, TargetV, &la.lora[TargetV], train, seed)
 		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
-		attentionForward(la.attnOut, la.lse, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
+		attentionForward(la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
 		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
 		residualForward(la.mid, in, N*C)
 		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
@@ -281,7 +280,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
 		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
 		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
-		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.lse, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
+		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
 		ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
 		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
