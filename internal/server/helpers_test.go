@@ -49,8 +49,9 @@ func testOperations() map[string]Operation {
 			if err := json.Unmarshal(body, &in); err != nil {
 				return nil, awserr.Validation("bad input: %v", err)
 			}
-			// The output echoes the input, so a test sees the body arrived intact.
-			return map[string]any{
+			// The output echoes the input, so a test sees the body arrived intact. A next token only
+			// answers a request that had one, so paginating clients (the AWS CLI) stop.
+			out := map[string]any{
 				"AutoMLJobSummaries": []map[string]any{{
 					"AutoMLJobName":            in.NameContains + "-job",
 					"AutoMLJobArn":             "arn:aws:sagemaker:us-east-1:123456789012:automl-job/" + in.NameContains + "-job",
@@ -59,8 +60,11 @@ func testOperations() map[string]Operation {
 					"CreationTime":             1700000000.5,
 					"LastModifiedTime":         1700000100,
 				}},
-				"NextToken": "after-" + in.NextToken,
-			}, nil
+			}
+			if in.NextToken != "" {
+				out["NextToken"] = "after-" + in.NextToken
+			}
+			return out, nil
 		},
 		"DescribeAutoMLJobV2": func(ctx context.Context, body []byte) (any, error) {
 			var in struct{ AutoMLJobName string }

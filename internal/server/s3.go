@@ -23,7 +23,7 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 			Message: "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."})
 		return
 	}
-	presigned := sigv4.Presigned(r)
+	presigned := sigv4.Presigned(r) || sigv4.PresignedV2(r)
 	if !presigned && r.Header.Get("Authorization") != "" && r.Header.Get("X-Amz-Content-Sha256") == "" && r.ContentLength != 0 {
 		s.writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest",
 			Message: "Missing required header for this request: x-amz-content-sha256"})

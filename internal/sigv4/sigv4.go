@@ -272,7 +272,7 @@ func Presigned(r *http.Request) bool {
 
 // Signed reports whether r carries any signature at all (header or query form).
 func Signed(r *http.Request) bool {
-	return r.Header.Get(headerAuthorization) != "" || Presigned(r)
+	return r.Header.Get(headerAuthorization) != "" || Presigned(r) || PresignedV2(r)
 }
 
 // Verify checks the signature of a request whose whole body the caller holds. The payload hash is
@@ -298,6 +298,9 @@ func verify(r *http.Request, bodyHash string, lookup SecretLookup, now time.Time
 	}
 	if Presigned(r) {
 		return verifyPresigned(r, lookup, now)
+	}
+	if PresignedV2(r) {
+		return verifyPresignedV2(r, lookup, now)
 	}
 	return nil, &Error{Kind: KindMissing, Detail: "request has no Authorization header and no X-Amz-Signature"}
 }

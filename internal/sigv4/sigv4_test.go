@@ -318,3 +318,37 @@ func TestCanonicalQuery(t *testing.T) {
 		}
 	}
 }
+
+// The SigV2 query-string example of AWS's S3 documentation ("Query string request authentication
+// alternative"), addressed path-style.
+func TestVerifyPresignedV2(t *testing.T) {
+	const uri = "/johnsmith/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D&Expires=1175139620"
+	before := time.Unix(1175139620, 0).Add(-time.Minute)
+	for _, c := range []struct {
+		name string
+		uri  string
+		now  time.Time
+		want error
+	}{
+		{"documented URL", uri, before, nil},
+		{"other object", strings.Replace(uri, "puppy", "kitten", 1), before, ErrSignatureMismatch},
+		{"expiry moved", strings.Replace(uri, "1175139620", "1175139999", 1), before, ErrSignatureMismatch},
+		{"after expiry", uri, time.Unix(1175139621, 0), ErrExpired},
+		{"unknown key", strings.Replace(uri, exampleAKID, "AKIAOTHER", 1), before, ErrUnknownAccessKey},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", c.uri, nil)
+			r.Host = "s3.amazonaws.com"
+			res, err := VerifyStreaming(r, exampleLookup, c.now)
+			if c.want == nil {
+				if err != nil || res.AccessKeyID != exampleAKID || res.PayloadHash != UnsignedPayload {
+					t.Fatalf("got %+v, %v", res, err)
+				}
+				return
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
