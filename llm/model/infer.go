@@ -124,32 +124,18 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				mx, sum := math.Inf(-1), 0.0
 				base := l * kc.max * KVD
 				for s := windowStart(int(sc.rowPos[r]), c.SlidingWindow); s <= int(sc.rowPos[r]); s++ {
-					ks := kc.k[base+s*KVD+kvh*HD:][:HD]
-					var dot F
-					for i := range q {
-						dot += q[i] * ks[i]
-					}
-					x := float64(dot) * scale
+					x := float64(dot(q, kc.k[base+s*KVD+kvh*HD:][:HD])) * scale
 					if x > mx {
-						corr := F(math.Exp(mx - x))
-						for i := range o {
-							o[i] *= corr
-						}
-						sum *= float64(corr)
+						corr := math.Exp(mx - x)
+						scaleInPlace(o, F(corr))
+						sum *= corr
 						mx = x
 					}
 					p := math.Exp(x - mx)
 					sum += p
-					vs := kc.v[base+s*KVD+kvh*HD:][:HD]
-					pf := F(p)
-					for i := range o {
-						o[i] += pf * vs[i]
-					}
+					axpy(F(p), kc.v[base+s*KVD+kvh*HD:][:HD], o)
 				}
-				inv := F(1 / sum)
-				for i := range o {
-					o[i] *= inv
-				}
+				scaleInPlace(o, F(1/sum))
 			}
 		})
 		m.inferLinear(sc.xn, sc.attnOut, lw.wo, nil, R, QD, C, l, TargetO)
@@ -170,4 +156,37 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 	rmsnormForward(sc.last, sc.rstd, sc.xn, m.w.finalNorm, S, C, c.NormEps)
 	matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
 	return nil
+}
+
+// dot, axpy and scaleInPlace use tensor's SIMD kernels for float32.
+func dot[F Float](a, b []F) F {
+	if a32, ok := any(a).([]float32); ok {
+		return F(tensor.Dot(a32, any(b).([]float32)))
+	}
+	var s F
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// axpy: y += alpha·x
+func axpy[F Float](alpha F, x, y []F) {
+	if x32, ok := any(x).([]float32); ok {
+		tensor.Axpy(float32(alpha), x32, any(y).([]float32))
+		return
+	}
+	for i := range x {
+		y[i] += alpha * x[i]
+	}
+}
+
+func scaleInPlace[F Float](x []F, alpha F) {
+	if x32, ok := any(x).([]float32); ok {
+		tensor.Scale(float32(alpha), x32)
+		return
+	}
+	for i := range x {
+		x[i] *= alpha
+	}
 }
