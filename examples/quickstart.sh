@@ -14,7 +14,7 @@ JOB=${JOB:-stories-$(date +%H%M%S)}
 go build -o bin/lathe ./cmd/lathe
 
 # The base model. A user pulls it from the Hugging Face hub; machines without the hub import a local copy.
-if ! bin/lathe models list --data-dir "$DATA" | grep -q '^Stories260K .*gguf'; then
+if ! bin/lathe models list --data-dir "$DATA" | grep -Eq '^Stories260K +gguf '; then
   if [ -f ../shared/models/stories260K.gguf ]; then
     bin/lathe models import ../shared/models/stories260K.gguf --name Stories260K --data-dir "$DATA"
   else
@@ -49,5 +49,5 @@ echo "base model vs fine-tuned (s3://quickstart/output/$JOB/metrics.json):"
 aws s3 cp "s3://quickstart/output/$JOB/metrics.json" - | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
-for k in ("validation_loss", "perplexity", "rouge1", "rouge2", "rougeL", "rougeLsum"):
+for k in ("ValidationLoss", "Perplexity", "Rouge1", "Rouge2", "RougeL", "RougeLSum"):
     print("  %-16s %10.4f -> %10.4f" % (k, m["base"][k], m["fine_tuned"][k]))'
