@@ -105,29 +105,42 @@ func NewAdamW(cfg AdamWConfig, params []model.Param) *AdamW {
 	return o
 }
 
-// Step applies one update with learning rate lr:
-// m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ), m̂, v̂ bias-corrected.
-func (o *AdamW) Step(lr float64) {
+// Step applies one update with learning rate lr to the gradients scaled by gradScale (1 = as they
+// are; the clipping factor otherwise, so clipping costs no extra pass over the gradients):
+// g ← gradScale·g; m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ), with
+// m̂, v̂ bias-corrected.
+func (o *AdamW) Step(lr, gradScale float64) {
 	o.t++
 	c := o.cfg
 	b1, b2 := float32(c.Beta1), float32(c.Beta2)
+	ob1, ob2 := 1-b1, 1-b2
 	bc1 := 1 - math.Pow(c.Beta1, float64(o.t))
 	bc2 := 1 - math.Pow(c.Beta2, float64(o.t))
 	// θ −= lr/bc1 · m / (√v/√bc2 + ε): the same formula with the corrections folded into two scalars.
 	stepSize := float32(lr / bc1)
 	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
-	eps := float32(c.Eps)
+	eps, gs := float32(c.Eps), float32(gradScale)
+	const block = 4096
 	for i, p := range o.params {
 		wd := float32(0)
 		if decays(p.Kind) {
 			wd = float32(lr * c.WeightDecay)
 		}
 		theta, g, m, v := p.Data, p.Grad, o.m[i], o.v[i]
-		tensor.Parallel((len(theta)+4095)/4096, func(lo, hi int) {
-			for j := lo * 4096; j < min(hi*4096, len(theta)); j++ {
-				m[j] = b1*m[j] + (1-b1)*g[j]
-				v[j] = b2*v[j] + (1-b2)*g[j]*g[j]
-				theta[j] -= stepSize*m[j]/(float32(math.Sqrt(float64(v[j])))*invSqrtBC2+eps) + wd*theta[j]
+		n := len(theta)
+		tensor.Parallel((n+block-1)/block, func(lo, hi int) {
+			for blk := lo; blk < hi; blk++ {
+				a, b := blk*block, min((blk+1)*block, n)
+				th := theta[a:b]
+				gg, mm, vv := g[a:b], m[a:b], v[a:b]
+				gg, mm, vv = gg[:len(th)], mm[:len(th)], vv[:len(th)]
+				for j := range th {
+					gj := gg[j] * gs
+					mj := b1*mm[j] + ob1*gj
+					vj := b2*vv[j] + ob2*gj*gj
+					mm[j], vv[j] = mj, vj
+					th[j] -= stepSize*mj/(float32(math.Sqrt(float64(vj)))*invSqrtBC2+eps) + wd*th[j]
+				}
 			}
 		})
 	}
@@ -156,15 +169,11 @@ func gradNorm(params []model.Param, partial []float64) float64 {
 	return math.Sqrt(total)
 }
 
-// clipGrads scales all gradients by maxNorm/norm when their global norm exceeds maxNorm.
-func clipGrads(params []model.Param, norm, maxNorm float64) {
+// clipScale is the factor that brings the global norm down to maxNorm (1 when it is below, or when
+// clipping is off).
+func clipScale(norm, maxNorm float64) float64 {
 	if maxNorm <= 0 || norm <= maxNorm {
-		return
+		return 1
 	}
-	s := float32(maxNorm / (norm + 1e-6))
-	for _, p := range params {
-		for j := range p.Grad {
-			p.Grad[j] *= s
-		}
-	}
+	return maxNorm / (norm + 1e-6)
 }

@@ -75,7 +75,7 @@ func TestAdamWMatchesReference(t *testing.T) {
 	wantW := ref([]float64{0.5, -1, 2}, []float64{0.1, -0.2, 0.3}, true, 3, 0.01)
 	wantN := ref([]float64{1, 1}, []float64{0.5, -0.5}, false, 3, 0.01)
 	for range 3 {
-		o.Step(0.01)
+		o.Step(0.01, 1)
 	}
 	for i := range w {
 		if math.Abs(float64(w[i])-wantW[i]) > 1e-6 {
@@ -101,9 +101,17 @@ func TestGradNormAndClipping(t *testing.T) {
 	if math.Abs(norm-want) > 1e-6 {
 		t.Fatalf("norm %g, want %g", norm, want)
 	}
-	clipGrads(params, norm, 1)
+	s := clipScale(norm, 1)
+	for _, p := range params {
+		for i := range p.Grad {
+			p.Grad[i] *= float32(s)
+		}
+	}
 	if got := gradNorm(params, make([]float64, 2)); math.Abs(got-1) > 1e-4 {
 		t.Fatalf("norm after clipping to 1 is %g", got)
+	}
+	if clipScale(0.5, 1) != 1 || clipScale(5, 0) != 1 {
+		t.Fatal("clipping below the limit or with clipping off")
 	}
 }
 
@@ -357,5 +365,24 @@ func TestLoRAResumeRefusesAnotherBase(t *testing.T) {
 	}
 	if _, _, err := Resume(tinyModel(t, 1), path); err != nil {
 		t.Fatalf("same base refused: %v", err)
+	}
+}
+
+// Step's gradScale (how clipping is applied) is the same as scaling the gradients first.
+func TestAdamWGradScale(t *testing.T) {
+	mk := func(g []float32) ([]float32, *AdamW) {
+		w := []float32{0.3, -0.7, 1e-3}
+		return w, NewAdamW(AdamWConfig{Eps: 1e-3, WeightDecay: 0.1}, []model.Param{{Tensor: model.Tensor{Kind: model.KindMatrix, Data: w}, Grad: g}})
+	}
+	wa, a := mk([]float32{0.2, -0.4, 0.01})
+	wb, b := mk([]float32{0.1, -0.2, 0.005})
+	for range 3 {
+		a.Step(0.1, 0.5)
+		b.Step(0.1, 1)
+	}
+	for i := range wa {
+		if math.Abs(float64(wa[i]-wb[i])) > 1e-7 {
+			t.Fatalf("scaled step %v, step on scaled gradients %v", wa, wb)
+		}
 	}
 }

@@ -98,9 +98,8 @@ func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return StepResult{}, fmt.Errorf("train step %d: gradient norm is %g (loss %g); weights left unchanged", t.step, norm, sum/count)
 	}
-	clipGrads(t.params, norm, t.cfg.MaxGradNorm)
 	lr := t.cfg.Schedule.LR(t.step)
-	t.opt.Step(lr)
+	t.opt.Step(lr, clipScale(norm, t.cfg.MaxGradNorm))
 	t.step++
 	return StepResult{Step: t.step, Loss: sum / count, Tokens: count, GradNorm: norm, LR: lr}, nil
 }
