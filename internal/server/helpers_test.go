@@ -286,6 +286,11 @@ func do(t *testing.T, r *http.Request) (*http.Response, []byte) {
 	return resp, b
 }
 
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 func crc32Base64(data []byte) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], crc32.ChecksumIEEE(data))
