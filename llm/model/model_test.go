@@ -230,3 +230,34 @@ func TestRopeScalingFrequencies(t *testing.T) {
 		t.Errorf("unscaled frequencies %g, %g", plain[0], plain[1])
 	}
 }
+
+// Generation through the KV cache runs the adapters too (unmerged LoRA, as when a job evaluates
+// before exporting).
+func TestKVCacheWithLoRA(t *testing.T) {
+	m, _ := NewRandom(smallConfig(), 11)
+	if err := m.AttachLoRA(LoRAConfig{Rank: 3, Alpha: 6, Dropout: 0.2, Targets: []Target{TargetQ, TargetK, TargetV, TargetO, TargetGate, TargetUp, TargetDown}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, p := range m.Trainable() {
+		for i := range p.Data {
+			p.Data[i] += float32(rng.NormFloat64() * 0.2)
+		}
+	}
+	tokens := randomTokens(13, 8, 50)
+	full, _ := m.Logits(tokens, 1, 8)
+	V := m.Config().Vocab
+	c := m.NewKVCache(8)
+	logits := make([]float32, V)
+	if err := m.Extend([]*KVCache{c}, [][]int32{tokens[:5]}, logits); err != nil {
+		t.Fatal(err)
+	}
+	for p := 5; p <= 8; p++ {
+		if d := maxAbsDiff(logits, full[(p-1)*V:p*V]); d > 1e-4 {
+			t.Fatalf("position %d: cached logits with adapters differ by %g", p-1, d)
+		}
+		if p < 8 {
+			m.Extend([]*KVCache{c}, [][]int32{{tokens[p]}}, logits)
+		}
+	}
+}
