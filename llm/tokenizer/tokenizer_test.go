@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -177,5 +179,33 @@ func TestEncodeContinuation(t *testing.T) {
 	ids := append(tok.Encode("Once upon a", true), tok.EncodeContinuation(" time, there was")...)
 	if s := tok.Decode(ids); s != "Once upon a time, there was" {
 		t.Errorf("decoded %q", s)
+	}
+}
+
+// Golden ids produced by llama.cpp itself (llama_tokenize with special-token parsing, from the
+// copy vendored in ollama; see the file's "source") for random text mixing words, scripts, emoji,
+// whitespace and special-token strings.
+func TestStories260KMatchesLlamaCpp(t *testing.T) {
+	tok := loadStories(t)
+	b, err := os.ReadFile("testdata/stories260k_llamacpp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Cases []struct {
+			Text string `json:"text"`
+			IDs  []int  `json:"ids"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &golden); err != nil {
+		t.Fatal(err)
+	}
+	if len(golden.Cases) < 50 {
+		t.Fatalf("only %d golden cases", len(golden.Cases))
+	}
+	for _, c := range golden.Cases {
+		if got := tok.Encode(c.Text, true); !reflect.DeepEqual(got, c.IDs) {
+			t.Errorf("Encode(%q)\n got %v\nwant %v", c.Text, got, c.IDs)
+		}
 	}
 }
