@@ -56,7 +56,8 @@ func (o Options) validate() error {
 type Detokenize func(ids []int32) string
 
 // Token is one streamed step of one sequence: the token id and the text it releases (possibly empty
-// while a multi-byte character or a possible stop sequence is still incomplete).
+// while a multi-byte character or a possible stop sequence is still incomplete). A sequence that ends
+// on a stop token or the context limit may send a last Token with ID −1 carrying the text held back.
 type Token struct {
 	Seq  int
 	ID   int32
