@@ -11,8 +11,9 @@ import (
 
 // serveRuntime checks an InvokeEndpoint call and hands it, body already read, to Config.Runtime.
 func (s *server) serveRuntime(w *recorder, r *http.Request) {
-	if m := runtimePath.FindStringSubmatch(r.URL.Path); m != nil {
-		w.op = m[2]
+	w.op = "InvokeEndpoint"
+	if m := runtimePath.FindStringSubmatch(r.URL.Path); m != nil && m[2] == "invocations-response-stream" {
+		w.op = "InvokeEndpointWithResponseStream"
 	}
 	body, aerr := readBounded(r, MaxRuntimeBody)
 	if aerr != nil {

@@ -18,6 +18,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	"github.com/aws/smithy-go"
 )
 
@@ -289,5 +290,39 @@ func TestRuntimeAndOpenAIRouting(t *testing.T) {
 	resp, body = do(t, mustRequest(t, "GET", bare.URL+"/v1/models"))
 	if resp.StatusCode != 404 || !json.Valid(body) {
 		t.Errorf("openai without handler: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestRuntimeGoSDKInvokeEndpoint(t *testing.T) {
+	var seen string
+	runtime := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen = r.URL.Path + " " + r.Header.Get("Content-Type") + " " + string(b)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("x-Amzn-Invoked-Production-Variant", "AllTraffic")
+		_, _ = io.WriteString(w, `[{"generated_text":"Once upon a time"}]`)
+	})
+	ts := startServer(t, false, func(c *Config) { c.Runtime = runtime })
+	client := sagemakerruntime.New(sagemakerruntime.Options{
+		Region: testRegion, BaseEndpoint: aws.String(ts.URL), Credentials: staticCreds(testCreds),
+		HTTPClient: ts.sdkHTTPClient(), Retryer: aws.NopRetryer{},
+	})
+	out, err := client.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String("stories-ft"), ContentType: aws.String("application/json"),
+		Body: []byte(`{"inputs":"Once","parameters":{"max_new_tokens":8}}`)})
+	if err != nil {
+		t.Fatalf("InvokeEndpoint: %v", err)
+	}
+	if string(out.Body) != `[{"generated_text":"Once upon a time"}]` || aws.ToString(out.InvokedProductionVariant) != "AllTraffic" {
+		t.Errorf("output %q variant %q", out.Body, aws.ToString(out.InvokedProductionVariant))
+	}
+	if seen != `/endpoints/stories-ft/invocations application/json {"inputs":"Once","parameters":{"max_new_tokens":8}}` {
+		t.Errorf("handler saw %q", seen)
+	}
+	_, err = client.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String("stories-ft"), Body: bytes.Repeat([]byte("x"), MaxRuntimeBody+1)})
+	var respErr *awshttp.ResponseError
+	if !errors.As(err, &respErr) || respErr.HTTPStatusCode() != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized invocation: %v", err)
 	}
 }

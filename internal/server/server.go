@@ -255,6 +255,9 @@ func (s *server) logAccess(r *http.Request, rec *recorder, which api, start time
 		attrs = append(attrs, "access_key", rec.accessKey)
 	}
 	level := slog.LevelInfo
+	if which == apiLathe && status < 400 {
+		level = slog.LevelDebug // health probes every few seconds would drown the log
+	}
 	if status >= 500 {
 		level = slog.LevelError
 	}
