@@ -24,10 +24,16 @@ const Algorithm = "AWS4-HMAC-SHA256"
 
 // Values of X-Amz-Content-Sha256 that are not a hex digest.
 const (
-	UnsignedPayload                  = "UNSIGNED-PAYLOAD"
-	StreamingSignedPayload           = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-	StreamingSignedPayloadTrailer    = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
-	StreamingUnsignedPayloadTrailer  = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	UnsignedPayload                 = "UNSIGNED-PAYLOAD"
+	StreamingSignedPayload          = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	StreamingSignedPayloadTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	StreamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+)
+
+// MaxSkew is how far the request time may be from the server's clock, as on AWS.
+const MaxSkew = 15 * time.Minute
+
+const (
 	emptySHA256                      = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	amzDateFormat                    = "20060102T150405Z"
 	maxPresignedExpiry               = 7 * 24 * time.Hour
@@ -36,13 +42,9 @@ const (
 	headerAuthorization              = "Authorization"
 	queryAlgorithm                   = "X-Amz-Algorithm"
 	querySignature                   = "X-Amz-Signature"
-	defaultMaxSkew                   = 15 * time.Minute
 	streamingPrefix                  = "STREAMING-"
 	streamingUnsupportedSigV4APrefix = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
 )
-
-// MaxSkew is how far the request time may be from the server's clock, as on AWS.
-const MaxSkew = defaultMaxSkew
 
 // SecretLookup returns the secret access key of an access key id, or ok=false when the key is unknown.
 type SecretLookup func(accessKeyID string) (secret string, ok bool)
