@@ -2,7 +2,9 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -140,5 +142,60 @@ func TestPreTokenizerSplitsMatchRegex(t *testing.T) {
 	}
 	if _, err := styleForRegex(`\w+`); err == nil {
 		t.Error("unknown regex accepted")
+	}
+}
+
+// Golden ids produced by llama.cpp (see the file's "source") for a 512-token byte-level BPE under
+// each pre-tokenizer name: Lathe's tokenizer built from GGUF metadata with the same
+// tokenizer.ggml.pre must agree on every text, and the tokenizer.json itself (GPT-2 ByteLevel)
+// must agree with llama.cpp's "gpt-2".
+func TestByteLevelMatchesLlamaCpp(t *testing.T) {
+	tj, err := os.ReadFile("testdata/bytelevel512.tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/bytelevel512_llamacpp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Texts []string           `json:"texts"`
+		IDs   map[string][][]int `json:"ids"`
+	}
+	if err := json.Unmarshal(b, &golden); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := FromHF(tj, []byte(`{"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "bos_token": null, "add_bos_token": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs, err := hf.GGUFMetadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(golden.IDs) != 4 {
+		t.Fatalf("golden has %d pre-tokenizers", len(golden.IDs))
+	}
+	for pre, want := range golden.IDs {
+		t.Run(pre, func(t *testing.T) {
+			md := mustMetadata(t, kvs...)
+			if err := md.Set("tokenizer.ggml.pre", pre); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := FromGGUF(&md)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, text := range golden.Texts {
+				if got := tok.Encode(text, true); !slices.Equal(got, want[i]) {
+					t.Errorf("Encode(%q)\n got %v\nwant %v", text, got, want[i])
+				}
+				if pre == "gpt-2" {
+					if got := hf.Encode(text, true); !slices.Equal(got, want[i]) {
+						t.Errorf("tokenizer.json Encode(%q)\n got %v\nwant %v", text, got, want[i])
+					}
+				}
+			}
+		})
 	}
 }
