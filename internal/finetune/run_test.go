@@ -1,0 +1,249 @@
+package finetune
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lathe-ml/lathe/internal/dataset"
+	"github.com/lathe-ml/lathe/internal/job"
+	"github.com/lathe-ml/lathe/llm/model"
+	"github.com/lathe-ml/lathe/llm/tokenizer"
+	"github.com/lathe-ml/lathe/llm/train"
+)
+
+// metricsFile is the part of metrics.json a user reads.
+type metricsFile struct {
+	BaseModel string  `json:"base_model"`
+	Base      Metrics `json:"base"`
+	FineTuned Metrics `json:"fine_tuned"`
+}
+
+var wantMetricSets = map[string]string{
+	"TrainingLoss": "Train", "ValidationLoss": "Validation", "Perplexity": "Validation",
+	"Rouge1": "Validation", "Rouge2": "Validation", "RougeL": "Validation", "RougeLSum": "Validation",
+}
+
+func TestExecuteFineTunesStories(t *testing.T) {
+	env := newEnv(t).withStories(t)
+	rows := patternRows(120)
+	data := pairsCSV(t, rows)
+	env.put(t, "train/part-1.csv", data)
+	rec := &recorder{}
+	res, err := env.executor(t, "").Execute(context.Background(), spec("happy", "train/", nil), rec)
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+
+	out := "output/happy/"
+	if res.ModelDataURL != uri(out+"model/") {
+		t.Errorf("ModelDataURL = %q, want %q", res.ModelDataURL, uri(out+"model/"))
+	}
+	if res.ArtifactsPrefix != uri(out) {
+		t.Errorf("ArtifactsPrefix = %q, want %q", res.ArtifactsPrefix, uri(out))
+	}
+	if res.CandidateName == "" || res.TrainingJobName == "" || res.Image == "" {
+		t.Errorf("result lacks candidate fields: %+v", res)
+	}
+	got := map[string]job.Metric{}
+	for _, m := range res.Metrics {
+		got[m.Name] = m
+	}
+	for name, set := range wantMetricSets {
+		m, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("metric %s missing from %+v", name, res.Metrics)
+		case m.Set != set:
+			t.Errorf("metric %s has Set %q, want %q", name, m.Set, set)
+		case math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || m.Value < 0:
+			t.Errorf("metric %s = %v", name, m.Value)
+		}
+	}
+	if len(res.Metrics) != len(wantMetricSets) {
+		t.Errorf("%d metrics, want %d: %+v", len(res.Metrics), len(wantMetricSets), res.Metrics)
+	}
+	if p, l := got["Perplexity"].Value, got["ValidationLoss"].Value; math.Abs(p-math.Exp(l)) > 1e-9*p {
+		t.Errorf("Perplexity %v != exp(ValidationLoss %v)", p, l)
+	}
+
+	// Artifacts.
+	objs, err := env.objects.List(context.Background(), uri(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, strings.TrimPrefix(o.Key, out))
+	}
+	for _, k := range []string{"model/config.json", "model/model.safetensors", "model/model.gguf", "metrics.json",
+		"training-log.jsonl", "data-report.json", "samples.jsonl"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("artifact %s missing; have %v", k, keys)
+		}
+	}
+
+	var report metricsFile
+	if err := json.Unmarshal(env.get(t, out+"metrics.json"), &report); err != nil {
+		t.Fatalf("metrics.json: %v", err)
+	}
+	if report.FineTuned.ValidationLoss >= report.Base.ValidationLoss {
+		t.Errorf("fine-tuning did not lower the validation loss: base %v, fine-tuned %v", report.Base.ValidationLoss, report.FineTuned.ValidationLoss)
+	}
+	if report.FineTuned.RougeL <= report.Base.RougeL {
+		t.Errorf("fine-tuning did not raise ROUGE-L: base %v, fine-tuned %v", report.Base.RougeL, report.FineTuned.RougeL)
+	}
+	if report.FineTuned.ValidationLoss != got["ValidationLoss"].Value || report.FineTuned.RougeL != got["RougeL"].Value ||
+		report.FineTuned.TrainingLoss != got["TrainingLoss"].Value {
+		t.Errorf("metrics.json fine_tuned %+v disagrees with the candidate metrics %+v", report.FineTuned, res.Metrics)
+	}
+	t.Logf("base %+v", report.Base)
+	t.Logf("fine-tuned %+v", report.FineTuned)
+
+	var dr struct {
+		TrainingRows   int            `json:"training_rows"`
+		ValidationRows int            `json:"validation_rows"`
+		Files          map[string]int `json:"files"`
+		Training       dataset.Report `json:"training"`
+		Validation     dataset.Report `json:"validation"`
+	}
+	if err := json.Unmarshal(env.get(t, out+"data-report.json"), &dr); err != nil {
+		t.Fatalf("data-report.json: %v", err)
+	}
+	if dr.TrainingRows != 96 || dr.ValidationRows != 24 || dr.Files[uri("train/part-1.csv")] != 120 {
+		t.Errorf("data report: %d training rows, %d validation rows, files %v; want 96, 24, 120 rows from part-1.csv",
+			dr.TrainingRows, dr.ValidationRows, dr.Files)
+	}
+	if dr.Training.Rows != 96 || dr.Training.TotalTokens == 0 || dr.Training.TruncatedRows != 0 || len(dr.Training.Histogram) == 0 {
+		t.Errorf("training token report: %+v", dr.Training)
+	}
+
+	refs := map[string]string{}
+	for _, r := range rows {
+		refs[r[0]] = r[1]
+	}
+	samples := lines(env.get(t, out+"samples.jsonl"))
+	if len(samples) != 24 {
+		t.Errorf("samples.jsonl has %d lines, want one per validation row (24)", len(samples))
+	}
+	for _, l := range samples {
+		var s Sample
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("samples.jsonl line %q: %v", l, err)
+		}
+		if refs[s.Input] != s.Reference {
+			t.Errorf("sample %+v: reference is not the dataset's output for that input (%q)", s, refs[s.Input])
+		}
+	}
+
+	// The training log: a start, one line per step, the evaluation and the end.
+	events := map[string]int{}
+	for _, l := range lines(env.get(t, out+"training-log.jsonl")) {
+		var ev struct{ Event string }
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("training-log.jsonl line %q: %v", l, err)
+		}
+		events[ev.Event]++
+	}
+	if events["start"] != 1 || events["step"] != 12 || events["eval"] != 1 || events["done"] != 1 {
+		t.Errorf("training log events %v, want 1 start, 12 steps, 1 eval, 1 done", events)
+	}
+
+	// What the job reported while it ran.
+	if want := []string{job.PhaseAnalyzingData, job.PhaseTrainingModels}; !slices.Equal(rec.phases, want) {
+		t.Errorf("phases %v, want %v", rec.phases, want)
+	}
+	steps := rec.steps()
+	if len(steps) != 12 {
+		t.Fatalf("%d step reports, want 12 (96 rows / batch 8)", len(steps))
+	}
+	for i, p := range steps {
+		if p.Step != i+1 || p.TotalSteps != 12 || p.Phase != job.PhaseTrainingModels ||
+			math.Abs(p.Epoch-float64(i+1)/12) > 1e-9 || !(p.Loss > 0) || !(p.TokensPerSecond > 0) || p.ETASeconds < 0 {
+			t.Errorf("progress report %d: %+v", i, p)
+		}
+	}
+	if steps[11].ETASeconds != 0 {
+		t.Errorf("ETA after the last step = %v, want 0", steps[11].ETASeconds)
+	}
+
+	// The exported model, loaded as a user would load it (GGUF, and the Hugging Face folder), scores the
+	// validation split as metrics.json says; the base model scores as the base column says.
+	val := validationSplit(t, data)
+	dir := t.TempDir()
+	for _, k := range keys {
+		if strings.HasPrefix(k, "model/") {
+			if err := env.objects.Download(context.Background(), uri(out+k), filepath.Join(dir, path.Base(k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name, path string
+		want       float64
+	}{
+		{"model.gguf", filepath.Join(dir, "model.gguf"), report.FineTuned.ValidationLoss},
+		{"Hugging Face folder", dir, report.FineTuned.ValidationLoss},
+		{"base model", storiesPath, report.Base.ValidationLoss},
+	} {
+		loss := independentLoss(t, c.path, val)
+		if math.Abs(loss-c.want) > 1e-4*c.want {
+			t.Errorf("%s: validation loss %v, metrics.json says %v", c.name, loss, c.want)
+		}
+	}
+}
+
+// validationSplit is the job's validation set, recomputed from the uploaded CSV with the split's
+// documented seed.
+func validationSplit(t *testing.T, data []byte) []dataset.Example {
+	t.Helper()
+	ex, problems, err := dataset.Read("data.csv", dataset.ContentTypeCSV, data)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("read dataset: %v %v", err, problems)
+	}
+	_, val, err := dataset.Split(ex, 0.2, dataset.SplitSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return val
+}
+
+// independentLoss loads a model and its tokenizer with the engine alone and returns the mean
+// cross-entropy of the responses of examples, formatted with the documented plain template.
+func independentLoss(t *testing.T, modelPath string, examples []dataset.Example) float64 {
+	t.Helper()
+	m, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatalf("load %s: %v", modelPath, err)
+	}
+	tok, err := tokenizer.Load(modelPath)
+	if err != nil {
+		t.Fatalf("load tokenizer of %s: %v", modelPath, err)
+	}
+	var batches []model.Batch
+	for lo := 0; lo < len(examples); lo += 8 {
+		var exs []model.Example
+		longest := 0
+		for _, e := range examples[lo:min(lo+8, len(examples))] {
+			prompt := tok.Encode(strings.ReplaceAll(dataset.PlainTemplate, "{input}", e.Input), true)
+			ids := append(append(prompt, tok.EncodeContinuation(e.Output)...), tok.EOS)
+			toks := make([]int32, len(ids))
+			for i, id := range ids {
+				toks[i] = int32(id)
+			}
+			exs = append(exs, model.Example{Tokens: toks, PromptLen: len(prompt)})
+			longest = max(longest, len(toks))
+		}
+		batches = append(batches, model.PackBatch(exs, longest-1, int32(tok.EOS)))
+	}
+	loss, err := train.EvalLoss(m, batches...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loss
+}
