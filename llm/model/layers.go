@@ -37,6 +37,16 @@ func matmul[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) 
 	}
 }
 
+// matmulSerial is matmul on the calling goroutine only (tensor.MatMulSerial), for products run inside
+// tensor.Parallel.
+func matmulSerial[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
+	if c32, ok := any(c).([]float32); ok {
+		tensor.MatMulSerial(c32, any(a).([]float32), any(b).([]float32), m, n, k, transA, transB, accumulate)
+		return
+	}
+	matmul(c, a, b, m, n, k, transA, transB, accumulate)
+}
+
 // embeddingForward: out[n,:] = wte[tokens[n],:]
 func embeddingForward[F Float](out []F, tokens []int32, wte []F, N, C int) {
 	for n := 0; n < N; n++ {
@@ -171,12 +181,12 @@ func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 }
 
 // attnScratch is the working memory of the attention kernels: head-major copies ([B, heads, T, HD]) so
-// each head's products are plain matrix multiplications, and one block of scores.
+// each head's products are plain matrix multiplications, and a block of scores per head.
 type attnScratch[F Float] struct {
 	RB           int // query rows per block
 	q, o, do, dq []F // [B, NH, T, HD]
 	k, v, dk, dv []F // [B, NKV, T, HD]
-	s, dp        []F // [RB, T]
+	s            []F // [B·NH, RB, T] forward scores; backward: P and dS, [B·NKV, 2, RB, T]
 	d            []F // [B, NH, T]: D_t = dout_t·out_t
 }
 
@@ -186,7 +196,7 @@ func newAttnScratch[F Float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[
 	return &attnScratch[F]{RB: rb,
 		q: cv.take(N * NH * HD), o: cv.take(N * NH * HD), do: cv.take(N * NH * HD), dq: cv.take(N * NH * HD),
 		k: cv.take(N * NKV * HD), v: cv.take(N * NKV * HD), dk: cv.take(N * NKV * HD), dv: cv.take(N * NKV * HD),
-		s: cv.take(rb * T), dp: cv.take(rb * T), d: cv.take(B * NH * T)}
+		s: cv.take(B * max(NH, 2*NKV) * rb * T), d: cv.take(B * NH * T)}
 }
 
 // toHeads: dst[b,h,t,:] = scale·src[b,t,h,:]
@@ -230,28 +240,29 @@ func windowStart(t, W int) int {
 // attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
 // window of W positions when W > 0 (s > t−W), else over all s ≤ t:
 // S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD; P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
-// Per head and block of RB query rows, S = Q·Kᵀ and out = P·V are matrix products over the keys up to
-// the block's last row only (the masked upper triangle is mostly skipped). P is not kept: the backward
-// recomputes it from q and k (flash-attention style), so memory grows with T, not T².
-// q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
+// Heads run in parallel; within a head, per block of RB query rows, S = Q·Kᵀ and out = P·V are matrix
+// products over the keys up to the block's last row only (the masked upper triangle is mostly
+// skipped). P is not kept: the backward recomputes it from q and k (flash-attention style), so memory
+// grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
 func attentionForward[F Float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	toHeads(sc.q, q, B, T, NH, HD, F(1/math.Sqrt(float64(HD))))
 	toHeads(sc.k, k, B, T, NKV, HD, 1)
 	toHeads(sc.v, v, B, T, NKV, HD, 1)
-	for bh := range B * NH {
-		b, h := bh/NH, bh%NH
-		kvh := b*NKV + h/group
-		Q, O := sc.q[bh*T*HD:(bh+1)*T*HD], sc.o[bh*T*HD:(bh+1)*T*HD]
-		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
-		for r0 := 0; r0 < T; r0 += sc.RB {
-			r1 := min(T, r0+sc.RB)
-			first := windowStart(r0, W)
-			rb, nk := r1-r0, r1-first
-			S := sc.s[:rb*nk]
-			matmul(S, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
-			tensor.Parallel(rb, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
+	tensor.Parallel(B*NH, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			kvh := b*NKV + h/group
+			Q, O := sc.q[bh*T*HD:(bh+1)*T*HD], sc.o[bh*T*HD:(bh+1)*T*HD]
+			K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
+			scores := sc.s[bh*sc.RB*T : (bh+1)*sc.RB*T]
+			for r0 := 0; r0 < T; r0 += sc.RB {
+				r1 := min(T, r0+sc.RB)
+				first := windowStart(r0, W)
+				rb, nk := r1-r0, r1-first
+				S := scores[:rb*nk]
+				matmulSerial(S, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
+				for i := range rb {
 					t := r0 + i
 					row := S[i*nk : (i+1)*nk]
 					a, z := windowStart(t, W)-first, t-first // the row's keys: [a, z]
@@ -259,16 +270,17 @@ func attentionForward[F Float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, N
 					clear(row[:a])
 					clear(row[z+1:])
 				}
-			})
-			matmul(O[r0*HD:r1*HD], S, V[first*HD:r1*HD], rb, HD, nk, false, false, false)
+				matmulSerial(O[r0*HD:r1*HD], S, V[first*HD:r1*HD], rb, HD, nk, false, false, false)
+			}
 		}
-	}
+	})
 	fromHeads(out, sc.o, B, T, NH, HD, 1)
 }
 
 // attentionBackward recomputes P = softmax(S) block by block and, with D_t = dout[t]·out[t]
 // (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K/√HD; dk += dSᵀ·Q/√HD; dv += Pᵀ·dO, the dk
-// and dv of a kv head summed over the query heads of its group. dq, dk, dv are overwritten.
+// and dv of a kv head summed over the query heads of its group. Work is split by (b, kv head) so each
+// task owns the dk, dv it adds to. dq, dk, dv are overwritten.
 func attentionBackward[F Float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
@@ -280,49 +292,49 @@ func attentionBackward[F Float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScra
 		for bt := lo; bt < hi; bt++ {
 			b, t := bt/T, bt%T
 			for h := range NH {
-				do, o := dout[(bt*NH+h)*HD:][:HD], out[(bt*NH+h)*HD:][:HD]
-				var d F
-				for i := range do {
-					d += do[i] * o[i]
-				}
-				sc.d[(b*NH+h)*T+t] = d
+				row := (bt*NH + h) * HD
+				sc.d[(b*NH+h)*T+t] = dot(dout[row:row+HD], out[row:row+HD])
 			}
 		}
 	})
-	clear(sc.dk)
-	clear(sc.dv)
-	for bh := range B * NH {
-		b, h := bh/NH, bh%NH
-		kvh := b*NKV + h/group
-		Q, DO, DQ := sc.q[bh*T*HD:(bh+1)*T*HD], sc.do[bh*T*HD:(bh+1)*T*HD], sc.dq[bh*T*HD:(bh+1)*T*HD]
-		K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
-		DK, DV := sc.dk[kvh*T*HD:(kvh+1)*T*HD], sc.dv[kvh*T*HD:(kvh+1)*T*HD]
-		D := sc.d[bh*T : (bh+1)*T]
-		for r0 := 0; r0 < T; r0 += sc.RB {
-			r1 := min(T, r0+sc.RB)
-			first := windowStart(r0, W)
-			rb, nk := r1-r0, r1-first
-			P, dS := sc.s[:rb*nk], sc.dp[:rb*nk]
-			matmul(P, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
-			matmul(dS, DO[r0*HD:r1*HD], V[first*HD:r1*HD], rb, nk, HD, false, true, false)
-			tensor.Parallel(rb, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					t := r0 + i
-					p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
-					a, z := windowStart(t, W)-first, t-first
-					softmaxInPlace(p[a : z+1]) // the same scores as the forward's: the same P, bit for bit
-					clear(p[:a])
-					clear(p[z+1:])
-					for j := range p {
-						ds[j] = p[j] * (ds[j] - D[t])
+	tensor.Parallel(B*NKV, func(lo, hi int) {
+		for kvh := lo; kvh < hi; kvh++ {
+			b := kvh / NKV
+			K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
+			DK, DV := sc.dk[kvh*T*HD:(kvh+1)*T*HD], sc.dv[kvh*T*HD:(kvh+1)*T*HD]
+			clear(DK)
+			clear(DV)
+			blockP := sc.s[2*kvh*sc.RB*T : (2*kvh+1)*sc.RB*T]
+			blockDS := sc.s[(2*kvh+1)*sc.RB*T : (2*kvh+2)*sc.RB*T]
+			for h := (kvh % NKV) * group; h < (kvh%NKV+1)*group; h++ {
+				bh := b*NH + h
+				Q, DO, DQ := sc.q[bh*T*HD:(bh+1)*T*HD], sc.do[bh*T*HD:(bh+1)*T*HD], sc.dq[bh*T*HD:(bh+1)*T*HD]
+				D := sc.d[bh*T : (bh+1)*T]
+				for r0 := 0; r0 < T; r0 += sc.RB {
+					r1 := min(T, r0+sc.RB)
+					first := windowStart(r0, W)
+					rb, nk := r1-r0, r1-first
+					P, dS := blockP[:rb*nk], blockDS[:rb*nk]
+					matmulSerial(P, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
+					matmulSerial(dS, DO[r0*HD:r1*HD], V[first*HD:r1*HD], rb, nk, HD, false, true, false)
+					for i := range rb {
+						t := r0 + i
+						p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
+						a, z := windowStart(t, W)-first, t-first
+						softmaxInPlace(p[a : z+1]) // the same scores as the forward's: the same P, bit for bit
+						clear(p[:a])
+						clear(p[z+1:])
+						for j := range p {
+							ds[j] = p[j] * (ds[j] - D[t])
+						}
 					}
+					matmulSerial(DV[first*HD:r1*HD], P, DO[r0*HD:r1*HD], nk, HD, rb, true, false, true)
+					matmulSerial(DQ[r0*HD:r1*HD], dS, K[first*HD:r1*HD], rb, HD, nk, false, false, false)
+					matmulSerial(DK[first*HD:r1*HD], dS, Q[r0*HD:r1*HD], nk, HD, rb, true, false, true)
 				}
-			})
-			matmul(DV[first*HD:r1*HD], P, DO[r0*HD:r1*HD], nk, HD, rb, true, false, true)
-			matmul(DQ[r0*HD:r1*HD], dS, K[first*HD:r1*HD], rb, HD, nk, false, false, false)
-			matmul(DK[first*HD:r1*HD], dS, Q[r0*HD:r1*HD], nk, HD, rb, true, false, true)
+			}
 		}
-	}
+	})
 	fromHeads(dq, sc.dq, B, T, NH, HD, scale)
 	fromHeads(dk, sc.dk, B, T, NKV, HD, 1)
 	fromHeads(dv, sc.dv, B, T, NKV, HD, 1)
