@@ -8,12 +8,13 @@ import (
 
 // Templates as published in the models' tokenizer_config.json (JSON-decoded): SmolLM2-Instruct's
 // ChatML template and Llama-2-chat's. The Zephyr-style template (TinyLlama-Chat) leans on
-// trim_blocks/lstrip_blocks. Expected strings were rendered by Python Jinja2 3.1 in the
+// trim_blocks/lstrip_blocks; Llama-3-Instruct's tests filter precedence. Expected strings were rendered by Python Jinja2 3.1 in the
 // environment transformers' apply_chat_template uses (ImmutableSandboxedEnvironment with
 // trim_blocks=True, lstrip_blocks=True, raise_exception), with bos_token "<s>", eos_token "</s>".
 const (
 	smolLM2Template = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 	llama2Template  = `{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
+	llama3Template  = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 	zephyrTemplate  = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
 )
 
@@ -36,6 +37,9 @@ func TestChatTemplatesRenderLikeTransformers(t *testing.T) {
 		{"Llama 2 single turn", llama2Template, userOnly, true, "<s>[INST] What is 2+2? [/INST]"},
 		{"Llama 2 system and history", llama2Template, multi, false,
 			"<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there! [/INST] Hello. </s><s>[INST] Name a color.\nOne word. [/INST]"},
+		// The filter binds tighter than +: only the content is trimmed.
+		{"Llama 3", llama3Template, multi, true,
+			"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nName a color.\nOne word.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
 		{"Zephyr", zephyrTemplate, userOnly, false, "<|user|>\nWhat is 2+2?</s>\n"},
 		{"Zephyr multi-turn with prompt", zephyrTemplate, multi, true,
 			"<|system|>\nYou are terse.</s>\n<|user|>\nHi there!</s>\n<|assistant|>\n  Hello. </s>\n<|user|>\nName a color.\nOne word.</s>\n<|assistant|>\n"},
@@ -46,7 +50,11 @@ func TestChatTemplatesRenderLikeTransformers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.Render(tc.messages, tc.genPrompt, map[string]any{"bos_token": "<s>", "eos_token": "</s>"})
+			vars := map[string]any{"bos_token": "<s>", "eos_token": "</s>"}
+			if tc.template == llama3Template {
+				vars = map[string]any{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
+			}
+			got, err := c.Render(tc.messages, tc.genPrompt, vars)
 			if err != nil {
 				t.Fatal(err)
 			}
