@@ -261,3 +261,25 @@ func TestKVCacheWithLoRA(t *testing.T) {
 		}
 	}
 }
+
+// Batches of different shapes reuse the activation memory without changing any result.
+func TestChangingBatchShapes(t *testing.T) {
+	m, _ := NewRandom(smallConfig(), 14)
+	ex := []Example{{Tokens: randomTokens(15, 12, 50), PromptLen: 3}, {Tokens: randomTokens(16, 9, 50), PromptLen: 2}}
+	a := PackBatch(ex, 11, 0)
+	b := PackBatch(ex[1:], 6, 0)
+	c := PackBatch(append(ex, ex...), 16, 0)
+	sa, _, _ := m.LossSum(a)
+	sb, _, _ := m.LossSum(b)
+	sc, _, _ := m.LossSum(c)
+	for i, want := range []float64{sa, sb, sc, sa, sb} {
+		got, _, _ := m.LossSum([]Batch{a, b, c, a, b}[i])
+		if got != want {
+			t.Fatalf("batch %d: loss %g after other shapes, %g before", i, got, want)
+		}
+	}
+	fresh, _ := NewRandom(smallConfig(), 14)
+	if got, _, _ := fresh.LossSum(b); got != sb {
+		t.Fatalf("fresh model %g, reused memory %g", got, sb)
+	}
+}

@@ -116,11 +116,13 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 	}
 	carve := func(cv *carver[F]) {
 		a.mask = cv.take(N)
-		a.resid = make([][]F, c.Layers+1)
+		if len(a.resid) != c.Layers+1 {
+			a.resid = make([][]F, c.Layers+1)
+			a.layers = make([]layerActs[F], c.Layers)
+		}
 		for l := range a.resid {
 			a.resid[l] = cv.take(N * C)
 		}
-		a.layers = make([]layerActs[F], c.Layers)
 		for l := range a.layers {
 			la := &a.layers[l]
 			la.attnNorm, la.attnRstd = cv.take(N*C), cv.take(N)
