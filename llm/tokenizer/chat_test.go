@@ -7,10 +7,12 @@ import (
 )
 
 // Templates as published in the models' tokenizer_config.json (JSON-decoded): SmolLM2-Instruct's
-// ChatML template and Llama-2-chat's. The Zephyr-style template (TinyLlama-Chat) leans on
-// trim_blocks/lstrip_blocks; Llama-3-Instruct's tests filter precedence. Expected strings were rendered by Python Jinja2 3.1 in the
-// environment transformers' apply_chat_template uses (ImmutableSandboxedEnvironment with
-// trim_blocks=True, lstrip_blocks=True, raise_exception), with bos_token "<s>", eos_token "</s>".
+// ChatML template, Llama-2-chat's and Llama-3-Instruct's (whose "+ x | trim" tests filter
+// precedence). The Zephyr-style template (TinyLlama-Chat) leans on trim_blocks/lstrip_blocks.
+// Expected strings were rendered by Python Jinja2 3.1 in the environment transformers'
+// apply_chat_template uses (ImmutableSandboxedEnvironment with trim_blocks=True,
+// lstrip_blocks=True, raise_exception), with bos_token "<s>" and eos_token "</s>" (Llama 3:
+// "<|begin_of_text|>" and "<|eot_id|>").
 const (
 	smolLM2Template = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 	llama2Template  = `{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
