@@ -298,8 +298,10 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 			Epoch: float64(state.Step) / float64(stepsPerEpoch), Loss: loss, TokensPerSecond: tps, ETASeconds: eta})
 		tlog.Event("step", map[string]any{"step": state.Step, "epoch": float64(state.Step) / float64(stepsPerEpoch),
 			"loss": loss, "lr": tr.LearningRate(), "tokens_per_second": tps})
-		if state.Step%ckptEvery == 0 && state.Step < total {
-			if err := save(ctx); err != nil {
+		// A stop that arrives before or during this save is handled at the top of the loop, which saves
+		// without the cancelled ctx: an upload cut short by the stop must not lose the step just done.
+		if state.Step%ckptEvery == 0 && state.Step < total && ctx.Err() == nil {
+			if err := save(ctx); err != nil && ctx.Err() == nil {
 				return 0, err
 			}
 		}

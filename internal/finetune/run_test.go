@@ -1,8 +1,10 @@
 package finetune
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"path"
 	"path/filepath"
@@ -246,4 +248,88 @@ func independentLoss(t *testing.T, modelPath string, examples []dataset.Example)
 		t.Fatal(err)
 	}
 	return loss
+}
+
+// TestExecuteResumesBitIdentically stops a job mid-training (as StopAutoMLJob or a shutdown does, by
+// cancelling its context) and runs it again, as a worker that claims it again does: once on a fresh
+// machine (a new Executor and an empty work dir, so the checkpoint must come back from S3) and once
+// on the same machine (work dir kept). Both must end exactly where an uninterrupted run ends.
+func TestExecuteResumesBitIdentically(t *testing.T) {
+	env := newEnv(t).withStories(t)
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(120)))
+	hp := map[string]string{"epochCount": "2"} // 24 steps: the stops fall in both epochs
+	ctx := context.Background()
+
+	want, err := env.executor(t, "").Execute(ctx, spec("straight", "train/", hp), &recorder{})
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v", err)
+	}
+	wantModel := env.get(t, "output/straight/model/model.safetensors")
+
+	for _, c := range []struct {
+		name     string
+		keepWork bool
+		stopAt   int
+	}{
+		{"fresh machine", false, 7},
+		{"same machine", true, 17},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := strings.ReplaceAll(c.name, " ", "-")
+			out := "output/" + name + "/"
+			stopCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			work := t.TempDir()
+			first := &recorder{onStep: func(p job.Progress) {
+				if p.Step == c.stopAt {
+					cancel()
+				}
+			}}
+			_, err := env.executor(t, work).Execute(stopCtx, spec(name, "train/", hp), first)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped run returned %v, want context.Canceled", err)
+			}
+			if steps := first.steps(); steps[len(steps)-1].Step != c.stopAt {
+				t.Errorf("the run went on to step %d after being stopped at step %d", steps[len(steps)-1].Step, c.stopAt)
+			}
+			if ok, err := env.objects.Exists(ctx, uri(out+"checkpoints/checkpoint.bin")); err != nil || !ok {
+				t.Fatalf("no checkpoint in S3 after the stop (exists %v, err %v)", ok, err)
+			}
+
+			if !c.keepWork {
+				work = ""
+			}
+			second := &recorder{}
+			got, err := env.executor(t, work).Execute(ctx, spec(name, "train/", hp), second)
+			if err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			if steps := second.steps(); len(steps) == 0 || steps[0].Step != c.stopAt+1 {
+				t.Errorf("resumed run's first step report %+v, want step %d (the step after the stop)", steps[:min(1, len(steps))], c.stopAt+1)
+			}
+			if !slices.Equal(got.Metrics, want.Metrics) {
+				t.Errorf("resumed run's metrics differ from the uninterrupted run's:\n got %+v\nwant %+v", got.Metrics, want.Metrics)
+			}
+			if !bytes.Equal(env.get(t, out+"model/model.safetensors"), wantModel) {
+				t.Errorf("resumed run's model.safetensors differs from the uninterrupted run's")
+			}
+			events := map[string][]int{}
+			for _, l := range lines(env.get(t, out+"training-log.jsonl")) {
+				var ev struct {
+					Event string
+					Step  int
+				}
+				if err := json.Unmarshal([]byte(l), &ev); err != nil {
+					t.Fatalf("training-log.jsonl line %q: %v", l, err)
+				}
+				events[ev.Event] = append(events[ev.Event], ev.Step)
+			}
+			if !slices.Equal(events["stopped"], []int{c.stopAt}) || !slices.Equal(events["resumed"], []int{c.stopAt}) {
+				t.Errorf("training log: stopped at %v, resumed at %v; want both at step %d", events["stopped"], events["resumed"], c.stopAt)
+			}
+			if len(events["step"]) != 24 || len(events["start"]) != 1 || len(events["done"]) != 1 {
+				t.Errorf("training log over both runs: %d steps, %d starts, %d dones; want 24, 1, 1", len(events["step"]), len(events["start"]), len(events["done"]))
+			}
+		})
+	}
 }
