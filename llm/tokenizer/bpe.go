@@ -107,12 +107,12 @@ type symbol struct {
 	prev, next int
 }
 
-// candidate is a possible merge of symbols left and left's next; the texts remember what the
-// pair was when it was queued, so a stale candidate is recognised and skipped.
+// candidate is a possible merge of symbols left and left's next. Symbols only grow, so the
+// lengths they had when the pair was queued tell a stale candidate, which is skipped.
 type candidate struct {
 	prio        float64 // higher merges first
-	left, right int
-	lt, rt      string
+	left, right int32
+	llen, rlen  int32
 }
 
 type candidateHeap []candidate
@@ -165,7 +165,7 @@ func (t *Tokenizer) merge(init []string) []string {
 			return
 		}
 		if p, ok := t.pairPriority(syms[l].text, syms[r].text, &buf); ok {
-			heap.Push(h, candidate{p, l, r, syms[l].text, syms[r].text})
+			heap.Push(h, candidate{p, int32(l), int32(r), int32(len(syms[l].text)), int32(len(syms[r].text))})
 		}
 	}
 	for i := 0; i+1 < len(syms); i++ {
@@ -174,18 +174,18 @@ func (t *Tokenizer) merge(init []string) []string {
 	for h.Len() > 0 {
 		c := heap.Pop(h).(candidate)
 		l, r := &syms[c.left], &syms[c.right]
-		if l.text != c.lt || r.text != c.rt || l.next != c.right {
+		if len(l.text) != int(c.llen) || len(r.text) != int(c.rlen) || l.next != int(c.right) {
 			continue // one side has merged since this pair was queued
 		}
 		l.text += r.text
 		r.text = ""
 		l.next = r.next
 		if r.next >= 0 {
-			syms[r.next].prev = c.left
+			syms[r.next].prev = int(c.left)
 		}
 		r.prev, r.next = -2, -2
-		push(l.prev, c.left)
-		push(c.left, l.next)
+		push(l.prev, int(c.left))
+		push(int(c.left), l.next)
 	}
 	out := make([]string, 0, len(syms))
 	for i := 0; i >= 0; i = syms[i].next {
