@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 
 	"github.com/lathe-ml/lathe/llm/format/gguf"
 	"github.com/lathe-ml/lathe/llm/format/safetensors"
@@ -102,6 +103,9 @@ func ConfigFromGGUF(f *gguf.File) (ModelConfig, error) {
 	if c.RopeTheta, found = md.Float(arch + ".rope.freq_base"); !found {
 		c.RopeTheta = 10000
 	}
+	// GGUF stores these as float32: take the shortest decimal that float32 holds (1e-05, not
+	// 9.999999747378752e-06), which is what the model was configured with.
+	c.NormEps, c.RopeTheta = shortestFloat32(c.NormEps), shortestFloat32(c.RopeTheta)
 	if typ, ok := md.String(arch + ".rope.scaling.type"); ok && typ != "none" {
 		factor, _ := md.Float(arch + ".rope.scaling.factor")
 		c.RopeScaling = &RopeScaling{Type: typ, Factor: factor, OriginalMaxPositionEmbeddings: u("rope.scaling.original_context_length")}
@@ -268,4 +272,12 @@ func (v adjacentView) Tensor(name string) ([]float32, []int, error) {
 		return nil, nil, fmt.Errorf("tensor %s: %w", name, err)
 	}
 	return data, shape, nil
+}
+
+func shortestFloat32(v float64) float64 {
+	f, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', -1, 32), 64)
+	if err != nil {
+		return v
+	}
+	return f
 }

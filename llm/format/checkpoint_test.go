@@ -21,7 +21,7 @@ func TestStories260KConfig(t *testing.T) {
 	defer ck.Close()
 	want := ModelConfig{
 		Architecture: "llama", Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, HeadDim: 8, FFN: 172, Vocab: 512,
-		NormEps: float64(float32(1e-5)), RopeTheta: 10000, RopeDim: 8, ContextLength: 2048,
+		NormEps: 1e-5, RopeTheta: 10000, RopeDim: 8, ContextLength: 2048,
 		TiedEmbeddings: false, Layout: LayoutGGUF, Rope: RopeAdjacent, BOS: 1, EOS: []int{2}, Pad: -1,
 	}
 	if got := ck.Config(); !reflect.DeepEqual(got, want) {

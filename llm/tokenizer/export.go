@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -115,7 +116,7 @@ func (t *Tokenizer) hfTokenizerJSON() ([]byte, error) {
 	} else {
 		doc["post_processor"] = nil
 	}
-	b, err := json.MarshalIndent(doc, "", "  ")
+	b, err := marshalJSON(doc)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
@@ -189,7 +190,7 @@ func (t *Tokenizer) hfTokenizerConfig() ([]byte, error) {
 	if t.ChatTemplate != "" {
 		cfg["chat_template"] = t.ChatTemplate
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	b, err := marshalJSON(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 	}
@@ -205,4 +206,17 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// marshalJSON indents and, unlike json.Marshal, leaves "<" and ">" readable: token strings such
+// as "<s>" and "<|im_end|>" are full of them.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
