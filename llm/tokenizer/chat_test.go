@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,41 @@ func TestApplyChatTemplateWithTokenizer(t *testing.T) {
 	ids := tok.Encode(s, false)
 	if ids[0] != 301 || ids[len(ids)-2] != 302 {
 		t.Errorf("ids %v", ids)
+	}
+}
+
+// Qwen2.5-Instruct's template (tokenizer_config.json, JSON-decoded, in testdata) branches on
+// tools, message.tool_calls and loop state; expected strings from Python Jinja2 as above.
+func TestQwen25ChatTemplate(t *testing.T) {
+	src, err := os.ReadFile("testdata/qwen2.5-instruct.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := CompileChatTemplate(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi := []Message{{"system", "You are terse."}, {"user", "Hi there!"}, {"assistant", "  Hello. "}, {"user", "Name a color.\nOne word."}}
+	tests := []struct {
+		name      string
+		messages  []Message
+		genPrompt bool
+		want      string
+	}{
+		{"system and history", multi, true,
+			"<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n  Hello. <|im_end|>\n<|im_start|>user\nName a color.\nOne word.<|im_end|>\n<|im_start|>assistant\n"},
+		{"default system", multi[1:2], false,
+			"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi there!<|im_end|>\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.Render(tc.messages, tc.genPrompt, map[string]any{"eos_token": "<|im_end|>"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("\n got %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }
