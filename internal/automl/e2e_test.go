@@ -50,7 +50,13 @@ const (
 
 // startServer runs the front door with the AutoML service and a worker on 127.0.0.1:0 and returns
 // a sagemaker client pointed at it.
-func startServer(t *testing.T, exec job.Executor) *sagemaker.Client {
+func startServer(t testing.TB, exec job.Executor) *sagemaker.Client {
+	sm, _ := startStack(t, exec)
+	return sm
+}
+
+// startStack is startServer that also returns the service, so benchmarks can fill the store fast.
+func startStack(t testing.TB, exec job.Executor) (*sagemaker.Client, *automl.Service) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lathe.db"))
@@ -93,7 +99,7 @@ func startServer(t *testing.T, exec job.Executor) *sagemaker.Client {
 		HTTPClient: awshttp.NewBuildableClient(),
 		Retryer:    func() aws.Retryer { return aws.NopRetryer{} },
 	}
-	return sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + l.Addr().String()) })
+	return sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + l.Addr().String()) }), svc
 }
 
 // sampleInput is the SageMaker docs sample as aws-sdk-go-v2 input (the captured request of reference §2).
