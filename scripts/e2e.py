@@ -69,6 +69,8 @@ def aws(*args, input_json=None):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise AssertionError("aws %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr.strip()))
+    if args[0] == "s3":  # the high-level s3 commands print text, not JSON
+        return p.stdout
     return json.loads(p.stdout) if p.stdout.strip() else {}
 
 
@@ -200,8 +202,8 @@ def check_finetune():
     s3 = client("s3")
     report = json.loads(s3.get_object(Bucket=BUCKET, Key="output/stories-e2e/metrics.json")["Body"].read())
     base, tuned = report["base"], report["fine_tuned"]
-    assert tuned["validation_loss"] < base["validation_loss"], report
-    assert tuned["rougeL"] > base["rougeL"], report
+    assert tuned["ValidationLoss"] < base["ValidationLoss"], report
+    assert tuned["RougeL"] > base["RougeL"], report
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="output/stories-e2e/")["Contents"]}
     for k in ("model/model.safetensors", "model/config.json", "model/model.gguf",
               "training-log.jsonl", "data-report.json", "samples.jsonl"):
@@ -220,11 +222,11 @@ def check_bad_datasets():
         "wrong-columns": (lambda p: put_csv(s3, p + "a.csv", good, header=("prompt", "completion")), "input"),
         "extra-columns": (lambda p: put_csv(s3, p + "a.csv", [r + ("x",) for r in good], header=("input", "output", "extra")), "extra"),
         "empty-file": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv", Body=b""), "empty"),
-        "header-only": (lambda p: put_csv(s3, p + "a.csv", []), "no rows"),
+        "header-only": (lambda p: put_csv(s3, p + "a.csv", []), "no data rows"),
         "broken-quoting": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv",
                                                    Body=b'input,output\n"unterminated,quote\nsecond,row\n'), "a.csv"),
         "bad-utf8": (lambda p: s3.put_object(Bucket=BUCKET, Key=p + "a.csv", Body=b"input,output\nab\xff\xfe,cd\n" * 3), "UTF-8"),
-        "no-objects": (lambda p: None, "no objects"),
+        "no-objects": (lambda p: None, "no objects under this prefix"),
     }
     for name, (setup, needle) in cases.items():
         prefix = "bad/%s/" % name
