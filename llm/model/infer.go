@@ -98,7 +98,7 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 	group := NH / NKV
 	scale := 1 / math.Sqrt(float64(HD))
 	for l := range c.Layers {
-		lw := &m.w.layers[l]
+		lw := m.layer(l)
 		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.attnNorm, R, C, c.NormEps)
 		m.inferLinear(sc.q, sc.xn, lw.wq, lw.bq, R, C, QD, l, TargetQ)
 		m.inferLinear(sc.k, sc.xn, lw.wk, lw.bk, R, C, KVD, l, TargetK)

@@ -66,6 +66,10 @@ type LoRAConfig struct {
 	Alpha   float64
 	Dropout float64
 	Targets []Target
+	// FrozenBF16 keeps the frozen base's block matrices in bfloat16 (half their memory; each layer is
+	// widened to float32 while it runs, which costs about as much as reading it once more). The
+	// adapters, norms, embedding and head stay float32.
+	FrozenBF16 bool
 }
 
 func (c LoRAConfig) validate() error {

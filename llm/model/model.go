@@ -72,8 +72,10 @@ func shapeMatches(got, want []int) bool {
 func (m *Model) Config() Config { return m.n.cfg }
 
 // Tensors returns views of the base weights under their GGUF names (no output.weight when tied). After
-// MergeLoRA they hold the merged weights, ready for a format writer.
+// MergeLoRA they hold the merged weights, ready for a format writer. A base held in bfloat16
+// (LoRAConfig.FrozenBF16) is widened back to float32 first.
 func (m *Model) Tensors() []Tensor {
+	m.n.thaw()
 	var ts []Tensor
 	for _, s := range m.n.cfg.tensorSpecs() {
 		ts = append(ts, Tensor{Name: s.name, Shape: slices.Clone(s.shape), Kind: s.kind, Data: *m.n.w.ptr(s.layer, s.field)})
@@ -89,6 +91,7 @@ func (m *Model) Trainable() []Param {
 	if n.lora != nil {
 		return m.adapterParams()
 	}
+	n.thaw()
 	if n.g == nil {
 		n.g = newWeights[float32](n.cfg)
 	}
@@ -123,6 +126,9 @@ func (m *Model) AttachLoRA(lc LoRAConfig, seed uint64) error {
 	}
 	m.n.lora = newLoRA[float32](m.n.cfg, lc, seed)
 	m.n.g = nil
+	if lc.FrozenBF16 {
+		m.n.freezeBF16()
+	}
 	return nil
 }
 
@@ -171,6 +177,7 @@ func (m *Model) MergeLoRA() {
 	if lo == nil {
 		return
 	}
+	n.thaw()
 	var tmp []float32
 	for l := range n.cfg.Layers {
 		for _, t := range lo.cfg.Targets {
@@ -200,6 +207,10 @@ func (m *Model) SetRopeLayout(layout RopeLayout) {
 	c := n.cfg
 	if c.RopeLayout == layout {
 		return
+	}
+	if n.frozen != nil {
+		defer n.freezeBF16()
+		n.thaw()
 	}
 	perm := func(rows []float32, heads, width int) {
 		permuteRopeRows(rows, heads, c.HeadDim, width, layout)

@@ -17,6 +17,7 @@ type net[F Float] struct {
 	acts     *activations[F]
 	inf      *inferScratch[F]
 	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
+	frozen   *frozenBase[F]
 }
 
 func newNet[F Float](cfg Config) *net[F] {
@@ -229,7 +230,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 	}
 	embeddingForward(a.resid[0], tokens, w.embed, N, C)
 	for l := range c.Layers {
-		lw, la := &w.layers[l], &a.layers[l]
+		lw, la := m.layer(l), &a.layers[l]
 		in := a.resid[l]
 		rmsnormForward(la.attnNorm, la.attnRstd, in, lw.attnNorm, N, C, c.NormEps)
 		m.linForward(la.q, la.attnNorm, lw.wq, lw.bq, N, C, QD, l, TargetQ, &la.lora[TargetQ], train, seed)
@@ -273,7 +274,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 	clear(dres)
 	rmsnormBackward(dres, g.finalNorm, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalRstd, N, C)
 	for l := c.Layers - 1; l >= 0; l-- {
-		lw, lg, la := &w.layers[l], &g.layers[l], &a.layers[l]
+		lw, lg, la := m.layer(l), &g.layers[l], &a.layers[l]
 		// resid[l+1] = mid + swiglu(norm(mid))·Wdownᵀ; dres holds d resid[l+1], then d mid.
 		m.linBackward(a.dswi, lg.wdown, nil, dres, la.swi, lw.wdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], false, seed)
 		swigluBackward(a.dgate, a.dup, a.dswi, la.gate, la.up, N*FF)

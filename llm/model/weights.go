@@ -106,9 +106,23 @@ type weights[F Float] struct {
 }
 
 func newWeights[F Float](c Config) *weights[F] {
-	w := &weights[F]{slab: make([]F, c.NumParams()), layers: make([]layerWeights[F], c.Layers)}
+	return newWeightsWhere[F](c, func(tensorSpec) bool { return true })
+}
+
+// newWeightsWhere allocates only the tensors that keep accepts (the others stay nil).
+func newWeightsWhere[F Float](c Config, keep func(tensorSpec) bool) *weights[F] {
+	total := 0
+	for _, s := range c.tensorSpecs() {
+		if keep(s) {
+			total += s.size()
+		}
+	}
+	w := &weights[F]{slab: make([]F, total), layers: make([]layerWeights[F], c.Layers)}
 	off := 0
 	for _, s := range c.tensorSpecs() {
+		if !keep(s) {
+			continue
+		}
 		n := s.size()
 		*w.ptr(s.layer, s.field) = w.slab[off : off+n : off+n]
 		off += n

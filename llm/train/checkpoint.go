@@ -31,7 +31,7 @@ type checkpointHeader struct {
 	AdamSteps   int
 	Config      Config
 	ModelConfig model.Config
-	// BaseFingerprint identifies the frozen base weights of a LoRA run (see baseFingerprint).
+	// BaseFingerprint identifies the frozen base weights of a LoRA run (model.Fingerprint).
 	BaseFingerprint string          `json:",omitempty"`
 	Sampler         *Sampler        `json:",omitempty"`
 	User            json.RawMessage `json:",omitempty"`
@@ -54,7 +54,7 @@ func (t *Trainer) Save(path string, user json.RawMessage) error {
 		Sampler: t.Sampler, User: user}
 	if lc, ok := t.Model.LoRA(); ok {
 		hdr.Config.LoRA = &lc
-		hdr.BaseFingerprint = baseFingerprint(t.Model)
+		hdr.BaseFingerprint = t.Model.Fingerprint()
 	}
 	for _, part := range t.parts() {
 		for i, p := range t.params {
@@ -166,7 +166,7 @@ func Resume(m *model.Model, path string) (*Trainer, json.RawMessage, error) {
 		return nil, nil, fmt.Errorf("resume %s: checkpoint is for model %s, not %s", path, got, want)
 	}
 	if hdr.BaseFingerprint != "" {
-		if fp := baseFingerprint(m); fp != hdr.BaseFingerprint {
+		if fp := m.Fingerprint(); fp != hdr.BaseFingerprint {
 			return nil, nil, fmt.Errorf("resume %s: the adapters were trained on other base weights (fingerprint %s, this model %s)", path, hdr.BaseFingerprint, fp)
 		}
 	}
@@ -228,21 +228,4 @@ func verifyChecksum(f *os.File) error {
 		return fmt.Errorf("checksum mismatch: %w", ErrCorruptCheckpoint)
 	}
 	return nil
-}
-
-// baseFingerprint hashes the base weights' names, shapes and a strided sample of about a million of
-// their values: enough to tell two different base models (or a different fine-tune) apart without
-// reading billions of values.
-func baseFingerprint(m *model.Model) string {
-	h := sha256.New()
-	var buf [4]byte
-	for _, t := range m.Tensors() {
-		fmt.Fprintf(h, "%s%v;", t.Name, t.Shape)
-		stride := max(1, len(t.Data)/(1<<20/len(m.Tensors())+1))
-		for i := 0; i < len(t.Data); i += stride {
-			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(t.Data[i]))
-			h.Write(buf[:])
-		}
-	}
-	return fmt.Sprintf("%x", h.Sum(nil)[:16])
 }

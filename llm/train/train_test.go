@@ -291,15 +291,21 @@ func bitsEqual(a, b [][]float32) bool {
 // A run stopped after 4 steps, saved, and resumed in a fresh trainer from the base model ends
 // bit-identical to a run of 8 steps that never stopped.
 func TestResumeIsBitIdentical(t *testing.T) {
-	for _, lora := range []bool{false, true} {
-		name := map[bool]string{false: "full", true: "lora"}[lora]
-		t.Run(name, func(t *testing.T) {
+	for _, mode := range []string{"full", "lora", "lora-bf16"} {
+		t.Run(mode, func(t *testing.T) {
+			lora := mode != "full"
+			cfg := trainConfig(lora)
+			if mode == "lora-bf16" {
+				lc := *cfg.LoRA
+				lc.FrozenBF16 = true
+				cfg.LoRA = &lc
+			}
 			data := tinyData(10, 4)
-			straight, _ := New(tinyModel(t, 3), trainConfig(lora))
+			straight, _ := New(tinyModel(t, 3), cfg)
 			straight.Sampler, _ = NewSampler(len(data), 11)
 			wantLosses := run(t, straight, data, 8)
 
-			first, _ := New(tinyModel(t, 3), trainConfig(lora))
+			first, _ := New(tinyModel(t, 3), cfg)
 			first.Sampler, _ = NewSampler(len(data), 11)
 			gotLosses := run(t, first, data, 4)
 			path := filepath.Join(t.TempDir(), "ckpt.bin")

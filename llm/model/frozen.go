@@ -1,0 +1,149 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/tensor"
+)
+
+// frozenBase holds a frozen base's projection matrices in bfloat16 (LoRA with FrozenBF16): half the
+// memory of float32. The layer being computed is widened to float32 into one shared buffer, so at
+// most one layer's matrices exist in float32 at a time. Norms, biases, the embedding and the output
+// head stay in float32 in the model's weights.
+type frozenBase[F Float] struct {
+	data    []uint16
+	layers  [][numTargets][]uint16 // per layer, in Target order: q, k, v, o, gate, up, down
+	buf     [numTargets][]F        // the widened matrices of layer `current`
+	current int                    // −1 when buf holds no layer
+	view    layerWeights[F]
+}
+
+// isLayerMatrix says whether a tensor is one of a block's seven projection matrices.
+func isLayerMatrix(s tensorSpec) bool { return s.layer >= 0 && s.kind == KindMatrix }
+
+// freezeBF16 moves the block matrices into bfloat16 (rounded to nearest even) and frees their float32
+// copies.
+func (m *net[F]) freezeBF16() {
+	if m.frozen != nil {
+		return
+	}
+	c := m.cfg
+	n := 0
+	for _, s := range c.tensorSpecs() {
+		if isLayerMatrix(s) {
+			n += s.size()
+		}
+	}
+	fb := &frozenBase[F]{data: make([]uint16, n), layers: make([][numTargets][]uint16, c.Layers), current: -1}
+	off := 0
+	for l := range c.Layers {
+		for t, f := range targetFields {
+			src := *m.w.ptr(l, f)
+			dst := fb.data[off : off+len(src) : off+len(src)]
+			off += len(src)
+			tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
+				for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
+					dst[i] = half.F32ToBF16(float32(src[i]))
+				}
+			})
+			fb.layers[l][t] = dst
+		}
+	}
+	for t := range targetFields {
+		in, out := Target(t).dims(c)
+		fb.buf[t] = make([]F, in*out)
+	}
+	rest := newWeightsWhere[F](c, func(s tensorSpec) bool { return !isLayerMatrix(s) })
+	for _, s := range c.tensorSpecs() {
+		if !isLayerMatrix(s) {
+			copy(*rest.ptr(s.layer, s.field), *m.w.ptr(s.layer, s.field))
+		}
+	}
+	m.w, m.frozen = rest, fb
+	m.acts, m.inf = nil, nil
+}
+
+// thaw widens a bfloat16 base back to float32 weights (for export or full fine-tuning).
+func (m *net[F]) thaw() {
+	fb := m.frozen
+	if fb == nil {
+		return
+	}
+	c := m.cfg
+	full := newWeights[F](c)
+	for _, s := range c.tensorSpecs() {
+		if !isLayerMatrix(s) {
+			copy(*full.ptr(s.layer, s.field), *m.w.ptr(s.layer, s.field))
+		}
+	}
+	for l := range c.Layers {
+		for t, f := range targetFields {
+			widenBF16(*full.ptr(l, f), fb.layers[l][t])
+		}
+	}
+	m.w, m.frozen = full, nil
+}
+
+func widenBF16[F Float](dst []F, src []uint16) {
+	tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
+		for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
+			dst[i] = F(half.BF16ToF32(src[i]))
+		}
+	})
+}
+
+// layer returns block l's weights, widening its matrices first when the base is held in bfloat16.
+func (m *net[F]) layer(l int) *layerWeights[F] {
+	fb := m.frozen
+	if fb == nil {
+		return &m.w.layers[l]
+	}
+	if fb.current != l {
+		for t := range targetFields {
+			widenBF16(fb.buf[t], fb.layers[l][t])
+		}
+		fb.current = l
+	}
+	lw := m.w.layers[l] // norms and biases
+	lw.wq, lw.wk, lw.wv, lw.wo = fb.buf[TargetQ], fb.buf[TargetK], fb.buf[TargetV], fb.buf[TargetO]
+	lw.wgate, lw.wup, lw.wdown = fb.buf[TargetGate], fb.buf[TargetUp], fb.buf[TargetDown]
+	fb.view = lw
+	return &fb.view
+}
+
+// Fingerprint identifies the base weights: a hash of their names, shapes and a strided sample of
+// about a million values rounded to bfloat16, so a model and its bfloat16-frozen form agree, and two
+// different bases (or a base and a fine-tune of it) do not. LoRA checkpoints record it.
+func (m *Model) Fingerprint() string {
+	n := m.n
+	specs := n.cfg.tensorSpecs()
+	h := sha256.New()
+	var buf [2]byte
+	for _, s := range specs {
+		fmt.Fprintf(h, "%s%v;", s.name, s.shape)
+		size := s.size()
+		stride := max(1, size/(1<<20/len(specs)+1))
+		var get func(i int) uint16
+		if n.frozen != nil && isLayerMatrix(s) {
+			var t Target
+			for i, f := range targetFields {
+				if f == s.field {
+					t = Target(i)
+				}
+			}
+			src := n.frozen.layers[s.layer][t]
+			get = func(i int) uint16 { return src[i] }
+		} else {
+			src := *n.w.ptr(s.layer, s.field)
+			get = func(i int) uint16 { return half.F32ToBF16(src[i]) }
+		}
+		for i := 0; i < size; i += stride {
+			binary.LittleEndian.PutUint16(buf[:], get(i))
+			h.Write(buf[:])
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)[:16])
+}
