@@ -11,7 +11,7 @@
 //     (GPT-2's bytes_to_unicode) and merged by rank.
 //
 // Special and added tokens are matched in the text before BPE. Encode and Decode round-trip any
-// valid UTF-8 text; StreamDecoder turns ids into text one token at a time for streaming, holding
+// valid UTF-8 text (invalid bytes come back as U+FFFD); StreamDecoder turns ids into text one token at a time for streaming, holding
 // back bytes until they form whole UTF-8 characters.
 package tokenizer
 

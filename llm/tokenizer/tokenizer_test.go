@@ -209,3 +209,15 @@ func TestStories260KMatchesLlamaCpp(t *testing.T) {
 		}
 	}
 }
+
+// Invalid UTF-8 never panics; decoding shows it as U+FFFD, as Hugging Face does.
+func TestInvalidUTF8(t *testing.T) {
+	for _, tok := range []*Tokenizer{loadStories(t), byteLevelFixture(t, false)} {
+		for _, s := range []string{"\xff", "ab\xc3", "\xe4\xb8", "ok\x80\x80ok", "<|im_end|>\xf0"} {
+			ids := tok.Encode(s, true)
+			if got := tok.Decode(ids); !utf8.ValidString(got) || !strings.Contains(got, "\uFFFD") {
+				t.Errorf("%v: %q decoded to %q", tok.Kind(), s, got)
+			}
+		}
+	}
+}
