@@ -281,3 +281,78 @@ func shortestFloat32(v float64) float64 {
 	}
 	return f
 }
+
+// RawTensorReader is implemented by checkpoints that can hand out a tensor's bytes as stored,
+// for callers that keep frozen weights in 16-bit (or quantized) form instead of widening them.
+// dtype is the stored element type: "F32", "F16", "BF16", or a ggml block type such as "Q8_0".
+// Rows are contiguous in every format, so raw[r*rowBytes:(r+1)*rowBytes] is row r of a
+// [rows, cols] weight.
+type RawTensorReader interface {
+	RawTensor(name string) (raw []byte, dtype string, shape []int, err error)
+}
+
+// RawTensor returns the tensor's bytes as stored in the GGUF file.
+func (c *GGUFCheckpoint) RawTensor(name string) ([]byte, string, []int, error) {
+	info, ok := c.File.Tensor(name)
+	if !ok {
+		return nil, "", nil, fmt.Errorf("checkpoint has no tensor %q", name)
+	}
+	raw, err := c.File.Raw(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return raw, info.Type.String(), info.Shape(), nil
+}
+
+// RawTensor returns the tensor's bytes as stored in the safetensors file.
+func (c *HFCheckpoint) RawTensor(name string) ([]byte, string, []int, error) {
+	hf, ok := c.hfNames[name]
+	if !ok {
+		return nil, "", nil, fmt.Errorf("checkpoint has no tensor %q", name)
+	}
+	info, _ := c.Weights.Tensor(hf)
+	raw, err := c.Weights.Raw(hf)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return raw, info.DType, info.Shape, nil
+}
+
+// RawTensor returns the stored bytes with Q/K rows in the adjacent-pair order (whole rows move,
+// so this works for any element type). It fails if the wrapped checkpoint has no raw access.
+func (v adjacentView) RawTensor(name string) ([]byte, string, []int, error) {
+	rr, ok := v.Checkpoint.(RawTensorReader)
+	if !ok {
+		return nil, "", nil, fmt.Errorf("checkpoint %T gives no raw tensor access", v.Checkpoint)
+	}
+	raw, dtype, shape, err := rr.RawTensor(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rotary, isQ := isRotaryProjection(name)
+	if !rotary {
+		return raw, dtype, shape, nil
+	}
+	cfg := v.Checkpoint.Config()
+	heads := cfg.KVHeads
+	if isQ {
+		heads = cfg.Heads
+	}
+	rows := shape[0]
+	if rows == 0 || len(raw)%rows != 0 || rows%(2*heads) != 0 {
+		return nil, "", nil, fmt.Errorf("tensor %s: %d bytes are not %d rows of %d heads", name, len(raw), rows, heads)
+	}
+	rowBytes := len(raw) / rows
+	headDim := rows / heads
+	half := headDim / 2
+	out := make([]byte, len(raw))
+	for h := 0; h < heads; h++ {
+		for i := 0; i < half; i++ {
+			for j := 0; j < 2; j++ {
+				dst, src := h*headDim+2*i+j, h*headDim+j*half+i
+				copy(out[dst*rowBytes:(dst+1)*rowBytes], raw[src*rowBytes:(src+1)*rowBytes])
+			}
+		}
+	}
+	return out, dtype, shape, nil
+}

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lathe-ml/lathe/llm/format/gguf"
+	"github.com/lathe-ml/lathe/llm/format/half"
 	"github.com/lathe-ml/lathe/llm/format/safetensors"
 )
 
@@ -209,5 +211,49 @@ func TestNameMapping(t *testing.T) {
 	}
 	if LayerTensor(7, "attn_q.weight") != "blk.7.attn_q.weight" {
 		t.Error("LayerTensor")
+	}
+}
+
+// Raw access hands out the stored bytes (here BF16), and through AdjacentRope the Q/K rows are
+// in the same order as the permuted float32 view.
+func TestRawTensorAccess(t *testing.T) {
+	src, err := OpenGGUF(stories260K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var tensors []NamedTensor
+	for _, name := range src.Names() {
+		data, shape, _ := src.Tensor(name)
+		tensors = append(tensors, NamedTensor{name, shape, data})
+	}
+	dir := t.TempDir()
+	if err := WriteHF(dir, src.Config(), tensors, HFOptions{DType: safetensors.BF16}); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := OpenHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	adj := AdjacentRope(hf).(RawTensorReader)
+	for _, name := range []string{"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_up.weight"} {
+		raw, dtype, shape, err := adj.RawTensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		widened, _, _ := AdjacentRope(hf).Tensor(name)
+		if dtype != "BF16" || len(raw) != 2*len(widened) {
+			t.Fatalf("%s: dtype %s, %d bytes for %d values", name, dtype, len(raw), len(widened))
+		}
+		for i, w := range widened {
+			if got := half.BF16ToF32(binary.LittleEndian.Uint16(raw[2*i:])); got != w {
+				t.Fatalf("%s value %d: raw %g, widened %g (shape %v)", name, i, got, w, shape)
+			}
+		}
+	}
+	raw, dtype, shape, err := src.RawTensor("blk.1.attn_norm.weight")
+	if err != nil || dtype != "F32" || len(raw) != 4*64 || !reflect.DeepEqual(shape, []int{64}) {
+		t.Errorf("gguf raw: %s %v %d bytes, err %v", dtype, shape, len(raw), err)
 	}
 }

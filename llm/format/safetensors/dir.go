@@ -104,6 +104,15 @@ func (d *Dir) Float32(name string) ([]float32, error) {
 	return f.Float32(name)
 }
 
+// Raw returns the named tensor's bytes as stored.
+func (d *Dir) Raw(name string) ([]byte, error) {
+	f, ok := d.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: no tensor %q", name)
+	}
+	return f.Raw(name)
+}
+
 // Metadata returns the __metadata__ of the first file (shards normally carry the same).
 func (d *Dir) Metadata() map[string]string {
 	if len(d.files) == 0 {
