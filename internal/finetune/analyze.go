@@ -84,12 +84,14 @@ func (e *Executor) analyze(ctx context.Context, spec job.Spec, entry catalog.Mod
 	}
 	formatter := dataset.FormatterFunc(lm.Prompt)
 	rep.PromptTemplate = lm.Prompt("{input}")
+	// Encode also applies the 60% truncation rule to each split on its own; the rule is about the
+	// whole dataset and is checked on the merged report below, so only Encode's other errors count here.
 	trainSeqs, trainRep, err := dataset.Encode(trainEx, lm.Tokenize, lm.EOS(), ctxLen, formatter)
-	if err != nil {
+	if err != nil && dataset.CheckTruncation(trainRep) == nil {
 		return nil, fmt.Errorf("training data: %w", err)
 	}
 	valSeqs, valRep, err := dataset.Encode(valEx, lm.Tokenize, lm.EOS(), ctxLen, formatter)
-	if err != nil {
+	if err != nil && dataset.CheckTruncation(valRep) == nil {
 		return nil, fmt.Errorf("validation data: %w", err)
 	}
 	merged, err := trainRep.Merge(valRep)
