@@ -58,8 +58,8 @@ func ResolveHyperParameters(params int64, given map[string]string) (HyperParamet
 			hp.BatchSize, err = intIn(key, value, 1, 64)
 		case "learningRate":
 			hp.LearningRate, err = strconv.ParseFloat(value, 64)
-			if err == nil && (hp.LearningRate <= 0 || hp.LearningRate > 1) {
-				err = fmt.Errorf("hyperparameter learningRate must be in (0, 1], got %s", value)
+			if err != nil || !(hp.LearningRate > 0 && hp.LearningRate <= 1) {
+				err = fmt.Errorf("hyperparameter learningRate must be a number in (0, 1], got %q", value)
 			}
 		case "learningRateWarmupSteps":
 			hp.WarmupSteps, err = intIn(key, value, 0, 250)
