@@ -2,6 +2,8 @@ package finetune
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/modelstore"
@@ -20,5 +22,11 @@ func (s StoreSource) Resolve(ctx context.Context, name string, progress func(don
 			return "", err
 		}
 	}
-	return s.Store.Path(name)
+	path, err := s.Store.Path(name)
+	if errors.Is(err, modelstore.ErrNotFound) {
+		// A model only the store knows (the control plane accepted it because it was registered) that
+		// was removed since: the hub has no source for it, the user must import it again.
+		return "", fmt.Errorf("%w: run \"lathe models import /path/to/model --name %s\" with the model's GGUF file or Hugging Face folder", err, name)
+	}
+	return path, err
 }
