@@ -20,6 +20,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCommand(), jobsCommand(), modelsCommand())
+	root.AddCommand(finetuneCommand(), generateCommand(), benchCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lathe:", err)
 		os.Exit(1)

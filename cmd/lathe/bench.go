@@ -1,0 +1,376 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/llm/generate"
+	"github.com/lathe-ml/lathe/llm/model"
+	"github.com/lathe-ml/lathe/llm/tensor"
+	"github.com/lathe-ml/lathe/llm/train"
+)
+
+// PeakFLOPS is the float32 peak this benchmark's MFU is measured against: 506 GFLOP/s, the two-core
+// Zen 5 machine Lathe's engine numbers are quoted on (2 cores × 2 AVX-512 FMA units × 16 lanes × 2
+// FLOP × ~3.95 GHz, measured as 2 × 255 GFLOP/s). On other machines MFU is relative to that figure.
+const PeakFLOPS = 506e9
+
+// benchCommand is `lathe bench`: engine speed on this machine. Each verb prints its progress on
+// standard error and its result as one JSON line, the last line on standard output.
+func benchCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the engine: matrix multiplication, a training step, generation (one JSON line each)",
+	}
+	cmd.AddCommand(benchMatmulCommand(), benchTrainCommand(), benchGenerateCommand())
+	return cmd
+}
+
+// resources are the fields every result carries: threads and the process's peak memory.
+type resources struct {
+	Threads int    `json:"threads"`
+	Kernel  string `json:"kernel"`
+	// PeakMemoryBytes is the process's peak resident set (getrusage maxrss); GoSysBytes is the
+	// memory the Go runtime holds from the OS (runtime.MemStats.Sys).
+	PeakMemoryBytes int64  `json:"peak_memory_bytes"`
+	GoSysBytes      uint64 `json:"go_sys_bytes"`
+}
+
+func measureResources() resources {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r := resources{Threads: tensor.Workers(), Kernel: tensor.KernelName(), GoSysBytes: ms.Sys}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		r.PeakMemoryBytes = int64(ru.Maxrss)
+		if runtime.GOOS == "linux" {
+			r.PeakMemoryBytes *= 1024 // kilobytes on Linux, bytes on macOS
+		}
+	}
+	return r
+}
+
+func printResult(w io.Writer, v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", line)
+	return err
+}
+
+type matmulResult struct {
+	Bench  string `json:"bench"`
+	M      int    `json:"m"`
+	N      int    `json:"n"`
+	K      int    `json:"k"`
+	Layout string `json:"layout"`
+	Iters  int    `json:"iters"`
+	// GFLOPS is 2·M·N·K over the mean time of one product; GFLOPSBest over the fastest one.
+	GFLOPS     float64 `json:"gflops"`
+	GFLOPSBest float64 `json:"gflops_best"`
+	MsPerIter  float64 `json:"ms_per_iter"`
+	resources
+}
+
+func benchMatmulCommand() *cobra.Command {
+	var m, n, k, iters int
+	var layout string
+	cmd := &cobra.Command{
+		Use:   "matmul --m M --n N --k K",
+		Short: "GFLOP/s of C = A·B (nn), A·Bᵀ (nt) or Aᵀ·B (tn), C M×N, on all threads",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if m < 1 || n < 1 || k < 1 || iters < 1 {
+				return fmt.Errorf("--m, --n, --k and --iters must be positive")
+			}
+			var transA, transB bool
+			switch layout {
+			case "nn":
+			case "nt":
+				transB = true
+			case "tn":
+				transA = true
+			default:
+				return fmt.Errorf("--layout %q: want nn, nt or tn", layout)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+			for i := range a {
+				a[i] = rng.Float32()*2 - 1
+			}
+			for i := range b {
+				b[i] = rng.Float32()*2 - 1
+			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "matmul %dx%dx%d %s, %d threads, kernel %s: %d iterations after one warm-up\n",
+				m, n, k, layout, tensor.Workers(), tensor.KernelName(), iters)
+			tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
+			times := make([]time.Duration, iters)
+			for i := range times {
+				start := time.Now()
+				tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
+				times[i] = time.Since(start)
+			}
+			flop := 2 * float64(m) * float64(n) * float64(k)
+			var total time.Duration
+			for _, d := range times {
+				total += d
+			}
+			mean := total.Seconds() / float64(iters)
+			best := slices.Min(times).Seconds()
+			res := matmulResult{Bench: "matmul", M: m, N: n, K: k, Layout: layout, Iters: iters,
+				GFLOPS: flop / mean / 1e9, GFLOPSBest: flop / best / 1e9, MsPerIter: mean * 1e3, resources: measureResources()}
+			fmt.Fprintf(stderr, "%.1f GFLOP/s mean, %.1f best, %.2f ms per product\n", res.GFLOPS, res.GFLOPSBest, res.MsPerIter)
+			return printResult(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&m, "m", 768, "rows of C")
+	f.IntVar(&n, "n", 3072, "columns of C")
+	f.IntVar(&k, "k", 768, "inner dimension")
+	f.StringVar(&layout, "layout", "nn", "nn: A·B, nt: A·Bᵀ (B stored N×K), tn: Aᵀ·B (A stored K×M)")
+	f.IntVar(&iters, "iters", 10, "timed products")
+	return cmd
+}
+
+type trainResult struct {
+	Bench   string `json:"bench"`
+	Dim     int    `json:"dim"`
+	Layers  int    `json:"layers"`
+	Heads   int    `json:"heads"`
+	KVHeads int    `json:"kv_heads"`
+	FFN     int    `json:"ffn"`
+	Vocab   int    `json:"vocab"`
+	Batch   int    `json:"batch"`
+	Seq     int    `json:"seq"`
+	Steps   int    `json:"steps"`
+	Method  string `json:"method"`
+	Params  int    `json:"params"`
+	// MsPerStep is the mean time of one optimizer step (forward, backward, clipping, AdamW) over the
+	// timed steps; the first step runs untimed as a warm-up.
+	MsPerStep       float64 `json:"ms_per_step"`
+	MsPerStepBest   float64 `json:"ms_per_step_best"`
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	// GFLOPS counts 6·Params FLOP per token (2 forward, 4 backward) for full fine-tuning and 4·Params
+	// for LoRA (no weight gradients of the frozen weights); attention's T² terms are not counted.
+	// MFU is GFLOPS over PeakFLOPS (506 GFLOP/s).
+	GFLOPS    float64 `json:"gflops"`
+	MFU       float64 `json:"mfu"`
+	FinalLoss float64 `json:"final_loss"`
+	resources
+}
+
+func benchTrainCommand() *cobra.Command {
+	var cfg model.Config
+	var batch, seq, steps int
+	var lora bool
+	cmd := &cobra.Command{
+		Use:   "train --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --batch B --seq T --steps S",
+		Short: "Tokens/s and MFU of training steps of a randomly initialised llama (full fine-tuning with AdamW, or --lora)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch < 1 || seq < 1 || steps < 1 {
+				return fmt.Errorf("--batch, --seq and --steps must be positive")
+			}
+			if cfg.Heads < 1 || cfg.Dim%cfg.Heads != 0 {
+				return fmt.Errorf("--dim %d must be a multiple of --heads %d", cfg.Dim, cfg.Heads)
+			}
+			cfg.HeadDim = cfg.Dim / cfg.Heads
+			cfg.NormEps, cfg.RopeTheta, cfg.ContextLen = 1e-5, 10000, seq
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			m, err := model.NewRandom(cfg, 1)
+			if err != nil {
+				return err
+			}
+			tc := train.Config{
+				Schedule:    train.Schedule{PeakLR: 1e-4, MinLR: 1e-4, TotalSteps: steps + 1, Decay: "constant"},
+				AdamW:       train.AdamWConfig{WeightDecay: 0.1},
+				MaxGradNorm: 1,
+				Seed:        1,
+			}
+			method, flopPerToken := "full", 6.0
+			if lora {
+				method, flopPerToken = "lora", 4.0
+				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, Targets: []model.Target{model.TargetQ, model.TargetK,
+					model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}}
+			}
+			tr, err := train.New(m, tc)
+			if err != nil {
+				return err
+			}
+			params := cfg.NumParams()
+			fmt.Fprintf(stderr, "train: %.1fM parameters (%s), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
+				float64(params)/1e6, method, batch, seq, tensor.Workers(), tensor.KernelName(), steps)
+
+			// Random tokens: the speed of a step does not depend on what the tokens are.
+			rng := rand.New(rand.NewPCG(7, 7))
+			examples := make([]model.Example, batch)
+			for i := range examples {
+				examples[i].Tokens = make([]int32, seq+1)
+			}
+			var b model.Batch
+			next := func() model.Batch {
+				for _, ex := range examples {
+					for j := range ex.Tokens {
+						ex.Tokens[j] = int32(rng.IntN(cfg.Vocab))
+					}
+				}
+				if b.Tokens == nil {
+					b = model.PackBatch(examples, seq, 0)
+				} else {
+					model.PackInto(&b, examples, 0)
+				}
+				return b
+			}
+			ctx := cmd.Context()
+			times := make([]time.Duration, 0, steps)
+			var loss float64
+			for i := 0; i <= steps; i++ {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				bt := next()
+				start := time.Now()
+				r, err := tr.Step(bt)
+				if err != nil {
+					return fmt.Errorf("step %d: %w", i, err)
+				}
+				d := time.Since(start)
+				loss = r.Loss
+				if math.IsNaN(loss) {
+					return fmt.Errorf("step %d: loss is NaN", i)
+				}
+				if i == 0 {
+					fmt.Fprintf(stderr, "warm-up step: %.0f ms, loss %.4f\n", d.Seconds()*1e3, loss)
+					continue
+				}
+				times = append(times, d)
+				fmt.Fprintf(stderr, "step %d/%d: %.0f ms, %.0f tokens/s, loss %.4f\n", i, steps, d.Seconds()*1e3,
+					float64(bt.B*bt.T)/d.Seconds(), loss)
+			}
+			var total time.Duration
+			for _, d := range times {
+				total += d
+			}
+			mean := total.Seconds() / float64(len(times))
+			tps := float64(batch*seq) / mean
+			gflops := flopPerToken * float64(params) * tps / 1e9
+			res := trainResult{Bench: "train", Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
+				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: params,
+				MsPerStep: mean * 1e3, MsPerStepBest: slices.Min(times).Seconds() * 1e3, TokensPerSecond: tps,
+				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, FinalLoss: loss, resources: measureResources()}
+			fmt.Fprintf(stderr, "%.1f ms per step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%\n", res.MsPerStep, tps, gflops, 100*res.MFU)
+			return printResult(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Dim, "dim", 512, "model width")
+	f.IntVar(&cfg.Layers, "layers", 8, "transformer blocks")
+	f.IntVar(&cfg.Heads, "heads", 8, "query heads")
+	f.IntVar(&cfg.KVHeads, "kv-heads", 8, "key/value heads")
+	f.IntVar(&cfg.FFN, "ffn", 1376, "SwiGLU hidden width")
+	f.IntVar(&cfg.Vocab, "vocab", 32000, "vocabulary size")
+	f.IntVar(&batch, "batch", 4, "sequences per step")
+	f.IntVar(&seq, "seq", 128, "tokens per sequence")
+	f.IntVar(&steps, "steps", 5, "timed steps (after one warm-up step)")
+	f.BoolVar(&lora, "lora", false, "train LoRA adapters (rank 16 on every projection) instead of every weight")
+	return cmd
+}
+
+type generateResult struct {
+	Bench        string `json:"bench"`
+	Model        string `json:"model"`
+	Params       int64  `json:"params"`
+	Batch        int    `json:"batch"`
+	PromptTokens int    `json:"prompt_tokens"`
+	NewTokens    int    `json:"new_tokens"` // generated per sequence
+	// PrefillMs is the time to the first new token (the prompt's forward); TokensPerSecond counts
+	// the tokens after it, over all sequences of the batch, against the time after it (decoding).
+	PrefillMs       float64 `json:"prefill_ms"`
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	MsPerToken      float64 `json:"ms_per_token"` // one decoding step of the whole batch
+	resources
+}
+
+func benchGenerateCommand() *cobra.Command {
+	var modelPath, prompt string
+	var newTokens, batch int
+	cmd := &cobra.Command{
+		Use:   "generate --model PATH --new-tokens N",
+		Short: "Greedy generation speed (prefill, then decoding tokens/s) with a KV cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if newTokens < 2 || batch < 1 {
+				return errors.New("--new-tokens must be at least 2 and --batch at least 1")
+			}
+			lm, err := finetune.LoadModel(modelPath, finetune.LocalEntry(modelPath, false))
+			if err != nil {
+				return fmt.Errorf("load model %s: %w", modelPath, err)
+			}
+			m, _, _, err := finetune.Engine(lm)
+			if err != nil {
+				return err
+			}
+			ids := make([]int32, 0, 16)
+			for _, id := range lm.Tokenize(prompt, true) {
+				ids = append(ids, int32(id))
+			}
+			if len(ids)+newTokens > m.Config().ContextLen {
+				return fmt.Errorf("%d prompt + %d new tokens do not fit the model's context of %d", len(ids), newTokens, m.Config().ContextLen)
+			}
+			prompts := make([][]int32, batch)
+			for i := range prompts {
+				prompts[i] = ids
+			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "generate: %s, %d parameters, batch %d, %d prompt tokens, %d new tokens, %d threads\n",
+				modelPath, lm.Params(), batch, len(ids), newTokens, tensor.Workers())
+			// No stop tokens: every sequence generates exactly newTokens, so runs are comparable.
+			opt := generate.Options{MaxNewTokens: newTokens}
+			var firstAt time.Time
+			produced := 0
+			start := time.Now()
+			_, err = generate.Generate(cmd.Context(), m, prompts, opt, nil, func(t generate.Token) error {
+				if firstAt.IsZero() {
+					firstAt = time.Now()
+				}
+				produced++
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			end := time.Now()
+			decoded := produced - batch // the first token of each sequence comes out of the prefill
+			decodeSec := end.Sub(firstAt).Seconds()
+			res := generateResult{Bench: "generate", Model: modelPath, Params: lm.Params(), Batch: batch,
+				PromptTokens: len(ids), NewTokens: produced / batch, PrefillMs: firstAt.Sub(start).Seconds() * 1e3,
+				TokensPerSecond: float64(decoded) / decodeSec, MsPerToken: decodeSec * 1e3 / float64(decoded/batch),
+				resources: measureResources()}
+			fmt.Fprintf(stderr, "prefill %.1f ms, %.1f tokens/s decoding (%.2f ms per step)\n", res.PrefillMs, res.TokensPerSecond, res.MsPerToken)
+			return printResult(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelPath, "model", "", "a GGUF file or a Hugging Face directory")
+	f.StringVar(&prompt, "prompt", "Once upon a time", "the prompt every sequence starts from")
+	f.IntVar(&newTokens, "new-tokens", 128, "tokens to generate per sequence")
+	f.IntVar(&batch, "batch", 1, "sequences decoded together")
+	_ = cmd.MarkFlagRequired("model")
+	return cmd
+}
