@@ -19,6 +19,7 @@
 //	ck, err := format.Open(path)   // a .gguf file or a Hugging Face directory
 //	ck = format.AdjacentRope(ck)   // if the model implements only adjacent-pair RoPE
 //	cfg := ck.Config()
+//	freqFactors, err := format.RopeFreqFactors(ck) // llama-3 rope scaling (nil for most models)
 //	wq, shape, err := ck.Tensor(format.LayerTensor(0, "attn_q.weight")) // shape [heads*headDim, dim]
 //	tok, err := tokenizer.Load(path)  // llm/tokenizer, same path
 //
@@ -96,7 +97,7 @@ type ModelConfig struct {
 	NormEps        float64 // RMSNorm epsilon
 	RopeTheta      float64
 	RopeDim        int          // dimensions of each head that rotate (HeadDim unless the file says otherwise)
-	RopeScaling    *RopeScaling // nil when none; GGUF llama-3 files carry rope_freqs.weight instead
+	RopeScaling    *RopeScaling // nil when none; for llama-3 scaling use RopeFreqFactors (GGUF files carry rope_freqs.weight instead)
 	ContextLength  int
 	SlidingWindow  int  // attention window (mistral v0.1: 4096); 0 when attention is full
 	TiedEmbeddings bool // no separate output head: the output projection is token_embd.weight

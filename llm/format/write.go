@@ -74,17 +74,31 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 		kvs = append(kvs, gguf.KV{Key: arch + ".attention.key_length", Value: uint32(cfg.HeadDim)},
 			gguf.KV{Key: arch + ".attention.value_length", Value: uint32(cfg.HeadDim)})
 	}
-	if s := cfg.RopeScaling; s != nil && (s.Type == "linear" || s.Type == "yarn") {
+	var ropeFreqs []float32
+	switch s := cfg.RopeScaling; {
+	case s == nil:
+	case s.Type == "linear" || s.Type == "yarn":
 		kvs = append(kvs, gguf.KV{Key: arch + ".rope.scaling.type", Value: s.Type},
 			gguf.KV{Key: arch + ".rope.scaling.factor", Value: float32(s.Factor)})
 		if s.OriginalMaxPositionEmbeddings > 0 {
 			kvs = append(kvs, gguf.KV{Key: arch + ".rope.scaling.original_context_length", Value: uint32(s.OriginalMaxPositionEmbeddings)})
 		}
-	} else if s != nil {
-		return fmt.Errorf("write gguf: rope scaling %q is not written by this writer (llama3 scaling needs a rope_freqs tensor)", s.Type)
+	case s.Type == "llama3":
+		// llama.cpp takes llama-3 scaling as per-frequency factors in a tensor, as its converter writes.
+		var err error
+		if ropeFreqs, err = Llama3RopeFactors(cfg); err != nil {
+			return fmt.Errorf("write gguf: %w", err)
+		}
+	default:
+		return fmt.Errorf("write gguf: rope scaling %q is not supported (linear, yarn, llama3 are)", s.Type)
 	}
 	for _, kv := range append(kvs, opts.Extra...) {
 		if err := w.Metadata.Set(kv.Key, kv.Value); err != nil {
+			return fmt.Errorf("write gguf: %w", err)
+		}
+	}
+	if ropeFreqs != nil && !hasTensor(tensors, RopeFreqsTensor) {
+		if err := w.AddTensor(RopeFreqsTensor, []uint64{uint64(len(ropeFreqs))}, gguf.F32, ropeFreqs); err != nil {
 			return fmt.Errorf("write gguf: %w", err)
 		}
 	}
@@ -169,8 +183,8 @@ func WriteHF(dir string, cfg ModelConfig, tensors []NamedTensor, opts HFOptions)
 	}
 	var st []safetensors.Tensor
 	for _, t := range tensors {
-		if t.Name == "output.weight" && cfg.TiedEmbeddings {
-			continue
+		if (t.Name == "output.weight" && cfg.TiedEmbeddings) || t.Name == RopeFreqsTensor {
+			continue // tied: lm_head is embed_tokens; rope factors: config.json's rope_scaling says them
 		}
 		hf, ok := HFName(t.Name)
 		if !ok {
@@ -218,4 +232,13 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+func hasTensor(ts []NamedTensor, name string) bool {
+	for _, t := range ts {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }
