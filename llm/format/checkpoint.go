@@ -3,8 +3,10 @@ package format
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/lathe-ml/lathe/llm/format/gguf"
 	"github.com/lathe-ml/lathe/llm/format/safetensors"
@@ -22,8 +24,8 @@ type Checkpoint interface {
 	Close() error
 }
 
-// Open opens a checkpoint: a directory is read as a Hugging Face model (config.json and
-// safetensors), a file as GGUF.
+// Open opens a checkpoint: a directory (or its config.json or a .safetensors file in it) is read
+// as a Hugging Face model, any other file as GGUF.
 func Open(path string) (Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -31,6 +33,9 @@ func Open(path string) (Checkpoint, error) {
 	}
 	if st.IsDir() {
 		return OpenHF(path)
+	}
+	if strings.HasSuffix(path, ".safetensors") || filepath.Base(path) == "config.json" {
+		return OpenHF(filepath.Dir(path)) // a file of a Hugging Face directory
 	}
 	return OpenGGUF(path)
 }

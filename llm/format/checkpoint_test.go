@@ -257,3 +257,36 @@ func TestRawTensorAccess(t *testing.T) {
 		t.Errorf("gguf raw: %s %v %d bytes, err %v", dtype, shape, len(raw), err)
 	}
 }
+
+func TestOpenPicksTheFormat(t *testing.T) {
+	src, err := OpenGGUF(stories260K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var tensors []NamedTensor
+	for _, name := range src.Names() {
+		data, shape, _ := src.Tensor(name)
+		tensors = append(tensors, NamedTensor{name, shape, data})
+	}
+	dir := t.TempDir()
+	if err := WriteHF(dir, src.Config(), tensors, HFOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "config.json"), filepath.Join(dir, "model.safetensors")} {
+		ck, err := Open(p)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", p, err)
+		}
+		if ck.Config().Layout != LayoutHF {
+			t.Errorf("Open(%s) layout %s", p, ck.Config().Layout)
+		}
+		ck.Close()
+	}
+	if _, err := Open(filepath.Join(dir, "generation_config.json")); err == nil || !strings.Contains(err.Error(), "not a GGUF") {
+		t.Errorf("a JSON file opened as GGUF: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing path opened")
+	}
+}
