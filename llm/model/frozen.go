@@ -13,7 +13,7 @@ import (
 // memory of float32. The layer being computed is widened to float32 into one shared buffer, so at
 // most one layer's matrices exist in float32 at a time. Norms, biases, the embedding and the output
 // head stay in float32 in the model's weights.
-type frozenBase[F Float] struct {
+type frozenBase[F float] struct {
 	data    []uint16
 	layers  [][numTargets][]uint16 // per layer, in Target order: q, k, v, o, gate, up, down
 	buf     [numTargets][]F        // the widened matrices of layer `current`
@@ -87,7 +87,7 @@ func (m *net[F]) thaw() {
 	m.w, m.frozen = full, nil
 }
 
-func widenBF16[F Float](dst []F, src []uint16) {
+func widenBF16[F float](dst []F, src []uint16) {
 	tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
 		for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
 			dst[i] = F(half.BF16ToF32(src[i]))

@@ -9,14 +9,14 @@ import (
 
 // kvCache holds one sequence's keys and values for every layer: k, v [Layers, max, KVHeads·HeadDim],
 // keys stored after the rotary embedding.
-type kvCache[F Float] struct {
+type kvCache[F float] struct {
 	k, v []F
 	n    int // positions filled
 	max  int
 }
 
 // inferScratch is the memory of the generation forward for R rows at once, grown on demand.
-type inferScratch[F Float] struct {
+type inferScratch[F float] struct {
 	R              int
 	rowSeq, rowPos []int32
 	x, xn, rstd    []F // [R, C], [R, C], [R]
@@ -159,7 +159,7 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 }
 
 // dot, axpy and scaleInPlace use tensor's SIMD kernels for float32.
-func dot[F Float](a, b []F) F {
+func dot[F float](a, b []F) F {
 	if a32, ok := any(a).([]float32); ok {
 		return F(tensor.Dot(a32, any(b).([]float32)))
 	}
@@ -171,7 +171,7 @@ func dot[F Float](a, b []F) F {
 }
 
 // axpy: y += alpha·x
-func axpy[F Float](alpha F, x, y []F) {
+func axpy[F float](alpha F, x, y []F) {
 	if x32, ok := any(x).([]float32); ok {
 		tensor.Axpy(float32(alpha), x32, any(y).([]float32))
 		return
@@ -181,7 +181,7 @@ func axpy[F Float](alpha F, x, y []F) {
 	}
 }
 
-func scaleInPlace[F Float](x []F, alpha F) {
+func scaleInPlace[F float](x []F, alpha F) {
 	if x32, ok := any(x).([]float32); ok {
 		tensor.Scale(float32(alpha), x32)
 		return

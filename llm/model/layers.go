@@ -10,7 +10,7 @@ import (
 // (tokens, B·T), C a row's width. Backward functions accumulate (+=) into parameter gradients.
 
 // matmul is tensor.MatMul for float32 and a plain triple loop for float64 (gradient checks).
-func matmul[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
+func matmul[F float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
 	if c32, ok := any(c).([]float32); ok {
 		tensor.MatMul(c32, any(a).([]float32), any(b).([]float32), m, n, k, transA, transB, accumulate)
 		return
@@ -39,7 +39,7 @@ func matmul[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) 
 
 // matmulSerial is matmul on the calling goroutine only (tensor.MatMulSerial), for products run inside
 // tensor.Parallel.
-func matmulSerial[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
+func matmulSerial[F float](c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
 	if c32, ok := any(c).([]float32); ok {
 		tensor.MatMulSerial(c32, any(a).([]float32), any(b).([]float32), m, n, k, transA, transB, accumulate)
 		return
@@ -48,7 +48,7 @@ func matmulSerial[F Float](c, a, b []F, m, n, k int, transA, transB, accumulate 
 }
 
 // embeddingForward: out[n,:] = wte[tokens[n],:]
-func embeddingForward[F Float](out []F, tokens []int32, wte []F, N, C int) {
+func embeddingForward[F float](out []F, tokens []int32, wte []F, N, C int) {
 	for n := 0; n < N; n++ {
 		t := int(tokens[n])
 		copy(out[n*C:(n+1)*C], wte[t*C:(t+1)*C])
@@ -56,7 +56,7 @@ func embeddingForward[F Float](out []F, tokens []int32, wte []F, N, C int) {
 }
 
 // embeddingBackward: dwte[tokens[n],:] += dout[n,:], rows in order (deterministic).
-func embeddingBackward[F Float](dwte, dout []F, tokens []int32, N, C int) {
+func embeddingBackward[F float](dwte, dout []F, tokens []int32, N, C int) {
 	for n := 0; n < N; n++ {
 		t := int(tokens[n])
 		d, g := dwte[t*C:(t+1)*C], dout[n*C:(n+1)*C]
@@ -67,7 +67,7 @@ func embeddingBackward[F Float](dwte, dout []F, tokens []int32, N, C int) {
 }
 
 // rmsnormForward: rstd[n] = 1/√(mean_c inp[n,c]² + eps); out[n,c] = inp[n,c]·rstd[n]·weight[c]
-func rmsnormForward[F Float](out, rstd, inp, weight []F, N, C int, eps float64) {
+func rmsnormForward[F float](out, rstd, inp, weight []F, N, C int, eps float64) {
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x, o := inp[n*C:(n+1)*C], out[n*C:(n+1)*C]
@@ -86,7 +86,7 @@ func rmsnormForward[F Float](out, rstd, inp, weight []F, N, C int, eps float64) 
 
 // rmsnormBackward, with x̂ = inp·rstd and g = dout·weight:
 // dweight[c] += Σ_n dout[n,c]·x̂[n,c];  dinp[n,:] += rstd[n]·(g − x̂·mean_c(g·x̂))
-func rmsnormBackward[F Float](dinp, dweight, dout, inp, weight, rstd []F, N, C int) {
+func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C int) {
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x, dy, dx := inp[n*C:(n+1)*C], dout[n*C:(n+1)*C], dinp[n*C:(n+1)*C]
@@ -113,7 +113,7 @@ func rmsnormBackward[F Float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 }
 
 // linearForward: out[N,OC] = inp[N,C]·weight[OC,C]ᵀ (+ bias[OC])
-func linearForward[F Float](out, inp, weight, bias []F, N, C, OC int) {
+func linearForward[F float](out, inp, weight, bias []F, N, C, OC int) {
 	matmul(out, inp, weight, N, OC, C, false, true, false)
 	if bias != nil {
 		for n := 0; n < N; n++ {
@@ -127,7 +127,7 @@ func linearForward[F Float](out, inp, weight, bias []F, N, C, OC int) {
 
 // linearBackward: dinp[N,C] (+)= dout[N,OC]·weight; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_n dout.
 // A nil dweight (frozen weight) skips that product; accumulate says whether dinp is added to.
-func linearBackward[F Float](dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate bool) {
+func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate bool) {
 	matmul(dinp, dout, weight, N, C, OC, false, false, accumulate)
 	if dweight != nil {
 		matmul(dweight, dout, inp, OC, C, N, true, false, true)
@@ -152,16 +152,16 @@ func ropePair(i, HD int, layout RopeLayout) (int, int) {
 
 // ropeForward rotates, in place, every head of every row n by its position pos[n]:
 // (x_a, x_b) ← (x_a·cos θ − x_b·sin θ, x_a·sin θ + x_b·cos θ), θ = pos·freq_i, cos/sin: [pos, HD/2].
-func ropeForward[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
+func ropeForward[F float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
 	rope(x, pos, cos, sin, N, NH, HD, layout, 1)
 }
 
 // ropeBackward: the rotation is orthogonal, so the gradient rotates back by −θ (in place).
-func ropeBackward[F Float](dx []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
+func ropeBackward[F float](dx []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
 	rope(dx, pos, cos, sin, N, NH, HD, layout, -1)
 }
 
-func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout, sign F) {
+func rope[F float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout, sign F) {
 	half := HD / 2
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
@@ -182,7 +182,7 @@ func rope[F Float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 
 // attnScratch is the working memory of the attention kernels: head-major copies ([B, heads, T, HD]) so
 // each head's products are plain matrix multiplications, and a block of scores per head.
-type attnScratch[F Float] struct {
+type attnScratch[F float] struct {
 	RB           int // query rows per block
 	q, o, do, dq []F // [B, NH, T, HD]
 	k, v, dk, dv []F // [B, NKV, T, HD]
@@ -190,7 +190,7 @@ type attnScratch[F Float] struct {
 	d            []F // [B, NH, T]: D_t = dout_t·out_t
 }
 
-func newAttnScratch[F Float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[F] {
+func newAttnScratch[F float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[F] {
 	N := B * T
 	rb := min(T, 64)
 	return &attnScratch[F]{RB: rb,
@@ -200,7 +200,7 @@ func newAttnScratch[F Float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[
 }
 
 // toHeads: dst[b,h,t,:] = scale·src[b,t,h,:]
-func toHeads[F Float](dst, src []F, B, T, H, HD int, scale F) {
+func toHeads[F float](dst, src []F, B, T, H, HD int, scale F) {
 	tensor.Parallel(B*T, func(lo, hi int) {
 		for bt := lo; bt < hi; bt++ {
 			b, t := bt/T, bt%T
@@ -215,7 +215,7 @@ func toHeads[F Float](dst, src []F, B, T, H, HD int, scale F) {
 }
 
 // fromHeads: dst[b,t,h,:] = scale·src[b,h,t,:]
-func fromHeads[F Float](dst, src []F, B, T, H, HD int, scale F) {
+func fromHeads[F float](dst, src []F, B, T, H, HD int, scale F) {
 	tensor.Parallel(B*T, func(lo, hi int) {
 		for bt := lo; bt < hi; bt++ {
 			b, t := bt/T, bt%T
@@ -244,7 +244,7 @@ func windowStart(t, W int) int {
 // products over the keys up to the block's last row only (the masked upper triangle is mostly
 // skipped). P is not kept: the backward recomputes it from q and k (flash-attention style), so memory
 // grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
-func attentionForward[F Float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	toHeads(sc.q, q, B, T, NH, HD, F(1/math.Sqrt(float64(HD))))
 	toHeads(sc.k, k, B, T, NKV, HD, 1)
@@ -281,7 +281,7 @@ func attentionForward[F Float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, N
 // (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K/√HD; dk += dSᵀ·Q/√HD; dv += Pᵀ·dO, the dk
 // and dv of a kv head summed over the query heads of its group. Work is split by (b, kv head) so each
 // task owns the dk, dv it adds to. dq, dk, dv are overwritten.
-func attentionBackward[F Float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
 	group := NH / NKV
 	scale := F(1 / math.Sqrt(float64(HD)))
 	toHeads(sc.q, q, B, T, NH, HD, scale)
@@ -341,7 +341,7 @@ func attentionBackward[F Float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScra
 }
 
 // swigluForward: out = silu(gate)·up, silu(g) = g·σ(g)
-func swigluForward[F Float](out, gate, up []F, N int) {
+func swigluForward[F float](out, gate, up []F, N int) {
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := float64(gate[i])
@@ -351,7 +351,7 @@ func swigluForward[F Float](out, gate, up []F, N int) {
 }
 
 // swigluBackward: dgate = dout·up·σ(g)·(1 + g·(1−σ(g))); dup = dout·silu(g)  (overwritten)
-func swigluBackward[F Float](dgate, dup, dout, gate, up []F, N int) {
+func swigluBackward[F float](dgate, dup, dout, gate, up []F, N int) {
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := float64(gate[i])
@@ -364,7 +364,7 @@ func swigluBackward[F Float](dgate, dup, dout, gate, up []F, N int) {
 
 // softmaxInPlace replaces x with softmax(x) and returns log Σ exp x (tensor.Softmax's SIMD exp for
 // float32).
-func softmaxInPlace[F Float](x []F) float64 {
+func softmaxInPlace[F float](x []F) float64 {
 	if x32, ok := any(x).([]float32); ok {
 		return float64(tensor.Softmax(x32))
 	}
@@ -385,7 +385,7 @@ func softmaxInPlace[F Float](x []F) float64 {
 }
 
 // headScratch is the chunk memory of the fused output head + cross-entropy: R rows at a time.
-type headScratch[F Float] struct {
+type headScratch[F float] struct {
 	R       int
 	rows    []int     // [R] which input rows the chunk holds
 	x, dx   []F       // [R, C]
@@ -393,25 +393,25 @@ type headScratch[F Float] struct {
 	rowLoss []float64 // [R]
 }
 
-func newHeadScratch[F Float](R, C, V int) *headScratch[F] {
+func newHeadScratch[F float](R, C, V int) *headScratch[F] {
 	return &headScratch[F]{R: R, rows: make([]int, R), x: make([]F, R*C), dx: make([]F, R*C),
 		logits: make([]F, R*V), rowLoss: make([]float64, R)}
 }
 
 // crossEntropyHeadForward: Σ_n mask[n]·(logsumexp(x[n]·Wᵀ) − (x[n]·Wᵀ)[targets[n]]), over the rows
 // with mask ≠ 0 only, gathered R at a time so the [N, V] logits are never held.
-func crossEntropyHeadForward[F Float](x, w []F, targets []int32, mask []F, N, C, V int, hs *headScratch[F]) float64 {
+func crossEntropyHeadForward[F float](x, w []F, targets []int32, mask []F, N, C, V int, hs *headScratch[F]) float64 {
 	return crossEntropyHead(nil, nil, x, w, targets, mask, N, C, V, 0, hs, false)
 }
 
 // crossEntropyHeadForwardBackward is the forward and, in the same pass over each chunk, its backward:
 // dlogits = scale·mask·(softmax − onehot(target)); dx[n] = dlogits·W (0 for unmasked rows);
 // dw += dlogitsᵀ·x (skipped when dw is nil: a frozen head). Returns the same sum as the forward.
-func crossEntropyHeadForwardBackward[F Float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F]) float64 {
+func crossEntropyHeadForwardBackward[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F]) float64 {
 	return crossEntropyHead(dx, dw, x, w, targets, mask, N, C, V, scale, hs, true)
 }
 
-func crossEntropyHead[F Float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F], backward bool) float64 {
+func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F], backward bool) float64 {
 	if backward {
 		clear(dx[:N*C])
 	}

@@ -94,16 +94,16 @@ func (c LoRAConfig) validate() error {
 }
 
 // adapter is one projection's low-rank pair: a [Rank, in], b [out, Rank].
-type adapter[F Float] struct{ a, b []F }
+type adapter[F float] struct{ a, b []F }
 
 // loraWeights are all adapters (or their gradients), one allocation; layers[l][t] has nil slices for
 // projections without an adapter.
-type loraWeights[F Float] struct {
+type loraWeights[F float] struct {
 	slab   []F
 	layers [][numTargets]adapter[F]
 }
 
-func newLoRAWeights[F Float](c Config, lc LoRAConfig) *loraWeights[F] {
+func newLoRAWeights[F float](c Config, lc LoRAConfig) *loraWeights[F] {
 	n := 0
 	for range c.Layers {
 		for _, t := range lc.Targets {
@@ -124,14 +124,14 @@ func newLoRAWeights[F Float](c Config, lc LoRAConfig) *loraWeights[F] {
 }
 
 // lora holds the attached adapters, their gradients and the scaling Alpha/Rank.
-type lora[F Float] struct {
+type lora[F float] struct {
 	cfg   LoRAConfig
 	scale F
 	on    [numTargets]bool
 	w, g  *loraWeights[F]
 }
 
-func newLoRA[F Float](c Config, lc LoRAConfig, seed uint64) *lora[F] {
+func newLoRA[F float](c Config, lc LoRAConfig, seed uint64) *lora[F] {
 	lc.Targets = slices.Clone(lc.Targets)
 	slices.Sort(lc.Targets)
 	lc.Targets = slices.Compact(lc.Targets)
@@ -173,7 +173,7 @@ func dropKeep(seed uint64, l int, t Target, i int, p float64) bool {
 }
 
 // dropoutForward: xd[i] = inp[i]·keep_i/(1−p)
-func dropoutForward[F Float](xd, inp []F, seed uint64, l int, t Target, p float64) {
+func dropoutForward[F float](xd, inp []F, seed uint64, l int, t Target, p float64) {
 	s := F(1 / (1 - p))
 	for i, v := range inp {
 		if dropKeep(seed, l, t, i, p) {
@@ -185,7 +185,7 @@ func dropoutForward[F Float](xd, inp []F, seed uint64, l int, t Target, p float6
 }
 
 // dropoutBackward: dinp[i] += dxd[i]·keep_i/(1−p)
-func dropoutBackward[F Float](dinp, dxd []F, seed uint64, l int, t Target, p float64) {
+func dropoutBackward[F float](dinp, dxd []F, seed uint64, l int, t Target, p float64) {
 	s := F(1 / (1 - p))
 	for i, v := range dxd {
 		if dropKeep(seed, l, t, i, p) {
@@ -196,7 +196,7 @@ func dropoutBackward[F Float](dinp, dxd []F, seed uint64, l int, t Target, p flo
 
 // loraForward adds the adapter's path to a projection's output: with xd = dropout(inp),
 // hs[N,r] = s·xd·Aᵀ and out[N,OC] += hs·Bᵀ. xd is inp itself when there is no dropout.
-func loraForward[F Float](out, hs, xd []F, ad *adapter[F], s F, N, C, OC, r int) {
+func loraForward[F float](out, hs, xd []F, ad *adapter[F], s F, N, C, OC, r int) {
 	matmul(hs, xd, ad.a, N, r, C, false, true, false)
 	for i := range hs[:N*r] {
 		hs[i] *= s
@@ -206,7 +206,7 @@ func loraForward[F Float](out, hs, xd []F, ad *adapter[F], s F, N, C, OC, r int)
 
 // loraBackward: dB[OC,r] += doutᵀ·hs; dh[N,r] = s·dout·B; dA[r,C] += dhᵀ·xd; dxd[N,C] = dh·A
 // (the caller routes dxd through dropout into dinp). The frozen W's gradient is never computed.
-func loraBackward[F Float](dxd, dh []F, gad, ad *adapter[F], dout, hs, xd []F, s F, N, C, OC, r int, accumulate bool) {
+func loraBackward[F float](dxd, dh []F, gad, ad *adapter[F], dout, hs, xd []F, s F, N, C, OC, r int, accumulate bool) {
 	matmul(gad.b, dout, hs, OC, r, N, true, false, true)
 	matmul(dh, dout, ad.b, N, r, OC, false, false, false)
 	for i := range dh[:N*r] {

@@ -6,7 +6,7 @@ import (
 
 // net is the llama model over element type F: parameters, gradients, LoRA adapters, rotary tables and
 // the activations of the last training forward.
-type net[F Float] struct {
+type net[F float] struct {
 	cfg      Config
 	w        *weights[F]
 	g        *weights[F] // nil while the base is frozen (LoRA) or before training
@@ -20,7 +20,7 @@ type net[F Float] struct {
 	frozen   *frozenBase[F]
 }
 
-func newNet[F Float](cfg Config) *net[F] {
+func newNet[F float](cfg Config) *net[F] {
 	return &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
 		noGrads: &weights[F]{layers: make([]layerWeights[F], cfg.Layers)}}
 }
@@ -46,7 +46,7 @@ func (m *net[F]) ensureRope(n int) {
 }
 
 // carver cuts consecutive tensors out of one slab; with a nil slab it only counts.
-type carver[F Float] struct {
+type carver[F float] struct {
 	slab []F
 	off  int
 }
@@ -60,10 +60,10 @@ func (c *carver[F]) take(n int) []F {
 }
 
 // loraActs are what one adapter keeps for its backward: its dropped-out input and s·xd·Aᵀ.
-type loraActs[F Float] struct{ xd, hs []F }
+type loraActs[F float] struct{ xd, hs []F }
 
 // layerActs are one block's saved activations. q and k are stored after the rotary embedding.
-type layerActs[F Float] struct {
+type layerActs[F float] struct {
 	attnNorm, attnRstd []F // [N, C], [N]
 	q, k, v            []F // [N, NH·HD], [N, NKV·HD], [N, NKV·HD]
 	attnOut            []F // [N, NH·HD] attention output before the output projection
@@ -81,7 +81,7 @@ type actsKey struct {
 }
 
 // activations: everything a training forward keeps plus the backward's scratch, one allocation.
-type activations[F Float] struct {
+type activations[F float] struct {
 	key       actsKey
 	slab      []F
 	pos       []int32 // [N] position of each row
@@ -257,7 +257,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 }
 
 // residualForward: out += inp (the skip connection; its backward passes the gradient through).
-func residualForward[F Float](out, inp []F, n int) {
+func residualForward[F float](out, inp []F, n int) {
 	for i, v := range inp[:n] {
 		out[i] += v
 	}

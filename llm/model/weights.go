@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 )
 
-// Float is the element type of the kernels: float32 in the product, float64 in gradient checks.
-type Float interface{ ~float32 | ~float64 }
+// float is the element type of the kernels: float32 in the product, float64 in gradient checks.
+type float interface{ ~float32 | ~float64 }
 
 // field names one tensor of the architecture.
 type field int
@@ -91,13 +91,13 @@ func (c Config) tensorSpecs() []tensorSpec {
 }
 
 // layerWeights are one transformer block's tensors. Bq/Bk/Bv are nil without QKVBias.
-type layerWeights[F Float] struct {
+type layerWeights[F float] struct {
 	attnNorm, wq, bq, wk, bk, wv, bv, wo []F
 	ffnNorm, wgate, wup, wdown           []F
 }
 
 // weights are all parameters (or all gradients) of a model, carved out of one allocation.
-type weights[F Float] struct {
+type weights[F float] struct {
 	slab      []F
 	embed     []F // [Vocab, Dim]
 	layers    []layerWeights[F]
@@ -105,12 +105,12 @@ type weights[F Float] struct {
 	output    []F // [Vocab, Dim]; the same slice as embed when tied
 }
 
-func newWeights[F Float](c Config) *weights[F] {
+func newWeights[F float](c Config) *weights[F] {
 	return newWeightsWhere[F](c, func(tensorSpec) bool { return true })
 }
 
 // newWeightsWhere allocates only the tensors that keep accepts (the others stay nil).
-func newWeightsWhere[F Float](c Config, keep func(tensorSpec) bool) *weights[F] {
+func newWeightsWhere[F float](c Config, keep func(tensorSpec) bool) *weights[F] {
 	total := 0
 	for _, s := range c.tensorSpecs() {
 		if keep(s) {
@@ -204,7 +204,7 @@ type Param struct {
 	Grad []float32
 }
 
-func isFinite[F Float](xs []F) bool {
+func isFinite[F float](xs []F) bool {
 	for _, x := range xs {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 			return false
