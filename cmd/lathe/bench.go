@@ -61,6 +61,23 @@ func measureResources() resources {
 	return r
 }
 
+// cpuTime is the CPU time (user + system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuShare is the share of threads × wall time that the process ran on a CPU since (wallStart,
+// cpuStart): near 1 when the benchmark had the cores to itself, lower when other work on the machine
+// took them (then the timings measure the machine's load as much as the engine).
+func cpuShare(wallStart time.Time, cpuStart time.Duration) float64 {
+	wall := time.Since(wallStart)
+	return float64(cpuTime()-cpuStart) / (float64(wall) * float64(tensor.Workers()))
+}
+
 func printResult(w io.Writer, v any) error {
 	line, err := json.Marshal(v)
 	if err != nil {
@@ -81,6 +98,7 @@ type matmulResult struct {
 	GFLOPS     float64 `json:"gflops"`
 	GFLOPSBest float64 `json:"gflops_best"`
 	MsPerIter  float64 `json:"ms_per_iter"`
+	CPUShare   float64 `json:"cpu_share"` // see cpuShare
 	resources
 }
 
@@ -118,11 +136,13 @@ func benchMatmulCommand() *cobra.Command {
 				m, n, k, layout, tensor.Workers(), tensor.KernelName(), iters)
 			tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
 			times := make([]time.Duration, iters)
+			wall0, cpu0 := time.Now(), cpuTime()
 			for i := range times {
 				start := time.Now()
 				tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
 				times[i] = time.Since(start)
 			}
+			share := cpuShare(wall0, cpu0)
 			flop := 2 * float64(m) * float64(n) * float64(k)
 			var total time.Duration
 			for _, d := range times {
@@ -131,8 +151,9 @@ func benchMatmulCommand() *cobra.Command {
 			mean := total.Seconds() / float64(iters)
 			best := slices.Min(times).Seconds()
 			res := matmulResult{Bench: "matmul", M: m, N: n, K: k, Layout: layout, Iters: iters,
-				GFLOPS: flop / mean / 1e9, GFLOPSBest: flop / best / 1e9, MsPerIter: mean * 1e3, resources: measureResources()}
-			fmt.Fprintf(stderr, "%.1f GFLOP/s mean, %.1f best, %.2f ms per product\n", res.GFLOPS, res.GFLOPSBest, res.MsPerIter)
+				GFLOPS: flop / mean / 1e9, GFLOPSBest: flop / best / 1e9, MsPerIter: mean * 1e3, CPUShare: share, resources: measureResources()}
+			fmt.Fprintf(stderr, "%.1f GFLOP/s mean, %.1f best, %.2f ms per product, %.0f%% of %d threads' time on a CPU\n",
+				res.GFLOPS, res.GFLOPSBest, res.MsPerIter, 100*share, res.Threads)
 			return printResult(cmd.OutOrStdout(), res)
 		},
 	}
@@ -163,12 +184,17 @@ type trainResult struct {
 	MsPerStep       float64 `json:"ms_per_step"`
 	MsPerStepBest   float64 `json:"ms_per_step_best"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
+	// TokensPerSecondBest and MFUBest are those of the fastest step (the least disturbed, on a
+	// shared machine).
+	TokensPerSecondBest float64 `json:"tokens_per_second_best"`
 	// GFLOPS counts 6·Params FLOP per token (2 forward, 4 backward) for full fine-tuning and 4·Params
 	// for LoRA (no weight gradients of the frozen weights); attention's T² terms are not counted.
 	// MFU is GFLOPS over PeakFLOPS (506 GFLOP/s).
 	GFLOPS    float64 `json:"gflops"`
 	MFU       float64 `json:"mfu"`
+	MFUBest   float64 `json:"mfu_best"`
 	FinalLoss float64 `json:"final_loss"`
+	CPUShare  float64 `json:"cpu_share"` // of the timed steps; see cpuShare
 	resources
 }
 
@@ -240,6 +266,8 @@ func benchTrainCommand() *cobra.Command {
 			ctx := cmd.Context()
 			times := make([]time.Duration, 0, steps)
 			var loss float64
+			var wall0 time.Time
+			var cpu0 time.Duration
 			for i := 0; i <= steps; i++ {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -257,24 +285,28 @@ func benchTrainCommand() *cobra.Command {
 				}
 				if i == 0 {
 					fmt.Fprintf(stderr, "warm-up step: %.0f ms, loss %.4f\n", d.Seconds()*1e3, loss)
+					wall0, cpu0 = time.Now(), cpuTime()
 					continue
 				}
 				times = append(times, d)
 				fmt.Fprintf(stderr, "step %d/%d: %.0f ms, %.0f tokens/s, loss %.4f\n", i, steps, d.Seconds()*1e3,
 					float64(bt.B*bt.T)/d.Seconds(), loss)
 			}
+			share := cpuShare(wall0, cpu0)
 			var total time.Duration
 			for _, d := range times {
 				total += d
 			}
-			mean := total.Seconds() / float64(len(times))
-			tps := float64(batch*seq) / mean
+			mean, best := total.Seconds()/float64(len(times)), slices.Min(times).Seconds()
+			tps, tpsBest := float64(batch*seq)/mean, float64(batch*seq)/best
 			gflops := flopPerToken * float64(params) * tps / 1e9
 			res := trainResult{Bench: "train", Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
 				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: params,
-				MsPerStep: mean * 1e3, MsPerStepBest: slices.Min(times).Seconds() * 1e3, TokensPerSecond: tps,
-				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, FinalLoss: loss, resources: measureResources()}
-			fmt.Fprintf(stderr, "%.1f ms per step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%\n", res.MsPerStep, tps, gflops, 100*res.MFU)
+				MsPerStep: mean * 1e3, MsPerStepBest: best * 1e3, TokensPerSecond: tps, TokensPerSecondBest: tpsBest,
+				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, MFUBest: flopPerToken * float64(params) * tpsBest / PeakFLOPS,
+				FinalLoss: loss, CPUShare: share, resources: measureResources()}
+			fmt.Fprintf(stderr, "%.1f ms per step, %.0f tokens/s (best step %.0f), %.1f GFLOP/s, MFU %.1f%% (best %.1f%%), %.0f%% of %d threads' time on a CPU\n",
+				res.MsPerStep, tps, tpsBest, gflops, 100*res.MFU, 100*res.MFUBest, 100*share, res.Threads)
 			return printResult(cmd.OutOrStdout(), res)
 		},
 	}
@@ -304,6 +336,7 @@ type generateResult struct {
 	PrefillMs       float64 `json:"prefill_ms"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	MsPerToken      float64 `json:"ms_per_token"` // one decoding step of the whole batch
+	CPUShare        float64 `json:"cpu_share"`    // of the whole generation; see cpuShare
 	resources
 }
 
@@ -344,7 +377,7 @@ func benchGenerateCommand() *cobra.Command {
 			opt := generate.Options{MaxNewTokens: newTokens}
 			var firstAt time.Time
 			produced := 0
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			_, err = generate.Generate(cmd.Context(), m, prompts, opt, nil, func(t generate.Token) error {
 				if firstAt.IsZero() {
 					firstAt = time.Now()
@@ -355,14 +388,15 @@ func benchGenerateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			end := time.Now()
+			end, share := time.Now(), cpuShare(start, cpu0)
 			decoded := produced - batch // the first token of each sequence comes out of the prefill
 			decodeSec := end.Sub(firstAt).Seconds()
 			res := generateResult{Bench: "generate", Model: modelPath, Params: lm.Params(), Batch: batch,
 				PromptTokens: len(ids), NewTokens: produced / batch, PrefillMs: firstAt.Sub(start).Seconds() * 1e3,
 				TokensPerSecond: float64(decoded) / decodeSec, MsPerToken: decodeSec * 1e3 / float64(decoded/batch),
-				resources: measureResources()}
-			fmt.Fprintf(stderr, "prefill %.1f ms, %.1f tokens/s decoding (%.2f ms per step)\n", res.PrefillMs, res.TokensPerSecond, res.MsPerToken)
+				CPUShare: share, resources: measureResources()}
+			fmt.Fprintf(stderr, "prefill %.1f ms, %.1f tokens/s decoding (%.2f ms per step), %.0f%% of %d threads' time on a CPU\n",
+				res.PrefillMs, res.TokensPerSecond, res.MsPerToken, 100*share, res.Threads)
 			return printResult(cmd.OutOrStdout(), res)
 		},
 	}

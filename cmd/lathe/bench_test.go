@@ -68,7 +68,7 @@ func TestBenchTrain(t *testing.T) {
 			flopPerToken = 4
 		}
 		res := benchJSON(t, args...)
-		requirePositive(t, res, "tokens_per_second", "ms_per_step", "ms_per_step_best", "gflops", "mfu", "final_loss", "peak_memory_bytes", "threads")
+		requirePositive(t, res, "tokens_per_second", "tokens_per_second_best", "ms_per_step", "ms_per_step_best", "gflops", "mfu", "mfu_best", "final_loss", "peak_memory_bytes", "threads")
 		if res["params"] != params {
 			t.Errorf("%s: params %v, want %d", method, res["params"], params)
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lathe-ml/lathe/internal/job"
 )
 
 const storiesModel = "../../../shared/models/stories260K.gguf"
@@ -210,5 +212,27 @@ func TestFinetuneRejectsBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "model.gguf")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected run wrote a model (stat: %v)", err)
+	}
+}
+
+// TestTrainProgressBar: on a terminal the progress is one redrawn bar with step/total, loss, tokens/s
+// and ETA; phases and messages are lines of their own.
+func TestTrainProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	p := &trainProgress{w: &out, tty: true}
+	ctx := context.Background()
+	_ = p.SetPhase(ctx, job.PhaseTrainingModels)
+	_ = p.Progress(ctx, job.Progress{Message: "evaluating the base model"})
+	for step := 1; step <= 3; step++ {
+		if err := p.Progress(ctx, job.Progress{Step: step, TotalSteps: 10, Loss: 2.5 / float64(step), TokensPerSecond: 1234, ETASeconds: 75}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p.Progress(ctx, job.Progress{Message: "evaluating the fine-tuned model"})
+	text := out.String()
+	for _, want := range []string{"TrainingModels\n", "evaluating the base model\n", "3/10", "loss 0.8333", "1234 tok/s", "ETA 1m15s", "\nevaluating the fine-tuned model\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("progress output %q lacks %q", text, want)
+		}
 	}
 }
