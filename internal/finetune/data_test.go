@@ -1,6 +1,8 @@
 package finetune
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -232,6 +234,27 @@ func TestExecuteReadsParquetAndValidationChannels(t *testing.T) {
 	longSpec.Channels = append(longSpec.Channels, job.Channel{Type: "validation", ContentType: dataset.ContentTypeCSV, S3URI: uri("long/validation/")})
 	longSpec.ValidationFraction = 0
 
+	// A CSV as spreadsheets and scripts write them: a BOM, CRLF line ends, quoted values with commas,
+	// quotes and line breaks; a gzip-compressed second file; and the folder marker the S3 console makes.
+	quirky := slices.Clone(rows[:40])
+	for i := range quirky {
+		switch i % 3 {
+		case 0:
+			quirky[i][1] = strings.Replace(quirky[i][1], ".", `, said "hi".`, 1)
+		case 1:
+			quirky[i][1] = strings.Replace(quirky[i][1], ". ", ".\n", 1)
+		}
+	}
+	first := bytes.ReplaceAll(pairsCSV(t, quirky[:25]), []byte("\n"), []byte("\r\n"))
+	env.put(t, "quirky/train/", nil)
+	env.put(t, "quirky/train/a.csv", append([]byte("\xef\xbb\xbf"), first...))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(pairsCSV(t, quirky[25:]))
+	_ = zw.Close()
+	env.put(t, "quirky/train/b.csv.gz", gz.Bytes())
+	quirkySpec := spec("quirky", "quirky/train/", nil)
+
 	for _, c := range []struct {
 		spec                  job.Spec
 		trainRows, validation int
@@ -241,6 +264,7 @@ func TestExecuteReadsParquetAndValidationChannels(t *testing.T) {
 		{parquetSpec, 80, 20, nil, 0},
 		{channelSpec, 80, 20, inputs(rows[80:]), 0},
 		{longSpec, 10, 10, inputs(rows[10:20]), 7},
+		{quirkySpec, 32, 8, nil, 0},
 	} {
 		t.Run(c.spec.Name, func(t *testing.T) {
 			res, err := env.executor(t, "").Execute(context.Background(), c.spec, &recorder{})
@@ -255,6 +279,7 @@ func TestExecuteReadsParquetAndValidationChannels(t *testing.T) {
 				TrainingRows   int            `json:"training_rows"`
 				ValidationRows int            `json:"validation_rows"`
 				Training       dataset.Report `json:"training"`
+				Files          map[string]int `json:"files"`
 			}
 			if err := json.Unmarshal(env.get(t, out+"data-report.json"), &dr); err != nil {
 				t.Fatal(err)
@@ -265,15 +290,27 @@ func TestExecuteReadsParquetAndValidationChannels(t *testing.T) {
 			if dr.Training.TruncatedRows != c.truncated {
 				t.Errorf("data report: %d truncated training rows, want %d", dr.Training.TruncatedRows, c.truncated)
 			}
-			if c.validationInputs != nil {
-				var got []string
-				for _, l := range lines(env.get(t, out+"samples.jsonl")) {
-					var s Sample
-					if err := json.Unmarshal([]byte(l), &s); err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, s.Input)
+			if c.spec.Name == "quirky" && (len(dr.Files) != 2 || dr.Files[uri("quirky/train/a.csv")] != 25 || dr.Files[uri("quirky/train/b.csv.gz")] != 15) {
+				t.Errorf("data report files %v, want 25 rows from a.csv and 15 from b.csv.gz (and no folder marker)", dr.Files)
+			}
+			refs := map[string]string{}
+			for _, r := range append(quirky, rows...) {
+				if _, ok := refs[r[0]]; !ok {
+					refs[r[0]] = r[1] // quirky first: the quirky job's outputs
 				}
+			}
+			var got []string
+			for _, l := range lines(env.get(t, out+"samples.jsonl")) {
+				var s Sample
+				if err := json.Unmarshal([]byte(l), &s); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, s.Input)
+				if c.spec.Name == "quirky" && s.Reference != refs[s.Input] {
+					t.Errorf("reference %q, want the dataset's output %q", s.Reference, refs[s.Input])
+				}
+			}
+			if c.validationInputs != nil {
 				if !slices.Equal(got, c.validationInputs) {
 					t.Errorf("samples are not the validation channel's rows:\n got %q\nwant %q", got, c.validationInputs)
 				}
