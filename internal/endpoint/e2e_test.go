@@ -1,0 +1,394 @@
+package endpoint_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	rttypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
+
+	"github.com/lathe-ml/lathe/internal/endpoint/serving"
+)
+
+type tgiOut struct {
+	GeneratedText string `json:"generated_text"`
+	Details       *struct {
+		FinishReason    string  `json:"finish_reason"`
+		GeneratedTokens int     `json:"generated_tokens"`
+		Seed            *uint64 `json:"seed"`
+	} `json:"details"`
+}
+
+func invoke(t *testing.T, e *env, name, body string) ([]tgiOut, *sagemakerruntime.InvokeEndpointOutput) {
+	t.Helper()
+	out, err := e.rt.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String(name), ContentType: aws.String("application/json"), Body: []byte(body)})
+	if err != nil {
+		t.Fatalf("InvokeEndpoint %s: %v", body, err)
+	}
+	var res []tgiOut
+	if err := json.Unmarshal(out.Body, &res); err != nil {
+		t.Fatalf("response %s: %v", out.Body, err)
+	}
+	return res, out
+}
+
+// The hand-made path of a fine-tuned model: its artifact as a job writes it, CreateModel from the
+// candidate's ModelDataUrl, the endpoint config, the endpoint; the waiters; invoke; delete.
+func TestHostingLifecycleWithSDK(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	modelURL := e.artifact(t, "job1")
+	e.deploy(t, "tuned", &types.ContainerDefinition{Image: aws.String("lathe/engine:llama"), ModelDataUrl: aws.String(modelURL),
+		Environment: map[string]string{"HF_MODEL_ID": "/opt/ml/model"}})
+
+	d, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("tuned")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.EndpointStatus != types.EndpointStatusInService || *d.EndpointArn != "arn:aws:sagemaker:us-east-1:123456789012:endpoint/tuned" ||
+		*d.EndpointConfigName != "tuned-config" || len(d.ProductionVariants) != 1 || *d.ProductionVariants[0].VariantName != "AllTraffic" ||
+		*d.ProductionVariants[0].CurrentInstanceCount != 1 || d.FailureReason != nil || d.CreationTime == nil {
+		t.Errorf("DescribeEndpoint = %+v", d)
+	}
+	m, err := e.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String("TUNED-model")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *m.ModelName != "tuned-model" || *m.PrimaryContainer.ModelDataUrl != modelURL || m.PrimaryContainer.Environment["HF_MODEL_ID"] != "/opt/ml/model" {
+		t.Errorf("DescribeModel = %+v", m)
+	}
+	c, err := e.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String("tuned-config")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv := c.ProductionVariants[0]; pv.InstanceType != types.ProductionVariantInstanceTypeMlG512xlarge || *pv.InitialVariantWeight != 1 || *pv.ModelName != "tuned-model" {
+		t.Errorf("DescribeEndpointConfig variant = %+v", pv)
+	}
+
+	// The model was trained on the plain template (metrics.json says Stories260K), so a TGI call
+	// answers; greedy decoding is deterministic, and details follow TGI.
+	res, out := invoke(t, e, "tuned", `{"inputs":"Tell me a story.","parameters":{"max_new_tokens":8,"details":true}}`)
+	if len(res) != 1 || res[0].Details == nil || res[0].Details.GeneratedTokens == 0 || res[0].Details.GeneratedTokens > 8 ||
+		res[0].Details.Seed != nil || *out.ContentType != "application/json" || *out.InvokedProductionVariant != "AllTraffic" {
+		t.Errorf("InvokeEndpoint = %+v, content type %v, variant %v", res, aws.ToString(out.ContentType), aws.ToString(out.InvokedProductionVariant))
+	}
+	again, _ := invoke(t, e, "tuned", `{"inputs":"Tell me a story.","parameters":{"max_new_tokens":8}}`)
+	if again[0].GeneratedText != res[0].GeneratedText || again[0].Details != nil {
+		t.Errorf("greedy answers differ: %q then %q", res[0].GeneratedText, again[0].GeneratedText)
+	}
+	full, _ := invoke(t, e, "tuned", `{"inputs":"Tell me a story.","parameters":{"max_new_tokens":8,"return_full_text":true}}`)
+	if full[0].GeneratedText != "Tell me a story."+res[0].GeneratedText {
+		t.Errorf("return_full_text = %q", full[0].GeneratedText)
+	}
+	batch, _ := invoke(t, e, "tuned", `{"inputs":["Tell me a story.","Once upon a time"],"parameters":{"max_new_tokens":8}}`)
+	if len(batch) != 2 || batch[0].GeneratedText != res[0].GeneratedText {
+		t.Errorf("list inputs = %+v", batch)
+	}
+
+	// Lists see all three resources.
+	lm, err := e.sm.ListModels(ctx, &sagemaker.ListModelsInput{NameContains: aws.String("tuned")})
+	if err != nil || len(lm.Models) != 1 || *lm.Models[0].ModelName != "tuned-model" {
+		t.Errorf("ListModels = %+v, %v", lm, err)
+	}
+	lc, err := e.sm.ListEndpointConfigs(ctx, &sagemaker.ListEndpointConfigsInput{})
+	if err != nil || len(lc.EndpointConfigs) != 1 {
+		t.Errorf("ListEndpointConfigs = %+v, %v", lc, err)
+	}
+	le, err := e.sm.ListEndpoints(ctx, &sagemaker.ListEndpointsInput{StatusEquals: types.EndpointStatusInService})
+	if err != nil || len(le.Endpoints) != 1 || le.Endpoints[0].EndpointStatus != types.EndpointStatusInService {
+		t.Errorf("ListEndpoints = %+v, %v", le, err)
+	}
+
+	if _, err := e.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String("tuned")}); err != nil {
+		t.Fatal(err)
+	}
+	w := sagemaker.NewEndpointDeletedWaiter(e.sm, func(o *sagemaker.EndpointDeletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	})
+	if err := w.Wait(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("tuned")}, time.Minute); err != nil {
+		t.Fatalf("EndpointDeleted waiter: %v", err)
+	}
+	_, err = e.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("tuned"), Body: []byte(`{"inputs":"x"}`)})
+	if code, msg := apiError(t, err); code != "ValidationError" || msg != "Endpoint tuned of account 123456789012 not found." {
+		t.Errorf("invoke after delete: %s: %s", code, msg)
+	}
+}
+
+// The README of Stories260K gives its greedy continuation of this sentence; an endpoint serving the
+// base model with raw prompts must answer it, through the plain call and the stream.
+func TestInvokeBaseModelMatchesReferenceAndStreams(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "stories", baseModelContainer("raw"))
+	const prompt = "Once upon a time, there was a little girl named Lily."
+	const want = "She loved to play outside in the park."
+	res, _ := invoke(t, e, "stories", `{"inputs":"`+prompt+`","parameters":{"max_new_tokens":16,"do_sample":false,"details":true}}`)
+	if !strings.HasPrefix(strings.TrimSpace(res[0].GeneratedText), want) || res[0].Details.FinishReason != "length" {
+		t.Errorf("generated %+v, want text starting %q", res[0], want)
+	}
+
+	out, err := e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		EndpointName: aws.String("stories"), ContentType: aws.String("application/json"),
+		Body: []byte(`{"inputs":"` + prompt + `","parameters":{"max_new_tokens":16,"details":true},"stream":true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.InvokedProductionVariant) != "AllTraffic" {
+		t.Errorf("stream variant = %v", aws.ToString(out.InvokedProductionVariant))
+	}
+	var raw bytes.Buffer
+	stream := out.GetStream()
+	for ev := range stream.Events() {
+		part, ok := ev.(*rttypes.ResponseStreamMemberPayloadPart)
+		if !ok {
+			t.Fatalf("unexpected event %T", ev)
+		}
+		raw.Write(part.Value.Bytes)
+	}
+	if err := stream.Close(); err != nil || stream.Err() != nil {
+		t.Fatalf("stream: %v %v", err, stream.Err())
+	}
+	// TGI's server-sent events: the tokens add up to the text, the last event carries it whole.
+	var text strings.Builder
+	var last map[string]any
+	for _, line := range strings.Split(raw.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data:")
+		if !ok {
+			t.Fatalf("stream line %q is not a data line", line)
+		}
+		if err := json.Unmarshal([]byte(data), &last); err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(last["token"].(map[string]any)["text"].(string))
+	}
+	if text.String() != res[0].GeneratedText || last["generated_text"] != res[0].GeneratedText ||
+		last["details"].(map[string]any)["finish_reason"] != "length" {
+		t.Errorf("stream text %q, last event %v; want %q", text.String(), last, res[0].GeneratedText)
+	}
+}
+
+// Errors as the SDKs and the waiters see them.
+func TestHostingErrors(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "ep1", baseModelContainer(""))
+	arn := func(kind, name string) string { return "arn:aws:sagemaker:us-east-1:123456789012:" + kind + "/" + name }
+	variant := func(model string, it types.ProductionVariantInstanceType) []types.ProductionVariant {
+		return []types.ProductionVariant{{VariantName: aws.String("v1"), ModelName: aws.String(model), InstanceType: it, InitialInstanceCount: aws.Int32(1)}}
+	}
+	cases := []struct {
+		name     string
+		call     func() error
+		code     string
+		msg      string // exact, or prefix when it ends with "..."
+		contains string
+	}{
+		{"describe missing endpoint", func() error {
+			_, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("Nope-Endpoint")})
+			return err
+		}, "ValidationException", `Could not find endpoint "` + arn("endpoint", "nope-endpoint") + `".`, ""},
+		{"delete missing endpoint", func() error {
+			_, err := e.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String("nope")})
+			return err
+		}, "ValidationException", `Could not find endpoint "` + arn("endpoint", "nope") + `".`, ""},
+		{"describe missing model", func() error {
+			_, err := e.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String("nope")})
+			return err
+		}, "ValidationException", `Could not find model "` + arn("model", "nope") + `".`, ""},
+		{"delete missing config", func() error {
+			_, err := e.sm.DeleteEndpointConfig(ctx, &sagemaker.DeleteEndpointConfigInput{EndpointConfigName: aws.String("nope")})
+			return err
+		}, "ValidationException", `Could not find endpoint configuration "` + arn("endpoint-config", "nope") + `".`, ""},
+		{"endpoint from a missing config", func() error {
+			_, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("ep2"), EndpointConfigName: aws.String("nope")})
+			return err
+		}, "ValidationException", `Could not find endpoint configuration "` + arn("endpoint-config", "nope") + `".`, ""},
+		{"config naming a missing model", func() error {
+			_, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("c2"),
+				ProductionVariants: variant("nope", types.ProductionVariantInstanceTypeMlM5Large)})
+			return err
+		}, "ValidationException", `Could not find model "` + arn("model", "nope") + `".`, ""},
+		{"duplicate endpoint, other case", func() error {
+			_, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("EP1"), EndpointConfigName: aws.String("ep1-config")})
+			return err
+		}, "ValidationException", `Cannot create already existing endpoint "` + arn("endpoint", "ep1") + `".`, ""},
+		{"duplicate model", func() error {
+			_, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("ep1-model"), PrimaryContainer: baseModelContainer("")})
+			return err
+		}, "ValidationException", `Cannot create already existing model "` + arn("model", "ep1-model") + `".`, ""},
+		{"bad instance type", func() error {
+			_, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("c3"),
+				ProductionVariants: variant("ep1-model", "ml.x99.huge")})
+			return err
+		}, "ValidationException", "1 validation error detected: Value 'ml.x99.huge' at 'productionVariants.1.member.instanceType' failed to satisfy constraint: Member must satisfy enum value set: [...", "ml.g5.12xlarge"},
+		{"bad names", func() error {
+			_, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("bad_name"), EndpointConfigName: aws.String("-x")})
+			return err
+		}, "ValidationException", "2 validation errors detected: Value 'bad_name' at 'endpointName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}; Value '-x' at 'endpointConfigName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", ""},
+		{"model without model data", func() error {
+			_, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("m3"), PrimaryContainer: &types.ContainerDefinition{Image: aws.String("img")}})
+			return err
+		}, "ValidationException", "give the model's ModelDataUrl (s3://) or, to serve a base model of Lathe's model store, Environment LATHE_BASE_MODEL", ""},
+		{"update of a missing endpoint", func() error {
+			_, err := e.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("nope"), EndpointConfigName: aws.String("ep1-config")})
+			return err
+		}, "ValidationException", `Could not find endpoint "` + arn("endpoint", "nope") + `".`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			code, msg := apiError(t, err)
+			prefix, isPrefix := strings.CutSuffix(c.msg, "...")
+			if code != c.code || (isPrefix && !strings.HasPrefix(msg, prefix)) || (!isPrefix && msg != c.msg) || !strings.Contains(msg, c.contains) {
+				t.Errorf("got %s: %s\nwant %s: %s", code, msg, c.code, c.msg)
+			}
+		})
+	}
+
+	// Runtime errors: an unknown endpoint, the wrong case, payloads the model cannot take.
+	rtCases := []struct {
+		name, endpoint, body string
+		code                 string
+		status               int
+		msg                  string
+	}{
+		{"unknown endpoint", "nope", `{"inputs":"x"}`, "ValidationError", 400, "Endpoint nope of account 123456789012 not found."},
+		{"name in another case", "EP1", `{"inputs":"x"}`, "ValidationError", 400, "Endpoint EP1 of account 123456789012 not found."},
+		{"not JSON", "ep1", `inputs=x`, "ModelError", 424, "Received client error (422) from AllTraffic with message"},
+		{"no inputs", "ep1", `{"parameters":{}}`, "ModelError", 424, "missing field `inputs`"},
+		{"zero temperature", "ep1", `{"inputs":"x","parameters":{"temperature":0}}`, "ModelError", 424, "`temperature` must be strictly positive"},
+		{"top_p above 1", "ep1", `{"inputs":"x","parameters":{"top_p":1.5}}`, "ModelError", 424, "`top_p` must be > 0.0 and <= 1.0"},
+		{"too many stops", "ep1", `{"inputs":"x","parameters":{"stop":["a","b","c","d","e"]}}`, "ModelError", 424, "up to 4 stop sequences"},
+		{"input longer than the context", "ep1", `{"inputs":"` + strings.Repeat("word ", 3000) + `"}`, "ModelError", 424, "the model's context is 2048 tokens"},
+	}
+	for _, c := range rtCases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String(c.endpoint), Body: []byte(c.body)})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			code, msg := apiError(t, err)
+			if code != c.code || !strings.Contains(msg, c.msg) {
+				t.Errorf("got %s: %s; want %s containing %q", code, msg, c.code, c.msg)
+			}
+			var me *rttypes.ModelError
+			if c.code == "ModelError" && (!errors.As(err, &me) || aws.ToInt32(me.OriginalStatusCode) != 422 || !strings.Contains(aws.ToString(me.OriginalMessage), `"error_type":"validation"`)) {
+				t.Errorf("ModelError members = %+v", me)
+			}
+		})
+	}
+}
+
+// An endpoint whose model cannot load ends Failed with the reason; the waiter reports the failure;
+// the runtime treats it as missing.
+func TestFailedEndpoint(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.artifact(t, "job1") // creates the bucket
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("m"),
+		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://" + bucket + "/nothing/here/")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("c"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("v"), ModelName: aws.String("m"),
+			InstanceType: types.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("broken"), EndpointConfigName: aws.String("c")}); err != nil {
+		t.Fatal(err)
+	}
+	w := sagemaker.NewEndpointInServiceWaiter(e.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	})
+	if err := w.Wait(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("broken")}, time.Minute); err == nil {
+		t.Fatal("waiter succeeded on an endpoint that cannot load")
+	}
+	d, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("broken")})
+	if err != nil || d.EndpointStatus != types.EndpointStatusFailed || !strings.Contains(aws.ToString(d.FailureReason), "no model data at s3://"+bucket+"/nothing/here/") {
+		t.Errorf("DescribeEndpoint = %+v, %v", d, err)
+	}
+	_, err = e.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("broken"), Body: []byte(`{"inputs":"x"}`)})
+	if code, _ := apiError(t, err); code != "ValidationError" {
+		t.Errorf("invoke of a failed endpoint: %v", err)
+	}
+}
+
+// Endpoints survive a restart: they load again and serve the same answers; an update swaps the
+// model behind the endpoint.
+func TestRestartAndUpdate(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir, serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "keep", baseModelContainer("raw"))
+	body := `{"inputs":"Once upon a time","parameters":{"max_new_tokens":10}}`
+	before, _ := invoke(t, e, "keep", body)
+	e.stop()
+
+	e = startEnv(t, dir, serving.Options{})
+	e.waitInService(t, "keep")
+	after, _ := invoke(t, e, "keep", body)
+	if after[0].GeneratedText != before[0].GeneratedText {
+		t.Errorf("after restart %q, before %q", after[0].GeneratedText, before[0].GeneratedText)
+	}
+
+	// Update to a config whose model wraps inputs in the plain template: the answer changes.
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("plain"), PrimaryContainer: baseModelContainer("plain")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("plain-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("Plain"), ModelName: aws.String("plain"),
+			InstanceType: types.ProductionVariantInstanceTypeMlC5Xlarge, InitialInstanceCount: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("keep"), EndpointConfigName: aws.String("plain-config")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitInService(t, "keep")
+	d, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("keep")})
+	if err != nil || *d.EndpointConfigName != "plain-config" || *d.ProductionVariants[0].VariantName != "Plain" {
+		t.Fatalf("after update: %+v, %v", d, err)
+	}
+	updated, out := invoke(t, e, "keep", body)
+	if *out.InvokedProductionVariant != "Plain" || updated[0].GeneratedText == before[0].GeneratedText {
+		t.Errorf("after update: variant %s, text %q (before %q)", *out.InvokedProductionVariant, updated[0].GeneratedText, before[0].GeneratedText)
+	}
+}
+
+// ModelDeployConfig's path: the pipeline hands the artifact to Deploy, which leaves an InService
+// endpoint (and reports a reason when it cannot).
+func TestDeployForJob(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	modelURL := e.artifact(t, "job7")
+	if err := e.svc.Deploy(ctx, "job7", "job7-endpoint", modelURL); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := invoke(t, e, "job7-endpoint", `{"inputs":"Tell me a story."}`)
+	if res[0].GeneratedText == "" {
+		t.Error("empty answer")
+	}
+	// Running again (a job resumed after a restart) finds what it made.
+	if err := e.svc.Deploy(ctx, "job7", "job7-endpoint", modelURL); err != nil {
+		t.Errorf("second Deploy: %v", err)
+	}
+	err := e.svc.Deploy(ctx, "job8", "job8-endpoint", "s3://"+bucket+"/out/job8/model/")
+	if err == nil || !strings.Contains(err.Error(), "no model data at s3://"+bucket+"/out/job8/model/") {
+		t.Errorf("Deploy of a missing artifact: %v", err)
+	}
+}

@@ -1,0 +1,200 @@
+package endpoint_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	"github.com/aws/smithy-go"
+
+	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/endpoint"
+	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
+	"github.com/lathe-ml/lathe/internal/endpoint/serving"
+	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/modelstore"
+	"github.com/lathe-ml/lathe/internal/s3api"
+	"github.com/lathe-ml/lathe/internal/server"
+)
+
+const (
+	testAccessKey = "AKIAIOSFODNN7EXAMPLE"
+	testSecretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	account       = "123456789012"
+	region        = "us-east-1"
+	// storiesPath is the shared Stories260K model (see its README); never copied into the repo.
+	storiesPath = "../../../shared/models/stories260K.gguf"
+	bucket      = "lathe-test"
+)
+
+// env is a Lathe server as `lathe serve` wires it (front door, embedded S3, the hosting operations
+// and the runtime) on 127.0.0.1:0, with the real SDK clients pointed at it.
+type env struct {
+	dataDir string
+	url     string
+	svc     *endpoint.Service
+	objects *blob.Client
+	sm      *sagemaker.Client
+	rt      *sagemakerruntime.Client
+	stop    func()
+}
+
+// startEnv starts a server over dataDir (reuse it to restart). The model store holds Stories260K.
+func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	models, err := modelstore.OpenDataDir(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.Get("Stories260K"); errors.Is(err, modelstore.ErrNotFound) {
+		if _, err := models.Import(ctx, storiesPath, "Stories260K"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s3h, err := s3api.New(filepath.Join(dataDir, "s3"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	objects, err := blob.New(ctx, blob.Options{Endpoint: url, Region: region, AccessKeyID: testAccessKey,
+		SecretAccessKey: testSecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
+		Objects: objects, Models: finetune.StoreSource{Store: models}, Serving: opts, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := server.New(server.Config{Region: region, AccountID: account,
+		Credentials: server.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey},
+		SageMaker:   svc.Operations(),
+		Runtime:     runtime.New(runtime.Config{Router: svc, AccountID: account, Logger: quiet}),
+		S3:          s3h, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
+		HTTPClient:  awshttp.NewBuildableClient(), // a plain http.Client breaks where AWS_CA_BUNDLE is set
+		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
+	}
+	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects,
+		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
+		rt: sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
+	}
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		srv.Close()
+		svc.Close()
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// artifact writes what a fine-tuning job leaves under S3OutputPath/<job>/ (the exported model
+// directory and metrics.json naming the base model) for Stories260K, and returns the model prefix.
+func (e *env) artifact(t testing.TB, job string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.objects.CreateBucket(ctx, bucket); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
+		t.Fatal(err)
+	}
+	entry, _ := catalog.Lookup("Stories260K")
+	lm, err := finetune.LoadModel(storiesPath, entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := lm.Export(dir); err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("s3://%s/out/%s/", bucket, job)
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		if err := e.objects.PutFile(ctx, prefix+"model/"+f.Name(), filepath.Join(dir, f.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.objects.PutBytes(ctx, prefix+"metrics.json", []byte(`{"base_model":"Stories260K"}`), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + "model/"
+}
+
+// deploy creates model, config and endpoint over the SDK and waits with the SDK's waiter.
+func (e *env) deploy(t testing.TB, name string, container *types.ContainerDefinition) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String(name + "-model"),
+		PrimaryContainer: container, ExecutionRoleArn: aws.String("arn:aws:iam::123456789012:role/r")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String(name + "-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String(name + "-model"),
+			InstanceType: types.ProductionVariantInstanceTypeMlG512xlarge, InitialInstanceCount: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String(name),
+		EndpointConfigName: aws.String(name + "-config")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitInService(t, name)
+}
+
+func (e *env) waitInService(t testing.TB, name string) {
+	t.Helper()
+	w := sagemaker.NewEndpointInServiceWaiter(e.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	})
+	if err := w.Wait(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)}, time.Minute); err != nil {
+		t.Fatalf("EndpointInService waiter: %v", err)
+	}
+}
+
+// apiError returns the code and message of an SDK error.
+func apiError(t testing.TB, err error) (code, msg string) {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want an API error, got %v", err)
+	}
+	return ae.ErrorCode(), ae.ErrorMessage()
+}
+
+// baseModelContainer serves Stories260K from the model store.
+func baseModelContainer(format string) *types.ContainerDefinition {
+	env := map[string]string{endpoint.EnvBaseModel: "Stories260K"}
+	if format != "" {
+		env[endpoint.EnvPromptFormat] = format
+	}
+	return &types.ContainerDefinition{Image: aws.String("lathe/engine:llama"), Environment: env}
+}

@@ -1,0 +1,164 @@
+package endpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/endpoint/serving"
+)
+
+// sourceMarker, inside a variant's download folder, holds the URI the folder was downloaded from;
+// it is written last, so its presence means the download is complete (a restart reuses it).
+const sourceMarker = ".lathe-source"
+
+// loadDeployment downloads and loads every variant's model.
+func (s *Service) loadDeployment(ctx context.Context, key string, dep deployment) ([]liveVariant, error) {
+	var out []liveVariant
+	for _, v := range dep.Variants {
+		eng, err := s.loadVariant(ctx, key, v)
+		if err == nil && ctx.Err() != nil {
+			eng.Close()
+			err = ctx.Err()
+		}
+		if err != nil {
+			for _, lv := range out {
+				lv.engine.Close()
+			}
+			return nil, fmt.Errorf("variant %s (model %s): %w", v.Name, v.ModelName, err)
+		}
+		out = append(out, liveVariant{name: v.Name, weight: v.Weight, engine: eng})
+	}
+	return out, nil
+}
+
+func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*serving.Engine, error) {
+	base := v.Environment[EnvBaseModel]
+	var modelPath string
+	if v.Source == "" {
+		if s.cfg.Models == nil {
+			return nil, errors.New("this server has no model store to serve base models from")
+		}
+		p, err := s.cfg.Models.Resolve(ctx, base, nil)
+		if err != nil {
+			return nil, fmt.Errorf("base model %s: %w", base, err)
+		}
+		modelPath = p
+	} else {
+		dir := filepath.Join(s.endpointDir(key), strings.ToLower(v.Name))
+		p, err := s.download(ctx, v.Source, dir)
+		if err != nil {
+			return nil, err
+		}
+		modelPath = p
+		if base == "" {
+			base = s.trainedFrom(ctx, v.Source)
+		}
+	}
+	format := serving.FormatFor(base)
+	if f, ok := v.Environment[EnvPromptFormat]; ok {
+		pf, err := serving.ParsePromptFormat(f)
+		if err != nil {
+			return nil, err
+		}
+		format = pf
+	}
+	opts := s.cfg.Serving
+	opts.Format = format
+	return serving.Load(modelPath, opts)
+}
+
+// trainedFrom reads the base model of a fine-tuning job's artifact from the metrics.json the
+// pipeline writes beside the model prefix (S3OutputPath/<job>/model/ -> .../<job>/metrics.json).
+func (s *Service) trainedFrom(ctx context.Context, source string) string {
+	if !strings.HasSuffix(source, "/") {
+		return ""
+	}
+	parent := strings.TrimSuffix(source, "/")
+	i := strings.LastIndex(parent, "/")
+	if i < len("s3://") {
+		return ""
+	}
+	data, err := s.cfg.Objects.Get(ctx, parent[:i+1]+"metrics.json")
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		BaseModel string `json:"base_model"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return ""
+	}
+	return m.BaseModel
+}
+
+// download fetches a model artifact into dir: every object under an s3:// prefix (a Hugging Face
+// directory; its .gguf copy is skipped when config.json is there), or one .gguf object. It returns
+// what to load.
+func (s *Service) download(ctx context.Context, source, dir string) (string, error) {
+	if s.cfg.Objects == nil {
+		return "", errors.New("this server has no object store to read model data from")
+	}
+	bucket, key, err := blob.ParseURI(source)
+	if err != nil {
+		return "", err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, sourceMarker)); err == nil && string(b) == source {
+		return serving.ModelPath(dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	objs, err := s.cfg.Objects.List(ctx, source)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", source, err)
+	}
+	prefix := key
+	if len(objs) == 1 && objs[0].Key == key {
+		if strings.HasSuffix(key, ".tar.gz") {
+			return "", fmt.Errorf("%s is a model.tar.gz: Lathe serves a model directory (a prefix, as fine-tuning jobs write it) or one .gguf file", source)
+		}
+		if !strings.HasSuffix(key, ".gguf") {
+			return "", fmt.Errorf("%s is neither a .gguf file nor a model directory", source)
+		}
+		prefix = path.Dir(key) + "/"
+	} else if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+		if objs, err = s.cfg.Objects.List(ctx, "s3://"+bucket+"/"+prefix); err != nil {
+			return "", fmt.Errorf("list %s: %w", source, err)
+		}
+	}
+	if len(objs) == 0 {
+		return "", fmt.Errorf("no model data at %s", source)
+	}
+	hasConfig := false
+	for _, o := range objs {
+		hasConfig = hasConfig || o.Key == prefix+"config.json"
+	}
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o.Key, prefix)
+		if rel == "" || strings.HasSuffix(rel, "/") || (hasConfig && strings.HasSuffix(rel, ".gguf")) {
+			continue
+		}
+		local := filepath.Join(dir, filepath.FromSlash(rel))
+		if !strings.HasPrefix(local, dir+string(filepath.Separator)) {
+			return "", fmt.Errorf("object key %s leaves the model folder", o.Key)
+		}
+		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			return "", err
+		}
+		if err := s.cfg.Objects.Download(ctx, o.URI, local); err != nil {
+			return "", fmt.Errorf("download %s: %w", o.URI, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, sourceMarker), []byte(source), 0o644); err != nil {
+		return "", err
+	}
+	return serving.ModelPath(dir)
+}

@@ -1,0 +1,203 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/lathe-ml/lathe/llm/generate"
+)
+
+// tgiRequest is the Text Generation Inference payload SageMaker's LLM containers take.
+type tgiRequest struct {
+	Inputs     json.RawMessage `json:"inputs"`
+	Parameters *tgiParameters  `json:"parameters"`
+	Stream     bool            `json:"stream"`
+}
+
+// tgiParameters are TGI's GenerateParameters; best_of, typical_p, truncate, watermark and
+// decoder_input_details are accepted and have no effect.
+type tgiParameters struct {
+	MaxNewTokens      *int     `json:"max_new_tokens"`
+	Temperature       *float64 `json:"temperature"`
+	TopP              *float64 `json:"top_p"`
+	TopK              *int     `json:"top_k"`
+	DoSample          *bool    `json:"do_sample"`
+	RepetitionPenalty *float64 `json:"repetition_penalty"`
+	Stop              []string `json:"stop"`
+	Seed              *uint64  `json:"seed"`
+	ReturnFullText    *bool    `json:"return_full_text"`
+	Details           bool     `json:"details"`
+	BestOf            *int     `json:"best_of"`
+	TypicalP          *float64 `json:"typical_p"`
+	Truncate          *int     `json:"truncate"`
+	Watermark         bool     `json:"watermark"`
+	DecoderInput      bool     `json:"decoder_input_details"`
+}
+
+// defaultMaxNewTokens is TGI's default.
+const defaultMaxNewTokens = 20
+
+// maxStops is TGI's default limit on stop sequences.
+const maxStops = 4
+
+// call is a parsed invocation.
+type call struct {
+	inputs   []string
+	list     bool // inputs came as a list: answer one item per input
+	opt      generate.Options
+	sampled  bool
+	fullText bool
+	details  bool
+}
+
+// inputError is a payload the model rejects: TGI answers 422 with {"error": msg, "error_type": "validation"}.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func invalid(format string, args ...any) error {
+	return &inputError{msg: "Input validation error: " + fmt.Sprintf(format, args...)}
+}
+
+// parseTGI reads and checks a payload with TGI's rules and messages.
+func parseTGI(body []byte) (*call, error) {
+	var req tgiRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return nil, &inputError{msg: "Failed to deserialize the JSON body into the target type: " + err.Error()}
+	}
+	c := &call{}
+	switch {
+	case len(req.Inputs) == 0 || string(req.Inputs) == "null":
+		return nil, &inputError{msg: "Failed to deserialize the JSON body into the target type: missing field `inputs`"}
+	case req.Inputs[0] == '[':
+		if err := json.Unmarshal(req.Inputs, &c.inputs); err != nil {
+			return nil, &inputError{msg: "Failed to deserialize the JSON body into the target type: inputs: " + err.Error()}
+		}
+		c.list = true
+		if len(c.inputs) == 0 {
+			return nil, invalid("`inputs` cannot be empty")
+		}
+	default:
+		var s string
+		if err := json.Unmarshal(req.Inputs, &s); err != nil {
+			return nil, &inputError{msg: "Failed to deserialize the JSON body into the target type: inputs: " + err.Error()}
+		}
+		c.inputs = []string{s}
+	}
+	for _, in := range c.inputs {
+		if in == "" {
+			return nil, invalid("`inputs` cannot be empty")
+		}
+	}
+	p := req.Parameters
+	if p == nil {
+		p = &tgiParameters{}
+	}
+	c.opt.MaxNewTokens = defaultMaxNewTokens
+	if p.MaxNewTokens != nil {
+		if *p.MaxNewTokens <= 0 {
+			return nil, invalid("`max_new_tokens` must be strictly positive")
+		}
+		c.opt.MaxNewTokens = *p.MaxNewTokens
+	}
+	// As TGI: sampling when asked, or when any sampling parameter is set.
+	c.sampled = p.DoSample != nil && *p.DoSample
+	c.opt.Temperature = 1
+	if t := p.Temperature; t != nil {
+		if *t <= 0 {
+			return nil, invalid("`temperature` must be strictly positive")
+		}
+		c.opt.Temperature = *t
+		c.sampled = c.sampled || *t != 1
+	}
+	if k := p.TopK; k != nil {
+		if *k <= 0 {
+			return nil, invalid("`top_k` must be strictly positive")
+		}
+		c.opt.TopK = *k
+		c.sampled = true
+	}
+	if tp := p.TopP; tp != nil {
+		if *tp <= 0 || *tp > 1 {
+			return nil, invalid("`top_p` must be > 0.0 and <= 1.0")
+		}
+		c.opt.TopP = *tp
+		c.sampled = c.sampled || *tp < 1
+	}
+	if tp := p.TypicalP; tp != nil && (*tp <= 0 || *tp > 1) {
+		return nil, invalid("`typical_p` must be > 0.0 and <= 1.0")
+	}
+	if rp := p.RepetitionPenalty; rp != nil {
+		if *rp <= 0 {
+			return nil, invalid("`repetition_penalty` must be strictly positive")
+		}
+		c.opt.RepetitionPenalty = *rp
+	}
+	if len(p.Stop) > maxStops {
+		return nil, invalid("`stop` supports up to %d stop sequences. Given: %d", maxStops, len(p.Stop))
+	}
+	for _, s := range p.Stop {
+		if s == "" {
+			return nil, invalid("`stop` sequences cannot be empty")
+		}
+	}
+	c.opt.StopSequences = p.Stop
+	if !c.sampled {
+		c.opt.Temperature, c.opt.TopK, c.opt.TopP = 0, 0, 0
+	} else if p.Seed != nil {
+		c.opt.Seed = *p.Seed
+	} else {
+		c.opt.Seed = rand.Uint64()
+	}
+	c.fullText = p.ReturnFullText != nil && *p.ReturnFullText
+	c.details = p.Details
+	return c, nil
+}
+
+// tgiFinish is TGI's name for a finish reason.
+func tgiFinish(reason string) string {
+	switch reason {
+	case generate.FinishEOS:
+		return "eos_token"
+	case generate.FinishStop:
+		return "stop_sequence"
+	}
+	return "length"
+}
+
+type tgiDetails struct {
+	FinishReason    string  `json:"finish_reason"`
+	GeneratedTokens int     `json:"generated_tokens"`
+	Seed            *uint64 `json:"seed"`
+}
+
+type tgiOutput struct {
+	GeneratedText string      `json:"generated_text"`
+	Details       *tgiDetails `json:"details,omitempty"`
+}
+
+func (c *call) detailsOf(res generate.Result) *tgiDetails {
+	d := &tgiDetails{FinishReason: tgiFinish(res.Finish), GeneratedTokens: len(res.Tokens)}
+	if res.Finish == generate.FinishEOS {
+		d.GeneratedTokens++ // TGI counts the end-of-sequence token
+	}
+	if c.sampled {
+		seed := c.opt.Seed
+		d.Seed = &seed
+	}
+	return d
+}
+
+func (c *call) output(input string, res generate.Result) tgiOutput {
+	out := tgiOutput{GeneratedText: res.Text}
+	if c.fullText {
+		out.GeneratedText = input + res.Text
+	}
+	if c.details {
+		out.Details = c.detailsOf(res)
+	}
+	return out
+}
