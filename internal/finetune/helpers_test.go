@@ -188,22 +188,31 @@ type recorder struct {
 	phases   []string
 	progress []job.Progress
 	onStep   func(p job.Progress)
+	// onReport sees every report: a phase change (phase set) or a progress report.
+	onReport func(phase string, p job.Progress)
 }
 
 func (r *recorder) SetPhase(_ context.Context, phase string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.phases = append(r.phases, phase)
+	on := r.onReport
+	r.mu.Unlock()
+	if on != nil {
+		on(phase, job.Progress{})
+	}
 	return nil
 }
 
 func (r *recorder) Progress(_ context.Context, p job.Progress) error {
 	r.mu.Lock()
 	r.progress = append(r.progress, p)
-	on := r.onStep
+	onStep, onReport := r.onStep, r.onReport
 	r.mu.Unlock()
-	if on != nil && p.Step > 0 {
-		on(p)
+	if onStep != nil && p.Step > 0 {
+		onStep(p)
+	}
+	if onReport != nil {
+		onReport("", p)
 	}
 	return nil
 }

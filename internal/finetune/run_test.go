@@ -333,3 +333,51 @@ func TestExecuteResumesBitIdentically(t *testing.T) {
 		})
 	}
 }
+
+// TestExecuteStopsOutsideTraining stops jobs at the other moments a stop can come (reading the data,
+// evaluating the base model, right after the last step, evaluating the fine-tuned model): Execute
+// returns the cancellation, and running the job again ends as an uninterrupted run does.
+func TestExecuteStopsOutsideTraining(t *testing.T) {
+	env := newEnv(t).withStories(t)
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(80))) // 64 training rows: 8 steps
+	ctx := context.Background()
+	want, err := env.executor(t, "").Execute(ctx, spec("straight", "train/", nil), &recorder{})
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v", err)
+	}
+	wantModel := env.get(t, "output/straight/model/model.safetensors")
+
+	for _, c := range []struct {
+		name string
+		stop func(phase string, p job.Progress) bool
+	}{
+		{"analyzing data", func(phase string, _ job.Progress) bool { return phase == job.PhaseAnalyzingData }},
+		{"base evaluation", func(phase string, _ job.Progress) bool { return phase == job.PhaseTrainingModels }},
+		{"last step", func(_ string, p job.Progress) bool { return p.Step == 8 }},
+		{"fine-tuned evaluation", func(_ string, p job.Progress) bool { return strings.Contains(p.Message, "fine-tuned") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := strings.ReplaceAll(c.name, " ", "-")
+			stopCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			first := &recorder{onReport: func(phase string, p job.Progress) {
+				if c.stop(phase, p) {
+					cancel()
+				}
+			}}
+			if _, err := env.executor(t, "").Execute(stopCtx, spec(name, "train/", nil), first); !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped run returned %v, want context.Canceled", err)
+			}
+			got, err := env.executor(t, "").Execute(ctx, spec(name, "train/", nil), &recorder{})
+			if err != nil {
+				t.Fatalf("run after the stop: %v", err)
+			}
+			if !slices.Equal(got.Metrics, want.Metrics) {
+				t.Errorf("metrics differ from the uninterrupted run's:\n got %+v\nwant %+v", got.Metrics, want.Metrics)
+			}
+			if !bytes.Equal(env.get(t, "output/"+name+"/model/model.safetensors"), wantModel) {
+				t.Errorf("model.safetensors differs from the uninterrupted run's")
+			}
+		})
+	}
+}
