@@ -49,6 +49,9 @@ type Executor struct {
 	Logger  *slog.Logger
 	// Load opens a model for the pipeline; nil means the llm engine (LoadModel).
 	Load func(path string, m catalog.Model) (LanguageModel, error)
+	// Deployer serves the fine-tuned model when the job asks for an endpoint; nil leaves the job
+	// without one (Completed / ModelDeploymentError with the reason).
+	Deployer Deployer
 }
 
 // metricsReport is metrics.json: the base model and the fine-tuned model, side by side.
@@ -202,7 +205,9 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 		Metrics:         candidateMetrics(tuned),
 	}
 	if spec.EndpointName != "" {
-		res.DeployError = "Lathe cannot deploy endpoints yet (ModelDeployConfig); the fine-tuned model is at " + res.ModelDataURL
+		if err := e.deploy(ctx, spec, r, res); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
