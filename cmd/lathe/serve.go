@@ -19,6 +19,8 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/endpoint"
+	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/finetune"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
@@ -102,8 +104,15 @@ func serve(ctx context.Context, addr, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	// Endpoints load their models in the background (from the S3 API above once it serves).
+	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
+		Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open endpoints: %w", err)
+	}
+	defer endpoints.Close()
 	exec := &finetune.Executor{Objects: objects, Models: finetune.StoreSource{Store: models},
-		WorkDir: filepath.Join(dataDir, "work"), Logger: logger}
+		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
 	w := worker.New(st, exec, worker.Options{Logger: logger})
 	svc, err := automl.New(automl.Config{
 		Store: st, Region: region, AccountID: account, Notifier: w,
@@ -114,13 +123,19 @@ func serve(ctx context.Context, addr, dataDir string) error {
 			}
 			return e.Architecture, true
 		},
+		TagResourceExists: endpoints.ResourceExists,
 	})
 	if err != nil {
 		return err
 	}
+	ops := svc.Operations()
+	for name, op := range endpoints.Operations() {
+		ops[name] = op
+	}
 	var ready atomic.Bool
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
-		SageMaker: svc.Operations(), S3: s3h, Ready: ready.Load, Logger: logger})
+		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger,
+		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger})})
 	if err != nil {
 		return err
 	}
