@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -74,7 +75,11 @@ exactly as an uninterrupted run would. Hyperparameters left out get the per-size
 			rep.finish()
 			if err != nil {
 				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted: the checkpoint is in %s/checkpoints; run the same command again to resume", run.OutDir)
+					ckpt := filepath.Join(run.OutDir, "checkpoints", "checkpoint.bin")
+					if _, statErr := os.Stat(ckpt); statErr == nil {
+						return fmt.Errorf("interrupted: the checkpoint is %s; run the same command again to resume", ckpt)
+					}
+					return errors.New("interrupted before training began: nothing to resume; run the same command again to start over")
 				}
 				return err
 			}

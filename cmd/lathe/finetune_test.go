@@ -142,7 +142,7 @@ func TestFinetuneInterruptAndResume(t *testing.T) {
 	defer cancel()
 	stderr := &cancelOn{marker: "step 5/16 ", cancel: cancel}
 	_, err = runCommand(ctx, finetuneCommand(), nil, stderr, args(resumed)...)
-	if err == nil || !strings.Contains(err.Error(), "interrupted: the checkpoint is in") {
+	if err == nil || !strings.Contains(err.Error(), "interrupted: the checkpoint is "+filepath.Join(resumed, "checkpoints", "checkpoint.bin")) {
 		t.Fatalf("interrupted run: error %v, want the interruption reported\n%s", err, stderr.buf.String())
 	}
 	if strings.Contains(stderr.buf.String(), "step 6/16") {
@@ -234,5 +234,63 @@ func TestTrainProgressBar(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("progress output %q lacks %q", text, want)
 		}
+	}
+}
+
+// TestFinetuneFolderValidationLoRA reads the training data from a folder of two CSV files (as a job
+// reads an S3 prefix), takes the validation set from its own file instead of a split, and trains LoRA
+// adapters that the exported model has merged in.
+func TestFinetuneFolderValidationLoRA(t *testing.T) {
+	tmp := t.TempDir()
+	all, err := os.ReadFile(writeTaskCSV(t, tmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(all), "\n"), "\n")
+	header, rows := lines[0], lines[1:]
+	folder := filepath.Join(tmp, "train")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]string{
+		filepath.Join(folder, "part-1.csv"): rows[:18],
+		filepath.Join(folder, "part-2.csv"): rows[18:36],
+		filepath.Join(tmp, "val.csv"):       rows[36:],
+	}
+	for path, part := range files {
+		if err := os.WriteFile(path, []byte(header+strings.Join(part, "")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(tmp, "out")
+	if _, err := runCommand(context.Background(), finetuneCommand(), nil, nil, "--model", storiesModel, "--data", folder,
+		"--validation", filepath.Join(tmp, "val.csv"), "--out", out, "--epochs", "1", "--batch-size", "6", "--lora"); err != nil {
+		t.Fatalf("lathe finetune: %v", err)
+	}
+	var report struct {
+		Files          map[string]int `json:"files"`
+		TrainingRows   int            `json:"training_rows"`
+		ValidationRows int            `json:"validation_rows"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "data-report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &report); err != nil {
+		t.Fatal(err)
+	}
+	if report.TrainingRows != 36 || report.ValidationRows != 4 || len(report.Files) != 3 {
+		t.Errorf("data report: %d training rows, %d validation rows from %v; want 36 and 4 from three files",
+			report.TrainingRows, report.ValidationRows, report.Files)
+	}
+	_, _, hp := readMetrics(t, out)
+	if hp["method"] != "lora" || hp["loraRank"] != 16.0 {
+		t.Errorf("hyperparameters %v: want LoRA of rank 16", hp)
+	}
+	// The exported model is a plain model (adapters merged): the engine loads it and it generates.
+	got, err := runCommand(context.Background(), generateCommand(), nil, nil, "--model", filepath.Join(out, "model.gguf"),
+		"--raw", "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "8")
+	if err != nil || strings.TrimSpace(got) == "" {
+		t.Errorf("generate from the LoRA-merged model: %q, %v", got, err)
 	}
 }
