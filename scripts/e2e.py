@@ -288,8 +288,19 @@ def check_stop():
     assert "EndTime" in d
 
 
+def check_conformance():
+    """scripts/conformance.py (the SageMaker control-plane conformance suite) against this server: every
+    case must pass. It runs last: check_validation asserts that the store holds no job yet."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "conformance.py"), "--endpoint-url", URL],
+                       capture_output=True, text=True, timeout=600)
+    for line in p.stdout.splitlines():
+        if not line.startswith("PASS "):
+            print("   " + line)
+    assert p.returncode == 0, "conformance.py exited %d: %s" % (p.returncode, p.stderr.strip()[-2000:])
+
+
 CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_stop,
-          check_kill_and_resume]
+          check_kill_and_resume, check_conformance]
 
 
 def main():
