@@ -194,8 +194,9 @@ func (e *engineModel) ResumeTrainer(path string) (Trainer, json.RawMessage, erro
 	return &engineTrainer{e: e, tr: tr}, user, nil
 }
 
-// Export merges LoRA adapters (after saving them on their own) and writes the model twice: a Hugging
-// Face directory (config.json, model.safetensors, tokenizer files) and model.gguf for llama.cpp/ollama.
+// Export merges LoRA adapters into the weights and writes the model twice: a Hugging Face directory
+// (config.json, model.safetensors, tokenizer files) and model.gguf for llama.cpp/ollama. The adapters
+// are not written on their own yet.
 func (e *engineModel) Export(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
