@@ -14,6 +14,7 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/dataset"
 	"github.com/lathe-ml/lathe/internal/job"
+	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 	"github.com/lathe-ml/lathe/llm/train"
@@ -133,6 +134,7 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	if len(samples) != 24 {
 		t.Errorf("samples.jsonl has %d lines, want one per validation row (24)", len(samples))
 	}
+	generations := map[string]string{}
 	for _, l := range samples {
 		var s Sample
 		if err := json.Unmarshal([]byte(l), &s); err != nil {
@@ -141,6 +143,7 @@ func TestExecuteFineTunesStories(t *testing.T) {
 		if refs[s.Input] != s.Reference {
 			t.Errorf("sample %+v: reference is not the dataset's output for that input (%q)", s, refs[s.Input])
 		}
+		generations[s.Input] = s.Generation
 	}
 
 	// The training log: a start, one line per step, the evaluation and the end.
@@ -198,6 +201,49 @@ func TestExecuteFineTunesStories(t *testing.T) {
 			t.Errorf("%s: validation loss %v, metrics.json says %v", c.name, loss, c.want)
 		}
 	}
+	// And it writes what samples.jsonl says the fine-tuned model wrote, one prompt at a time as an
+	// endpoint would be asked.
+	for in, gen := range independentGenerations(t, filepath.Join(dir, "model.gguf"), val) {
+		if gen != generations[in] {
+			t.Errorf("the exported GGUF answers %q with %q; samples.jsonl says %q", in, gen, generations[in])
+		}
+	}
+}
+
+// independentGenerations greedily continues each example's prompt with the engine alone, for up to
+// twice the longest reference plus 8 tokens (the room evaluation gives), until end of sequence.
+func independentGenerations(t *testing.T, modelPath string, examples []dataset.Example) map[string]string {
+	t.Helper()
+	m, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxRef := 0
+	for _, e := range examples {
+		maxRef = max(maxRef, len(tok.EncodeContinuation(e.Output))+1)
+	}
+	out := map[string]string{}
+	for _, e := range examples {
+		var prompt []int32
+		for _, id := range tok.Encode(strings.ReplaceAll(dataset.PlainTemplate, "{input}", e.Input), true) {
+			prompt = append(prompt, int32(id))
+		}
+		res, err := generate.Generate(context.Background(), m, [][]int32{prompt},
+			generate.Options{MaxNewTokens: 2*maxRef + 8, StopTokens: []int32{int32(tok.EOS)}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int, len(res[0].Tokens))
+		for i, id := range res[0].Tokens {
+			ids[i] = int(id)
+		}
+		out[e.Input] = strings.TrimSpace(tok.Decode(ids))
+	}
+	return out
 }
 
 // validationSplit is the job's validation set, recomputed from the uploaded CSV with the split's
