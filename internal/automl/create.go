@@ -355,11 +355,12 @@ func (s *Service) resolve(r *createRequest) (*job.Spec, error) {
 	}
 	spec.HyperParameters = tg.TextGenerationHyperParameters
 
-	// Completion criteria.
-	if tg.CompletionCriteria == nil {
-		tg.CompletionCriteria = &completionCriteria{}
-	}
+	// Completion criteria. Their defaults show in ResolvedAttributes, so a request without
+	// CompletionCriteria keeps none in its echo.
 	cc := tg.CompletionCriteria
+	if cc == nil {
+		cc = &completionCriteria{}
+	}
 	if cc.MaxCandidates != nil && *cc.MaxCandidates != 1 {
 		return nil, awserr.Validation("TextGenerationJobConfig.CompletionCriteria.MaxCandidates must be 1 for text generation; it is %d.", *cc.MaxCandidates)
 	}

@@ -75,6 +75,7 @@ func TestDescribeResolvesDefaults(t *testing.T) {
 		"ResolvedAttributes.CompletionCriteria.MaxAutoMLJobRuntimeInSeconds":                                    nil,
 		"ResolvedAttributes.AutoMLProblemTypeResolvedAttributes.TextGenerationResolvedAttributes.BaseModelName": "Stories260K",
 		"ModelDeployConfig": nil,
+		"AutoMLProblemTypeConfig.TextGenerationJobConfig.CompletionCriteria": nil, // not sent, so not echoed
 	} {
 		if got := get(t, d, path); got != v {
 			t.Errorf("%s = %#v, want %#v", path, got, v)
