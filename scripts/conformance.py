@@ -13,7 +13,9 @@ case failed, unless --report-only (for measuring another emulator, such as moto)
 Notes on what the cases assume:
 - Accepted jobs name BaseModelName "Stories260K", a model Lathe can really fine-tune. Real SageMaker does
   not know that name (it would answer ValidationException; use --base-model Falcon7BInstruct there). moto
-  accepts any name, so a moto run keeps "Stories260K" too.
+  accepts any name, so a moto run keeps "Stories260K" too. On Lathe, import the model first
+  (`lathe models import stories260K.gguf --name Stories260K`, as scripts/e2e.sh does): the stopped job
+  must still be running when the stop arrives, not already failed for want of its base model.
 - Client-side parameter validation is off, so out-of-range values reach the server, as they do from the
   Go SDK (which checks only that required members are present).
 - The errors for rules SageMaker documents without naming the error (EULA, unknown base model,
