@@ -312,6 +312,19 @@ func TestExecuteResumesBitIdentically(t *testing.T) {
 	}
 	wantModel := env.get(t, "output/straight/model/model.safetensors")
 
+	t.Run("unreadable checkpoint", func(t *testing.T) {
+		// A checkpoint that cannot be read (another version's, a damaged copy) is not trusted: the job
+		// trains from the start and still ends as the uninterrupted run did.
+		env.put(t, "output/damaged/checkpoints/checkpoint.bin", []byte("LATHECKP but not really a checkpoint"))
+		got, err := env.executor(t, "").Execute(ctx, spec("damaged", "train/", hp), &recorder{})
+		if err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+		if !slices.Equal(got.Metrics, want.Metrics) || !bytes.Equal(env.get(t, "output/damaged/model/model.safetensors"), wantModel) {
+			t.Errorf("the run over a damaged checkpoint did not end as the uninterrupted run")
+		}
+	})
+
 	for _, c := range []struct {
 		name     string
 		keepWork bool
