@@ -236,3 +236,19 @@ func BenchmarkMatMul(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatVec reports the memory bandwidth of a one-row product over weights stored [out, in] (the
+// output head and the projections at generation, batch 1): 4·n·k bytes of weights read per product.
+func BenchmarkMatVec(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range [][2]int{{4096, 4096}, {32000, 512}} {
+		n, k := s[0], s[1]
+		x, w, y := randomSlice(rng, k), randomSlice(rng, n*k), make([]float32, n)
+		b.Run(fmt.Sprintf("1x%dx%d/ABt", n, k), func(b *testing.B) {
+			for b.Loop() {
+				MatMul(y, x, w, 1, n, k, false, true, false)
+			}
+			b.ReportMetric(4*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+}
