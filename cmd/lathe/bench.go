@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -29,10 +31,31 @@ const PeakFLOPS = 506e9
 // benchCommand is `lathe bench`: engine speed on this machine. Each verb prints its progress on
 // standard error and its result as one JSON line, the last line on standard output.
 func benchCommand() *cobra.Command {
+	var profile string
+	var profileFile *os.File
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the engine: matrix multiplication, a training step, generation (one JSON line each)",
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if profile == "" {
+				return nil
+			}
+			f, err := os.Create(profile)
+			if err != nil {
+				return fmt.Errorf("create the CPU profile: %w", err)
+			}
+			profileFile = f
+			return pprof.StartCPUProfile(f)
+		},
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			if profileFile == nil {
+				return nil
+			}
+			pprof.StopCPUProfile()
+			return profileFile.Close()
+		},
 	}
+	cmd.PersistentFlags().StringVar(&profile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	cmd.AddCommand(benchMatmulCommand(), benchTrainCommand(), benchGenerateCommand())
 	return cmd
 }

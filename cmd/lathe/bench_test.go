@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,18 @@ func TestBenchRejectsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("lathe bench %s: error %v, want one containing %q", strings.Join(c.args, " "), err, c.wantErr)
 		}
+	}
+}
+
+func TestBenchCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	benchJSON(t, "matmul", "--m", "128", "--n", "128", "--k", "128", "--iters", "2", "--cpuprofile", path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pprof profile is a gzip-compressed protocol buffer.
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Errorf("%s is not a gzip-compressed profile (%d bytes)", path, len(data))
 	}
 }
