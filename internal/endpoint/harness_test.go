@@ -24,6 +24,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/endpoint"
+	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/endpoint/serving"
 	"github.com/lathe-ml/lathe/internal/finetune"
@@ -40,6 +41,7 @@ const (
 	// storiesPath is the shared Stories260K model (see its README); never copied into the repo.
 	storiesPath = "../../../shared/models/stories260K.gguf"
 	bucket      = "lathe-test"
+	openAIKey   = "sk-lathe-test"
 )
 
 // env is a Lathe server as `lathe serve` wires it (front door, embedded S3, the hosting operations
@@ -87,10 +89,15 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	oai, err := openai.New(openai.Config{Router: svc, APIKey: openAIKey, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := server.New(server.Config{Region: region, AccountID: account,
 		Credentials: server.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey},
 		SageMaker:   svc.Operations(),
 		Runtime:     runtime.New(runtime.Config{Router: svc, AccountID: account, Logger: quiet}),
+		OpenAI:      oai,
 		S3:          s3h, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
