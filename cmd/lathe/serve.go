@@ -20,6 +20,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/endpoint"
+	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/finetune"
 	"github.com/lathe-ml/lathe/internal/modelstore"
@@ -40,7 +41,8 @@ S3 API on one port, with metadata in SQLite and objects under the data dir, and 
 Environment: LATHE_REGION (us-east-1), LATHE_ACCOUNT_ID (12 digits, used in ARNs),
 LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (generated into the data dir when unset),
 LATHE_S3_ENDPOINT (use an external S3 for s3:// URIs instead of the embedded one), HF_ENDPOINT and
-HF_TOKEN (downloading base models from the Hugging Face hub).`,
+HF_TOKEN (downloading base models from the Hugging Face hub), LATHE_OPENAI_API_KEY (the bearer key of
+the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -128,6 +130,18 @@ func serve(ctx context.Context, addr, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	oaiKey, oaiCreated, err := openai.LoadOrCreateKey(dataDir)
+	if err != nil {
+		return err
+	}
+	if oaiCreated {
+		fmt.Fprintf(os.Stderr, "Generated the OpenAI API key (kept in %s, shown once):\n  export OPENAI_API_KEY=%s\n",
+			filepath.Join(dataDir, openai.KeyFile), oaiKey)
+	}
+	oai, err := openai.New(openai.Config{Router: endpoints, APIKey: oaiKey, Logger: logger})
+	if err != nil {
+		return err
+	}
 	ops := svc.Operations()
 	for name, op := range endpoints.Operations() {
 		ops[name] = op
@@ -135,7 +149,7 @@ func serve(ctx context.Context, addr, dataDir string) error {
 	var ready atomic.Bool
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
 		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger,
-		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger})})
+		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai})
 	if err != nil {
 		return err
 	}
