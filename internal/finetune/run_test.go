@@ -302,8 +302,8 @@ func independentLoss(t *testing.T, modelPath string, examples []dataset.Example)
 // on the same machine (work dir kept). Both must end exactly where an uninterrupted run ends.
 func TestExecuteResumesBitIdentically(t *testing.T) {
 	env := newEnv(t).withStories(t)
-	env.put(t, "train/a.csv", pairsCSV(t, patternRows(120)))
-	hp := map[string]string{"epochCount": "2"} // 24 steps: the stops fall in both epochs
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(80)))
+	hp := map[string]string{"epochCount": "2"} // 64 training rows, 16 steps: the stops fall in both epochs
 	ctx := context.Background()
 
 	want, err := env.executor(t, "").Execute(ctx, spec("straight", "train/", hp), &recorder{})
@@ -330,8 +330,8 @@ func TestExecuteResumesBitIdentically(t *testing.T) {
 		keepWork bool
 		stopAt   int
 	}{
-		{"fresh machine", false, 7},
-		{"same machine", true, 17},
+		{"fresh machine", false, 5},
+		{"same machine", true, 11},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			name := strings.ReplaceAll(c.name, " ", "-")
@@ -386,8 +386,8 @@ func TestExecuteResumesBitIdentically(t *testing.T) {
 			if !slices.Equal(events["stopped"], []int{c.stopAt}) || !slices.Equal(events["resumed"], []int{c.stopAt}) {
 				t.Errorf("training log: stopped at %v, resumed at %v; want both at step %d", events["stopped"], events["resumed"], c.stopAt)
 			}
-			if len(events["step"]) != 24 || len(events["start"]) != 1 || len(events["done"]) != 1 {
-				t.Errorf("training log over both runs: %d steps, %d starts, %d dones; want 24, 1, 1", len(events["step"]), len(events["start"]), len(events["done"]))
+			if len(events["step"]) != 16 || len(events["start"]) != 1 || len(events["done"]) != 1 {
+				t.Errorf("training log over both runs: %d steps, %d starts, %d dones; want 16, 1, 1", len(events["step"]), len(events["start"]), len(events["done"]))
 			}
 		})
 	}
