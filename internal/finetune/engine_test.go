@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/dataset"
 )
 
 func loadStories(t *testing.T) LanguageModel {
@@ -155,4 +156,79 @@ func loadStoriesFrom(t *testing.T, path string) LanguageModel {
 		t.Fatalf("load %s: %v", path, err)
 	}
 	return lm
+}
+
+// TestExecuteInstructModelFromHFFolder runs a job on a base model kept as a Hugging Face folder (as
+// `lathe models pull` stores SmolLM2 and the other hub models) under an instruct model's catalog name:
+// the prompts are rendered with the folder's chat template, and the exported tokenizer keeps it.
+// The folder is Stories260K written in the Hugging Face layout, with a chat template added.
+func TestExecuteInstructModelFromHFFolder(t *testing.T) {
+	const name = "SmolLM2-135MInstruct"
+	entry, ok := catalog.Lookup(name)
+	if !ok || !entry.Instruct {
+		t.Fatalf("%s is not an instruct model in the catalog", name)
+	}
+	src := filepath.Join(t.TempDir(), "hf")
+	if err := loadStories(t).Export(src); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "model.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(src, "tokenizer_config.json")
+	var tokCfg map[string]any
+	data, err := os.ReadFile(cfgPath)
+	if err == nil {
+		err = json.Unmarshal(data, &tokCfg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokCfg["chat_template"] = "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}" +
+		"{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+	if data, err = json.Marshal(tokCfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	env := newEnv(t)
+	if _, err := env.models.Import(context.Background(), src, name); err != nil {
+		t.Fatal(err)
+	}
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(80)))
+	s := spec("instruct", "train/", nil)
+	s.BaseModel = name
+	if _, err := env.executor(t, "").Execute(context.Background(), s, &recorder{}); err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+
+	var dr struct {
+		PromptTemplate string         `json:"prompt_template"`
+		Training       dataset.Report `json:"training"`
+	}
+	if err := json.Unmarshal(env.get(t, "output/instruct/data-report.json"), &dr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "<|user|>\n{input}\n<|assistant|>\n"; dr.PromptTemplate != want {
+		t.Errorf("prompt template %q, want the chat template's %q (without the BOS the tokenizer adds)", dr.PromptTemplate, want)
+	}
+	if dr.Training.ContextLength != entry.ContextLen {
+		t.Errorf("context length %d, want the catalog's %d", dr.Training.ContextLength, entry.ContextLen)
+	}
+	var report metricsFile
+	if err := json.Unmarshal(env.get(t, "output/instruct/metrics.json"), &report); err != nil {
+		t.Fatal(err)
+	}
+	if report.FineTuned.ValidationLoss >= report.Base.ValidationLoss {
+		t.Errorf("fine-tuning did not lower the validation loss: base %v, fine-tuned %v", report.Base.ValidationLoss, report.FineTuned.ValidationLoss)
+	}
+	var exported map[string]any
+	if err := json.Unmarshal(env.get(t, "output/instruct/model/tokenizer_config.json"), &exported); err != nil {
+		t.Fatal(err)
+	}
+	if exported["chat_template"] != tokCfg["chat_template"] {
+		t.Errorf("the exported tokenizer_config.json has chat_template %q, want the base model's", exported["chat_template"])
+	}
 }
