@@ -4,13 +4,22 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/dataset"
 	"github.com/lathe-ml/lathe/internal/job"
 )
@@ -362,5 +371,67 @@ func TestExecuteBaseModelMissing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExecutePullsMissingBaseModel runs a job whose catalog base model is not in the store, with
+// HF_ENDPOINT naming a hub-shaped server on 127.0.0.1 that has it: the job downloads it (reporting the
+// download in AnalyzingData), keeps it in the store, and trains.
+func TestExecutePullsMissingBaseModel(t *testing.T) {
+	model, err := os.ReadFile(storiesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(model)
+	entry, _ := catalog.Lookup("Stories260K")
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	var mu sync.Mutex
+	var unknown []string
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/models/" + entry.HubRepo + "/revision/main":
+			_ = json.NewEncoder(w).Encode(map[string]string{"sha": commit})
+		case "/api/models/" + entry.HubRepo + "/tree/" + commit + "/" + path.Dir(entry.HubFile):
+			_ = json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": entry.HubFile, "size": len(model),
+				"oid": "not-checked-for-lfs", "lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(model)}}})
+		case "/" + entry.HubRepo + "/resolve/" + commit + "/" + entry.HubFile:
+			w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+			http.ServeContent(w, r, path.Base(entry.HubFile), time.Time{}, bytes.NewReader(model))
+		default:
+			mu.Lock()
+			unknown = append(unknown, r.Method+" "+r.URL.String())
+			mu.Unlock()
+			w.Header().Set("X-Error-Code", "EntryNotFound")
+			http.Error(w, "not found", http.StatusNotFound)
+		}
+	}))
+	defer hub.Close()
+	t.Setenv("HF_ENDPOINT", hub.URL)
+	t.Setenv("HF_TOKEN", "")
+
+	env := newEnv(t) // an empty model store
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(40)))
+	rec := &recorder{}
+	_, err = env.executor(t, "").Execute(context.Background(), spec("pull", "train/", nil), rec)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		t.Fatalf("Execute: %v (requests the test hub did not know: %v)", err, unknown)
+	}
+	stored, err := env.models.Get("Stories260K")
+	if err != nil {
+		t.Fatalf("the pulled model is not in the store: %v", err)
+	}
+	if len(stored.Files) != 1 || stored.Files[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("stored files %+v, want the GGUF with sha256 %x", stored.Files, sum)
+	}
+	downloading := 0
+	for _, p := range rec.progress {
+		if p.Phase == job.PhaseAnalyzingData && strings.Contains(p.Message, "downloading base model Stories260K") {
+			downloading++
+		}
+	}
+	if downloading == 0 {
+		t.Errorf("no download progress was reported in AnalyzingData: %+v", rec.progress)
 	}
 }
