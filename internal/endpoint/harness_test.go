@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	"github.com/aws/smithy-go"
 
+	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/endpoint"
@@ -31,6 +32,8 @@ import (
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
+	"github.com/lathe-ml/lathe/internal/store/sqlite"
+	"github.com/lathe-ml/lathe/internal/worker"
 )
 
 const (
@@ -84,10 +87,27 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Objects: objects, Models: finetune.StoreSource{Store: models}, Serving: opts, Logger: quiet})
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "lathe.db"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
+		Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := &finetune.Executor{Objects: objects, Models: finetune.StoreSource{Store: models},
+		WorkDir: filepath.Join(dataDir, "work"), Logger: quiet, Deployer: svc}
+	w := worker.New(st, exec, worker.Options{PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
+		ProgressInterval: 100 * time.Millisecond, Logger: quiet})
+	jobs, err := automl.New(automl.Config{Store: st, Region: region, AccountID: account, Notifier: w,
+		TagResourceExists: svc.ResourceExists})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := jobs.Operations()
+	for name, op := range svc.Operations() {
+		ops[name] = op
 	}
 	oai, err := openai.New(openai.Config{Router: svc, APIKey: openAIKey, Logger: quiet})
 	if err != nil {
@@ -95,7 +115,7 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	}
 	h, err := server.New(server.Config{Region: region, AccountID: account,
 		Credentials: server.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey},
-		SageMaker:   svc.Operations(),
+		SageMaker:   ops,
 		Runtime:     runtime.New(runtime.Config{Router: svc, AccountID: account, Logger: quiet}),
 		OpenAI:      oai,
 		S3:          s3h, Logger: quiet})
@@ -104,6 +124,9 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(l)
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); w.Run(workerCtx) }()
 	cfg := aws.Config{
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
@@ -120,8 +143,11 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 			return
 		}
 		stopped = true
+		stopWorker()
+		<-workerDone
 		srv.Close()
 		svc.Close()
+		st.Close()
 	}
 	t.Cleanup(e.stop)
 	return e
