@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/lathe-ml/lathe/internal/catalog"
@@ -54,7 +55,7 @@ func (e *Executor) analyze(ctx context.Context, spec job.Spec, entry catalog.Mod
 			return nil, fmt.Errorf("read the %s channel %s: %w", ch.Type, ch.S3URI, err)
 		}
 		if len(problems) > 0 {
-			return nil, fmt.Errorf("the %s data is not valid: %s", ch.Type, dataset.Summarize(problems, 5))
+			return nil, problemsError(ch.Type, problems)
 		}
 		for _, ex := range examples {
 			rep.Files[ex.File]++
@@ -103,6 +104,20 @@ func (e *Executor) analyze(ctx context.Context, spec job.Spec, entry catalog.Mod
 	}
 	rep.Training, rep.Validation = trainRep, valRep
 	return &analyzed{train: sequences(trainSeqs, trainEx), val: sequences(valSeqs, valEx), report: rep}, nil
+}
+
+// problemsError lists the first few of a channel's problems in an error that fits, lead-in
+// included, in a FailureReason (1024 characters): the job's store cuts longer reasons at the end,
+// which would drop the count of the problems left out. Fewer problems are listed when needed.
+func problemsError(channel string, problems []dataset.Problem) error {
+	lead := fmt.Sprintf("the %s data is not valid: ", channel)
+	var list string
+	for limit := 5; limit >= 1; limit-- {
+		if list = dataset.Summarize(problems, limit); len(lead)+len(list) <= dataset.MaxSummaryLen {
+			break
+		}
+	}
+	return errors.New(lead + list)
 }
 
 func sequences(seqs []dataset.Sequence, examples []dataset.Example) []Sequence {

@@ -83,6 +83,8 @@ func TestExecuteRefusesBadDatasets(t *testing.T) {
 			want: []string{"a.csv row 2", `column "output" is empty`}},
 		{name: "many problems", files: []file{{"a.csv", manyBad}},
 			want: []string{"a.csv row 1", "a.csv row 5", "and 7 more problems"}},
+		{name: "many problems in a deep folder", files: []file{{strings.Repeat("exports/", 13) + "a.csv", manyBad}},
+			want: []string{"a.csv row 1", "more problems"}},
 		{name: "problems in two files", files: []file{{"a.csv", good}, {"b.csv", []byte("input,output\nhi,\n")}},
 			want: []string{"b.csv row 1", `column "output" is empty`}},
 		{name: "parquet number column", contentType: dataset.ContentTypeParquet,
