@@ -22,9 +22,10 @@ import (
 
 // metricsFile is the part of metrics.json a user reads.
 type metricsFile struct {
-	BaseModel string  `json:"base_model"`
-	Base      Metrics `json:"base"`
-	FineTuned Metrics `json:"fine_tuned"`
+	BaseModel    string             `json:"base_model"`
+	Base         Metrics            `json:"base"`
+	FineTuned    Metrics            `json:"fine_tuned"`
+	PhaseSeconds map[string]float64 `json:"phase_seconds"`
 }
 
 var wantMetricSets = map[string]string{
@@ -107,6 +108,7 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	}
 	t.Logf("base %+v", report.Base)
 	t.Logf("fine-tuned %+v", report.FineTuned)
+	t.Logf("phase seconds %v", report.PhaseSeconds)
 
 	var dr struct {
 		TrainingRows   int            `json:"training_rows"`
