@@ -174,12 +174,18 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 	endPhase("evaluate_fine_tuned")
 
 	// 3. Artifacts.
-	modelDir := filepath.Join(work, "model")
-	if err := lm.Export(modelDir); err != nil {
+	modelDir, adapterDir := filepath.Join(work, "model"), filepath.Join(work, "adapter")
+	hasAdapter, err := lm.Export(modelDir, adapterDir)
+	if err != nil {
 		return nil, fmt.Errorf("export fine-tuned model: %w", err)
 	}
 	if err := e.uploadDir(ctx, modelDir, out+"model/"); err != nil {
 		return nil, err
+	}
+	if hasAdapter {
+		if err := e.uploadDir(ctx, adapterDir, out+"adapter/"); err != nil {
+			return nil, err
+		}
 	}
 	if err := putJSONLines(ctx, e, out+"samples.jsonl", samples); err != nil {
 		return nil, err
@@ -208,6 +214,11 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 		if err := e.deploy(ctx, spec, r, res); err != nil {
 			return nil, err
 		}
+	}
+	// Everything the job made is in S3 now; its scratch (a checkpoint and a copy of the model, several
+	// times the model's size) would only fill the disk, job after job.
+	if err := os.RemoveAll(work); err != nil {
+		logger.Warn("remove the job's work dir", "dir", work, "err", err)
 	}
 	return res, nil
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"math"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -39,9 +41,13 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	data := pairsCSV(t, rows)
 	env.put(t, "train/part-1.csv", data)
 	rec := &recorder{}
-	res, err := env.executor(t, "").Execute(context.Background(), spec("happy", "train/", nil), rec)
+	work := t.TempDir()
+	res, err := env.executor(t, work).Execute(context.Background(), spec("happy", "train/", nil), rec)
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "happy")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the finished job left its work dir behind (%v)", err)
 	}
 
 	out := "output/happy/"
