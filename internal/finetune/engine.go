@@ -194,32 +194,36 @@ func (e *engineModel) ResumeTrainer(path string) (Trainer, json.RawMessage, erro
 	return &engineTrainer{e: e, tr: tr}, user, nil
 }
 
-// Export merges LoRA adapters into the weights and writes the model twice: a Hugging Face directory
-// (config.json, model.safetensors, tokenizer files) and model.gguf for llama.cpp/ollama. The adapters
-// are not written on their own yet.
-func (e *engineModel) Export(dir string) error {
+// Export writes LoRA adapters on their own (PEFT layout, into adapterDir), merges them, and writes the
+// model twice: a Hugging Face directory (config.json, model.safetensors, tokenizer files) and
+// model.gguf for llama.cpp/ollama.
+func (e *engineModel) Export(dir, adapterDir string) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
-	if _, ok := e.m.LoRA(); ok {
+	hasAdapter, err := e.exportAdapter(adapterDir)
+	if err != nil {
+		return false, err
+	}
+	if hasAdapter {
 		e.m.MergeLoRA()
 	}
 	cfg := e.m.ExportConfig(e.base)
 	tensors := e.m.NamedTensors()
 	if err := format.WriteHF(dir, cfg, tensors, format.HFOptions{}); err != nil {
-		return fmt.Errorf("write safetensors: %w", err)
+		return false, fmt.Errorf("write safetensors: %w", err)
 	}
 	if err := e.tok.WriteHF(dir); err != nil {
-		return fmt.Errorf("write tokenizer: %w", err)
+		return false, fmt.Errorf("write tokenizer: %w", err)
 	}
 	meta, err := e.tok.GGUFMetadata()
 	if err != nil {
-		return fmt.Errorf("tokenizer metadata: %w", err)
+		return false, fmt.Errorf("tokenizer metadata: %w", err)
 	}
 	if err := format.WriteGGUF(filepath.Join(dir, "model.gguf"), cfg, tensors, format.GGUFOptions{Name: e.entry.Name + "-finetuned", Extra: meta}); err != nil {
-		return fmt.Errorf("write gguf: %w", err)
+		return false, fmt.Errorf("write gguf: %w", err)
 	}
-	return nil
+	return hasAdapter, nil
 }
 
 // engineTrainer adapts train.Trainer to the pipeline's Trainer, packing each batch into one reused

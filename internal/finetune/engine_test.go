@@ -81,7 +81,7 @@ func TestEngineLoRA(t *testing.T) {
 		t.Errorf("LoRA training did not lower the validation loss: %v -> %v", before, after)
 	}
 	dir := t.TempDir()
-	if err := lm.Export(filepath.Join(dir, "a")); err != nil {
+	if _, err := lm.Export(filepath.Join(dir, "a"), filepath.Join(dir, "a-adapter")); err != nil {
 		t.Fatal(err)
 	}
 	merged, err := lm.Loss(ctx, val)
@@ -135,7 +135,7 @@ func TestEngineLoRA(t *testing.T) {
 			t.Errorf("step %d loss %v after resuming, %v in one run", i+1, got[i], want[i])
 		}
 	}
-	if err := lm.Export(filepath.Join(dir, "b")); err != nil {
+	if _, err := lm.Export(filepath.Join(dir, "b"), filepath.Join(dir, "b-adapter")); err != nil {
 		t.Fatal(err)
 	}
 	a, errA := os.ReadFile(filepath.Join(dir, "a", "model.safetensors"))
@@ -169,7 +169,7 @@ func TestExecuteInstructModelFromHFFolder(t *testing.T) {
 		t.Fatalf("%s is not an instruct model in the catalog", name)
 	}
 	src := filepath.Join(t.TempDir(), "hf")
-	if err := loadStories(t).Export(src); err != nil {
+	if _, err := loadStories(t).Export(src, src+"-adapter"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(src, "model.gguf")); err != nil {

@@ -179,7 +179,7 @@ func (l Local) Run(ctx context.Context) (*LocalReport, error) {
 	tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
 	endPhase("evaluate_fine_tuned")
 
-	if err := lm.Export(out); err != nil {
+	if _, err := lm.Export(out, filepath.Join(out, "adapter")); err != nil {
 		return nil, fmt.Errorf("export fine-tuned model: %w", err)
 	}
 	if err := putJSONLines(ctx, e, prefix+"samples.jsonl", samples); err != nil {

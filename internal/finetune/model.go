@@ -33,9 +33,10 @@ type LanguageModel interface {
 	// Generate continues each prompt greedily for at most maxNew tokens or until EOS, returning the
 	// new tokens only.
 	Generate(ctx context.Context, prompts [][]int, maxNew int) ([][]int, error)
-	// Export writes the current (merged) weights as a Hugging Face directory (config.json,
-	// model.safetensors, tokenizer files) plus model.gguf, into dir.
-	Export(dir string) error
+	// Export writes the current weights as a Hugging Face directory (config.json, model.safetensors,
+	// tokenizer files) plus model.gguf, into dir; LoRA adapters are first written on their own into
+	// adapterDir (PEFT layout, hasAdapter true) and then merged.
+	Export(dir, adapterDir string) (hasAdapter bool, err error)
 }
 
 // Trainer updates a LanguageModel's weights one optimizer step at a time.
