@@ -1,7 +1,9 @@
 package train
 
 import (
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lathe-ml/lathe/llm/model"
 )
@@ -11,9 +13,17 @@ import (
 var benchConfig = model.Config{Dim: 256, Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 32, FFN: 688, Vocab: 4096,
 	NormEps: 1e-5, RopeTheta: 10000, ContextLen: 256}
 
+// issueConfig is the training-step shape of the engine-speed issue (≈58M parameters, untied head),
+// the one bench/run.sh compares with PyTorch: run with -benchtime=5x, it is slow.
+var issueConfig = model.Config{Dim: 512, Layers: 8, Heads: 8, KVHeads: 8, HeadDim: 64, FFN: 1376, Vocab: 32000,
+	NormEps: 1e-5, RopeTheta: 10000, ContextLen: 128}
+
 func benchStep(b *testing.B, lora *model.LoRAConfig) {
-	const B, T = 4, 64
-	m, err := model.NewRandom(benchConfig, 1)
+	benchStepOf(b, benchConfig, 4, 64, lora)
+}
+
+func benchStepOf(b *testing.B, cfg model.Config, B, T int, lora *model.LoRAConfig) {
+	m, err := model.NewRandom(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,7 +35,7 @@ func benchStep(b *testing.B, lora *model.LoRAConfig) {
 	for i := range B {
 		toks := make([]int32, T+1)
 		for j := range toks {
-			toks[j] = int32((i*7919 + j*104729) % benchConfig.Vocab)
+			toks[j] = int32((i*7919 + j*104729) % cfg.Vocab)
 		}
 		exs = append(exs, model.Example{Tokens: toks, PromptLen: T / 2})
 	}
@@ -35,12 +45,15 @@ func benchStep(b *testing.B, lora *model.LoRAConfig) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		if _, err := tr.Step(batch); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(B*T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+	// CPU time per step: on a shared machine it moves less than the wall time when others take the cores.
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkTrainStepFull(b *testing.B) { benchStep(b, nil) }
@@ -48,4 +61,15 @@ func BenchmarkTrainStepFull(b *testing.B) { benchStep(b, nil) }
 func BenchmarkTrainStepLoRA(b *testing.B) {
 	benchStep(b, &model.LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
 		Targets: []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}})
+}
+
+func BenchmarkTrainStepIssueShape(b *testing.B) { benchStepOf(b, issueConfig, 4, 128, nil) }
+
+// cpuTime is the CPU time (user + system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

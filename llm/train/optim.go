@@ -112,36 +112,19 @@ func NewAdamW(cfg AdamWConfig, params []model.Param) *AdamW {
 func (o *AdamW) Step(lr, gradScale float64) {
 	o.t++
 	c := o.cfg
-	b1, b2 := float32(c.Beta1), float32(c.Beta2)
-	ob1, ob2 := 1-b1, 1-b2
-	bc1 := 1 - math.Pow(c.Beta1, float64(o.t))
-	bc2 := 1 - math.Pow(c.Beta2, float64(o.t))
-	// θ −= lr/bc1 · m / (√v/√bc2 + ε): the same formula with the corrections folded into two scalars.
-	stepSize := float32(lr / bc1)
-	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
-	eps, gs := float32(c.Eps), float32(gradScale)
-	const block = 4096
+	// The fused one-pass kernel, over blocks of 64 KiB so both workers share every tensor.
+	const block = 16384
 	for i, p := range o.params {
-		wd := float32(0)
+		lambda := 0.0
 		if decays(p.Kind) {
-			wd = float32(lr * c.WeightDecay)
+			lambda = c.WeightDecay
 		}
+		k := tensor.NewAdamWCoeffs(o.t, lr, c.Beta1, c.Beta2, c.Eps, lambda, gradScale)
 		theta, g, m, v := p.Data, p.Grad, o.m[i], o.v[i]
 		n := len(theta)
 		tensor.Parallel((n+block-1)/block, func(lo, hi int) {
-			for blk := lo; blk < hi; blk++ {
-				a, b := blk*block, min((blk+1)*block, n)
-				th := theta[a:b]
-				gg, mm, vv := g[a:b], m[a:b], v[a:b]
-				gg, mm, vv = gg[:len(th)], mm[:len(th)], vv[:len(th)]
-				for j := range th {
-					gj := gg[j] * gs
-					mj := b1*mm[j] + ob1*gj
-					vj := b2*vv[j] + ob2*gj*gj
-					mm[j], vv[j] = mj, vj
-					th[j] -= stepSize*mj/(float32(math.Sqrt(float64(vj)))*invSqrtBC2+eps) + wd*th[j]
-				}
-			}
+			a, b := lo*block, min(hi*block, n)
+			tensor.AdamW(theta[a:b], g[a:b], m[a:b], v[a:b], k)
 		})
 	}
 }
@@ -155,11 +138,7 @@ func gradNorm(params []model.Param, partial []float64) float64 {
 		blocks := (len(g) + 65535) / 65536
 		tensor.Parallel(blocks, func(lo, hi int) {
 			for b := lo; b < hi; b++ {
-				var s float64
-				for _, x := range g[b*65536 : min((b+1)*65536, len(g))] {
-					s += float64(x) * float64(x)
-				}
-				partial[b] = s
+				partial[b] = tensor.SumSquares(g[b*65536 : min((b+1)*65536, len(g))])
 			}
 		})
 		for _, s := range partial[:blocks] {

@@ -1,0 +1,36 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import "golang.org/x/sys/cpu"
+
+// hasAVX512F: the element-wise kernels of this file and activation_amd64.s need AVX-512 Foundation only.
+var hasAVX512F = cpu.X86.HasAVX512F
+
+// adamwAVX512 updates the first n entries (n a multiple of 16); c points at an AdamWCoeffs.
+//
+//go:noescape
+func adamwAVX512(theta, grad, m, v *float32, n int, c *AdamWCoeffs)
+
+// sumSquaresAVX512 returns Σ x[i]² over the first n entries (n a multiple of 16), in float64.
+//
+//go:noescape
+func sumSquaresAVX512(x *float32, n int) float64
+
+// adamwSIMD updates the longest prefix the kernel covers and returns its length.
+func adamwSIMD(theta, grad, m, v []float32, c *AdamWCoeffs) int {
+	body := len(theta) &^ 15
+	if !hasAVX512F || body == 0 {
+		return 0
+	}
+	adamwAVX512(&theta[0], &grad[0], &m[0], &v[0], body, c)
+	return body
+}
+
+func sumSquaresSIMD(x []float32) partialSum {
+	body := len(x) &^ 15
+	if !hasAVX512F || body == 0 {
+		return partialSum{}
+	}
+	return partialSum{n: body, sum: sumSquaresAVX512(&x[0], body)}
+}
