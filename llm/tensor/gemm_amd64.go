@@ -83,14 +83,12 @@ const (
 // gemmCall is one product in progress: its operands, the packed panels and the current block. It
 // lives in a pooled workspace so that a small product allocates nothing.
 type gemmCall struct {
+	gemmArgs
 	kn               *gemmKernel
-	c, a, b          []float32
-	m, n, k          int
-	transA, transB   bool
 	pa, pb           []float32 // packed A slice (all row panels) and packed B block
 	p0, kb, j0       int       // the current block: rows p0..p0+kb-1 of op(B), columns from j0
 	mPanels, nPanels int
-	acc              int // non-zero: add into C
+	acc              int // non-zero: add into C (0 or 1, as the kernels take it)
 	packAWithB       bool
 }
 
@@ -104,11 +102,11 @@ func grow(s []float32, n int) []float32 {
 }
 
 // matmulSIMD runs the packed SIMD GEMM when the CPU has a kernel; it reports false when it has none.
-func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) bool {
+func matmulSIMD(g gemmArgs, threaded bool) bool {
 	if activeKernel == nil {
 		return false
 	}
-	gemmPacked(activeKernel, c, a, b, m, n, k, transA, transB, accumulate, threaded)
+	gemmPacked(activeKernel, g, threaded)
 	return true
 }
 
@@ -125,31 +123,34 @@ func KernelName() string {
 // the m×kc slice of op(A) once; for each nc block of columns, pack the kc×nc block of op(B) once (shared
 // by all workers), then run the kernel over the tiles of that block, split between the workers with
 // each keeping its A micro-panel in L1 while it sweeps the B block. threaded allows the shared pool.
-func gemmPacked(kn *gemmKernel, c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
+func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
+	m, n, k := args.m, args.n, args.k
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 {
-		if !accumulate {
-			clear(c[:m*n])
+		if !args.accumulate {
+			for i := range m {
+				clear(args.c[i*args.ldc : i*args.ldc+n])
+			}
 		}
 		return
 	}
 	g := workspaces.Get().(*gemmCall)
 	defer workspaces.Put(g)
 	mr, nr := kn.mr, kn.nr
-	g.kn, g.c, g.a, g.b, g.m, g.n, g.k, g.transA, g.transB = kn, c, a, b, m, n, k, transA, transB
+	g.gemmArgs, g.kn = args, kn
 	g.mPanels = (m + mr - 1) / mr
 	g.pa = grow(g.pa, g.mPanels*mr*min(gemmKC, k))
 	g.pb = grow(g.pb, min(gemmKC, k)*min(gemmNC, (n+nr-1)/nr*nr))
-	defer func() { g.c, g.a, g.b = nil, nil, nil }() // do not keep the caller's matrices alive
+	defer func() { g.gemmArgs = gemmArgs{} }() // do not keep the caller's matrices alive
 
 	// Below about a million multiply-adds the goroutine hand-off costs more than it saves.
 	threaded = threaded && Workers() > 1 && m*n*k >= 1<<20
 	for g.p0 = 0; g.p0 < k; g.p0 += gemmKC {
 		g.kb = min(gemmKC, k-g.p0)
 		g.acc = 0
-		if accumulate || g.p0 > 0 {
+		if args.accumulate || g.p0 > 0 {
 			g.acc = 1
 		}
 		for g.j0 = 0; g.j0 < n; g.j0 += gemmNC {
@@ -179,13 +180,23 @@ func (g *gemmCall) pack(lo, hi int) {
 	if g.packAWithB {
 		for ir := lo; ir < min(hi, g.mPanels); ir++ {
 			i0 := ir * mr
-			packA(g.pa[ir*mr*kb:(ir+1)*mr*kb], mr, g.a, g.m, g.k, i0, min(mr, g.m-i0), g.p0, kb, g.transA)
+			dst := g.pa[ir*mr*kb : (ir+1)*mr*kb]
+			if g.transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
+				packCopy(dst, mr, g.a[g.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
+			} else { // A is stored m×k: transpose.
+				packTrans(dst, mr, g.a[i0*g.lda+g.p0:], g.lda, min(mr, g.m-i0), kb)
+			}
 		}
 		lo, hi = max(lo, g.mPanels)-g.mPanels, max(hi, g.mPanels)-g.mPanels
 	}
 	for jr := lo; jr < hi; jr++ {
 		j := g.j0 + jr*nr
-		packB(g.pb[jr*nr*kb:(jr+1)*nr*kb], nr, g.b, g.n, g.k, j, min(nr, g.n-j), g.p0, kb, g.transB)
+		dst := g.pb[jr*nr*kb : (jr+1)*nr*kb]
+		if g.transB { // B is stored n×k: transpose.
+			packTrans(dst, nr, g.b[j*g.ldb+g.p0:], g.ldb, min(nr, g.n-j), kb)
+		} else {
+			packCopy(dst, nr, g.b[g.p0*g.ldb+j:], g.ldb, kb, min(nr, g.n-j))
+		}
 	}
 }
 
@@ -193,7 +204,7 @@ func (g *gemmCall) pack(lo, hi int) {
 // that consecutive tiles share their A micro-panel; with few row panels a split falls inside a row and
 // every worker still helps.
 func (g *gemmCall) tiles(lo, hi int) {
-	kn, c, n, kb := g.kn, g.c, g.n, g.kb
+	kn, c, n, ldc, kb := g.kn, g.c, g.n, g.ldc, g.kb
 	mr, nr := kn.mr, kn.nr
 	var edge [8 * 48]float32
 	for t := lo; t < hi; t++ {
@@ -202,13 +213,13 @@ func (g *gemmCall) tiles(lo, hi int) {
 		ap, bp := &g.pa[ir*mr*kb], &g.pb[jr*nr*kb]
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
-			kn.run(kb, ap, bp, &c[i0*n+j], n, g.acc)
+			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
 			continue
 		}
 		// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
 		kn.run(kb, ap, bp, &edge[0], nr, 0)
 		for i := 0; i < rows; i++ {
-			ci := c[(i0+i)*n+j : (i0+i)*n+j+cols]
+			ci := c[(i0+i)*ldc+j : (i0+i)*ldc+j+cols]
 			ei := edge[i*nr : i*nr+cols]
 			if g.acc != 0 {
 				for x := range ci {
@@ -238,26 +249,6 @@ func parallelDynamic(tasks int, fn func(lo, hi int)) {
 			fn(lo, min(hi, tasks))
 		}
 	})
-}
-
-// packA packs rows i0..i0+rows-1 and columns p0..p0+kb-1 of op(A) (m×k) into dst as dst[p*mr+i],
-// zero-filling rows past the edge of A.
-func packA(dst []float32, mr int, a []float32, m, k, i0, rows, p0, kb int, transA bool) {
-	if transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
-		packCopy(dst, mr, a[p0*m+i0:], m, kb, rows)
-	} else { // A is stored m×k: transpose.
-		packTrans(dst, mr, a[i0*k+p0:], k, rows, kb)
-	}
-}
-
-// packB packs columns j0..j0+cols-1 and rows p0..p0+kb-1 of op(B) (k×n) into dst as dst[p*nr+j],
-// zero-filling columns past the edge of B.
-func packB(dst []float32, nr int, b []float32, n, k, j0, cols, p0, kb int, transB bool) {
-	if transB { // B is stored n×k: transpose.
-		packTrans(dst, nr, b[j0*k+p0:], k, cols, kb)
-	} else {
-		packCopy(dst, nr, b[p0*n+j0:], n, kb, cols)
-	}
 }
 
 // packCopy sets dst[p*width+j] = src[p*lds+j] for p < rows, j < cols, and zero for cols <= j < width.

@@ -19,11 +19,10 @@ func TestPackedKernelsMatchFloat64Reference(t *testing.T) {
 				t.Skipf("this CPU has no %s", kc.kernel.name)
 			}
 			rng := rand.New(rand.NewPCG(7, 8))
-			mul := func(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
-				gemmPacked(kc.kernel, c, a, b, m, n, k, transA, transB, accumulate, true)
-			}
+			mul := func(g gemmArgs) { gemmPacked(kc.kernel, g, true) }
 			for _, tc := range matmulCases(rng) {
-				checkMatMul(t, rng, tc, mul)
+				checkMatMul(t, rng, tc, 0, mul)
+				checkMatMul(t, rng, tc, 5, mul)
 			}
 		})
 	}
@@ -40,8 +39,8 @@ func TestPackedKernelsMatchGeneric(t *testing.T) {
 			a, b := randomSlice(rng, tc.m*tc.k), randomSlice(rng, tc.k*tc.n)
 			c0 := randomSlice(rng, tc.m*tc.n)
 			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
-			matmulGeneric(want, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
-			gemmPacked(kn, got, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate, true)
+			matmulGeneric(denseArgs(want, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate))
+			gemmPacked(kn, denseArgs(got, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate), true)
 			_, mag := reference(c0, a, b, tc)
 			for i := range got {
 				tol := 2*float32(tc.k+1)/(1<<23)*float32(mag[i]) + 1e-30

@@ -3,7 +3,7 @@
 package tensor
 
 // matmulSIMD reports that this build has no SIMD kernel; MatMul then runs the portable loops.
-func matmulSIMD(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) bool {
+func matmulSIMD(g gemmArgs, threaded bool) bool {
 	return false
 }
 

@@ -13,69 +13,126 @@ package tensor
 // at most three rows or one column (a matrix-vector product, generation at batch 1) use Dot and Axpy
 // instead, since packing would move as much memory as the product itself. Operands need no alignment.
 func MatMul(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
-	matmul(c, a, b, m, n, k, transA, transB, accumulate, true)
+	matmul(denseArgs(c, a, b, m, n, k, transA, transB, accumulate), true)
 }
 
 // MatMulSerial is MatMul on the calling goroutine only, for products small enough to be run many at a
 // time inside Parallel (one attention head per worker, say), where MatMul's own use of the pool would
 // nest.
 func MatMulSerial(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
-	matmul(c, a, b, m, n, k, transA, transB, accumulate, false)
+	matmul(denseArgs(c, a, b, m, n, k, transA, transB, accumulate), false)
 }
 
-func matmul(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
-	if m < 0 || n < 0 || k < 0 {
+// MatMulStrided is MatMul over matrices whose rows are ld apart in their slices: element (i, j) of C
+// is c[i*ldc+j], row r of A as stored (m×k, or k×m when transA) starts at a[r*lda], and row r of B as
+// stored at b[r*ldb]. One attention head's queries in a [T, H·D] activation, say, are
+// q[h*D:] with lda = H·D. Each ld must be at least the stored row's length.
+func MatMulStrided(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, n, k int, transA, transB, accumulate bool) {
+	matmul(gemmArgs{c, a, b, ldc, lda, ldb, m, n, k, transA, transB, accumulate}, true)
+}
+
+// MatMulStridedSerial is MatMulStrided on the calling goroutine only (see MatMulSerial).
+func MatMulStridedSerial(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, n, k int, transA, transB, accumulate bool) {
+	matmul(gemmArgs{c, a, b, ldc, lda, ldb, m, n, k, transA, transB, accumulate}, false)
+}
+
+// gemmArgs is one product C (+)= op(A)·op(B) with its row strides.
+type gemmArgs struct {
+	c, a, b                    []float32
+	ldc, lda, ldb              int
+	m, n, k                    int
+	transA, transB, accumulate bool
+}
+
+// denseArgs describes a product of matrices stored without gaps between rows.
+func denseArgs(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) gemmArgs {
+	lda, ldb := k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	return gemmArgs{c, a, b, n, lda, ldb, m, n, k, transA, transB, accumulate}
+}
+
+// check panics unless every element the product touches lies inside its slice.
+func (g gemmArgs) check() {
+	if g.m < 0 || g.n < 0 || g.k < 0 {
 		panic("tensor.MatMul: negative dimension")
 	}
-	if len(c) < m*n || len(a) < m*k || len(b) < k*n {
+	aRows, aCols := g.m, g.k
+	if g.transA {
+		aRows, aCols = aCols, aRows
+	}
+	bRows, bCols := g.k, g.n
+	if g.transB {
+		bRows, bCols = bCols, bRows
+	}
+	fits := func(s []float32, rows, cols, ld int) bool {
+		if rows == 0 || cols == 0 {
+			return true
+		}
+		if ld < cols {
+			panic("tensor.MatMul: leading dimension shorter than a row")
+		}
+		return len(s) >= (rows-1)*ld+cols
+	}
+	if !fits(g.c, g.m, g.n, g.ldc) || !fits(g.a, aRows, aCols, g.lda) || !fits(g.b, bRows, bCols, g.ldb) {
 		panic("tensor.MatMul: slice shorter than its shape")
 	}
+}
+
+func matmul(g gemmArgs, threaded bool) {
+	g.check()
 	switch {
-	case m == 0 || n == 0:
+	case g.m == 0 || g.n == 0:
 		return
-	case n == 1 && m > 1:
-		// A column of C is a row of Cᵀ = op(B)ᵀ·op(A)ᵀ: b is that 1×k row whichever way it is stored,
-		// and A read as the right-hand operand is transposed exactly when it was not.
-		matmulRows(c, b, a, 1, m, k, false, !transA, accumulate, threaded)
-	case m <= 3:
-		matmulRows(c, a, b, m, n, k, transA, transB, accumulate, threaded)
-	case m*n*k < 256:
+	case g.n == 1 && g.m > 1 && g.ldc == 1 && (g.transB || g.ldb == 1):
+		// A contiguous column of C is a row of Cᵀ = op(B)ᵀ·op(A)ᵀ: b holds that 1×k row whichever way
+		// it is stored, and A read as the right-hand operand is transposed exactly when it was not.
+		matmulRows(gemmArgs{g.c, g.b, g.a, g.m, g.k, g.lda, 1, g.m, g.k, false, !g.transA, g.accumulate}, threaded)
+	case g.m <= 3:
+		matmulRows(g, threaded)
+	case g.m*g.n*g.k < 256:
 		// Tiny: the plain loops finish before packing would.
-		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, 0, m)
-	case matmulSIMD(c, a, b, m, n, k, transA, transB, accumulate, threaded):
+		matmulGenericRows(g, 0, g.m)
+	case matmulSIMD(g, threaded):
 	case threaded:
-		matmulGeneric(c, a, b, m, n, k, transA, transB, accumulate)
+		matmulGeneric(g)
 	default:
-		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, 0, m)
+		matmulGenericRows(g, 0, g.m)
 	}
 }
 
 // matmulRows computes C one row at a time, each row being a matrix-vector product over B: dot products
 // with B's rows when B is stored n×k, scaled row sums (Axpy) when it is stored k×n. Columns are split
 // between the workers.
-func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate, threaded bool) {
+func matmulRows(g gemmArgs, threaded bool) {
+	a, b, c, n, k := g.a, g.b, g.c, g.n, g.k
 	var gathered []float32
-	if transA && m > 1 {
+	if g.transA && g.lda != 1 {
 		gathered = make([]float32, k)
 	}
-	for i := 0; i < m; i++ {
-		ai := a[i*k : i*k+k]
-		if transA {
-			if m == 1 {
-				ai = a[:k]
-			} else {
-				for p := range gathered {
-					gathered[p] = a[p*m+i]
-				}
-				ai = gathered
+	for i := 0; i < g.m; i++ {
+		var ai []float32
+		switch {
+		case !g.transA:
+			ai = a[i*g.lda : i*g.lda+k]
+		case g.lda == 1: // a column of a k×1 matrix
+			ai = a[i : i+k]
+		default:
+			for p := range gathered {
+				gathered[p] = a[p*g.lda+i]
 			}
+			ai = gathered
 		}
-		ci := c[i*n : i*n+n]
+		ci := c[i*g.ldc : i*g.ldc+n]
 		rowsRun(n, k, threaded, func(lo, hi int) {
-			if transB {
+			if g.transB {
 				for j := lo; j < hi; j++ {
-					d := Dot(ai, b[j*k:j*k+k])
-					if accumulate {
+					d := Dot(ai, b[j*g.ldb:j*g.ldb+k])
+					if g.accumulate {
 						ci[j] += d
 					} else {
 						ci[j] = d
@@ -88,12 +145,12 @@ func matmulRows(c, a, b []float32, m, n, k int, transA, transB, accumulate, thre
 			for j0 := lo; j0 < hi; j0 += chunk {
 				j1 := min(j0+chunk, hi)
 				cj := ci[j0:j1]
-				if !accumulate {
+				if !g.accumulate {
 					clear(cj)
 				}
 				for p, av := range ai {
 					if av != 0 {
-						Axpy(av, b[p*n+j0:p*n+j1], cj)
+						Axpy(av, b[p*g.ldb+j0:p*g.ldb+j1], cj)
 					}
 				}
 			}
@@ -112,35 +169,34 @@ func rowsRun(n, k int, threaded bool, fn func(lo, hi int)) {
 }
 
 // matmulGeneric is the portable reference implementation; SIMD kernels are tested against it.
-func matmulGeneric(c, a, b []float32, m, n, k int, transA, transB, accumulate bool) {
-	Parallel(m, func(lo, hi int) {
-		matmulGenericRows(c, a, b, m, n, k, transA, transB, accumulate, lo, hi)
-	})
+func matmulGeneric(g gemmArgs) {
+	Parallel(g.m, func(lo, hi int) { matmulGenericRows(g, lo, hi) })
 }
 
 // matmulGenericRows computes rows lo..hi-1 of C with the portable loops.
-func matmulGenericRows(c, a, b []float32, m, n, k int, transA, transB, accumulate bool, lo, hi int) {
+func matmulGenericRows(g gemmArgs, lo, hi int) {
+	a, b, n := g.a, g.b, g.n
 	for i := lo; i < hi; i++ {
-		row := c[i*n : i*n+n]
-		if !accumulate {
+		row := g.c[i*g.ldc : i*g.ldc+n]
+		if !g.accumulate {
 			clear(row)
 		}
-		for p := 0; p < k; p++ {
+		for p := 0; p < g.k; p++ {
 			var av float32
-			if transA {
-				av = a[p*m+i]
+			if g.transA {
+				av = a[p*g.lda+i]
 			} else {
-				av = a[i*k+p]
+				av = a[i*g.lda+p]
 			}
 			if av == 0 {
 				continue
 			}
-			if transB {
+			if g.transB {
 				for j := range row {
-					row[j] += av * b[j*k+p]
+					row[j] += av * b[j*g.ldb+p]
 				}
 			} else {
-				bp := b[p*n : p*n+n]
+				bp := b[p*g.ldb : p*g.ldb+n]
 				for j := range row {
 					row[j] += av * bp[j]
 				}

@@ -86,66 +86,111 @@ func reference(c0, a, b []float32, tc matmulCase) (want, mag []float64) {
 	return want, mag
 }
 
-// guard is the value written past the end of C: a product that changes it wrote out of bounds.
+// guard fills the gaps between strided rows and the space past the end of C: a product that changes
+// it wrote out of bounds.
 const guard = float32(-12345.5)
 
-// checkMatMul runs mul on tc with random operands and compares every element with the float64 result,
-// allowing the error float32 accumulation can make in any order: (k+1)·ε·Σ|terms|.
-func checkMatMul(t *testing.T, rng *rand.Rand, tc matmulCase, mul func(c, a, b []float32, m, n, k int, transA, transB, accumulate bool)) {
+// strided copies a rows×cols matrix into a buffer whose rows are ld apart, with guard values in the gaps
+// and in a tail past the last row.
+func strided(dense []float32, rows, cols, ld int) []float32 {
+	buf := make([]float32, max(0, (rows-1)*ld+cols)+64)
+	for i := range buf {
+		buf[i] = guard
+	}
+	for r := range rows {
+		copy(buf[r*ld:r*ld+cols], dense[r*cols:r*cols+cols])
+	}
+	return buf
+}
+
+// mulFunc runs one implementation on a product.
+type mulFunc func(g gemmArgs)
+
+var (
+	viaMatMul = func(g gemmArgs) {
+		MatMul(g.c, g.a, g.b, g.m, g.n, g.k, g.transA, g.transB, g.accumulate)
+	}
+	viaMatMulSerial = func(g gemmArgs) {
+		MatMulSerial(g.c, g.a, g.b, g.m, g.n, g.k, g.transA, g.transB, g.accumulate)
+	}
+	viaMatMulStrided = func(g gemmArgs) {
+		MatMulStrided(g.c, g.ldc, g.a, g.lda, g.b, g.ldb, g.m, g.n, g.k, g.transA, g.transB, g.accumulate)
+	}
+	viaMatMulStridedSerial = func(g gemmArgs) {
+		MatMulStridedSerial(g.c, g.ldc, g.a, g.lda, g.b, g.ldb, g.m, g.n, g.k, g.transA, g.transB, g.accumulate)
+	}
+)
+
+// checkMatMul runs mul on tc with random operands, their rows up to pad elements further apart than
+// their length (0: dense), and compares every element with the float64 result, allowing the error
+// float32 accumulation can make in any order: (k+1)·ε·Σ|terms|. It also checks that nothing outside C
+// was written.
+func checkMatMul(t *testing.T, rng *rand.Rand, tc matmulCase, pad int, mul mulFunc) {
 	t.Helper()
 	m, n, k := tc.m, tc.n, tc.k
 	a, b := randomSlice(rng, m*k), randomSlice(rng, k*n)
 	c0 := randomSlice(rng, m*n)
-	buf := make([]float32, m*n+64)
-	copy(buf, c0)
-	for i := m * n; i < len(buf); i++ {
-		buf[i] = guard
+	g := denseArgs(nil, nil, nil, m, n, k, tc.transA, tc.transB, tc.accumulate)
+	g.ldc += rng.IntN(pad + 1)
+	g.lda += rng.IntN(pad + 1)
+	g.ldb += rng.IntN(pad + 1)
+	aRows, aCols, bRows, bCols := m, k, k, n
+	if tc.transA {
+		aRows, aCols = k, m
 	}
-	c := buf[:m*n]
-	mul(c, a, b, m, n, k, tc.transA, tc.transB, tc.accumulate)
+	if tc.transB {
+		bRows, bCols = n, k
+	}
+	g.a, g.b, g.c = strided(a, aRows, aCols, g.lda), strided(b, bRows, bCols, g.ldb), strided(c0, m, n, g.ldc)
+	mul(g)
 
 	want, mag := reference(c0, a, b, tc)
 	const eps = 1.0 / (1 << 23)
 	bad := 0
-	for i, got := range c {
-		tol := float64(k+1)*eps*mag[i] + 1e-30
-		if d := math.Abs(float64(got) - want[i]); !(d <= tol) {
-			if bad < 3 {
-				t.Errorf("%v: C[%d,%d] = %g, want %g (|diff| %.3g > tolerance %.3g)", tc, i/n, i%n, got, want[i], d, tol)
+	for i := range m {
+		for j := range n {
+			got := g.c[i*g.ldc+j]
+			tol := float64(k+1)*eps*mag[i*n+j] + 1e-30
+			if d := math.Abs(float64(got) - want[i*n+j]); !(d <= tol) {
+				if bad < 3 {
+					t.Errorf("%v ld %d,%d,%d: C[%d,%d] = %g, want %g (|diff| %.3g > tolerance %.3g)",
+						tc, g.ldc, g.lda, g.ldb, i, j, got, want[i*n+j], d, tol)
+				}
+				bad++
 			}
-			bad++
 		}
 	}
 	if bad > 3 {
-		t.Errorf("%v: %d of %d elements wrong", tc, bad, len(c))
+		t.Errorf("%v: %d of %d elements wrong", tc, bad, m*n)
 	}
-	for i := m * n; i < len(buf); i++ {
-		if buf[i] != guard {
-			t.Fatalf("%v: wrote past the end of C at offset %d", tc, i-m*n)
+	for i, v := range g.c {
+		if inside := i/g.ldc < m && i%g.ldc < n; !inside && v != guard {
+			t.Fatalf("%v ld %d: wrote outside C at offset %d", tc, g.ldc, i)
 		}
 	}
 }
 
+// Every entry point, dense and strided, threaded and serial, and the generic loops, against float64.
 func TestMatMulMatchesFloat64Reference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
 	t.Logf("kernel: %s", KernelName())
-	for _, tc := range matmulCases(rng) {
-		checkMatMul(t, rng, tc, MatMul)
-	}
-}
-
-// MatMulSerial takes the same paths as MatMul on the calling goroutine.
-func TestMatMulSerialMatchesFloat64Reference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(19, 20))
-	for _, tc := range matmulCases(rng) {
-		checkMatMul(t, rng, tc, MatMulSerial)
-	}
-}
-
-func TestMatMulGenericMatchesFloat64Reference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range matmulCases(rng) {
-		checkMatMul(t, rng, tc, matmulGeneric)
+	for i, tc := range []struct {
+		name string
+		pad  int
+		mul  mulFunc
+	}{
+		{"MatMul", 0, viaMatMul},
+		{"MatMulSerial", 0, viaMatMulSerial},
+		{"MatMulStrided", 5, viaMatMulStrided},
+		{"MatMulStridedSerial", 5, viaMatMulStridedSerial},
+		{"generic", 0, matmulGeneric},
+		{"generic strided", 5, matmulGeneric},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(i)))
+			for _, mc := range matmulCases(rng) {
+				checkMatMul(t, rng, mc, tc.pad, tc.mul)
+			}
+		})
 	}
 }
 
@@ -249,6 +294,30 @@ func BenchmarkMatVec(b *testing.B) {
 				MatMul(y, x, w, 1, n, k, false, true, false)
 			}
 			b.ReportMetric(4*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+}
+
+func TestMatMulStridedRejectsBadStrides(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		ldc, lda, ldb int
+		lenC          int
+		wantsPanic    bool
+	}{
+		{"strides at least the row lengths", 5, 4, 3, 9, false}, // C 2×3 with ldc 5 needs 5+3 elements
+		{"ldc shorter than a row of C", 2, 4, 3, 9, true},
+		{"lda shorter than a row of A", 5, 3, 3, 9, true},
+		{"C too short for its stride", 5, 4, 3, 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); (r != nil) != tc.wantsPanic {
+					t.Errorf("panic = %v, want panic %v", r, tc.wantsPanic)
+				}
+			}()
+			// C (2×3) = A (2×4) · B (4×3)
+			MatMulStrided(make([]float32, tc.lenC), tc.ldc, make([]float32, 8), tc.lda, make([]float32, 12), tc.ldb, 2, 3, 4, false, false, false)
 		})
 	}
 }
