@@ -342,6 +342,11 @@ func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScra
 
 // swigluForward: out = silu(gate)·up, silu(g) = g·σ(g)
 func swigluForward[F float](out, gate, up []F, N int) {
+	if o32, ok := any(out).([]float32); ok { // one SIMD pass (tensor.SwiGLU)
+		g32, u32 := any(gate).([]float32), any(up).([]float32)
+		tensor.Parallel(N, func(lo, hi int) { tensor.SwiGLU(o32[lo:hi], g32[lo:hi], u32[lo:hi]) })
+		return
+	}
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := float64(gate[i])
@@ -352,6 +357,14 @@ func swigluForward[F float](out, gate, up []F, N int) {
 
 // swigluBackward: dgate = dout·up·σ(g)·(1 + g·(1−σ(g))); dup = dout·silu(g)  (overwritten)
 func swigluBackward[F float](dgate, dup, dout, gate, up []F, N int) {
+	if dg32, ok := any(dgate).([]float32); ok { // one SIMD pass (tensor.SwiGLUBackward)
+		du32, do32 := any(dup).([]float32), any(dout).([]float32)
+		g32, u32 := any(gate).([]float32), any(up).([]float32)
+		tensor.Parallel(N, func(lo, hi int) {
+			tensor.SwiGLUBackward(dg32[lo:hi], du32[lo:hi], do32[lo:hi], g32[lo:hi], u32[lo:hi])
+		})
+		return
+	}
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := float64(gate[i])
