@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# run.sh: Lathe's training step side by side with PyTorch's, as a table.
+#
+#   bench/run.sh [ROUNDS]        (default 3; STEPS=5 timed steps per run)
+#
+# The shape is the engine-speed issue's: a llama of dim 512, 8 layers, 8 heads (8 kv heads), SwiGLU
+# width 1376, vocabulary 32000 (untied output head), batch 4 × 128 tokens, random init, full
+# fine-tuning with AdamW and gradient clipping. Lathe runs through `lathe bench train`, PyTorch through
+# bench/torch_llama.py (a plain llama in torch with the same shapes and the same step: zero grads,
+# forward, cross-entropy, backward, clip, AdamW). The two alternate, Lathe then PyTorch, ROUNDS times:
+# the machine is shared and its speed drifts over minutes, so only a ratio of neighbouring runs means
+# something. Each row is one run; the ratio compares a Lathe run with the PyTorch run after it.
+#
+# PyTorch is Debian's python3-torch (1.13) on the OpenMP build of OpenBLAS
+# (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp; the default pthreads build starts its own
+# threads beside torch's OpenMP ones and runs many times slower), 2 threads, with OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE unset for that command only, so OpenBLAS picks its kernels for this CPU itself.
+#
+# MFU = 6·N·tokens/s / 506 GFLOP/s (PEAK_GFLOPS, the 2-core Zen 5 fp32 peak), N the parameter count
+# including the embedding table (58.07M; the same N for both peers). Counting the embedding follows
+# `lathe bench train` and the usual 6N rule, though a lookup does no multiply-adds: without it
+# (N = 41.7M) every MFU is 0.72 times the one shown, and the ratio does not change. Attention's T²
+# FLOP (~2% here) are not counted.
+# "best" columns are of each run's fastest step (the least disturbed); cpu_share is the share of
+# threads × wall time the run really got on a CPU (low: the machine was busy with other work).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+steps=${STEPS:-5}
+python=${TORCH_PYTHON:-/usr/bin/python3} # Debian's python3-torch is installed for the system Python
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/lathe" ./cmd/lathe
+if ! "$python" -c 'import torch' 2>/dev/null; then
+	echo "run.sh: $python cannot import torch: apt-get install -y python3-torch libopenblas0-openmp" >&2
+	exit 1
+fi
+shape=(--dim 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1376 --vocab 32000 --batch 4 --seq 128 --steps "$steps")
+
+results="$work/results.jsonl"
+for ((r = 1; r <= rounds; r++)); do
+	echo "round $r/$rounds: lathe" >&2
+	GOMAXPROCS=2 "$work/lathe" bench train "${shape[@]}" 2>/dev/null | tail -1 | sed 's/^{/{"peer":"lathe","round":'"$r"',/' >>"$results"
+	echo "round $r/$rounds: pytorch" >&2
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OMP_NUM_THREADS \
+		LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
+		"$python" bench/torch_llama.py "${shape[@]}" --threads 2 | tail -1 | sed 's/^{/{"round":'"$r"',/' >>"$results"
+done
+
+PEAK_GFLOPS=${PEAK_GFLOPS:-506} python3 - "$results" <<'EOF'
+import json, os, sys
+peak = float(os.environ["PEAK_GFLOPS"]) * 1e9
+runs = [json.loads(line) for line in open(sys.argv[1])]
+print(f'{"round":>5} {"peer":<8} {"tok/s":>7} {"best":>7} {"ms/step":>8} {"best":>7} {"MFU":>6} {"best":>6} {"cpu_share":>9} {"lathe/torch":>11} {"best":>5}')
+for r in runs:
+    r["mfu"] = 6 * r["params"] * r["tokens_per_second"] / peak
+    r["mfu_best"] = 6 * r["params"] * r["tokens_per_second_best"] / peak
+lathe = {r["round"]: r for r in runs if r["peer"] == "lathe"}
+ratios, best_ratios = [], []
+for r in runs:
+    ratio = ""
+    if r["peer"] == "pytorch" and r["round"] in lathe:
+        l = lathe[r["round"]]
+        q, qb = l["tokens_per_second"] / r["tokens_per_second"], l["tokens_per_second_best"] / r["tokens_per_second_best"]
+        ratios.append(q)
+        best_ratios.append(qb)
+        ratio = f'{q:>11.2f} {qb:>5.2f}'
+    print(f'{r["round"]:>5} {r["peer"]:<8} {r["tokens_per_second"]:>7.0f} {r["tokens_per_second_best"]:>7.0f} '
+          f'{r["ms_per_step"]:>8.0f} {r["ms_per_step_best"]:>7.0f} {100 * r["mfu"]:>5.1f}% {100 * r["mfu_best"]:>5.1f}% '
+          f'{r["cpu_share"]:>9.2f} {ratio}')
+if ratios:
+    print(f'lathe/pytorch tokens/s: {" ".join(f"{q:.2f}" for q in ratios)} (best steps: {" ".join(f"{q:.2f}" for q in best_ratios)})')
+EOF
