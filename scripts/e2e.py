@@ -299,7 +299,15 @@ def check_conformance():
     assert p.returncode == 0, "conformance.py exited %d: %s" % (p.returncode, p.stderr.strip()[-2000:])
 
 
-CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_stop,
+def check_boto3_example():
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "finetune_boto3.py"), "--endpoint-url", URL,
+                        "--job", "boto3-example", "--epochs", "1"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, "examples/finetune_boto3.py failed: %s %s" % (p.stdout[-2000:], p.stderr[-2000:])
+    for name in ("TrainingLoss", "ValidationLoss", "Perplexity", "Rouge1", "Rouge2", "RougeL", "RougeLSum"):
+        assert name in p.stdout, "the example did not print %s: %s" % (name, p.stdout[-2000:])
+
+
+CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_boto3_example, check_stop,
           check_kill_and_resume, check_conformance]
 
 
