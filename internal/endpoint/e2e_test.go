@@ -392,3 +392,42 @@ func TestDeployForJob(t *testing.T) {
 		t.Errorf("Deploy of a missing artifact: %v", err)
 	}
 }
+
+// A full queue answers 429 ThrottlingException (the SDKs retry it); a client that goes away has its
+// generation cancelled. Stories260K greedily writes 1500 tokens without ending (seconds of work), so
+// the first requests are still running when the next arrive.
+func TestThrottlingAndDisconnect(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{MaxBatch: 1, MaxQueue: 1})
+	e.deploy(t, "small", baseModelContainer("raw"))
+	target, err := e.svc.Route("small", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := []byte(`{"inputs":"Once upon a time","parameters":{"max_new_tokens":1500}}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	var streams []*sagemakerruntime.InvokeEndpointWithResponseStreamOutput
+	for range 2 { // one decoding, one queued: the endpoint is full
+		out, err := e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+			EndpointName: aws.String("small"), Body: long})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, out)
+	}
+	_, err = e.rt.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("small"), Body: long})
+	if code, _ := apiError(t, err); code != "ThrottlingException" {
+		t.Errorf("third request: %v, want ThrottlingException", err)
+	}
+	// The two clients hang up: both generations are dropped, long before 1500 tokens.
+	for _, s := range streams {
+		s.GetStream().Close()
+	}
+	cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for target.Engine.Stats().InFlight > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := target.Engine.Stats(); st.InFlight != 0 || st.Cancelled != 2 || st.Completed != 0 {
+		t.Errorf("after the clients left: %+v, want 2 cancelled and none completed", st)
+	}
+}

@@ -167,7 +167,7 @@ func (e *env) artifact(t testing.TB, job string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := lm.Export(dir); err != nil {
+	if _, err := lm.Export(dir, filepath.Join(t.TempDir(), "adapter")); err != nil {
 		t.Fatal(err)
 	}
 	prefix := fmt.Sprintf("s3://%s/out/%s/", bucket, job)

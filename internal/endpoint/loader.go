@@ -77,7 +77,7 @@ func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*
 // trainedFrom reads the base model of a fine-tuning job's artifact from the metrics.json the
 // pipeline writes beside the model prefix (S3OutputPath/<job>/model/ -> .../<job>/metrics.json).
 func (s *Service) trainedFrom(ctx context.Context, source string) string {
-	if !strings.HasSuffix(source, "/") {
+	if strings.HasSuffix(source, ".gguf") {
 		return ""
 	}
 	parent := strings.TrimSuffix(source, "/")

@@ -336,6 +336,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, g *serving.Gene
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush() // the response starts now, even while the request waits in the queue
+	}
 	send := func(v any) bool {
 		b, err := json.Marshal(v)
 		if err == nil {

@@ -85,6 +85,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 	w.Header().Set(headerStreamContent, "text/event-stream")
 	w.Header().Set(headerVariant, t.Variant)
 	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // the response starts now, even while the request waits in the queue
+	}
 	ew := &eventWriter{w: w, enc: eventstream.NewEncoder()}
 	var held *tgiStreamEvent
 	index := 0

@@ -91,6 +91,21 @@ type Engine struct {
 	closeMu sync.RWMutex // Start holds it shared while it queues, Close exclusively while it marks closed
 	closed  bool
 	waiting atomic.Int64 // admitted, not yet finished
+
+	completed, cancelled, failed atomic.Int64
+}
+
+// Stats are an engine's counters since it was loaded.
+type Stats struct {
+	InFlight  int   // admitted and not finished (decoding or queued)
+	Completed int64 // ended normally
+	Cancelled int64 // dropped because their caller went away or cancelled them
+	Failed    int64 // ended with an error
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{InFlight: int(e.waiting.Load()), Completed: e.completed.Load(), Cancelled: e.cancelled.Load(), Failed: e.failed.Load()}
 }
 
 // ModelPath picks what to load from a model directory: the Hugging Face files when config.json is
@@ -287,10 +302,19 @@ func (e *Engine) loop() {
 	defer close(e.done)
 	d := generate.NewDecoder(e.m, e.detokenize)
 	var active []*Generation
-	fail := func(g *Generation, err error) {
-		g.finish(generate.Result{}, err)
+	end := func(g *Generation, res generate.Result, err error) {
+		switch {
+		case err == nil:
+			e.completed.Add(1)
+		case errors.Is(err, context.Canceled):
+			e.cancelled.Add(1)
+		default:
+			e.failed.Add(1)
+		}
+		g.finish(res, err)
 		e.waiting.Add(-1)
 	}
+	fail := func(g *Generation, err error) { end(g, generate.Result{}, err) }
 	defer func() {
 		for _, g := range active {
 			fail(g, ErrClosed)
@@ -306,8 +330,7 @@ func (e *Engine) loop() {
 	}()
 	add := func(g *Generation) {
 		if g.cancelled.Load() {
-			g.finish(generate.Result{Finish: generate.FinishCancelled}, context.Canceled)
-			e.waiting.Add(-1)
+			end(g, generate.Result{Finish: generate.FinishCancelled}, context.Canceled)
 			return
 		}
 		r, err := d.Add(g.prompt, g.opt, g.onToken)
@@ -352,8 +375,7 @@ func (e *Engine) loop() {
 				if err == nil && g.req.Result().Finish == generate.FinishCancelled {
 					err = context.Canceled
 				}
-				g.finish(g.req.Result(), err)
-				e.waiting.Add(-1)
+				end(g, g.req.Result(), err)
 			case stepErr != nil:
 				fail(g, stepErr)
 			default:

@@ -139,3 +139,17 @@ func TestClosedEngineRefusesAndEndsRunning(t *testing.T) {
 		t.Errorf("Start after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+// A caller whose context ends (a client that disconnected) gets its generation cancelled.
+func TestCancelledContextCancelsGeneration(t *testing.T) {
+	e := load(t, serving.Options{Format: serving.FormatRaw})
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := e.Start(ctx, lilyPrompt, generate.Options{MaxNewTokens: 1500, RepetitionPenalty: 1.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := g.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Errorf("generation of a cancelled caller: err = %v, want context.Canceled", err)
+	}
+}
