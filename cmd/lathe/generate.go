@@ -62,6 +62,9 @@ the text as it is. The generated text is written to standard output token by tok
 			if err != nil {
 				return err
 			}
+			if chat && tok.ChatTemplate == "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "the model has no chat template: using the plain instruction template")
+			}
 			text := prompt
 			if !raw {
 				text = lm.Prompt(prompt)

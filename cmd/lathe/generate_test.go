@@ -24,6 +24,8 @@ func TestGenerate(t *testing.T) {
 			"", storiesGreedy, "finish: length"},
 		{"prompt from stdin", []string{"--raw", "--temperature", "0", "--max-new-tokens", "30"},
 			"Once upon a time\n", storiesGreedy, "finish: length"},
+		{"chat without a template", []string{"--chat", "--prompt", "Tell me a story.", "--temperature", "0", "--max-new-tokens", "4"},
+			"", "", "the model has no chat template: using the plain instruction template"},
 		{"stop sequence", []string{"--raw", "--prompt", "Once upon a time", "--temperature", "0", "--stop", "girl"},
 			"", ", there was a little \n", "finish: stop"},
 	}
