@@ -3,36 +3,36 @@
 package tensor
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
 
-// BenchmarkKernel measures one micro-kernel on one core with its panels in cache: the ceiling that
-// packing and threading then lose from.
-var benchPanels = 10
-
+// BenchmarkKernel measures one micro-kernel on one core with its panels in cache, the ceiling that
+// packing and threading then lose from: with one B panel (in L1) and with ten (480 KiB or 80 KiB, in
+// L2), an 8×kc A panel and kc = gemmKC.
 func BenchmarkKernel(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, kn := range []*gemmKernel{kernelAVX512, kernelAVX2} {
-		b.Run(kn.name, func(b *testing.B) {
-			if (kn == kernelAVX512 && !hasAVX512) || !hasAVX2 {
-				b.Skip("not supported")
-			}
-			const k = gemmKC
-			pa, pb := randomSlice(rng, kn.mr*k), randomSlice(rng, 10*kn.nr*k)
-			c := make([]float32, kn.mr*kn.nr*10)
-			for b.Loop() {
-				for j := 0; j < 10; j++ {
-					kn.run(k, &pa[0], &pb[(j%benchPanels)*kn.nr*k], &c[j*kn.nr], 10*kn.nr, 1)
+	for _, kc := range []struct {
+		kernel    *gemmKernel
+		supported bool
+	}{{kernelAVX512, hasAVX512}, {kernelAVX2, hasAVX2}} {
+		kn := kc.kernel
+		for _, panels := range []int{1, 10} {
+			b.Run(fmt.Sprintf("%s/%dB", kn.name, panels), func(b *testing.B) {
+				if !kc.supported {
+					b.Skipf("this CPU has no %s", kn.name)
 				}
-			}
-			b.ReportMetric(2*float64(kn.mr*kn.nr*k*10)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+				const k = gemmKC
+				pa, pb := randomSlice(rng, kn.mr*k), randomSlice(rng, panels*kn.nr*k)
+				c := make([]float32, kn.mr*kn.nr*10)
+				for b.Loop() {
+					for j := range 10 {
+						kn.run(k, &pa[0], &pb[(j%panels)*kn.nr*k], &c[j*kn.nr], 10*kn.nr, 1)
+					}
+				}
+				b.ReportMetric(2*float64(kn.mr*kn.nr*k*10)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
-}
-
-func BenchmarkKernelL1(b *testing.B) {
-	benchPanels = 1
-	defer func() { benchPanels = 10 }()
-	BenchmarkKernel(b)
 }
