@@ -9,8 +9,8 @@ import (
 )
 
 // BenchmarkKernel measures one micro-kernel on one core with its panels in cache, the ceiling that
-// packing and threading then lose from: with one B panel (in L1) and with ten (480 KiB or 80 KiB, in
-// L2), an 8×kc A panel and kc = gemmKC.
+// packing and threading then lose from: an 8×kc A panel (kc = gemmKC) against one B panel used over
+// and over, or against ten in turn (960 KiB for the 8×48 kernel, as a B block streams from L2).
 func BenchmarkKernel(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, kc := range []struct {
