@@ -32,9 +32,19 @@ func TestLoad(t *testing.T) {
 	e := startEnv(t, t.TempDir(), serving.Options{MaxBatch: 32})
 	e.deploy(t, "load", baseModelContainer("raw"))
 	for _, clients := range []int{1, 32} {
+		target, err := e.svc.Route("load", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := target.Engine.Stats()
 		r := runLoad(t, e, clients, d)
-		t.Logf("%2d clients, %v: %d requests, %d errors, %.1f req/s, p50 %v, p99 %v, %.0f generated tokens/s",
-			clients, d, r.requests, r.errors, r.rps, r.p50, r.p99, r.tokensPerSec)
+		after := target.Engine.Stats()
+		meanBatch := 0.0
+		if steps := after.Steps - before.Steps; steps > 0 {
+			meanBatch = (after.MeanBatch*float64(after.Steps) - before.MeanBatch*float64(before.Steps)) / float64(steps)
+		}
+		t.Logf("%2d clients, %v: %d requests, %d errors, %.1f req/s, p50 %v, p99 %v, %.0f generated tokens/s, mean batch %.1f",
+			clients, d, r.requests, r.errors, r.rps, r.p50, r.p99, r.tokensPerSec, meanBatch)
 		if r.errors > 0 {
 			t.Errorf("%d clients: %d of %d requests failed (first: %v)", clients, r.errors, r.requests, r.firstErr)
 		}

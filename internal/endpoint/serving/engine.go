@@ -93,19 +93,27 @@ type Engine struct {
 	waiting atomic.Int64 // admitted, not yet finished
 
 	completed, cancelled, failed atomic.Int64
+	steps, stepSeqs              atomic.Int64
 }
 
 // Stats are an engine's counters since it was loaded.
 type Stats struct {
-	InFlight  int   // admitted and not finished (decoding or queued)
-	Completed int64 // ended normally
-	Cancelled int64 // dropped because their caller went away or cancelled them
-	Failed    int64 // ended with an error
+	InFlight  int     // admitted and not finished (decoding or queued)
+	Completed int64   // ended normally
+	Cancelled int64   // dropped because their caller went away or cancelled them
+	Failed    int64   // ended with an error
+	Steps     int64   // batched forward passes
+	MeanBatch float64 // sequences per forward pass, on average
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	return Stats{InFlight: int(e.waiting.Load()), Completed: e.completed.Load(), Cancelled: e.cancelled.Load(), Failed: e.failed.Load()}
+	st := Stats{InFlight: int(e.waiting.Load()), Completed: e.completed.Load(), Cancelled: e.cancelled.Load(),
+		Failed: e.failed.Load(), Steps: e.steps.Load()}
+	if st.Steps > 0 {
+		st.MeanBatch = float64(e.stepSeqs.Load()) / float64(st.Steps)
+	}
+	return st
 }
 
 // ModelPath picks what to load from a model directory: the Hugging Face files when config.json is
@@ -366,6 +374,8 @@ func (e *Engine) loop() {
 				g.req.Cancel()
 			}
 		}
+		e.steps.Add(1)
+		e.stepSeqs.Add(int64(len(active)))
 		stepErr := d.Step()
 		kept := active[:0]
 		for _, g := range active {
