@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lathe-ml/lathe/internal/dataset"
@@ -446,5 +447,37 @@ func TestExecuteStopsOutsideTraining(t *testing.T) {
 				t.Errorf("model.safetensors differs from the uninterrupted run's")
 			}
 		})
+	}
+}
+
+// TestExecuteConcurrentJobs runs two identical jobs at once on one Executor (a worker with
+// Concurrency 2): they must not disturb each other, so both end exactly as one alone does.
+func TestExecuteConcurrentJobs(t *testing.T) {
+	env := newEnv(t).withStories(t)
+	env.put(t, "train/a.csv", pairsCSV(t, patternRows(60)))
+	ctx := context.Background()
+	alone, err := env.executor(t, "").Execute(ctx, spec("alone", "train/", nil), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := env.executor(t, "")
+	var wg sync.WaitGroup
+	results := make([]*job.Result, 2)
+	errs := make([]error, 2)
+	for i, name := range []string{"twin-a", "twin-b"} {
+		wg.Go(func() { results[i], errs[i] = exec.Execute(ctx, spec(name, "train/", nil), &recorder{}) })
+	}
+	wg.Wait()
+	want := env.get(t, "output/alone/model/model.safetensors")
+	for i, name := range []string{"twin-a", "twin-b"} {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", name, errs[i])
+		}
+		if !slices.Equal(results[i].Metrics, alone.Metrics) {
+			t.Errorf("%s metrics differ from the job run alone:\n got %+v\nwant %+v", name, results[i].Metrics, alone.Metrics)
+		}
+		if !bytes.Equal(env.get(t, "output/"+name+"/model/model.safetensors"), want) {
+			t.Errorf("%s model.safetensors differs from the job run alone", name)
+		}
 	}
 }
