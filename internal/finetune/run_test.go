@@ -29,6 +29,7 @@ type metricsFile struct {
 	Base         Metrics            `json:"base"`
 	FineTuned    Metrics            `json:"fine_tuned"`
 	PhaseSeconds map[string]float64 `json:"phase_seconds"`
+	HyperParams  HyperParameters    `json:"hyperparameters"`
 }
 
 var wantMetricSets = map[string]string{
@@ -116,6 +117,14 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	t.Logf("base %+v", report.Base)
 	t.Logf("fine-tuned %+v", report.FineTuned)
 	t.Logf("phase seconds %v", report.PhaseSeconds)
+	if hp := report.HyperParams; hp.Epochs != 1 || hp.BatchSize != 8 || hp.LearningRate != 0.002 || hp.WarmupSteps != 2 || hp.Method != "full" {
+		t.Errorf("metrics.json hyperparameters %+v, want the request's (1 epoch, batch 8, learning rate 0.002, 2 warmup steps), full fine-tuning", hp)
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k, "adapter/") {
+			t.Errorf("a full fine-tune wrote an adapter: %s", k)
+		}
+	}
 
 	var dr struct {
 		TrainingRows   int            `json:"training_rows"`
