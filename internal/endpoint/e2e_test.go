@@ -431,3 +431,56 @@ func TestThrottlingAndDisconnect(t *testing.T) {
 		t.Errorf("after the clients left: %+v, want 2 cancelled and none completed", st)
 	}
 }
+
+// A model fine-tuned from an instruct base model is prompted with its chat template, as in training:
+// the endpoint finds the base model in the job's metrics.json, and its answer equals the raw
+// continuation of the rendered template. The OpenAI chat API renders the same prompt.
+func TestInstructModelUsesChatTemplate(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	const template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+	modelURL := e.artifactWith(t, "inst", "SmolLM2-135MInstruct", template)
+	e.deploy(t, "inst", &types.ContainerDefinition{ModelDataUrl: aws.String(modelURL)})
+	e.deploy(t, "inst-raw", &types.ContainerDefinition{ModelDataUrl: aws.String(modelURL),
+		Environment: map[string]string{"LATHE_PROMPT_FORMAT": "raw"}})
+
+	chat, _ := invoke(t, e, "inst", `{"inputs":"Tell me a story.","parameters":{"max_new_tokens":16}}`)
+	raw, _ := invoke(t, e, "inst-raw", `{"inputs":"<|user|>Tell me a story.\n<|assistant|>","parameters":{"max_new_tokens":16}}`)
+	plain, _ := invoke(t, e, "inst-raw", `{"inputs":"### Instruction:\nTell me a story.\n\n### Response:\n","parameters":{"max_new_tokens":16}}`)
+	if chat[0].GeneratedText != raw[0].GeneratedText || chat[0].GeneratedText == plain[0].GeneratedText {
+		t.Errorf("chat-template endpoint %q, raw rendered template %q, plain template %q", chat[0].GeneratedText, raw[0].GeneratedText, plain[0].GeneratedText)
+	}
+	_, oa := openAICall(t, e, "POST", "/v1/chat/completions", openAIKey,
+		`{"model":"inst","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":16,"temperature":0}`)
+	if got := oa["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"]; got != chat[0].GeneratedText {
+		t.Errorf("OpenAI chat %q, InvokeEndpoint %q", got, chat[0].GeneratedText)
+	}
+}
+
+// Tags given at creation are listed on the resource's ARN and go with the resource.
+func TestTagsFollowResources(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	arn := "arn:aws:sagemaker:us-east-1:123456789012:model/tagged"
+	create := func(tags []types.Tag) {
+		t.Helper()
+		out, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("Tagged"), PrimaryContainer: baseModelContainer(""), Tags: tags})
+		if err != nil || aws.ToString(out.ModelArn) != arn {
+			t.Fatalf("CreateModel: %+v, %v", out, err)
+		}
+	}
+	create([]types.Tag{{Key: aws.String("team"), Value: aws.String("ml")}})
+	tags, err := e.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String(arn)})
+	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" {
+		t.Errorf("ListTags = %+v, %v", tags, err)
+	}
+	if _, err := e.sm.DeleteModel(ctx, &sagemaker.DeleteModelInput{ModelName: aws.String("tagged")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String(arn)}); err == nil {
+		t.Error("ListTags of a deleted model succeeded")
+	}
+	create(nil)
+	if tags, err := e.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String(arn)}); err != nil || len(tags.Tags) != 0 {
+		t.Errorf("a model created again under the same name: tags %+v, %v; want none", tags, err)
+	}
+}

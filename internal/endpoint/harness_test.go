@@ -2,6 +2,7 @@ package endpoint_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -157,6 +158,13 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 // directory and metrics.json naming the base model) for Stories260K, and returns the model prefix.
 func (e *env) artifact(t testing.TB, job string) string {
 	t.Helper()
+	return e.artifactWith(t, job, "Stories260K", "")
+}
+
+// artifactWith is artifact with another base model in metrics.json and, when chatTemplate is set,
+// that chat template in the exported tokenizer_config.json.
+func (e *env) artifactWith(t testing.TB, job, baseModel, chatTemplate string) string {
+	t.Helper()
 	ctx := context.Background()
 	if err := e.objects.CreateBucket(ctx, bucket); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
 		t.Fatal(err)
@@ -170,6 +178,24 @@ func (e *env) artifact(t testing.TB, job string) string {
 	if _, err := lm.Export(dir, filepath.Join(t.TempDir(), "adapter")); err != nil {
 		t.Fatal(err)
 	}
+	if chatTemplate != "" {
+		path := filepath.Join(dir, "tokenizer_config.json")
+		var cfg map[string]any
+		data, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(data, &cfg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg["chat_template"] = chatTemplate
+		if data, err = json.Marshal(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	prefix := fmt.Sprintf("s3://%s/out/%s/", bucket, job)
 	files, _ := os.ReadDir(dir)
 	for _, f := range files {
@@ -177,7 +203,7 @@ func (e *env) artifact(t testing.TB, job string) string {
 			t.Fatal(err)
 		}
 	}
-	if err := e.objects.PutBytes(ctx, prefix+"metrics.json", []byte(`{"base_model":"Stories260K"}`), "application/json"); err != nil {
+	if err := e.objects.PutBytes(ctx, prefix+"metrics.json", []byte(fmt.Sprintf(`{"base_model":%q}`, baseModel)), "application/json"); err != nil {
 		t.Fatal(err)
 	}
 	return prefix + "model/"
