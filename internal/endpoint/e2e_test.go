@@ -407,7 +407,7 @@ func TestThrottlingAndDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var streams []*sagemakerruntime.InvokeEndpointWithResponseStreamOutput
 	for range 2 { // one decoding, one queued: the endpoint is full
-		out, err := e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		out, err := e.newRuntime().InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 			EndpointName: aws.String("small"), Body: long})
 		if err != nil {
 			t.Fatal(err)

@@ -57,6 +57,7 @@ type env struct {
 	objects *blob.Client
 	sm      *sagemaker.Client
 	rt      *sagemakerruntime.Client
+	awsCfg  aws.Config
 	stop    func()
 }
 
@@ -134,7 +135,7 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 		HTTPClient:  awshttp.NewBuildableClient(), // a plain http.Client breaks where AWS_CA_BUNDLE is set
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
-	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects,
+	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg,
 		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
 		rt: sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
@@ -152,6 +153,12 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	}
 	t.Cleanup(e.stop)
 	return e
+}
+
+// newRuntime is another runtime client. Event streams read concurrently need one client each:
+// smithy-go v1.28.9 shares one decoder between the streams of a client (a data race under -race).
+func (e *env) newRuntime() *sagemakerruntime.Client {
+	return sagemakerruntime.NewFromConfig(e.awsCfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(e.url) })
 }
 
 // artifact writes what a fine-tuning job leaves under S3OutputPath/<job>/ (the exported model
