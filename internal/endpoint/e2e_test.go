@@ -1,10 +1,14 @@
 package endpoint_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -482,5 +486,79 @@ func TestTagsFollowResources(t *testing.T) {
 	create(nil)
 	if tags, err := e.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String(arn)}); err != nil || len(tags.Tags) != 0 {
 		t.Errorf("a model created again under the same name: tags %+v, %v; want none", tags, err)
+	}
+}
+
+// A model.tar.gz (SageMaker's usual artifact, given through ModelDataSource here) serves the same
+// model as the directory it packs; a tarball whose entries leave their folder fails the endpoint.
+func TestModelTarball(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	modelURL := e.artifact(t, "tgz")
+	objs, err := e.objects.List(ctx, modelURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := func(extra string) []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for _, o := range objs {
+			data, err := e.objects.Get(ctx, o.URI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := "./" + strings.TrimPrefix(o.URI, modelURL)
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write(data)
+		}
+		if extra != "" {
+			tw.WriteHeader(&tar.Header{Name: extra, Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+			tw.Write([]byte("x"))
+		}
+		tw.Close()
+		gz.Close()
+		return buf.Bytes()
+	}
+	for name, data := range map[string][]byte{"good": pack(""), "evil": pack("../../escape.txt")} {
+		if err := e.objects.PutBytes(ctx, "s3://"+bucket+"/tarballs/"+name+"/model.tar.gz", data, "application/gzip"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	source := func(name string) *types.ContainerDefinition {
+		return &types.ContainerDefinition{ModelDataSource: &types.ModelDataSource{S3DataSource: &types.S3ModelDataSource{
+			S3Uri: aws.String("s3://" + bucket + "/tarballs/" + name + "/model.tar.gz"), S3DataType: types.S3ModelDataTypeS3Object,
+			CompressionType: types.ModelCompressionTypeGzip}}}
+	}
+	e.deploy(t, "tgz", source("good"))
+	e.deploy(t, "dir", &types.ContainerDefinition{ModelDataUrl: aws.String(modelURL)})
+	body := `{"inputs":"Tell me a story.","parameters":{"max_new_tokens":12}}`
+	fromTar, _ := invoke(t, e, "tgz", body)
+	fromDir, _ := invoke(t, e, "dir", body)
+	if fromTar[0].GeneratedText != fromDir[0].GeneratedText {
+		t.Errorf("tarball answers %q, directory %q", fromTar[0].GeneratedText, fromDir[0].GeneratedText)
+	}
+
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("evil-model"), PrimaryContainer: source("evil")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("evil-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("v"), ModelName: aws.String("evil-model"),
+			InstanceType: types.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("evil"), EndpointConfigName: aws.String("evil-config")}); err != nil {
+		t.Fatal(err)
+	}
+	w := sagemaker.NewEndpointInServiceWaiter(e.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond })
+	_ = w.Wait(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("evil")}, time.Minute)
+	d, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("evil")})
+	if err != nil || d.EndpointStatus != types.EndpointStatusFailed || !strings.Contains(aws.ToString(d.FailureReason), "leaves the model folder") {
+		t.Errorf("endpoint of a tarball escaping its folder: %+v, %v", d, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dataDir, "endpoints", "escape.txt")); err == nil {
+		t.Error("the tarball wrote outside the endpoint's folder")
 	}
 }

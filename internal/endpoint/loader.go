@@ -1,10 +1,13 @@
 package endpoint
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -122,10 +125,10 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 	prefix := key
 	if len(objs) == 1 && objs[0].Key == key {
 		if strings.HasSuffix(key, ".tar.gz") {
-			return "", fmt.Errorf("%s is a model.tar.gz: Lathe serves a model directory (a prefix, as fine-tuning jobs write it) or one .gguf file", source)
+			return s.downloadTarball(ctx, source, dir)
 		}
 		if !strings.HasSuffix(key, ".gguf") {
-			return "", fmt.Errorf("%s is neither a .gguf file nor a model directory", source)
+			return "", fmt.Errorf("%s is neither a .gguf file, a model.tar.gz nor a model directory", source)
 		}
 		prefix = path.Dir(key) + "/"
 	} else if prefix != "" && !strings.HasSuffix(prefix, "/") {
@@ -161,4 +164,74 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 		return "", err
 	}
 	return serving.ModelPath(dir)
+}
+
+// downloadTarball fetches a model.tar.gz (SageMaker's usual model artifact) and unpacks it into dir.
+func (s *Service) downloadTarball(ctx context.Context, source, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tarball := filepath.Join(dir, ".model.tar.gz")
+	if err := s.cfg.Objects.Download(ctx, source, tarball); err != nil {
+		return "", fmt.Errorf("download %s: %w", source, err)
+	}
+	defer os.Remove(tarball)
+	if err := untar(tarball, dir); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", source, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, sourceMarker), []byte(source), 0o644); err != nil {
+		return "", err
+	}
+	return serving.ModelPath(dir)
+}
+
+// untar unpacks the regular files and folders of a gzipped tar into dir, refusing paths that leave it.
+func untar(tarball, dir string) error {
+	f, err := os.Open(tarball)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		local := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if local == dir {
+			continue
+		}
+		if !strings.HasPrefix(local, dir+string(filepath.Separator)) {
+			return fmt.Errorf("entry %s leaves the model folder", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(local, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+				return err
+			}
+			out, err := os.Create(local)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -8,8 +8,8 @@
 //
 // What a model serves: PrimaryContainer.ModelDataUrl (or ModelDataSource.S3DataSource.S3Uri) is the
 // s3:// prefix of a model directory as a fine-tuning job writes it (BestCandidate's
-// InferenceContainers[0].ModelDataUrl: a Hugging Face directory plus model.gguf), or the s3:// URI of
-// one .gguf file. Without a model data URL, Environment LATHE_BASE_MODEL names a base model of
+// InferenceContainers[0].ModelDataUrl: a Hugging Face directory plus model.gguf), the s3:// URI of
+// a model.tar.gz holding such a directory (SageMaker's usual artifact), or that of one .gguf file. Without a model data URL, Environment LATHE_BASE_MODEL names a base model of
 // Lathe's model store (`lathe models import`, or a catalog model pulled from the hub) to serve as is.
 // Prompt formatting follows training: Environment LATHE_PROMPT_FORMAT (plain, chat or raw) when set,
 // else the format the base model was fine-tuned with (chat template for instruct catalog models,
