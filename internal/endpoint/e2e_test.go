@@ -552,7 +552,9 @@ func TestModelTarball(t *testing.T) {
 	if _, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("evil"), EndpointConfigName: aws.String("evil-config")}); err != nil {
 		t.Fatal(err)
 	}
-	w := sagemaker.NewEndpointInServiceWaiter(e.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond })
+	w := sagemaker.NewEndpointInServiceWaiter(e.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	})
 	_ = w.Wait(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("evil")}, time.Minute)
 	d, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("evil")})
 	if err != nil || d.EndpointStatus != types.EndpointStatusFailed || !strings.Contains(aws.ToString(d.FailureReason), "leaves the model folder") {
