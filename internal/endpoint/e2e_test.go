@@ -564,3 +564,43 @@ func TestModelTarball(t *testing.T) {
 		t.Error("the tarball wrote outside the endpoint's folder")
 	}
 }
+
+// An update whose model cannot load is rolled back: the endpoint stays InService on its old
+// config and variant, with the reason in FailureReason.
+func TestFailedUpdateRollsBack(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "stay", baseModelContainer("raw"))
+	body := `{"inputs":"Once upon a time","parameters":{"max_new_tokens":8}}`
+	before, _ := invoke(t, e, "stay", body)
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("gone"),
+		PrimaryContainer: &types.ContainerDefinition{Environment: map[string]string{"LATHE_BASE_MODEL": "NoSuchModel"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("gone-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("Gone"), ModelName: aws.String("gone"),
+			InstanceType: types.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("stay"), EndpointConfigName: aws.String("gone-config")}); err != nil {
+		t.Fatal(err)
+	}
+	var d *sagemaker.DescribeEndpointOutput
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var err error
+		if d, err = e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("stay")}); err != nil {
+			t.Fatal(err)
+		}
+		if d.EndpointStatus != types.EndpointStatusUpdating {
+			break
+		}
+	}
+	if d.EndpointStatus != types.EndpointStatusInService || aws.ToString(d.EndpointConfigName) != "stay-config" ||
+		!strings.Contains(aws.ToString(d.FailureReason), "NoSuchModel") {
+		t.Errorf("after a failed update: status %s, config %s, reason %q", d.EndpointStatus, aws.ToString(d.EndpointConfigName), aws.ToString(d.FailureReason))
+	}
+	after, out := invoke(t, e, "stay", body)
+	if after[0].GeneratedText != before[0].GeneratedText || aws.ToString(out.InvokedProductionVariant) != "AllTraffic" {
+		t.Errorf("after a failed update: %q from %s, before %q", after[0].GeneratedText, aws.ToString(out.InvokedProductionVariant), before[0].GeneratedText)
+	}
+}
