@@ -88,3 +88,21 @@ func intIn(key, value string, lo, hi int) (int, error) {
 	}
 	return n, nil
 }
+
+// withMethod overrides the training method the model size picked: "" keeps it, "full" trains every
+// weight, "lora" trains adapters (rank 16, alpha 32 unless already set).
+func (hp HyperParameters) withMethod(method string) (HyperParameters, error) {
+	switch method {
+	case "":
+	case "full":
+		hp.Method = "full"
+	case "lora":
+		hp.Method = "lora"
+		if hp.LoRARank == 0 {
+			hp.LoRARank, hp.LoRAAlpha = 16, 32
+		}
+	default:
+		return hp, fmt.Errorf("training method %q: want full or lora", method)
+	}
+	return hp, nil
+}

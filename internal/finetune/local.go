@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
@@ -94,12 +93,7 @@ func (l Local) Run(ctx context.Context) (*LocalReport, error) {
 		e.Load = LoadModel
 	}
 
-	phases := map[string]float64{}
-	phaseStart := time.Now()
-	endPhase := func(name string) {
-		phases[name] += time.Since(phaseStart).Seconds()
-		phaseStart = time.Now()
-	}
+	timer := newPhaseTimer()
 
 	tlog, err := openTrainLog(filepath.Join(work, "training-log.jsonl"))
 	if err != nil {
@@ -114,90 +108,27 @@ func (l Local) Run(ctx context.Context) (*LocalReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", l.ModelPath, err)
 	}
-	spec := job.Spec{Name: l.Entry.Name, BaseModel: l.Entry.Name, ValidationFraction: l.ValidationFraction,
+	spec := job.Spec{Name: l.Entry.Name, BaseModel: l.Entry.Name, ValidationFraction: l.ValidationFraction, HyperParameters: l.HyperParameters,
 		Channels: []job.Channel{{Type: "training", S3URI: l.Training}}}
 	if l.Validation != "" {
 		spec.Channels = append(spec.Channels, job.Channel{Type: "validation", S3URI: l.Validation})
 		spec.ValidationFraction = 0
 	}
-	data, err := e.analyze(ctx, spec, l.Entry, lm)
+	report, err := e.fineTune(ctx, runSetup{spec: spec, entry: l.Entry, lm: lm, method: l.Method, work: work,
+		prefix: prefix, tlog: tlog, r: r, logger: logger, timer: timer,
+		export: func(lm LanguageModel) error {
+			_, err := lm.Export(out, filepath.Join(out, "adapter"))
+			return err
+		}})
 	if err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(out, "data-report.json"), data.report); err != nil {
-		return nil, err
-	}
-	endPhase("analyzing_data")
-
-	if err := r.SetPhase(ctx, job.PhaseTrainingModels); err != nil {
-		return nil, err
-	}
-	hp, err := ResolveHyperParameters(lm.Params(), l.HyperParameters)
-	if err != nil {
-		return nil, err
-	}
-	switch l.Method {
-	case "":
-	case "full":
-		hp.Method = "full"
-	case "lora":
-		hp.Method = "lora"
-		if hp.LoRARank == 0 {
-			hp.LoRARank, hp.LoRAAlpha = 16, 32
-		}
-	default:
-		return nil, fmt.Errorf("training method %q: want full or lora", l.Method)
-	}
-	report := metricsReport{BaseModel: l.Entry.Name, HyperParameters: hp, PhaseSeconds: phases}
-	basePath := filepath.Join(work, "metrics-base.json")
-	if !readJSON(basePath, &report.Base) {
-		_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the base model"})
-		if report.Base, _, err = evaluate(ctx, lm, data.val); err != nil {
-			return nil, fmt.Errorf("evaluate base model: %w", err)
-		}
-		if err := writeJSON(basePath, report.Base); err != nil {
-			return nil, err
-		}
-	}
-	endPhase("evaluate_base")
-
-	trainStart := time.Now()
-	trainLoss, err := e.train(ctx, spec, lm, hp, data.train, work, prefix, tlog, r, logger)
-	if err != nil {
-		return nil, err
-	}
-	report.TrainSeconds = time.Since(trainStart).Seconds()
-	endPhase("training")
-
-	_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the fine-tuned model"})
-	tuned, samples, err := evaluate(ctx, lm, data.val)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate fine-tuned model: %w", err)
-	}
-	tuned.TrainingLoss = trainLoss
-	report.FineTuned = tuned
-	tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
-	endPhase("evaluate_fine_tuned")
-
-	if _, err := lm.Export(out, filepath.Join(out, "adapter")); err != nil {
-		return nil, fmt.Errorf("export fine-tuned model: %w", err)
-	}
-	if err := putJSONLines(ctx, e, prefix+"samples.jsonl", samples); err != nil {
-		return nil, err
-	}
-	endPhase("writing_artifacts")
-	if err := e.putJSON(ctx, prefix+"metrics.json", report); err != nil {
-		return nil, err
-	}
-	tlog.Event("done", map[string]any{"phase_seconds": phases})
-	// The finished run's log stays; its checkpoint is spent: a rerun trains afresh.
-	if err := e.Objects.PutFile(ctx, prefix+"training-log.jsonl", tlog.path); err != nil {
-		return nil, err
-	}
+	// The finished run's log and reports stay; its checkpoint is spent: a rerun trains afresh.
 	if err := os.RemoveAll(work); err != nil {
 		return nil, fmt.Errorf("remove the spent checkpoint: %w", err)
 	}
-	return &LocalReport{HyperParameters: hp, Base: report.Base, FineTuned: tuned, TrainSeconds: report.TrainSeconds}, nil
+	return &LocalReport{HyperParameters: report.HyperParameters, Base: report.Base, FineTuned: report.FineTuned,
+		TrainSeconds: report.TrainSeconds}, nil
 }
 
 // Engine returns the llm model, tokenizer and stop tokens behind a LanguageModel that LoadModel

@@ -78,12 +78,7 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
-	phases := map[string]float64{}
-	phaseStart := time.Now()
-	endPhase := func(name string) {
-		phases[name] += time.Since(phaseStart).Seconds()
-		phaseStart = time.Now()
-	}
+	timer := newPhaseTimer()
 
 	entry, ok := catalog.Lookup(spec.BaseModel)
 	if !ok {
@@ -124,82 +119,28 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 	if err != nil {
 		return nil, fmt.Errorf("load base model %s: %w", spec.BaseModel, err)
 	}
-	data, err := e.analyze(ctx, spec, entry, lm)
+	report, err := e.fineTune(ctx, runSetup{spec: spec, entry: entry, lm: lm, work: work, prefix: out,
+		tlog: tlog, r: r, logger: logger, timer: timer,
+		export: func(lm LanguageModel) error {
+			modelDir, adapterDir := filepath.Join(work, "model"), filepath.Join(work, "adapter")
+			hasAdapter, err := lm.Export(modelDir, adapterDir)
+			if err != nil {
+				return err
+			}
+			if err := e.uploadDir(ctx, modelDir, out+"model/"); err != nil {
+				return err
+			}
+			if hasAdapter {
+				return e.uploadDir(ctx, adapterDir, out+"adapter/")
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, err
 	}
-	if err := e.putJSON(ctx, out+"data-report.json", data.report); err != nil {
-		return nil, err
-	}
-	endPhase("analyzing_data")
-
-	// 2. TrainingModels: evaluate the base model, fine-tune, evaluate the result.
-	if err := r.SetPhase(ctx, job.PhaseTrainingModels); err != nil {
-		return nil, err
-	}
-	hp, err := ResolveHyperParameters(lm.Params(), spec.HyperParameters)
-	if err != nil {
-		return nil, err
-	}
-	report := metricsReport{BaseModel: spec.BaseModel, HyperParameters: hp, PhaseSeconds: phases}
-	basePath := filepath.Join(work, "metrics-base.json")
-	if !readJSON(basePath, &report.Base) {
-		_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the base model"})
-		report.Base, _, err = evaluate(ctx, lm, data.val)
-		if err != nil {
-			return nil, fmt.Errorf("evaluate base model: %w", err)
-		}
-		if err := writeJSON(basePath, report.Base); err != nil {
-			return nil, err
-		}
-	}
-	endPhase("evaluate_base")
-
-	trainStart := time.Now()
-	trainLoss, err := e.train(ctx, spec, lm, hp, data.train, work, out, tlog, r, logger)
-	if err != nil {
-		return nil, err
-	}
-	report.TrainSeconds = time.Since(trainStart).Seconds()
-	endPhase("training")
-
-	_ = r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the fine-tuned model"})
-	tuned, samples, err := evaluate(ctx, lm, data.val)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate fine-tuned model: %w", err)
-	}
-	tuned.TrainingLoss = trainLoss
-	report.FineTuned = tuned
-	tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
-	endPhase("evaluate_fine_tuned")
-
-	// 3. Artifacts.
-	modelDir, adapterDir := filepath.Join(work, "model"), filepath.Join(work, "adapter")
-	hasAdapter, err := lm.Export(modelDir, adapterDir)
-	if err != nil {
-		return nil, fmt.Errorf("export fine-tuned model: %w", err)
-	}
-	if err := e.uploadDir(ctx, modelDir, out+"model/"); err != nil {
-		return nil, err
-	}
-	if hasAdapter {
-		if err := e.uploadDir(ctx, adapterDir, out+"adapter/"); err != nil {
-			return nil, err
-		}
-	}
-	if err := putJSONLines(ctx, e, out+"samples.jsonl", samples); err != nil {
-		return nil, err
-	}
-	endPhase("writing_artifacts")
-	if err := e.putJSON(ctx, out+"metrics.json", report); err != nil {
-		return nil, err
-	}
-	tlog.Event("done", map[string]any{"phase_seconds": phases})
-	if err := e.Objects.PutFile(ctx, out+"training-log.jsonl", logPath); err != nil {
-		return nil, err
-	}
-	logger.Info("fine-tuning done", "train_loss", trainLoss, "validation_loss", tuned.ValidationLoss,
-		"rougeL", tuned.RougeL, "base_rougeL", report.Base.RougeL, "phases", phases)
+	tuned := report.FineTuned
+	logger.Info("fine-tuning done", "train_loss", tuned.TrainingLoss, "validation_loss", tuned.ValidationLoss,
+		"rougeL", tuned.RougeL, "base_rougeL", report.Base.RougeL, "phases", report.PhaseSeconds)
 
 	res := &job.Result{
 		CandidateName:   candidateName(spec.Name),
@@ -221,6 +162,110 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 		logger.Warn("remove the job's work dir", "dir", work, "err", err)
 	}
 	return res, nil
+}
+
+// runSetup is one run of the pipeline once its base model is loaded: a job (Execute) or a local run
+// (Local), which differ only in where things are kept.
+type runSetup struct {
+	spec   job.Spec
+	entry  catalog.Model
+	lm     LanguageModel
+	method string // "" keeps the method the model size picks; "full" or "lora" override it
+	work   string // local scratch: the checkpoint and the base model's metrics, kept across restarts
+	prefix string // where reports go: an s3:// prefix, or a local folder with its trailing separator
+	tlog   *trainLog
+	r      job.Reporter
+	logger *slog.Logger
+	timer  *phaseTimer
+	// export writes the fine-tuned model where this kind of run keeps it.
+	export func(lm LanguageModel) error
+}
+
+// fineTune is the pipeline both kinds of run share: analyze the data (data-report.json), evaluate the
+// base model, train with checkpoints, evaluate the result, export the model, and write
+// samples.jsonl, metrics.json and training-log.jsonl under the prefix.
+func (e *Executor) fineTune(ctx context.Context, s runSetup) (*metricsReport, error) {
+	data, err := e.analyze(ctx, s.spec, s.entry, s.lm)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.putJSON(ctx, s.prefix+"data-report.json", data.report); err != nil {
+		return nil, err
+	}
+	s.timer.end("analyzing_data")
+
+	if err := s.r.SetPhase(ctx, job.PhaseTrainingModels); err != nil {
+		return nil, err
+	}
+	hp, err := ResolveHyperParameters(s.lm.Params(), s.spec.HyperParameters)
+	if err != nil {
+		return nil, err
+	}
+	if hp, err = hp.withMethod(s.method); err != nil {
+		return nil, err
+	}
+	report := metricsReport{BaseModel: s.spec.BaseModel, HyperParameters: hp, PhaseSeconds: s.timer.seconds}
+	basePath := filepath.Join(s.work, "metrics-base.json")
+	if !readJSON(basePath, &report.Base) {
+		_ = s.r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the base model"})
+		if report.Base, _, err = evaluate(ctx, s.lm, data.val); err != nil {
+			return nil, fmt.Errorf("evaluate base model: %w", err)
+		}
+		if err := writeJSON(basePath, report.Base); err != nil {
+			return nil, err
+		}
+	}
+	s.timer.end("evaluate_base")
+
+	trainStart := time.Now()
+	trainLoss, err := e.train(ctx, s.spec, s.lm, hp, data.train, s.work, s.prefix, s.tlog, s.r, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	report.TrainSeconds = time.Since(trainStart).Seconds()
+	s.timer.end("training")
+
+	_ = s.r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the fine-tuned model"})
+	tuned, samples, err := evaluate(ctx, s.lm, data.val)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate fine-tuned model: %w", err)
+	}
+	tuned.TrainingLoss = trainLoss
+	report.FineTuned = tuned
+	s.tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
+	s.timer.end("evaluate_fine_tuned")
+
+	if err := s.export(s.lm); err != nil {
+		return nil, fmt.Errorf("export fine-tuned model: %w", err)
+	}
+	if err := putJSONLines(ctx, e, s.prefix+"samples.jsonl", samples); err != nil {
+		return nil, err
+	}
+	s.timer.end("writing_artifacts")
+	if err := e.putJSON(ctx, s.prefix+"metrics.json", report); err != nil {
+		return nil, err
+	}
+	s.tlog.Event("done", map[string]any{"phase_seconds": report.PhaseSeconds})
+	if err := e.Objects.PutFile(ctx, s.prefix+"training-log.jsonl", s.tlog.path); err != nil {
+		return nil, err
+	}
+	return &report, nil
+}
+
+// phaseTimer adds up the seconds each phase of a run took (metrics.json's phase_seconds).
+type phaseTimer struct {
+	seconds map[string]float64
+	start   time.Time
+}
+
+func newPhaseTimer() *phaseTimer {
+	return &phaseTimer{seconds: map[string]float64{}, start: time.Now()}
+}
+
+// end charges the time since the last end to the named phase.
+func (t *phaseTimer) end(name string) {
+	t.seconds[name] += time.Since(t.start).Seconds()
+	t.start = time.Now()
 }
 
 // train runs the optimizer over the training split for the resolved number of epochs, resuming from
