@@ -3,6 +3,9 @@
 //	lathe serve                 the SageMaker-compatible server (control plane, runtime, S3) on one port
 //	lathe jobs ...              create, watch and stop fine-tuning jobs on a running server
 //	lathe models ...            the base-model store (list, import, pull from the Hugging Face hub)
+//	lathe finetune              a fine-tune on local files, without the server
+//	lathe generate              text from a model, streamed
+//	lathe bench ...             engine benchmarks (matmul, train, generate), one JSON line each
 package main
 
 import (
