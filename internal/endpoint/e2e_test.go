@@ -604,3 +604,28 @@ func TestFailedUpdateRollsBack(t *testing.T) {
 		t.Errorf("after a failed update: %q from %s, before %q", after[0].GeneratedText, aws.ToString(out.InvokedProductionVariant), before[0].GeneratedText)
 	}
 }
+
+// A stream cut by the endpoint's deletion ends with the ModelStreamError exception event, which the
+// SDK reports as the stream's error.
+func TestStreamEndsWithModelStreamError(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "cut", baseModelContainer("raw"))
+	out, err := e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		EndpointName: aws.String("cut"), Body: []byte(`{"inputs":"Once upon a time","parameters":{"max_new_tokens":1500}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	<-stream.Events() // generation is under way
+	if _, err := e.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String("cut")}); err != nil {
+		t.Fatal(err)
+	}
+	for range stream.Events() {
+	}
+	var mse *rttypes.ModelStreamError
+	if err := stream.Err(); !errors.As(err, &mse) || !strings.Contains(aws.ToString(mse.Message), "unloaded") {
+		t.Errorf("stream error = %v, want ModelStreamError", err)
+	}
+}
