@@ -198,7 +198,7 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 			old := le.variants
 			le.variants = variants
 			for _, v := range old {
-				v.engine.Close()
+				go v.engine.Drain() // requests already on the old model finish there
 			}
 			row.Status, row.Failure = StatusInService, ""
 		case update:

@@ -90,6 +90,7 @@ type Engine struct {
 	done    chan struct{}
 	closeMu sync.RWMutex // Start holds it shared while it queues, Close exclusively while it marks closed
 	closed  bool
+	abort   atomic.Bool  // Close: stop without finishing what was admitted
 	waiting atomic.Int64 // admitted, not yet finished
 
 	completed, cancelled, failed atomic.Int64
@@ -292,16 +293,27 @@ func (e *Engine) Start(ctx context.Context, prompt string, opt generate.Options)
 	return g, nil
 }
 
-// Close stops the decoding loop; generations still running end with ErrClosed.
+// Close stops the decoding loop at once; generations still running or queued end with ErrClosed.
 func (e *Engine) Close() {
+	e.abort.Store(true)
+	e.shut()
+	<-e.done
+}
+
+// Drain refuses new generations (ErrClosed), lets the admitted ones finish, then stops the loop. An
+// endpoint drains the model an update replaced, so that no caller sees its request cut.
+func (e *Engine) Drain() {
+	e.shut()
+	<-e.done
+}
+
+func (e *Engine) shut() {
 	e.closeMu.Lock()
-	already := e.closed
-	e.closed = true
-	e.closeMu.Unlock()
-	if !already {
+	defer e.closeMu.Unlock()
+	if !e.closed {
+		e.closed = true
 		close(e.quit)
 	}
-	<-e.done
 }
 
 // loop owns the decoder: it adds waiting generations while there is room in the batch, steps, and
@@ -349,13 +361,24 @@ func (e *Engine) loop() {
 		g.req = r
 		active = append(active, g)
 	}
+	// quit becomes nil once the engine is shut: then the loop finishes what was admitted (no more can
+	// be, as Start checks closed under closeMu) and returns, unless Close aborts.
+	quit := e.quit
+	onQuit := func() bool {
+		quit = nil
+		return e.abort.Load()
+	}
 	for {
+		if e.abort.Load() || (quit == nil && len(active) == 0 && len(e.pending) == 0) {
+			return
+		}
 		if len(active) == 0 {
 			select {
 			case g := <-e.pending:
 				add(g)
-			case <-e.quit:
-				return
+			case <-quit:
+				onQuit()
+				continue
 			}
 		}
 	fill:
@@ -363,11 +386,17 @@ func (e *Engine) loop() {
 			select {
 			case g := <-e.pending:
 				add(g)
-			case <-e.quit:
-				return
+			case <-quit:
+				if onQuit() {
+					return
+				}
+				break fill
 			default:
 				break fill
 			}
+		}
+		if len(active) == 0 {
+			continue
 		}
 		for _, g := range active {
 			if g.cancelled.Load() {

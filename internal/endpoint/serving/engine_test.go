@@ -153,3 +153,29 @@ func TestCancelledContextCancelsGeneration(t *testing.T) {
 		t.Errorf("generation of a cancelled caller: err = %v, want context.Canceled", err)
 	}
 }
+
+// Drain lets admitted generations finish and refuses new ones.
+func TestDrainFinishesAdmittedGenerations(t *testing.T) {
+	e, err := serving.Load(storiesPath, serving.Options{Format: serving.FormatRaw, MaxBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gens []*serving.Generation
+	for range 3 { // one decoding, two queued
+		g, err := e.Start(context.Background(), lilyPrompt, generate.Options{MaxNewTokens: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gens = append(gens, g)
+	}
+	e.Drain()
+	for i, g := range gens {
+		if res, err := g.Wait(context.Background()); err != nil || len(res.Tokens) != 40 {
+			t.Errorf("generation %d after Drain: %d tokens, %v; want 40 tokens", i, len(res.Tokens), err)
+		}
+	}
+	if _, err := e.Start(context.Background(), "x", generate.Options{MaxNewTokens: 1}); !errors.Is(err, serving.ErrClosed) {
+		t.Errorf("Start after Drain: %v, want ErrClosed", err)
+	}
+	e.Close() // a no-op now
+}
