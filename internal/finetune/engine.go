@@ -97,12 +97,7 @@ func (e *engineModel) Detokenize(ids []int) string { return e.tok.Decode(ids) }
 // assistant's answer) for instruct models that have one; otherwise with dataset.PlainTemplate.
 func (e *engineModel) Prompt(input string) string {
 	if e.entry.Instruct && e.tok.ChatTemplate != "" {
-		text, err := e.tok.ApplyChatTemplate([]tokenizer.Message{{Role: "user", Content: input}}, true)
-		if err == nil {
-			// Tokenize adds BOS itself; a template that writes it too would double it.
-			if e.tok.BOS >= 0 {
-				text = strings.TrimPrefix(text, e.tok.Token(e.tok.BOS))
-			}
+		if text, err := e.tok.ChatPrompt([]tokenizer.Message{{Role: "user", Content: input}}); err == nil {
 			return text
 		}
 	}

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ardanlabs/jinja"
 )
@@ -67,4 +68,18 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 		"bos_token": t.TokenText(t.BOS),
 		"eos_token": t.TokenText(t.EOS),
 	})
+}
+
+// ChatPrompt renders messages with the chat template, ready for the assistant's turn, as text for
+// Encode(text, true): a template that writes the BOS token itself (Llama 2's does) would otherwise
+// get it twice. Training and serving both format prompts through it, so they cannot drift apart.
+func (t *Tokenizer) ChatPrompt(messages []Message) (string, error) {
+	text, err := t.ApplyChatTemplate(messages, true)
+	if err != nil {
+		return "", err
+	}
+	if t.BOS >= 0 {
+		text = strings.TrimPrefix(text, t.TokenText(t.BOS))
+	}
+	return text, nil
 }

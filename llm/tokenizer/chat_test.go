@@ -141,3 +141,24 @@ func TestQwen25ChatTemplate(t *testing.T) {
 		})
 	}
 }
+
+// A template that writes bos_token itself (Llama 2's) must not leave the prompt with two BOS tokens
+// once Encode adds its own.
+func TestChatPromptLeavesBOSToEncode(t *testing.T) {
+	tok, err := Load(stories260K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.ChatTemplate = llama2Template
+	text, err := tok.ChatPrompt([]Message{{"user", "Hi there!"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != "[INST] Hi there! [/INST]" {
+		t.Errorf("ChatPrompt = %q", text)
+	}
+	ids := tok.Encode(text, true)
+	if ids[0] != tok.BOS || ids[1] == tok.BOS {
+		t.Errorf("encoded prompt starts %v; want exactly one BOS (%d)", ids[:2], tok.BOS)
+	}
+}

@@ -223,13 +223,9 @@ func (e *Engine) ChatPrompt(messages []tokenizer.Message) (string, error) {
 		b.WriteString("assistant:")
 		return b.String(), nil
 	}
-	text, err := e.tok.ApplyChatTemplate(messages, true)
+	text, err := e.tok.ChatPrompt(messages)
 	if err != nil {
 		return "", &InputError{Msg: fmt.Sprintf("chat template: %v", err)}
-	}
-	// The prompt is encoded with BOS; a template that writes it too would double it (as in training).
-	if e.tok.BOS >= 0 {
-		text = strings.TrimPrefix(text, e.tok.Token(e.tok.BOS))
 	}
 	return text, nil
 }
