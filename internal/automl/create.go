@@ -13,22 +13,23 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/awserr"
 	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/coral"
 	"github.com/lathe-ml/lathe/internal/job"
 	"github.com/lathe-ml/lathe/internal/store"
 )
 
 // Patterns and enums of the SageMaker model (botocore service-2.json), quoted as Coral quotes them.
 var (
-	patJobName      = newPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}`)
-	patS3URI        = newPattern(`(https|s3)://([^/]+)/?(.*)`)
-	patKmsKeyID     = newPattern(`[a-zA-Z0-9:/_-]*`)
-	patRoleARN      = newPattern(`arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`)
-	patTag          = newPattern(`([\p{L}\p{Z}\p{N}_.:/=+\-@]*)`)
-	patEndpointName = newPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`)
-	patBaseModel    = newPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9])*`)
-	patHyperParam   = newPattern(`[a-zA-Z0-9._-]+`)
-	patVpcID        = newPattern(`[-0-9a-zA-Z]+`)
-	patContentType  = newPattern(`.*`)
+	patJobName      = coral.NewPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}`)
+	patS3URI        = coral.NewPattern(`(https|s3)://([^/]+)/?(.*)`)
+	patKmsKeyID     = coral.NewPattern(`[a-zA-Z0-9:/_-]*`)
+	patRoleARN      = coral.NewPattern(`arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`)
+	patTag          = coral.NewPattern(`([\p{L}\p{Z}\p{N}_.:/=+\-@]*)`)
+	patEndpointName = coral.NewPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`)
+	patBaseModel    = coral.NewPattern(`[a-zA-Z0-9](-*[a-zA-Z0-9])*`)
+	patHyperParam   = coral.NewPattern(`[a-zA-Z0-9._-]+`)
+	patVpcID        = coral.NewPattern(`[-0-9a-zA-Z]+`)
+	patContentType  = coral.NewPattern(`.*`)
 
 	enumChannelType     = []string{"training", "validation"}
 	enumCompressionType = []string{"None", "Gzip"}
@@ -117,57 +118,57 @@ func (s *Service) createAutoMLJobV2(ctx context.Context, body []byte) (any, erro
 // ranges, enums, the union) and reports all failures at once, as SageMaker does.
 func validateCreateShape(r *createRequest) error {
 	v := &violations{}
-	v.checkString("autoMLJobName", r.AutoMLJobName, true, strRule{min: 1, max: 32, pat: &patJobName})
+	v.checkString("autoMLJobName", r.AutoMLJobName, true, strRule{min: 1, max: 32, pat: patJobName})
 
 	v.checkLen("autoMLJobInputDataConfig", len(r.AutoMLJobInputDataConfig), r.AutoMLJobInputDataConfig != nil, true, 1, 2,
 		func() string { return renderJSON(r.AutoMLJobInputDataConfig) })
 	for i, c := range r.AutoMLJobInputDataConfig {
 		p := func(m string) string { return item("autoMLJobInputDataConfig", i, m) }
 		v.checkString(p("channelType"), c.ChannelType, false, strRule{enum: enumChannelType})
-		v.checkString(p("contentType"), c.ContentType, false, strRule{max: 256, pat: &patContentType})
+		v.checkString(p("contentType"), c.ContentType, false, strRule{max: 256, pat: patContentType})
 		v.checkString(p("compressionType"), c.CompressionType, false, strRule{enum: enumCompressionType})
 		if c.DataSource != nil {
 			if c.DataSource.S3DataSource == nil {
-				v.missing(p("dataSource.s3DataSource"))
+				v.Missing(p("dataSource.s3DataSource"))
 			} else {
 				s3 := c.DataSource.S3DataSource
 				v.checkString(p("dataSource.s3DataSource.s3DataType"), s3.S3DataType, true, strRule{enum: enumS3DataType})
-				v.checkString(p("dataSource.s3DataSource.s3Uri"), s3.S3Uri, true, strRule{max: 1024, pat: &patS3URI})
+				v.checkString(p("dataSource.s3DataSource.s3Uri"), s3.S3Uri, true, strRule{max: 1024, pat: patS3URI})
 			}
 		}
 	}
 
 	if r.OutputDataConfig == nil {
-		v.missing("outputDataConfig")
+		v.Missing("outputDataConfig")
 	} else {
-		v.checkString("outputDataConfig.kmsKeyId", r.OutputDataConfig.KmsKeyId, false, strRule{max: 2048, pat: &patKmsKeyID})
-		v.checkString("outputDataConfig.s3OutputPath", r.OutputDataConfig.S3OutputPath, true, strRule{max: 1024, pat: &patS3URI})
+		v.checkString("outputDataConfig.kmsKeyId", r.OutputDataConfig.KmsKeyId, false, strRule{max: 2048, pat: patKmsKeyID})
+		v.checkString("outputDataConfig.s3OutputPath", r.OutputDataConfig.S3OutputPath, true, strRule{max: 1024, pat: patS3URI})
 	}
 
 	if r.AutoMLProblemTypeConfig == nil {
-		v.missing("autoMLProblemTypeConfig")
+		v.Missing("autoMLProblemTypeConfig")
 	} else if n := len(r.AutoMLProblemTypeConfig.set); n != 1 {
-		v.add("autoMLProblemTypeConfig", quote(strings.Join(r.AutoMLProblemTypeConfig.set, ", ")),
+		v.Add("autoMLProblemTypeConfig", coral.Quote(strings.Join(r.AutoMLProblemTypeConfig.set, ", ")),
 			fmt.Sprintf("Member must have exactly one member set (union); %d are set", n))
 	} else if tg := r.AutoMLProblemTypeConfig.TextGenerationJobConfig; tg != nil {
 		validateTextGenerationShape(v, tg)
 	}
 
-	v.checkString("roleArn", r.RoleArn, true, strRule{min: 20, max: 2048, pat: &patRoleARN})
+	v.checkString("roleArn", r.RoleArn, true, strRule{min: 20, max: 2048, pat: patRoleARN})
 	validateTags(v, "tags", r.Tags)
 
 	if sc := r.SecurityConfig; sc != nil {
-		v.checkString("securityConfig.volumeKmsKeyId", sc.VolumeKmsKeyId, false, strRule{max: 2048, pat: &patKmsKeyID})
+		v.checkString("securityConfig.volumeKmsKeyId", sc.VolumeKmsKeyId, false, strRule{max: 2048, pat: patKmsKeyID})
 		if vpc := sc.VpcConfig; vpc != nil {
 			v.checkLen("securityConfig.vpcConfig.securityGroupIds", len(vpc.SecurityGroupIds), vpc.SecurityGroupIds != nil, true, 1, 5,
 				func() string { return renderJSON(vpc.SecurityGroupIds) })
 			for i, id := range vpc.SecurityGroupIds {
-				v.checkStringValue(fmt.Sprintf("securityConfig.vpcConfig.securityGroupIds.%d.member", i+1), id, strRule{max: 32, pat: &patVpcID})
+				v.checkStringValue(fmt.Sprintf("securityConfig.vpcConfig.securityGroupIds.%d.member", i+1), id, strRule{max: 32, pat: patVpcID})
 			}
 			v.checkLen("securityConfig.vpcConfig.subnets", len(vpc.Subnets), vpc.Subnets != nil, true, 1, 16,
 				func() string { return renderJSON(vpc.Subnets) })
 			for i, id := range vpc.Subnets {
-				v.checkStringValue(fmt.Sprintf("securityConfig.vpcConfig.subnets.%d.member", i+1), id, strRule{max: 32, pat: &patVpcID})
+				v.checkStringValue(fmt.Sprintf("securityConfig.vpcConfig.subnets.%d.member", i+1), id, strRule{max: 32, pat: patVpcID})
 			}
 		}
 	}
@@ -175,16 +176,16 @@ func validateCreateShape(r *createRequest) error {
 		v.checkString("autoMLJobObjective.metricName", o.MetricName, true, strRule{enum: enumMetricName})
 	}
 	if m := r.ModelDeployConfig; m != nil {
-		v.checkString("modelDeployConfig.endpointName", m.EndpointName, false, strRule{max: 63, pat: &patEndpointName})
+		v.checkString("modelDeployConfig.endpointName", m.EndpointName, false, strRule{max: 63, pat: patEndpointName})
 	}
 	if d := r.DataSplitConfig; d != nil {
 		v.checkFloat("dataSplitConfig.validationFraction", d.ValidationFraction, 0, 1)
 	}
 	if c := r.AutoMLComputeConfig; c != nil && c.EmrServerlessComputeConfig != nil {
 		v.checkString("autoMLComputeConfig.emrServerlessComputeConfig.executionRoleARN",
-			c.EmrServerlessComputeConfig.ExecutionRoleARN, true, strRule{min: 20, max: 2048, pat: &patRoleARN})
+			c.EmrServerlessComputeConfig.ExecutionRoleARN, true, strRule{min: 20, max: 2048, pat: patRoleARN})
 	}
-	return v.err()
+	return v.Err()
 }
 
 func validateTextGenerationShape(v *violations, tg *textGenerationJobConfig) {
@@ -194,21 +195,21 @@ func validateTextGenerationShape(v *violations, tg *textGenerationJobConfig) {
 		v.checkInt(base+".completionCriteria.maxRuntimePerTrainingJobInSeconds", cc.MaxRuntimePerTrainingJobInSeconds, false, i32(1), nil)
 		v.checkInt(base+".completionCriteria.maxAutoMLJobRuntimeInSeconds", cc.MaxAutoMLJobRuntimeInSeconds, false, i32(1), nil)
 	}
-	v.checkString(base+".baseModelName", tg.BaseModelName, false, strRule{min: 1, max: 256, pat: &patBaseModel})
+	v.checkString(base+".baseModelName", tg.BaseModelName, false, strRule{min: 1, max: 256, pat: patBaseModel})
 	hp := tg.TextGenerationHyperParameters
 	v.checkLen(base+".textGenerationHyperParameters", len(hp), hp != nil, false, 0, 30, func() string { return renderJSON(hp) })
 	for _, k := range sortedKeys(hp) {
 		kv := &violations{}
-		kv.checkStringValue("", k, strRule{max: 32, pat: &patHyperParam})
-		if len(kv.msgs) > 0 {
-			v.add(base+".textGenerationHyperParameters", quote(k), "Map keys must satisfy constraint: ["+constraintsOf(k, strRule{max: 32, pat: &patHyperParam})+"]")
+		kv.checkStringValue("", k, strRule{max: 32, pat: patHyperParam})
+		if kv.Len() > 0 {
+			v.Add(base+".textGenerationHyperParameters", coral.Quote(k), "Map keys must satisfy constraint: ["+constraintsOf(k, strRule{max: 32, pat: patHyperParam})+"]")
 		}
-		if c := constraintsOf(hp[k], strRule{max: 16, pat: &patHyperParam}); c != "" {
-			v.add(base+".textGenerationHyperParameters", quote(hp[k]), "Map value must satisfy constraint: ["+c+"]")
+		if c := constraintsOf(hp[k], strRule{max: 16, pat: patHyperParam}); c != "" {
+			v.Add(base+".textGenerationHyperParameters", coral.Quote(hp[k]), "Map value must satisfy constraint: ["+c+"]")
 		}
 	}
 	if m := tg.ModelAccessConfig; m != nil && m.AcceptEula == nil {
-		v.missing(base + ".modelAccessConfig.acceptEula")
+		v.Missing(base + ".modelAccessConfig.acceptEula")
 	}
 }
 
@@ -217,7 +218,7 @@ func constraintsOf(s string, r strRule) string {
 	kv := &violations{}
 	kv.checkStringValue("", s, r)
 	var out []string
-	for _, m := range kv.msgs {
+	for _, m := range kv.Messages() {
 		_, c, _ := strings.Cut(m, "failed to satisfy constraint: ")
 		out = append(out, c)
 	}
@@ -227,8 +228,8 @@ func constraintsOf(s string, r strRule) string {
 func validateTags(v *violations, path string, tags []tag) {
 	v.checkLen(path, len(tags), tags != nil, false, 0, maxTagsPerResource, func() string { return renderJSON(tags) })
 	for i, t := range tags {
-		v.checkString(item(path, i, "key"), t.Key, true, strRule{min: 1, max: 128, pat: &patTag})
-		v.checkString(item(path, i, "value"), t.Value, true, strRule{max: 256, pat: &patTag})
+		v.checkString(item(path, i, "key"), t.Key, true, strRule{min: 1, max: 128, pat: patTag})
+		v.checkString(item(path, i, "value"), t.Value, true, strRule{max: 256, pat: patTag})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/coral"
 	"github.com/lathe-ml/lathe/internal/job"
 	"github.com/lathe-ml/lathe/internal/store"
 )
@@ -126,13 +127,13 @@ func (s *Service) listAutoMLJobs(ctx context.Context, body []byte) (any, error) 
 		return nil, err
 	}
 	v := &violations{}
-	v.checkString("nameContains", req.NameContains, false, strRule{max: 63, pat: &patNameContains})
+	v.checkString("nameContains", req.NameContains, false, strRule{max: 63, pat: patNameContains})
 	v.checkString("statusEquals", req.StatusEquals, false, strRule{enum: enumJobStatus})
 	v.checkString("sortOrder", req.SortOrder, false, strRule{enum: enumSortOrder})
 	v.checkString("sortBy", req.SortBy, false, strRule{enum: []string{"Name", "CreationTime", "Status"}})
 	v.checkInt("maxResults", req.MaxResults, false, i32(1), i32(100))
-	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: &patNextToken})
-	if err := v.err(); err != nil {
+	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: patNextToken})
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	q := store.JobQuery{
@@ -172,8 +173,8 @@ func (s *Service) listAutoMLJobs(ctx context.Context, body []byte) (any, error) 
 }
 
 var (
-	patNameContains = newPattern(`[a-zA-Z0-9\-]+`)
-	patNextToken    = newPattern(`.*`)
+	patNameContains = coral.NewPattern(`[a-zA-Z0-9\-]+`)
+	patNextToken    = coral.NewPattern(`.*`)
 	enumSortOrder   = []string{"Ascending", "Descending"}
 )
 
@@ -219,14 +220,14 @@ func (s *Service) listCandidatesForAutoMLJob(ctx context.Context, body []byte) (
 		return nil, err
 	}
 	v := &violations{}
-	v.checkString("autoMLJobName", req.AutoMLJobName, true, strRule{min: 1, max: 32, pat: &patJobName})
+	v.checkString("autoMLJobName", req.AutoMLJobName, true, strRule{min: 1, max: 32, pat: patJobName})
 	v.checkString("statusEquals", req.StatusEquals, false, strRule{enum: enumJobStatus})
 	v.checkString("candidateNameEquals", req.CandidateNameEquals, false, strRule{min: 1, max: 64})
 	v.checkString("sortOrder", req.SortOrder, false, strRule{enum: enumSortOrder})
 	v.checkString("sortBy", req.SortBy, false, strRule{enum: []string{"CreationTime", "Status", "FinalObjectiveMetricValue"}})
 	v.checkInt("maxResults", req.MaxResults, false, i32(1), i32(300))
-	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: &patNextToken})
-	if err := v.err(); err != nil {
+	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: patNextToken})
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	j, err := s.getJob(ctx, *req.AutoMLJobName)

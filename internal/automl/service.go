@@ -126,6 +126,6 @@ func (s *Service) getJob(ctx context.Context, name string) (*store.Job, error) {
 // validateJobName checks the AutoMLJobName member of Describe, Stop and ListCandidates.
 func validateJobName(name *string) error {
 	v := &violations{}
-	v.checkString("autoMLJobName", name, true, strRule{min: 1, max: 32, pat: &patJobName})
-	return v.err()
+	v.checkString("autoMLJobName", name, true, strRule{min: 1, max: 32, pat: patJobName})
+	return v.Err()
 }

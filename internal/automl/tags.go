@@ -8,10 +8,11 @@ import (
 	"strings"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/coral"
 	"github.com/lathe-ml/lathe/internal/store"
 )
 
-var patResourceARN = newPattern(`arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:.+`)
+var patResourceARN = coral.NewPattern(`arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:.+`)
 
 // resolveTagTarget checks that the ARN names an existing resource and returns the ARN under which
 // its tags are stored (a job's own ARN, whatever the case the caller used).
@@ -59,12 +60,12 @@ func (s *Service) addTags(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	v := &violations{}
-	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: &patResourceARN})
+	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: patResourceARN})
 	if req.Tags == nil {
-		v.missing("tags")
+		v.Missing("tags")
 	}
 	validateTags(v, "tags", req.Tags)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	if err := checkReservedKeys(req.Tags); err != nil {
@@ -95,10 +96,10 @@ func (s *Service) listTags(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	v := &violations{}
-	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: &patResourceARN})
-	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: &patNextToken})
+	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: patResourceARN})
+	v.checkString("nextToken", req.NextToken, false, strRule{max: 8192, pat: patNextToken})
 	v.checkInt("maxResults", req.MaxResults, false, i32(50), nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	arn, err := s.resolveTagTarget(ctx, *req.ResourceArn)
@@ -137,12 +138,12 @@ func (s *Service) deleteTags(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	v := &violations{}
-	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: &patResourceARN})
+	v.checkString("resourceArn", req.ResourceArn, true, strRule{max: 256, pat: patResourceARN})
 	v.checkLen("tagKeys", len(req.TagKeys), req.TagKeys != nil, true, 1, 50, func() string { return renderJSON(req.TagKeys) })
 	for i, k := range req.TagKeys {
-		v.checkStringValue(fmt.Sprintf("tagKeys.%d.member", i+1), k, strRule{min: 1, max: 128, pat: &patTag})
+		v.checkStringValue(fmt.Sprintf("tagKeys.%d.member", i+1), k, strRule{min: 1, max: 128, pat: patTag})
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	arn, err := s.resolveTagTarget(ctx, *req.ResourceArn)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/coral"
 )
 
 type productionVariant struct {
@@ -44,7 +45,7 @@ func (s *Service) createEndpointConfig(ctx context.Context, body []byte) (any, e
 	v := &violations{}
 	v.str("endpointConfigName", req.EndpointConfigName, true, 63, patEndpoint, nil)
 	if req.ProductionVariants == nil {
-		v.missing("productionVariants")
+		v.Missing("productionVariants")
 	} else {
 		v.listLen("productionVariants", len(req.ProductionVariants), 1, 10)
 	}
@@ -55,7 +56,7 @@ func (s *Service) createEndpointConfig(ctx context.Context, body []byte) (any, e
 		v.intRange(p+".initialInstanceCount", pv.InitialInstanceCount, 1, 0)
 		v.str(p+".instanceType", pv.InstanceType, false, 0, nil, instanceTypes)
 		if w := pv.InitialVariantWeight; w != nil && *w < 0 {
-			v.add(p+".initialVariantWeight", quote(fmt.Sprint(*w)), "Member must have value greater than or equal to 0")
+			v.Add(p+".initialVariantWeight", coral.Quote(fmt.Sprint(*w)), "Member must have value greater than or equal to 0")
 		}
 		if sc := pv.ServerlessConfig; sc != nil {
 			v.intRange(p+".serverlessConfig.memorySizeInMB", sc.MemorySizeInMB, 1024, 6144)
@@ -68,7 +69,7 @@ func (s *Service) createEndpointConfig(ctx context.Context, body []byte) (any, e
 	v.str("kmsKeyId", req.KmsKeyID, false, 2048, patKMS, nil)
 	v.str("executionRoleArn", req.ExecutionRoleArn, false, 2048, patRoleARN, nil)
 	v.tags(req.Tags)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
@@ -115,7 +116,7 @@ func (s *Service) configName(body []byte) (string, error) {
 	}
 	v := &violations{}
 	v.str("endpointConfigName", req.EndpointConfigName, true, 63, patEndpoint, nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return "", err
 	}
 	return *req.EndpointConfigName, nil

@@ -132,7 +132,7 @@ func (s *Service) createEndpoint(ctx context.Context, body []byte) (any, error) 
 	v.str("endpointName", req.EndpointName, true, 63, patEndpoint, nil)
 	v.str("endpointConfigName", req.EndpointConfigName, true, 63, patEndpoint, nil)
 	v.tags(req.Tags)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	arn, err := s.CreateEndpoint(ctx, *req.EndpointName, *req.EndpointConfigName)
@@ -254,7 +254,7 @@ func (s *Service) endpointName(body []byte) (string, error) {
 	}
 	v := &violations{}
 	v.str("endpointName", req.EndpointName, true, 63, patEndpoint, nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return "", err
 	}
 	return *req.EndpointName, nil
@@ -330,7 +330,7 @@ func (s *Service) updateEndpoint(ctx context.Context, body []byte) (any, error) 
 	v := &violations{}
 	v.str("endpointName", req.EndpointName, true, 63, patEndpoint, nil)
 	v.str("endpointConfigName", req.EndpointConfigName, true, 63, patEndpoint, nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	name, key := *req.EndpointName, strings.ToLower(*req.EndpointName)

@@ -47,7 +47,7 @@ func parseList(body []byte, sortKeys []string, endpoints bool) (*listRequest, er
 	if endpoints {
 		v.str("statusEquals", q.StatusEquals, false, 0, nil, endpointStatus)
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	return &q, nil

@@ -108,7 +108,7 @@ func (s *Service) createModel(ctx context.Context, body []byte) (any, error) {
 	v.str("executionRoleArn", req.ExecutionRoleArn, false, 2048, patRoleARN, nil)
 	v.minLen("executionRoleArn", req.ExecutionRoleArn, 20)
 	v.tags(req.Tags)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	if req.PrimaryContainer == nil && len(req.Containers) == 0 {
@@ -164,7 +164,7 @@ func (s *Service) describeModel(ctx context.Context, body []byte) (any, error) {
 	}
 	v := &violations{}
 	v.str("modelName", req.ModelName, true, 63, patModelName, nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	r, err := s.db.get(ctx, "models", strings.ToLower(*req.ModelName))
@@ -192,7 +192,7 @@ func (s *Service) deleteModel(ctx context.Context, body []byte) (any, error) {
 	}
 	v := &violations{}
 	v.str("modelName", req.ModelName, true, 63, patModelName, nil)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	// As on SageMaker, endpoints already serving the model keep it: they loaded their own copy.
