@@ -104,12 +104,16 @@ func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 	if dweight == nil {
 		return
 	}
-	for n := 0; n < N; n++ {
-		x, dy, r := inp[n*C:(n+1)*C], dout[n*C:(n+1)*C], rstd[n]
-		for c := range dweight {
-			dweight[c] += dy[c] * x[c] * r
+	// Workers own columns; each column still sums its rows in order, whatever the number of workers.
+	tensor.Parallel(C, func(lo, hi int) {
+		dw := dweight[lo:hi]
+		for n := 0; n < N; n++ {
+			x, dy, r := inp[n*C+lo:n*C+hi], dout[n*C+lo:n*C+hi], rstd[n]
+			for c := range dw {
+				dw[c] += dy[c] * x[c] * r
+			}
 		}
-	}
+	})
 }
 
 // linearForward: out[N,OC] = inp[N,C]·weight[OC,C]ᵀ (+ bias[OC])

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"slices"
+
+	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
 // Model is a llama-family model in float32: base weights, optional LoRA adapters, gradients of
@@ -108,11 +110,18 @@ func (m *Model) Trainable() []Param {
 // ZeroGrads clears the gradients of the trainable tensors.
 func (m *Model) ZeroGrads() {
 	if m.n.lora != nil {
-		clear(m.n.lora.g.slab)
+		parallelClear(m.n.lora.g.slab)
 	}
 	if m.n.g != nil {
-		clear(m.n.g.slab)
+		parallelClear(m.n.g.slab)
 	}
+}
+
+// parallelClear zeroes s on all workers: a full model's gradients are hundreds of megabytes, which one
+// core clears at only part of the memory bandwidth while the other waits.
+func parallelClear[F float](s []F) {
+	const block = 1 << 16
+	tensor.Parallel((len(s)+block-1)/block, func(lo, hi int) { clear(s[lo*block : min(hi*block, len(s))]) })
 }
 
 // AttachLoRA adds adapters (A random from seed, B zero: the model's outputs do not change) and freezes

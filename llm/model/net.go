@@ -2,6 +2,8 @@ package model
 
 import (
 	"math"
+
+	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
 // net is the llama model over element type F: parameters, gradients, LoRA adapters, rotary tables and
@@ -260,6 +262,11 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 
 // residualForward: out += inp (the skip connection; its backward passes the gradient through).
 func residualForward[F float](out, inp []F, n int) {
+	if o32, ok := any(out).([]float32); ok && n >= 1<<14 { // a training batch: SIMD, on all workers
+		i32 := any(inp).([]float32)
+		tensor.Parallel(n, func(lo, hi int) { tensor.Add(o32[lo:hi], i32[lo:hi]) })
+		return
+	}
 	for i, v := range inp[:n] {
 		out[i] += v
 	}
