@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -319,5 +320,33 @@ func TestMatMulStridedRejectsBadStrides(t *testing.T) {
 			// C (2×3) = A (2×4) · B (4×3)
 			MatMulStrided(make([]float32, tc.lenC), tc.ldc, make([]float32, 8), tc.lda, make([]float32, 12), tc.ldb, 2, 3, 4, false, false, false)
 		})
+	}
+}
+
+// Each element of C is summed in the same order whichever worker computes it, so a product is
+// bit-identical with one worker and with several: training resumed on the same machine repeats itself.
+func TestMatMulSameBitsForAnyWorkerCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, tc := range []matmulCase{
+		{130, 1000, 600, false, true, false},
+		{64, 520, 513, true, false, true},
+		{2, 5000, 300, false, false, false},
+		{300, 1, 700, true, false, false},
+	} {
+		a, b := randomSlice(rng, tc.m*tc.k), randomSlice(rng, tc.k*tc.n)
+		c0 := randomSlice(rng, tc.m*tc.n)
+		results := make([][]float32, 0, 2)
+		for _, procs := range []int{1, 4} {
+			old := runtime.GOMAXPROCS(procs)
+			c := append([]float32(nil), c0...)
+			MatMul(c, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
+			runtime.GOMAXPROCS(old)
+			results = append(results, c)
+		}
+		for i := range results[0] {
+			if math.Float32bits(results[0][i]) != math.Float32bits(results[1][i]) {
+				t.Fatalf("%v: C[%d] = %g with 1 worker, %g with 4", tc, i, results[0][i], results[1][i])
+			}
+		}
 	}
 }
