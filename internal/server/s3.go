@@ -54,6 +54,12 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 			Message: "This server has no S3 API configured."})
 		return
 	}
+	// botocore sends Expect: 100-continue even with an empty body and waits for the interim answer;
+	// Go's server sends none when there is no body to read, and botocore then misreads the next
+	// response on the connection (a stall until its read timeout). S3 answers 100 Continue here.
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		w.ResponseWriter.WriteHeader(http.StatusContinue)
+	}
 	s.cfg.S3.ServeHTTP(w, r)
 }
 

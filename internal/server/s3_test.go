@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -246,5 +248,37 @@ func TestS3GoSDKQuerySigning(t *testing.T) {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NoSuchKey" {
 		t.Fatalf("got %v, want memS3's NoSuchKey (the signature was refused?)", err)
+	}
+}
+
+// botocore sends "Expect: 100-continue" even with an empty PutObject body and waits for the interim
+// answer before it reads the final one; without it, botocore misreads the next response on the same
+// connection and stalls until its read timeout. S3 answers 100 Continue there, and so must Lathe.
+func TestS3EmptyBodyExpectContinue(t *testing.T) {
+	ts := startServer(t, false)
+	r := signedRequest(t, http.MethodPut, ts.URL+"/datasets/empty.csv", "s3",
+		http.Header{"Expect": {"100-continue"}}, nil, "", time.Now())
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := r.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	interim, err := http.ReadResponse(br, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if interim.StatusCode != http.StatusContinue {
+		t.Fatalf("first answer %s, want 100 Continue before the final one", interim.Status)
+	}
+	final, err := http.ReadResponse(br, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.StatusCode != http.StatusOK {
+		t.Errorf("final answer %s", final.Status)
 	}
 }
