@@ -307,7 +307,42 @@ def check_boto3_example():
         assert name in p.stdout, "the example did not print %s: %s" % (name, p.stdout[-2000:])
 
 
-CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_boto3_example, check_stop,
+def check_deploy_and_invoke():
+    """ModelDeployConfig: the job deploys its model; the endpoint answers InvokeEndpoint (plain and
+    streamed) and the OpenAI API; the SDK waiters work; deleting it works."""
+    sm = client("sagemaker")
+    rt = client("sagemaker-runtime")
+    req = job_request("deploy-e2e", "train/", hp={"epochCount": "1", "batchSize": "8", "learningRate": "0.002"},
+                      ModelDeployConfig={"AutoGenerateEndpointName": False, "EndpointName": "stories-e2e"})
+    sm.create_auto_ml_job_v2(**req)
+    d = wait_job(sm, "deploy-e2e")
+    assert (d["AutoMLJobStatus"], d["AutoMLJobSecondaryStatus"]) == ("Completed", "Completed"), \
+        "%s/%s: %s" % (d["AutoMLJobStatus"], d["AutoMLJobSecondaryStatus"], d.get("FailureReason"))
+    assert d["ModelDeployResult"]["EndpointName"] == "stories-e2e", d.get("ModelDeployResult")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="stories-e2e", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    prompt = "Write a story about a cat named Tom who finds a red ball in the park and feels happy."
+    body = json.dumps({"inputs": prompt, "parameters": {"max_new_tokens": 64, "do_sample": False}})
+    out = json.loads(rt.invoke_endpoint(EndpointName="stories-e2e", ContentType="application/json", Body=body)["Body"].read())
+    text = out[0]["generated_text"]
+    assert "Tom" in text and "red ball" in text, "the fine-tuned endpoint did not follow the task: %r" % text
+    stream = rt.invoke_endpoint_with_response_stream(EndpointName="stories-e2e", ContentType="application/json", Body=body)
+    chunks = b"".join(ev["PayloadPart"]["Bytes"] for ev in stream["Body"] if "PayloadPart" in ev)
+    assert b"Tom" in chunks, chunks[:500]
+    expect_error(lambda: rt.invoke_endpoint(EndpointName="no-such-endpoint", Body=body), "ValidationError", "no-such-endpoint")
+    key = open(os.path.join(DATA, "openai-key")).read().strip()
+    req = urllib.request.Request(URL + "/v1/chat/completions", method="POST", headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/json"},
+        data=json.dumps({"model": "stories-e2e", "max_tokens": 64,
+                         "messages": [{"role": "user", "content": prompt}]}).encode())
+    with urllib.request.urlopen(req, timeout=120) as r:
+        answer = json.loads(r.read())["choices"][0]["message"]["content"]
+    assert "Tom" in answer, answer
+    sm.delete_endpoint(EndpointName="stories-e2e")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="stories-e2e", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    print("   endpoint answered: %r" % text[:120])
+
+
+CHECKS = [check_auth, check_s3_cli, check_validation, check_bad_datasets, check_finetune, check_deploy_and_invoke, check_boto3_example, check_stop,
           check_kill_and_resume, check_conformance]
 
 
