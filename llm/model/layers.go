@@ -459,9 +459,7 @@ func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 				hs.rowLoss[r] = m * (lse - target)
 				if backward {
 					g := F(scale * m)
-					for j := range l {
-						l[j] *= g
-					}
+					scaleInPlace(l, g)
 					l[tgt] -= g
 				}
 			}
