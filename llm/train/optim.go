@@ -85,6 +85,10 @@ type AdamW struct {
 	slab   []float32
 	m, v   [][]float32
 	t      int // updates done
+	// spans are the parameters cut into blocks, the update's units of parallel work: one Parallel
+	// over all of them, rather than one per tensor, so a step waits on the workers once.
+	spans  []span
+	coeffs []tensor.AdamWCoeffs // per parameter, recomputed each step
 }
 
 // NewAdamW returns an optimizer over params with zero moments.
@@ -102,6 +106,8 @@ func NewAdamW(cfg AdamWConfig, params []model.Param) *AdamW {
 		o.v = append(o.v, o.slab[n+off:n+off+k:n+off+k])
 		off += k
 	}
+	o.spans = spans(params, 16384)
+	o.coeffs = make([]tensor.AdamWCoeffs, len(params))
 	return o
 }
 
@@ -112,38 +118,53 @@ func NewAdamW(cfg AdamWConfig, params []model.Param) *AdamW {
 func (o *AdamW) Step(lr, gradScale float64) {
 	o.t++
 	c := o.cfg
-	// The fused one-pass kernel, over blocks of 64 KiB so both workers share every tensor.
-	const block = 16384
 	for i, p := range o.params {
 		lambda := 0.0
 		if decays(p.Kind) {
 			lambda = c.WeightDecay
 		}
-		k := tensor.NewAdamWCoeffs(o.t, lr, c.Beta1, c.Beta2, c.Eps, lambda, gradScale)
-		theta, g, m, v := p.Data, p.Grad, o.m[i], o.v[i]
-		n := len(theta)
-		tensor.Parallel((n+block-1)/block, func(lo, hi int) {
-			a, b := lo*block, min(hi*block, n)
-			tensor.AdamW(theta[a:b], g[a:b], m[a:b], v[a:b], k)
-		})
+		o.coeffs[i] = tensor.NewAdamWCoeffs(o.t, lr, c.Beta1, c.Beta2, c.Eps, lambda, gradScale)
 	}
+	// The fused one-pass kernel (each element's update depends on that element only).
+	tensor.Parallel(len(o.spans), func(lo, hi int) {
+		for _, s := range o.spans[lo:hi] {
+			p, m, v := o.params[s.param], o.m[s.param], o.v[s.param]
+			tensor.AdamW(p.Data[s.lo:s.hi], p.Grad[s.lo:s.hi], m[s.lo:s.hi], v[s.lo:s.hi], o.coeffs[s.param])
+		}
+	})
 }
 
-// gradNorm returns √Σ g² over all gradients, summed in fixed blocks so the result does not depend on
-// the number of threads.
-func gradNorm(params []model.Param, partial []float64) float64 {
-	var total float64
-	for _, p := range params {
-		g := p.Grad
-		blocks := (len(g) + 65535) / 65536
-		tensor.Parallel(blocks, func(lo, hi int) {
-			for b := lo; b < hi; b++ {
-				partial[b] = tensor.SumSquares(g[b*65536 : min((b+1)*65536, len(g))])
-			}
-		})
-		for _, s := range partial[:blocks] {
-			total += s
+// span is a range of one parameter's elements.
+type span struct{ param, lo, hi int }
+
+// spans cuts every parameter's gradient (as long as the parameter) into blocks of at most size
+// elements, in order.
+func spans(params []model.Param, size int) []span {
+	var sp []span
+	for i, p := range params {
+		for lo := 0; lo < len(p.Grad); lo += size {
+			sp = append(sp, span{i, lo, min(lo+size, len(p.Grad))})
 		}
+	}
+	return sp
+}
+
+// normBlock is the block size of the gradient norm's partial sums.
+const normBlock = 65536
+
+// gradNorm returns √Σ g² over all gradients, summed in fixed blocks (sp, from spans(params,
+// normBlock)) and then in order, so the result does not depend on the number of threads. partial
+// holds one sum per block.
+func gradNorm(params []model.Param, sp []span, partial []float64) float64 {
+	tensor.Parallel(len(sp), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			s := sp[i]
+			partial[i] = tensor.SumSquares(params[s.param].Grad[s.lo:s.hi])
+		}
+	})
+	var total float64
+	for _, s := range partial[:len(sp)] {
+		total += s
 	}
 	return math.Sqrt(total)
 }

@@ -97,7 +97,8 @@ func TestGradNormAndClipping(t *testing.T) {
 	g2 := []float32{3, 4}
 	params := []model.Param{{Grad: g1}, {Grad: g2}}
 	want := math.Sqrt(70000*0.0001 + 25)
-	norm := gradNorm(params, make([]float64, 2))
+	sp := spans(params, normBlock)
+	norm := gradNorm(params, sp, make([]float64, len(sp)))
 	if math.Abs(norm-want) > 1e-6 {
 		t.Fatalf("norm %g, want %g", norm, want)
 	}
@@ -107,7 +108,7 @@ func TestGradNormAndClipping(t *testing.T) {
 			p.Grad[i] *= float32(s)
 		}
 	}
-	if got := gradNorm(params, make([]float64, 2)); math.Abs(got-1) > 1e-4 {
+	if got := gradNorm(params, sp, make([]float64, len(sp))); math.Abs(got-1) > 1e-4 {
 		t.Fatalf("norm after clipping to 1 is %g", got)
 	}
 	if clipScale(0.5, 1) != 1 || clipScale(5, 0) != 1 {

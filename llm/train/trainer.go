@@ -28,7 +28,9 @@ type Trainer struct {
 	params  []model.Param
 	opt     *AdamW
 	step    int
-	partial []float64
+	// the gradient norm's blocks and their partial sums
+	normSpans []span
+	partial   []float64
 }
 
 // StepResult describes one optimizer step.
@@ -60,11 +62,8 @@ func New(m *model.Model, cfg Config) (*Trainer, error) {
 	}
 	t := &Trainer{Model: m, cfg: cfg, params: m.Trainable()}
 	t.opt = NewAdamW(cfg.AdamW, t.params)
-	longest := 0
-	for _, p := range t.params {
-		longest = max(longest, len(p.Data))
-	}
-	t.partial = make([]float64, (longest+65535)/65536)
+	t.normSpans = spans(t.params, normBlock)
+	t.partial = make([]float64, len(t.normSpans))
 	return t, nil
 }
 
@@ -94,7 +93,7 @@ func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
 		}
 		sum += s
 	}
-	norm := gradNorm(t.params, t.partial)
+	norm := gradNorm(t.params, t.normSpans, t.partial)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return StepResult{}, fmt.Errorf("train step %d: gradient norm is %g (loss %g); weights left unchanged", t.step, norm, sum/count)
 	}
