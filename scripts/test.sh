@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+export PATH="$(go env GOPATH)/bin:$PATH"
 echo "== gofmt / go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
@@ -11,6 +12,12 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+if command -v staticcheck >/dev/null; then
+  echo "== staticcheck"
+  staticcheck ./...
+else
+  echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2): skipped" >&2
+fi
 
 echo "== go test"
 go test -count=1 -timeout 20m ./...
