@@ -319,7 +319,12 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
 		return e.Objects.PutFile(ctx, out+"training-log.jsonl", tlog.path)
 	}
+	// A checkpoint every 5% of the steps, but never so often that saving it (the weights and two AdamW
+	// moments: 12 bytes a parameter, gigabytes for a 360M model) takes more than a tenth of the time:
+	// the next periodic save waits until 9x the last save's duration has passed.
 	ckptEvery := max(1, total/20)
+	var lastSave time.Time
+	var lastSaveTook time.Duration
 	batch := make([]Sequence, 0, hp.BatchSize)
 	started, tokens := time.Now(), 0
 	startStep := state.Step
@@ -361,10 +366,12 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 			"loss": loss, "lr": tr.LearningRate(), "tokens_per_second": tps})
 		// A stop that arrives before or during this save is handled at the top of the loop, which saves
 		// without the cancelled ctx: an upload cut short by the stop must not lose the step just done.
-		if state.Step%ckptEvery == 0 && state.Step < total && ctx.Err() == nil {
+		if state.Step%ckptEvery == 0 && state.Step < total && ctx.Err() == nil && time.Since(lastSave) >= 9*lastSaveTook {
+			t0 := time.Now()
 			if err := save(ctx); err != nil && ctx.Err() == nil {
 				return 0, err
 			}
+			lastSave, lastSaveTook = time.Now(), time.Since(t0)
 		}
 	}
 	if state.LastEpochSteps == 0 {
