@@ -8,12 +8,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lathe-ml/lathe/llm/format/half"
 	"github.com/lathe-ml/lathe/llm/format/safetensors"
 )
 
 // The adapter a LoRA job exports must be what PEFT would load on top of the base model: for each
 // target, base + (alpha/r)·B·A equals the merged weight the job exports, in Hugging Face's layout
-// (which checks that the q/k rows were brought back from GGUF's rotary order).
+// (which checks that the q/k rows were brought back from GGUF's rotary order). LoRA training keeps
+// the frozen base in bfloat16, so the base here is the float32 base rounded to bfloat16.
 func TestExportWritesPEFTAdapter(t *testing.T) {
 	dir := t.TempDir()
 	base := loadStories(t)
@@ -96,7 +98,7 @@ func TestExportWritesPEFTAdapter(t *testing.T) {
 				for k := range r {
 					d += float64(b[i*r+k]) * float64(a[k*in+j])
 				}
-				want := float64(w0[i*in+j]) + scale*d
+				want := float64(half.BF16ToF32(half.F32ToBF16(w0[i*in+j]))) + scale*d
 				if math.Abs(float64(w1[i*in+j])-want) > 1e-5 {
 					t.Fatalf("%s[%d,%d]: merged %v, base + (alpha/r)·B·A = %v", module, i, j, w1[i*in+j], want)
 				}

@@ -167,7 +167,9 @@ func (e *engineModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps in
 		Seed:        uint64(hp.Seed),
 	}
 	if hp.Method == "lora" {
-		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, Targets: []model.Target{
+		// The frozen base stays in bfloat16, half its float32 memory: the large models LoRA is chosen
+		// for are published in bfloat16, so this loses nothing of theirs.
+		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, FrozenBF16: true, Targets: []model.Target{
 			model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}}
 	}
 	return cfg
