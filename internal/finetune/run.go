@@ -328,6 +328,7 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 	batch := make([]Sequence, 0, hp.BatchSize)
 	started, tokens := time.Now(), 0
 	startStep := state.Step
+	orderEpoch, order := -1, []int(nil)
 	for state.Step < total {
 		if ctx.Err() != nil {
 			cause := context.Cause(ctx)
@@ -339,7 +340,9 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 			return 0, ctx.Err()
 		}
 		epoch, inEpoch := state.Step/stepsPerEpoch, state.Step%stepsPerEpoch
-		order := epochOrder(hp.Seed, epoch, len(train))
+		if epoch != orderEpoch {
+			orderEpoch, order = epoch, epochOrder(hp.Seed, epoch, len(train))
+		}
 		batch = batch[:0]
 		for i := inEpoch * hp.BatchSize; i < min((inEpoch+1)*hp.BatchSize, len(train)); i++ {
 			batch = append(batch, train[order[i]])
