@@ -25,6 +25,7 @@ type inferScratch[F float] struct {
 	gate, up       []F // [R, FFN]
 	hs             []F // [R, rank]
 	last           []F // [S, C] final-normed last rows
+	head           bf16Head
 }
 
 func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
@@ -43,17 +44,62 @@ func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
 		x: make([]F, R*c.Dim), xn: make([]F, R*c.Dim), rstd: make([]F, R),
 		q: make([]F, R*QD), attnOut: make([]F, R*QD), k: make([]F, R*KVD), v: make([]F, R*KVD),
 		gate: make([]F, R*c.FFN), up: make([]F, R*c.FFN), hs: make([]F, R*rank), last: make([]F, max(S, R)*c.Dim)}
+	if m.inf != nil {
+		sc.head = m.inf.head
+	}
 	m.inf = sc
 	return sc
 }
 
 // inferLinear: out = inp·Wᵀ + bias (+ s·inp·Aᵀ·Bᵀ with an adapter; no dropout when generating).
-func (m *net[F]) inferLinear(out, inp, w, bias []F, R, C, OC, l int, t Target) {
-	linearForward(out, inp, w, bias, R, C, OC)
+// A few rows (decoding) go through tensor's narrow product, which streams the weight rows without
+// packing them, from their bfloat16 copy wbf when the base is held in bfloat16 (then w is nil).
+func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, l int, t Target) {
+	if !narrowProduct(out, inp, w, wbf, R, C, OC) {
+		linearForward(out, inp, w, nil, R, C, OC)
+	}
+	if bias != nil {
+		for r := range R {
+			o := out[r*OC : (r+1)*OC]
+			for j := range o {
+				o[j] += bias[j]
+			}
+		}
+	}
 	if ad := m.lora.adapter(l, t); ad != nil {
 		loraForward(out, m.inf.hs, inp, ad, m.lora.scale, R, C, OC, m.lora.cfg.Rank)
 	}
 }
+
+// narrowProduct sets out[R, OC] = inp[R, C]·Wᵀ with tensor's narrow kernels when R is small and F is
+// float32, from wbf (bfloat16) if it is not nil, else from w. It reports whether it did.
+func narrowProduct[F float](out, inp, w []F, wbf []uint16, R, C, OC int) bool {
+	o32, ok := any(out).([]float32)
+	if !ok || R > tensor.NarrowRows {
+		return false
+	}
+	i32 := any(inp).([]float32)
+	if wbf != nil {
+		tensor.MatMulNarrowBF16(o32, i32, wbf, R, OC, C)
+	} else {
+		tensor.MatMulNarrow(o32, i32, any(w).([]float32), R, OC, C)
+	}
+	return true
+}
+
+// inferLayer returns block l's weights for a forward over R rows and, when the base is held in
+// bfloat16 and R is small enough for the narrow kernels, the bfloat16 matrices to read instead (then
+// the float32 view's matrices are nil: they are not widened).
+func (m *net[F]) inferLayer(l, R int) (*layerWeights[F], *[numTargets][]uint16) {
+	if m.frozen != nil && R <= tensor.NarrowRows {
+		if _, ok := any(m.w.embed).([]float32); ok {
+			return &m.w.layers[l], &m.frozen.layers[l]
+		}
+	}
+	return m.layer(l), &noBF16
+}
+
+var noBF16 [numTargets][]uint16
 
 // extend appends tokens[i] to caches[i] for every i and writes the logits after each sequence's last
 // new token into logits[i·Vocab:]. All new rows of all sequences go through each projection together.
@@ -98,11 +144,11 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 	group := NH / NKV
 	scale := 1 / math.Sqrt(float64(HD))
 	for l := range c.Layers {
-		lw := m.layer(l)
+		lw, wbf := m.inferLayer(l, R)
 		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.attnNorm, R, C, c.NormEps)
-		m.inferLinear(sc.q, sc.xn, lw.wq, lw.bq, R, C, QD, l, TargetQ)
-		m.inferLinear(sc.k, sc.xn, lw.wk, lw.bk, R, C, KVD, l, TargetK)
-		m.inferLinear(sc.v, sc.xn, lw.wv, lw.bv, R, C, KVD, l, TargetV)
+		m.inferLinear(sc.q, sc.xn, lw.wq, wbf[TargetQ], lw.bq, R, C, QD, l, TargetQ)
+		m.inferLinear(sc.k, sc.xn, lw.wk, wbf[TargetK], lw.bk, R, C, KVD, l, TargetK)
+		m.inferLinear(sc.v, sc.xn, lw.wv, wbf[TargetV], lw.bv, R, C, KVD, l, TargetV)
 		ropeForward(sc.q, sc.rowPos, m.ropeCos, m.ropeSin, R, NH, HD, c.RopeLayout)
 		ropeForward(sc.k, sc.rowPos, m.ropeCos, m.ropeSin, R, NKV, HD, c.RopeLayout)
 		for r := 0; r < R; r++ {
@@ -138,13 +184,13 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				scaleInPlace(o, F(1/sum))
 			}
 		})
-		m.inferLinear(sc.xn, sc.attnOut, lw.wo, nil, R, QD, C, l, TargetO)
+		m.inferLinear(sc.xn, sc.attnOut, lw.wo, wbf[TargetO], nil, R, QD, C, l, TargetO)
 		residualForward(sc.x, sc.xn, R*C)
 		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.ffnNorm, R, C, c.NormEps)
-		m.inferLinear(sc.gate, sc.xn, lw.wgate, nil, R, C, FF, l, TargetGate)
-		m.inferLinear(sc.up, sc.xn, lw.wup, nil, R, C, FF, l, TargetUp)
+		m.inferLinear(sc.gate, sc.xn, lw.wgate, wbf[TargetGate], nil, R, C, FF, l, TargetGate)
+		m.inferLinear(sc.up, sc.xn, lw.wup, wbf[TargetUp], nil, R, C, FF, l, TargetUp)
 		swigluForward(sc.gate, sc.gate, sc.up, R*FF)
-		m.inferLinear(sc.xn, sc.gate, lw.wdown, nil, R, FF, C, l, TargetDown)
+		m.inferLinear(sc.xn, sc.gate, lw.wdown, wbf[TargetDown], nil, R, FF, C, l, TargetDown)
 		residualForward(sc.x, sc.xn, R*C)
 	}
 	r = 0
@@ -154,7 +200,9 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		caches[i].n += len(ts)
 	}
 	rmsnormForward(sc.last, sc.rstd, sc.xn, m.w.finalNorm, S, C, c.NormEps)
-	matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
+	if !narrowProduct(logits, sc.last[:S*C], m.w.output, m.headBF16(), S, C, c.Vocab) {
+		matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
+	}
 	return nil
 }
 

@@ -1,0 +1,54 @@
+package model
+
+import (
+	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/tensor"
+)
+
+// UseBF16Weights holds the weights that generation streams in bfloat16: every block's seven
+// projection matrices (moved, as LoRA's FrozenBF16 does: their float32 copies are freed) and a
+// bfloat16 copy of the output head. Decoding is memory-bound, so reading half the bytes per token
+// makes it up to twice as fast; the products still accumulate in float32 with the activations in
+// float32, so the only new rounding is the weights' own (8 bits of mantissa). Norms, biases and the
+// embedding stay float32.
+//
+// It is meant for serving a model whose weights are final. Anything that needs the float32
+// weights (Tensors, Trainable, MergeLoRA, training) widens the matrices back, and generation then
+// reads float32 again until UseBF16Weights is called anew. Prompts longer than tensor.NarrowRows
+// rows are prefilled by widening one layer at a time, as in LoRA training over a bfloat16 base.
+func (m *Model) UseBF16Weights() {
+	n := m.n
+	n.freezeBF16()
+	sc := n.ensureInfer(1, 1)
+	out := n.w.output
+	h := make([]uint16, len(out))
+	tensor.Parallel((len(out)+65535)/65536, func(lo, hi int) {
+		for i := lo * 65536; i < min(hi*65536, len(out)); i++ {
+			h[i] = half.F32ToBF16(out[i])
+		}
+	})
+	sc.head = bf16Head{data: h, of: &out[0]}
+}
+
+// BF16Weights reports whether generation reads bfloat16 weights (UseBF16Weights is in force).
+func (m *Model) BF16Weights() bool { return m.n.frozen != nil }
+
+// bf16Head is the output head's bfloat16 copy, valid while of is still the head's storage: freezing
+// the base allocates the head anew, and training the head needs float32 weights (which thaws the
+// base), so a head that changed since the copy was made is never read through it.
+type bf16Head struct {
+	data []uint16
+	of   *float32
+}
+
+// headBF16 returns the output head in bfloat16 when the base is held in bfloat16 and the copy is of
+// the current head, else nil.
+func (m *net[F]) headBF16() []uint16 {
+	if m.frozen == nil || m.inf == nil || m.inf.head.data == nil || len(m.w.output) == 0 {
+		return nil
+	}
+	if out, ok := any(m.w.output).([]float32); !ok || &out[0] != m.inf.head.of {
+		return nil
+	}
+	return m.inf.head.data
+}

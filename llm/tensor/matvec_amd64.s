@@ -1,0 +1,158 @@
+//go:build amd64 && !purego
+
+// The narrow products' kernels: four weight rows against one activation row, 32 columns per
+// iteration in eight independent accumulators (two per row), then 16.
+
+#include "textflag.h"
+
+// REDUCE sums the 16 floats of Z into its lowest lane (X).
+#define REDUCE(Z, Y, X) \
+	VEXTRACTF64X4 $1, Z, Y15; \
+	VADDPS Y15, Y, Y; \
+	VEXTRACTF128 $1, Y, X15; \
+	VADDPS X15, X, X; \
+	VHADDPS X, X, X; \
+	VHADDPS X, X, X
+
+// func dot4F32AVX512(x, w *float32, ldw, k int, out *[4]float32)
+TEXT ·dot4F32AVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), BX
+	SHLQ $2, BX
+	MOVQ k+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (DI)(BX*1), R8
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+f32loop32:
+	CMPQ CX, $32
+	JLT f32loop16
+	VMOVUPS (SI), Z8
+	VMOVUPS 64(SI), Z9
+	VFMADD231PS (DI), Z8, Z0
+	VFMADD231PS 64(DI), Z9, Z4
+	VFMADD231PS (R8), Z8, Z1
+	VFMADD231PS 64(R8), Z9, Z5
+	VFMADD231PS (R9), Z8, Z2
+	VFMADD231PS 64(R9), Z9, Z6
+	VFMADD231PS (R10), Z8, Z3
+	VFMADD231PS 64(R10), Z9, Z7
+	ADDQ $128, SI
+	ADDQ $128, DI
+	ADDQ $128, R8
+	ADDQ $128, R9
+	ADDQ $128, R10
+	SUBQ $32, CX
+	JMP f32loop32
+f32loop16:
+	CMPQ CX, $16
+	JLT f32reduce
+	VMOVUPS (SI), Z8
+	VFMADD231PS (DI), Z8, Z0
+	VFMADD231PS (R8), Z8, Z1
+	VFMADD231PS (R9), Z8, Z2
+	VFMADD231PS (R10), Z8, Z3
+f32reduce:
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	VADDPS Z6, Z2, Z2
+	VADDPS Z7, Z3, Z3
+	REDUCE(Z0, Y0, X0)
+	REDUCE(Z1, Y1, X1)
+	REDUCE(Z2, Y2, X2)
+	REDUCE(Z3, Y3, X3)
+	VMOVSS X0, (DX)
+	VMOVSS X1, 4(DX)
+	VMOVSS X2, 8(DX)
+	VMOVSS X3, 12(DX)
+	VZEROUPPER
+	RET
+
+// WIDEN loads 16 bfloat16 values at addr as float32 into Z (zero-extend, then shift into the top half).
+#define WIDEN(addr, Z) \
+	VPMOVZXWD addr, Z; \
+	VPSLLD $16, Z, Z
+
+// func dot4BF16AVX512(x *float32, w *uint16, ldw, k int, out *[4]float32)
+TEXT ·dot4BF16AVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), BX
+	SHLQ $1, BX
+	MOVQ k+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (DI)(BX*1), R8
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+bf16loop32:
+	CMPQ CX, $32
+	JLT bf16loop16
+	VMOVUPS (SI), Z8
+	VMOVUPS 64(SI), Z9
+	WIDEN((DI), Z10)
+	WIDEN(32(DI), Z11)
+	WIDEN((R8), Z12)
+	WIDEN(32(R8), Z13)
+	VFMADD231PS Z10, Z8, Z0
+	VFMADD231PS Z11, Z9, Z4
+	VFMADD231PS Z12, Z8, Z1
+	VFMADD231PS Z13, Z9, Z5
+	WIDEN((R9), Z10)
+	WIDEN(32(R9), Z11)
+	WIDEN((R10), Z12)
+	WIDEN(32(R10), Z13)
+	VFMADD231PS Z10, Z8, Z2
+	VFMADD231PS Z11, Z9, Z6
+	VFMADD231PS Z12, Z8, Z3
+	VFMADD231PS Z13, Z9, Z7
+	ADDQ $128, SI
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, R10
+	SUBQ $32, CX
+	JMP bf16loop32
+bf16loop16:
+	CMPQ CX, $16
+	JLT bf16reduce
+	VMOVUPS (SI), Z8
+	WIDEN((DI), Z10)
+	WIDEN((R8), Z11)
+	WIDEN((R9), Z12)
+	WIDEN((R10), Z13)
+	VFMADD231PS Z10, Z8, Z0
+	VFMADD231PS Z11, Z8, Z1
+	VFMADD231PS Z12, Z8, Z2
+	VFMADD231PS Z13, Z8, Z3
+bf16reduce:
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	VADDPS Z6, Z2, Z2
+	VADDPS Z7, Z3, Z3
+	REDUCE(Z0, Y0, X0)
+	REDUCE(Z1, Y1, X1)
+	REDUCE(Z2, Y2, X2)
+	REDUCE(Z3, Y3, X3)
+	VMOVSS X0, (DX)
+	VMOVSS X1, 4(DX)
+	VMOVSS X2, 8(DX)
+	VMOVSS X3, 12(DX)
+	VZEROUPPER
+	RET
