@@ -308,8 +308,8 @@ func TestAttentionWindow(t *testing.T) {
 
 func testAttnScratch(B, T, NH, NKV, HD int) *attnScratch[float64] {
 	count := &carver[float64]{}
-	newAttnScratch(count, B, T, NH, NKV, HD)
-	sc := newAttnScratch(&carver[float64]{slab: make([]float64, count.off)}, B, T, NH, NKV, HD)
+	newAttnScratch(count, B, T, NH, NKV)
+	sc := newAttnScratch(&carver[float64]{slab: make([]float64, count.off)}, B, T, NH, NKV)
 	sc.RB = 2 // several blocks per head even for short test sequences
 	return sc
 }

@@ -204,53 +204,47 @@ func rope[F float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeL
 	})
 }
 
-// attnScratch is the working memory of the attention kernels: head-major copies ([B, heads, T, HD]) so
-// each head's products are plain matrix multiplications, and a block of scores per head.
+// attnScratch is the working memory of the attention kernels: a block of scores per head, and the
+// backward's row sums. The heads themselves are read and written where they are, [B, T, heads, HD]
+// with rows heads·HD apart, by strided products: no head-major copies.
 type attnScratch[F float] struct {
-	RB           int // query rows per block
-	q, o, do, dq []F // [B, NH, T, HD]
-	k, v, dk, dv []F // [B, NKV, T, HD]
-	s            []F // [B·NH, RB, T] forward scores; backward: P and dS, [B·NKV, 2, RB, T]
-	d            []F // [B, NH, T]: D_t = dout_t·out_t
+	RB int // query rows per block
+	s  []F // [B·NH, RB, T] forward scores; backward: P and dS, [B·NKV, 2, RB, T]
+	d  []F // [B, NH, T]: D_t = dout_t·out_t
 }
 
-func newAttnScratch[F float](cv *carver[F], B, T, NH, NKV, HD int) *attnScratch[F] {
-	N := B * T
+func newAttnScratch[F float](cv *carver[F], B, T, NH, NKV int) *attnScratch[F] {
 	rb := min(T, 64)
-	return &attnScratch[F]{RB: rb,
-		q: cv.take(N * NH * HD), o: cv.take(N * NH * HD), do: cv.take(N * NH * HD), dq: cv.take(N * NH * HD),
-		k: cv.take(N * NKV * HD), v: cv.take(N * NKV * HD), dk: cv.take(N * NKV * HD), dv: cv.take(N * NKV * HD),
-		s: cv.take(B * max(NH, 2*NKV) * rb * T), d: cv.take(B * NH * T)}
+	return &attnScratch[F]{RB: rb, s: cv.take(B * max(NH, 2*NKV) * rb * T), d: cv.take(B * NH * T)}
 }
 
-// toHeads: dst[b,h,t,:] = scale·src[b,t,h,:]
-func toHeads[F float](dst, src []F, B, T, H, HD int, scale F) {
-	tensor.Parallel(B*T, func(lo, hi int) {
-		for bt := lo; bt < hi; bt++ {
-			b, t := bt/T, bt%T
-			for h := range H {
-				d, s := dst[((b*H+h)*T+t)*HD:][:HD], src[(bt*H+h)*HD:][:HD]
-				for i := range d {
-					d[i] = s[i] * scale
+// matmulStridedSerial is tensor.MatMulStridedSerial for float32 (rows of C, A and B ldc, lda, ldb
+// apart) and plain loops for float64.
+func matmulStridedSerial[F float](c []F, ldc int, a []F, lda int, b []F, ldb int, m, n, k int, transA, transB, accumulate bool) {
+	if c32, ok := any(c).([]float32); ok {
+		tensor.MatMulStridedSerial(c32, ldc, any(a).([]float32), lda, any(b).([]float32), ldb, m, n, k, transA, transB, accumulate)
+		return
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s F
+			for p := 0; p < k; p++ {
+				ai, bi := i*lda+p, p*ldb+j
+				if transA {
+					ai = p*lda + i
 				}
+				if transB {
+					bi = j*ldb + p
+				}
+				s += a[ai] * b[bi]
+			}
+			if accumulate {
+				c[i*ldc+j] += s
+			} else {
+				c[i*ldc+j] = s
 			}
 		}
-	})
-}
-
-// fromHeads: dst[b,t,h,:] = scale·src[b,h,t,:]
-func fromHeads[F float](dst, src []F, B, T, H, HD int, scale F) {
-	tensor.Parallel(B*T, func(lo, hi int) {
-		for bt := lo; bt < hi; bt++ {
-			b, t := bt/T, bt%T
-			for h := range H {
-				d, s := dst[(bt*H+h)*HD:][:HD], src[((b*H+h)*T+t)*HD:][:HD]
-				for i := range d {
-					d[i] = s[i] * scale
-				}
-			}
-		}
-	})
+	}
 }
 
 // windowStart is the first position that position t attends to.
@@ -261,6 +255,17 @@ func windowStart(t, W int) int {
 	return 0
 }
 
+// attnProbs turns one row of raw scores q·k into attention probabilities: keys a..z (inclusive) get
+// softmax(scale·score), the others 0. The forward and the backward call it on the same scores, so
+// they get the same probabilities, bit for bit.
+func attnProbs[F float](row []F, a, z int, scale F) {
+	keys := row[a : z+1]
+	scaleInPlace(keys, scale)
+	softmaxInPlace(keys)
+	clear(row[:a])
+	clear(row[z+1:])
+}
+
 // attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
 // window of W positions when W > 0 (s > t−W), else over all s ≤ t:
 // S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD; P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
@@ -269,99 +274,77 @@ func windowStart(t, W int) int {
 // skipped). P is not kept: the backward recomputes it from q and k (flash-attention style), so memory
 // grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
 func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
-	group := NH / NKV
-	toHeads(sc.q, q, B, T, NH, HD, F(1/math.Sqrt(float64(HD))))
-	toHeads(sc.k, k, B, T, NKV, HD, 1)
-	toHeads(sc.v, v, B, T, NKV, HD, 1)
+	group, QD, KVD := NH/NKV, NH*HD, NKV*HD
+	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NH, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/NH, bh%NH
-			kvh := b*NKV + h/group
-			Q, O := sc.q[bh*T*HD:(bh+1)*T*HD], sc.o[bh*T*HD:(bh+1)*T*HD]
-			K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
+			// The head's row t is at [t·QD] of Q and O, and at [t·KVD] of K and V.
+			Q, O := q[b*T*QD+h*HD:], out[b*T*QD+h*HD:]
+			K, V := k[b*T*KVD+h/group*HD:], v[b*T*KVD+h/group*HD:]
 			scores := sc.s[bh*sc.RB*T : (bh+1)*sc.RB*T]
 			for r0 := 0; r0 < T; r0 += sc.RB {
 				r1 := min(T, r0+sc.RB)
 				first := windowStart(r0, W)
 				rb, nk := r1-r0, r1-first
 				S := scores[:rb*nk]
-				matmulSerial(S, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
+				matmulStridedSerial(S, nk, Q[r0*QD:], QD, K[first*KVD:], KVD, rb, nk, HD, false, true, false)
 				for i := range rb {
-					t := r0 + i
-					row := S[i*nk : (i+1)*nk]
-					a, z := windowStart(t, W)-first, t-first // the row's keys: [a, z]
-					softmaxInPlace(row[a : z+1])
-					clear(row[:a])
-					clear(row[z+1:])
+					attnProbs(S[i*nk:(i+1)*nk], windowStart(r0+i, W)-first, r0+i-first, scale)
 				}
-				matmulSerial(O[r0*HD:r1*HD], S, V[first*HD:r1*HD], rb, HD, nk, false, false, false)
+				matmulStridedSerial(O[r0*QD:], QD, S, nk, V[first*KVD:], KVD, rb, HD, nk, false, false, false)
 			}
 		}
 	})
-	fromHeads(out, sc.o, B, T, NH, HD, 1)
 }
 
 // attentionBackward recomputes P = softmax(S) block by block and, with D_t = dout[t]·out[t]
-// (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K/√HD; dk += dSᵀ·Q/√HD; dv += Pᵀ·dO, the dk
-// and dv of a kv head summed over the query heads of its group. Work is split by (b, kv head) so each
-// task owns the dk, dv it adds to. dq, dk, dv are overwritten.
+// (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t)/√HD; dq = dS·K; dk += dSᵀ·Q; dv += Pᵀ·dO, the dk and dv
+// of a kv head summed over the query heads of its group. Work is split by (b, kv head) so each task
+// owns the dk, dv it adds to. dq, dk, dv are overwritten.
 func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
-	group := NH / NKV
+	group, QD, KVD := NH/NKV, NH*HD, NKV*HD
 	scale := F(1 / math.Sqrt(float64(HD)))
-	toHeads(sc.q, q, B, T, NH, HD, scale)
-	toHeads(sc.k, k, B, T, NKV, HD, 1)
-	toHeads(sc.v, v, B, T, NKV, HD, 1)
-	toHeads(sc.do, dout, B, T, NH, HD, 1)
-	tensor.Parallel(B*T, func(lo, hi int) {
-		for bt := lo; bt < hi; bt++ {
-			b, t := bt/T, bt%T
-			for h := range NH {
-				row := (bt*NH + h) * HD
-				sc.d[(b*NH+h)*T+t] = dot(dout[row:row+HD], out[row:row+HD])
-			}
-		}
-	})
 	tensor.Parallel(B*NKV, func(lo, hi int) {
-		for kvh := lo; kvh < hi; kvh++ {
-			b := kvh / NKV
-			K, V := sc.k[kvh*T*HD:(kvh+1)*T*HD], sc.v[kvh*T*HD:(kvh+1)*T*HD]
-			DK, DV := sc.dk[kvh*T*HD:(kvh+1)*T*HD], sc.dv[kvh*T*HD:(kvh+1)*T*HD]
-			clear(DK)
-			clear(DV)
-			blockP := sc.s[2*kvh*sc.RB*T : (2*kvh+1)*sc.RB*T]
-			blockDS := sc.s[(2*kvh+1)*sc.RB*T : (2*kvh+2)*sc.RB*T]
-			for h := (kvh % NKV) * group; h < (kvh%NKV+1)*group; h++ {
-				bh := b*NH + h
-				Q, DO, DQ := sc.q[bh*T*HD:(bh+1)*T*HD], sc.do[bh*T*HD:(bh+1)*T*HD], sc.dq[bh*T*HD:(bh+1)*T*HD]
+		for bkv := lo; bkv < hi; bkv++ {
+			b, kvh := bkv/NKV, bkv%NKV
+			K, V := k[b*T*KVD+kvh*HD:], v[b*T*KVD+kvh*HD:]
+			DK, DV := dk[b*T*KVD+kvh*HD:], dv[b*T*KVD+kvh*HD:]
+			for t := range T {
+				clear(DK[t*KVD : t*KVD+HD])
+				clear(DV[t*KVD : t*KVD+HD])
+			}
+			blockP := sc.s[2*bkv*sc.RB*T : (2*bkv+1)*sc.RB*T]
+			blockDS := sc.s[(2*bkv+1)*sc.RB*T : (2*bkv+2)*sc.RB*T]
+			for h := kvh * group; h < (kvh+1)*group; h++ {
+				bh, at := b*NH+h, b*T*QD+h*HD
+				Q, O, DO, DQ := q[at:], out[at:], dout[at:], dq[at:]
 				D := sc.d[bh*T : (bh+1)*T]
+				for t := range T {
+					D[t] = dot(DO[t*QD:t*QD+HD], O[t*QD:t*QD+HD])
+				}
 				for r0 := 0; r0 < T; r0 += sc.RB {
 					r1 := min(T, r0+sc.RB)
 					first := windowStart(r0, W)
 					rb, nk := r1-r0, r1-first
 					P, dS := blockP[:rb*nk], blockDS[:rb*nk]
-					matmulSerial(P, Q[r0*HD:r1*HD], K[first*HD:r1*HD], rb, nk, HD, false, true, false)
-					matmulSerial(dS, DO[r0*HD:r1*HD], V[first*HD:r1*HD], rb, nk, HD, false, true, false)
+					matmulStridedSerial(P, nk, Q[r0*QD:], QD, K[first*KVD:], KVD, rb, nk, HD, false, true, false)
+					matmulStridedSerial(dS, nk, DO[r0*QD:], QD, V[first*KVD:], KVD, rb, nk, HD, false, true, false)
 					for i := range rb {
 						t := r0 + i
 						p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
-						a, z := windowStart(t, W)-first, t-first
-						softmaxInPlace(p[a : z+1]) // the same scores as the forward's: the same P, bit for bit
-						clear(p[:a])
-						clear(p[z+1:])
+						attnProbs(p, windowStart(t, W)-first, t-first, scale)
 						for j := range p {
-							ds[j] = p[j] * (ds[j] - D[t])
+							ds[j] = p[j] * (ds[j] - D[t]) * scale
 						}
 					}
-					matmulSerial(DV[first*HD:r1*HD], P, DO[r0*HD:r1*HD], nk, HD, rb, true, false, true)
-					matmulSerial(DQ[r0*HD:r1*HD], dS, K[first*HD:r1*HD], rb, HD, nk, false, false, false)
-					matmulSerial(DK[first*HD:r1*HD], dS, Q[r0*HD:r1*HD], nk, HD, rb, true, false, true)
+					matmulStridedSerial(DV[first*KVD:], KVD, P, nk, DO[r0*QD:], QD, nk, HD, rb, true, false, true)
+					matmulStridedSerial(DQ[r0*QD:], QD, dS, nk, K[first*KVD:], KVD, rb, HD, nk, false, false, false)
+					matmulStridedSerial(DK[first*KVD:], KVD, dS, nk, Q[r0*QD:], QD, nk, HD, rb, true, false, true)
 				}
 			}
 		}
 	})
-	fromHeads(dq, sc.dq, B, T, NH, HD, scale)
-	fromHeads(dk, sc.dk, B, T, NKV, HD, 1)
-	fromHeads(dv, sc.dv, B, T, NKV, HD, 1)
 }
 
 // swigluForward: out = silu(gate)·up, silu(g) = g·σ(g)

@@ -149,7 +149,7 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 		a.dres, a.dnorm = cv.take(N*C), cv.take(N*C)
 		a.dq, a.dattn, a.dk, a.dv = cv.take(N*QD), cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
 		a.dgate, a.dup, a.dswi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
-		a.att = newAttnScratch(cv, B, T, c.Heads, c.KVHeads, c.HeadDim)
+		a.att = newAttnScratch(cv, B, T, c.Heads, c.KVHeads)
 		a.loraDH, a.loraDX = cv.take(N*key.rank), cv.take(N*max(C, QD, FF))
 	}
 	count := &carver[F]{}
