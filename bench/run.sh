@@ -48,16 +48,23 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 PEAK_GFLOPS=${PEAK_GFLOPS:-506} python3 - "$results" <<'EOF'
-import json, os, sys
+import json, os, statistics, sys
 peak = float(os.environ["PEAK_GFLOPS"]) * 1e9
 runs = [json.loads(line) for line in open(sys.argv[1])]
-print(f'{"round":>5} {"peer":<8} {"tok/s":>7} {"best":>7} {"ms/step":>8} {"best":>7} {"MFU":>6} {"best":>6} {"cpu_share":>9} {"lathe/torch":>11} {"best":>5}')
-for r in runs:
-    r["mfu"] = 6 * r["params"] * r["tokens_per_second"] / peak
-    r["mfu_best"] = 6 * r["params"] * r["tokens_per_second_best"] / peak
+torch = next((r for r in runs if r["peer"] == "pytorch"), None)
+if torch:
+    blas = ["/".join(b.split("/")[-2:]) for b in torch["blas"] if "blas" in b]
+    print(f'PyTorch {torch["torch"]} on {", ".join(blas)}; Lathe kernel {runs[0].get("kernel", "?")}; '
+          f'{runs[0]["params"] / 1e6:.2f}M parameters, {runs[0]["batch"]}x{runs[0]["seq"]} tokens per step')
+# cpu-s/step: the CPU time one step took (ms/step x cpu_share x threads), which a busy machine moves
+# less than the wall time; PyTorch's OpenMP threads count their spin-waiting in it.
+print(f'{"round":>5} {"peer":<8} {"tok/s":>7} {"best":>7} {"ms/step":>8} {"best":>7} {"MFU":>6} {"best":>6} '
+      f'{"cpu_share":>9} {"cpu-s/step":>10} {"lathe/torch":>11} {"best":>5}')
 lathe = {r["round"]: r for r in runs if r["peer"] == "lathe"}
 ratios, best_ratios = [], []
 for r in runs:
+    r["mfu"] = 6 * r["params"] * r["tokens_per_second"] / peak
+    r["mfu_best"] = 6 * r["params"] * r["tokens_per_second_best"] / peak
     ratio = ""
     if r["peer"] == "pytorch" and r["round"] in lathe:
         l = lathe[r["round"]]
@@ -65,9 +72,11 @@ for r in runs:
         ratios.append(q)
         best_ratios.append(qb)
         ratio = f'{q:>11.2f} {qb:>5.2f}'
+    cpu = r["ms_per_step"] * r["cpu_share"] * r["threads"] / 1e3
     print(f'{r["round"]:>5} {r["peer"]:<8} {r["tokens_per_second"]:>7.0f} {r["tokens_per_second_best"]:>7.0f} '
           f'{r["ms_per_step"]:>8.0f} {r["ms_per_step_best"]:>7.0f} {100 * r["mfu"]:>5.1f}% {100 * r["mfu_best"]:>5.1f}% '
-          f'{r["cpu_share"]:>9.2f} {ratio}')
+          f'{r["cpu_share"]:>9.2f} {cpu:>10.2f} {ratio}')
 if ratios:
-    print(f'lathe/pytorch tokens/s: {" ".join(f"{q:.2f}" for q in ratios)} (best steps: {" ".join(f"{q:.2f}" for q in best_ratios)})')
+    print(f'lathe/pytorch tokens/s by round: {" ".join(f"{q:.2f}" for q in ratios)} (median {statistics.median(ratios):.2f}); '
+          f'best steps: {" ".join(f"{q:.2f}" for q in best_ratios)} (median {statistics.median(best_ratios):.2f})')
 EOF
