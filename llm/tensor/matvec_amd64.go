@@ -8,38 +8,59 @@ import "golang.org/x/sys/cpu"
 // loads for the bfloat16 weights).
 var narrowAVX512 = cpu.X86.HasAVX512F
 
-// dot4F32AVX512 sets out[r] = Σ_{p<k} x[p]·w[r·ldw+p] for r = 0..3; k is a multiple of 16.
+// dot1F32AVX512 returns Σ_{p<k} x[p]·w[p]; k is a multiple of 16.
 //
 //go:noescape
-func dot4F32AVX512(x, w *float32, ldw, k int, out *[4]float32)
+func dot1F32AVX512(x, w *float32, k int) float32
 
-// dot4BF16AVX512 is dot4F32AVX512 with w in bfloat16.
+// dot4x4F32AVX512 sets out[r·ldo+q] = Σ_{p<k} x[r·ldx+p]·w[q·ldw+p] for r, q = 0..3; k is a multiple
+// of 16.
 //
 //go:noescape
-func dot4BF16AVX512(x *float32, w *uint16, ldw, k int, out *[4]float32)
+func dot4x4F32AVX512(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int)
 
+// The same three with w in bfloat16.
+
+//go:noescape
+func dot1BF16AVX512(x *float32, w *uint16, k int) float32
+
+//go:noescape
+func dot4x4BF16AVX512(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
+
+// narrowF32 computes columns [lo, hi) of c = a·bᵀ, four weight rows at a time against four
+// activation rows at a time (every weight read from memory once, every activation row once per four
+// weight rows), the activation rows beyond a multiple of four one weight row at a time.
 func narrowF32(c, a, b []float32, m, n, k, lo, hi int) {
 	body := k &^ 15
 	if !narrowAVX512 || body == 0 {
 		narrowF32Generic(c, a, b, m, n, k, lo, hi)
 		return
 	}
-	var out [4]float32
 	j := lo
 	for ; j+4 <= hi; j += 4 {
 		w := b[j*k : (j+4)*k]
-		for i := range m {
-			x := a[i*k : (i+1)*k]
-			dot4F32AVX512(&x[0], &w[0], k, body, &out)
-			for r := range 4 {
-				if body < k {
-					out[r] += dotGeneric(x[body:], w[r*k+body:(r+1)*k])
-				}
-				c[i*n+j+r] = out[r]
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			dot4x4F32AVX512(&a[i*k], k, &w[0], k, body, &c[i*n+j], n)
+		}
+		for ; i < m; i++ {
+			for q := range 4 {
+				c[i*n+j+q] = dot1F32AVX512(&a[i*k], &w[q*k], body)
 			}
 		}
 	}
-	narrowF32Generic(c, a, b, m, n, k, j, hi)
+	for ; j < hi; j++ {
+		for i := range m {
+			c[i*n+j] = dot1F32AVX512(&a[i*k], &b[j*k], body)
+		}
+	}
+	if body < k {
+		for j := lo; j < hi; j++ {
+			for i := range m {
+				c[i*n+j] += dotGeneric(a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k])
+			}
+		}
+	}
 }
 
 func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
@@ -48,23 +69,32 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 		narrowBF16Generic(c, a, b, m, n, k, lo, hi)
 		return
 	}
-	var out [4]float32
-	var tail [1]float32
 	j := lo
 	for ; j+4 <= hi; j += 4 {
 		w := b[j*k : (j+4)*k]
-		for i := range m {
-			x := a[i*k : (i+1)*k]
-			dot4BF16AVX512(&x[0], &w[0], k, body, &out)
-			for r := range 4 {
-				if body < k {
-					// The tail (k mod 16 weights) as a one-row, one-column product.
-					narrowBF16Generic(tail[:], x[body:], w[r*k+body:(r+1)*k], 1, 1, k-body, 0, 1)
-					out[r] += tail[0]
-				}
-				c[i*n+j+r] = out[r]
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			dot4x4BF16AVX512(&a[i*k], k, &w[0], k, body, &c[i*n+j], n)
+		}
+		for ; i < m; i++ {
+			for q := range 4 {
+				c[i*n+j+q] = dot1BF16AVX512(&a[i*k], &w[q*k], body)
 			}
 		}
 	}
-	narrowBF16Generic(c, a, b, m, n, k, j, hi)
+	for ; j < hi; j++ {
+		for i := range m {
+			c[i*n+j] = dot1BF16AVX512(&a[i*k], &b[j*k], body)
+		}
+	}
+	if body < k {
+		// The tail (k mod 16 columns) of every entry, as one-row products.
+		var tail [1]float32
+		for j := lo; j < hi; j++ {
+			for i := range m {
+				narrowBF16Generic(tail[:], a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k], 1, 1, k-body, 0, 1)
+				c[i*n+j] += tail[0]
+			}
+		}
+	}
 }
