@@ -19,6 +19,7 @@ import (
 func (m *Model) UseBF16Weights() {
 	n := m.n
 	n.freezeBF16()
+	adviseHugePages(n.frozen.data)
 	sc := n.ensureInfer(1, 1)
 	out := n.w.output
 	h := make([]uint16, len(out))
