@@ -19,10 +19,12 @@ var issueConfig = model.Config{Dim: 512, Layers: 8, Heads: 8, KVHeads: 8, HeadDi
 	NormEps: 1e-5, RopeTheta: 10000, ContextLen: 128}
 
 func benchStep(b *testing.B, lora *model.LoRAConfig) {
-	benchStepOf(b, benchConfig, 4, 64, lora)
+	benchStepOf(b, benchConfig, 4, 64, 32, lora)
 }
 
-func benchStepOf(b *testing.B, cfg model.Config, B, T int, lora *model.LoRAConfig) {
+// benchStepOf times steps over B sequences of T tokens whose first promptLen tokens are not counted
+// in the loss (so skip the output head).
+func benchStepOf(b *testing.B, cfg model.Config, B, T, promptLen int, lora *model.LoRAConfig) {
 	m, err := model.NewRandom(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
@@ -37,7 +39,7 @@ func benchStepOf(b *testing.B, cfg model.Config, B, T int, lora *model.LoRAConfi
 		for j := range toks {
 			toks[j] = int32((i*7919 + j*104729) % cfg.Vocab)
 		}
-		exs = append(exs, model.Example{Tokens: toks, PromptLen: T / 2})
+		exs = append(exs, model.Example{Tokens: toks, PromptLen: promptLen})
 	}
 	batch := model.PackBatch(exs, T, 0)
 	if _, err := tr.Step(batch); err != nil { // warm-up: allocations of the first step
@@ -63,7 +65,8 @@ func BenchmarkTrainStepLoRA(b *testing.B) {
 		Targets: []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}})
 }
 
-func BenchmarkTrainStepIssueShape(b *testing.B) { benchStepOf(b, issueConfig, 4, 128, nil) }
+// BenchmarkTrainStepIssueShape counts every token, as `lathe bench train` and bench/torch_llama.py do.
+func BenchmarkTrainStepIssueShape(b *testing.B) { benchStepOf(b, issueConfig, 4, 128, 0, nil) }
 
 // cpuTime is the CPU time (user + system) the process has used so far.
 func cpuTime() time.Duration {
