@@ -250,7 +250,7 @@ func waitJob(ctx context.Context, c *client.Clients, name string, w io.Writer) e
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt)
 	defer cancel()
 	var bar *progressbar.ProgressBar
-	phase := ""
+	phase, message := "", ""
 	for {
 		var d describeView
 		if err := c.Call(ctx, "DescribeAutoMLJobV2", map[string]string{"AutoMLJobName": name}, &d); err != nil {
@@ -264,6 +264,13 @@ func waitJob(ctx context.Context, c *client.Clients, name string, w io.Writer) e
 			}
 			phase = d.AutoMLJobSecondaryStatus
 			fmt.Fprintf(w, "%s  %s/%s\n", time.Now().Format(time.TimeOnly), d.AutoMLJobStatus, phase)
+		}
+		// Messages say what a phase is doing between steps (downloading the base model, evaluating).
+		if p := d.TrainingProgress; p != nil && p.Message != "" && p.Message != message {
+			message = p.Message
+			if bar == nil {
+				fmt.Fprintf(w, "%s  %s\n", time.Now().Format(time.TimeOnly), message)
+			}
 		}
 		if p := d.TrainingProgress; p != nil && p.TotalSteps > 0 && phase == job.PhaseTrainingModels {
 			if bar == nil {
