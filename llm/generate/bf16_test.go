@@ -8,8 +8,11 @@ import (
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 )
 
-// Greedy decoding of stories260K with bfloat16 weights (UseBF16Weights) writes the same story as with
-// float32 weights, for a batch of prompts decoded together (the narrow products at m = 3).
+// Greedy decoding of stories260K with bfloat16 weights (UseBF16Weights: weights and activations
+// rounded to bfloat16 in the products) writes the same stories as with float32 weights, for a batch of
+// prompts decoded together (the narrow products at m = 5: a block of four rows and one more), for the
+// first 64 tokens at least. Later a near-tie can go the other way: measured, three prompts agree on
+// all 120 tokens, the two others diverge at tokens 97 and 81, each into another fluent sentence.
 func TestStoriesBF16GreedyMatchesFloat32(t *testing.T) {
 	tok, err := tokenizer.Load(storiesPath)
 	if err != nil {
@@ -19,6 +22,8 @@ func TestStoriesBF16GreedyMatchesFloat32(t *testing.T) {
 		ids32(tok.Encode("Once upon a time", true)),
 		ids32(tok.Encode("Tom had a small dog named Max.", true)),
 		ids32(tok.Encode("One day, a little bird", true)),
+		ids32(tok.Encode("Sue went to the store", true)),
+		ids32(tok.Encode("Lily saw a big red ball", true)),
 	}
 	var results [2][]Result
 	for i, bf16 := range []bool{false, true} {
@@ -41,7 +46,7 @@ func TestStoriesBF16GreedyMatchesFloat32(t *testing.T) {
 			n++
 		}
 		t.Logf("prompt %d: first %d of %d tokens agree", p, n, len(f32))
-		if n < len(f32) {
+		if n < 64 {
 			t.Errorf("prompt %d: bfloat16 diverges at token %d:\nfloat32:  %q\nbfloat16: %q", p, n, results[0][p].Text, results[1][p].Text)
 		}
 	}

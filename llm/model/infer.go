@@ -55,7 +55,7 @@ func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
 // A few rows (decoding) go through tensor's narrow product, which streams the weight rows without
 // packing them, from their bfloat16 copy wbf when the base is held in bfloat16 (then w is nil).
 func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, l int, t Target) {
-	if !narrowProduct(out, inp, w, wbf, R, C, OC) {
+	if !narrowProduct(out, inp, w, wbf, m.headBF16() != nil, R, C, OC) {
 		linearForward(out, inp, w, nil, R, C, OC)
 	}
 	if bias != nil {
@@ -72,16 +72,22 @@ func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, 
 }
 
 // narrowProduct sets out[R, OC] = inp[R, C]·Wᵀ with tensor's narrow kernels when R is small and F is
-// float32, from wbf (bfloat16) if it is not nil, else from w. It reports whether it did.
-func narrowProduct[F float](out, inp, w []F, wbf []uint16, R, C, OC int) bool {
+// float32, from wbf (bfloat16) if it is not nil, else from w. With allBF16 (UseBF16Weights) the
+// bfloat16 product rounds inp to bfloat16 too, for the CPU's bfloat16 dot products; a LoRA base
+// frozen in bfloat16 keeps float32 activations, so that its generation matches its training forward.
+// It reports whether it did the product.
+func narrowProduct[F float](out, inp, w []F, wbf []uint16, allBF16 bool, R, C, OC int) bool {
 	o32, ok := any(out).([]float32)
 	if !ok || R > tensor.NarrowRows {
 		return false
 	}
 	i32 := any(inp).([]float32)
-	if wbf != nil {
+	switch {
+	case wbf != nil && allBF16:
+		tensor.MatMulNarrowAllBF16(o32, i32, wbf, R, OC, C)
+	case wbf != nil:
 		tensor.MatMulNarrowBF16(o32, i32, wbf, R, OC, C)
-	} else {
+	default:
 		tensor.MatMulNarrow(o32, i32, any(w).([]float32), R, OC, C)
 	}
 	return true
@@ -200,7 +206,8 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		caches[i].n += len(ts)
 	}
 	rmsnormForward(sc.last, sc.rstd, sc.xn, m.w.finalNorm, S, C, c.NormEps)
-	if !narrowProduct(logits, sc.last[:S*C], m.w.output, m.headBF16(), S, C, c.Vocab) {
+	head := m.headBF16()
+	if !narrowProduct(logits, sc.last[:S*C], m.w.output, head, head != nil, S, C, c.Vocab) {
 		matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
 	}
 	return nil

@@ -8,14 +8,16 @@ import (
 // UseBF16Weights holds the weights that generation streams in bfloat16: every block's seven
 // projection matrices (moved, as LoRA's FrozenBF16 does: their float32 copies are freed) and a
 // bfloat16 copy of the output head. Decoding is memory-bound, so reading half the bytes per token
-// makes it up to twice as fast; the products still accumulate in float32 with the activations in
-// float32, so the only new rounding is the weights' own (8 bits of mantissa). Norms, biases and the
-// embedding stay float32.
+// makes it up to twice as fast. The decoding products round their activations to bfloat16 as well
+// (as llama.cpp does with bfloat16 weights) and accumulate in float32, with the CPU's bfloat16 dot
+// products where it has them (AVX-512 BF16). On stories260K the logits move by at most about 0.13 from
+// float32's and greedy decoding writes the same text for 80 tokens or more (see the tests). Norms,
+// biases, the embedding, attention and the KV cache stay float32.
 //
-// It is meant for serving a model whose weights are final. Anything that needs the float32
-// weights (Tensors, Trainable, MergeLoRA, training) widens the matrices back, and generation then
-// reads float32 again until UseBF16Weights is called anew. Prompts longer than tensor.NarrowRows
-// rows are prefilled by widening one layer at a time, as in LoRA training over a bfloat16 base.
+// It is meant for serving a model whose weights are final: the rounding is permanent. Anything that
+// needs float32 weights (Tensors, Trainable, MergeLoRA, training) widens the matrices back (rounded),
+// and generation then reads float32 again until UseBF16Weights is called anew. Prompts longer than
+// tensor.NarrowRows tokens are prefilled with the matrices widened one layer at a time.
 func (m *Model) UseBF16Weights() {
 	n := m.n
 	n.freezeBF16()

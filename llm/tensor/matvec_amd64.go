@@ -2,11 +2,20 @@
 
 package tensor
 
-import "golang.org/x/sys/cpu"
+import (
+	"sync"
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/lathe-ml/lathe/llm/format/half"
+)
 
 // narrowAVX512: the narrow kernels use AVX-512 Foundation (16-float vectors, zero-extending word
-// loads for the bfloat16 weights).
-var narrowAVX512 = cpu.X86.HasAVX512F
+// loads for the bfloat16 weights). narrowDP: the bfloat16 products use AVX-512 BF16's dot product.
+var (
+	narrowAVX512 = cpu.X86.HasAVX512F
+	narrowDP     = narrowAVX512 && cpu.X86.HasAVX512BF16
+)
 
 // dot1F32AVX512 returns Σ_{p<k} x[p]·w[p]; k is a multiple of 16.
 //
@@ -97,4 +106,70 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 			}
 		}
 	}
+}
+
+// dot1BF16DPAVX512 returns Σ_{p<k} x[p]·w[p] with x and w in bfloat16; k is a multiple of 32.
+//
+//go:noescape
+func dot1BF16DPAVX512(x, w *uint16, k int) float32
+
+// dot4x4BF16DPAVX512 is dot4x4F32AVX512 with x and w in bfloat16; k is a multiple of 32.
+//
+//go:noescape
+func dot4x4BF16DPAVX512(x *uint16, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
+
+// narrowBF16DP computes columns [lo, hi) of c = ah·bᵀ, both in bfloat16, with the VDPBF16PS
+// kernels.
+func narrowBF16DP(c []float32, ah, b []uint16, m, n, k, lo, hi int) {
+	body := k &^ 31
+	j := lo
+	for ; j+4 <= hi; j += 4 {
+		w := b[j*k : (j+4)*k]
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			dot4x4BF16DPAVX512(&ah[i*k], k, &w[0], k, body, &c[i*n+j], n)
+		}
+		for ; i < m; i++ {
+			for q := range 4 {
+				c[i*n+j+q] = dot1BF16DPAVX512(&ah[i*k], &w[q*k], body)
+			}
+		}
+	}
+	for ; j < hi; j++ {
+		for i := range m {
+			c[i*n+j] = dot1BF16DPAVX512(&ah[i*k], &b[j*k], body)
+		}
+	}
+	if body < k { // the k mod 32 last columns
+		for j := lo; j < hi; j++ {
+			for i := range m {
+				var s float32
+				for p := body; p < k; p++ {
+					s += half.BF16ToF32(ah[i*k+p]) * half.BF16ToF32(b[j*k+p])
+				}
+				c[i*n+j] += s
+			}
+		}
+	}
+}
+
+// bf16Rows holds activations rounded to bfloat16 for the DP kernels, reused across products.
+var bf16Rows = sync.Pool{New: func() any { return new([]uint16) }}
+
+func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
+	if !narrowDP || k < 32 {
+		ar := narrowRoundedRows(a, m, k)
+		narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+		return
+	}
+	buf := bf16Rows.Get().(*[]uint16)
+	if cap(*buf) < m*k {
+		*buf = make([]uint16, m*k)
+	}
+	ah := (*buf)[:m*k]
+	for i, v := range a[:m*k] {
+		ah[i] = half.F32ToBF16(v)
+	}
+	narrowRun(m, n, k, func(lo, hi int) { narrowBF16DP(c, ah, b, m, n, k, lo, hi) })
+	bf16Rows.Put(buf)
 }

@@ -7,3 +7,11 @@ func narrowF32(c, a, b []float32, m, n, k, lo, hi int) { narrowF32Generic(c, a, 
 func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 	narrowBF16Generic(c, a, b, m, n, k, lo, hi)
 }
+
+func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
+	ar := narrowRoundedRows(a, m, k)
+	narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+}
+
+// narrowDP: no bfloat16 dot-product instructions on this build.
+const narrowDP = false

@@ -62,6 +62,14 @@ func TestMatMulNarrow(t *testing.T) {
 		}
 		MatMulNarrowBF16(c, a, bh, s.m, s.n, s.k)
 		checkNarrow64(t, "bf16", s.m, s.n, s.k, c, want)
+
+		// Both operands in bfloat16: the reference rounds the activations too.
+		want = narrowRef(narrowRoundedRows(a, s.m, s.k), b64, s.m, s.n, s.k)
+		for i := range c {
+			c[i] = float32(math.NaN())
+		}
+		MatMulNarrowAllBF16(c, a, bh, s.m, s.n, s.k)
+		checkNarrow64(t, "all-bf16", s.m, s.n, s.k, c, want)
 	}
 }
 
@@ -79,7 +87,7 @@ func checkNarrow64(t *testing.T, kind string, m, n, k int, got []float32, want [
 // The AVX-512 kernels and the portable code must agree on the same inputs (when this CPU has them).
 func TestMatMulNarrowMatchesGeneric(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	const m, n, k = 3, 20, 80
+	const m, n, k = 6, 22, 80 // a group of four activation rows and two more; five blocks of four weight rows and two more
 	a, b, bh := make([]float32, m*k), make([]float32, n*k), make([]uint16, n*k)
 	for i := range a {
 		a[i] = rng.Float32()*2 - 1
