@@ -2,6 +2,8 @@
 
 package tensor
 
+//go:generate python3 gen_matvec_amd64.py
+
 import (
 	"sync"
 
