@@ -163,31 +163,33 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 			copy(kc.k[off:off+KVD], sc.k[r*KVD:])
 			copy(kc.v[off:off+KVD], sc.v[r*KVD:])
 		}
-		// Each row attends to its own sequence's positions 0..pos with an online softmax (one pass
-		// over the cache, no score buffer).
-		tensor.Parallel(R*NH, func(lo, hi int) {
+		// Each row attends to its own sequence's positions: scores q·k for the whole window, one
+		// softmax over them (SIMD exponentials), then the weighted sum of the values. Small work (a
+		// small model, a short context) runs on this thread: handing half of it to another costs more.
+		parallel := tensor.Parallel
+		if R*NH*maxPos*HD < 1<<16 {
+			parallel = func(n int, fn func(lo, hi int)) { fn(0, n) }
+		}
+		parallel(R*NH, func(lo, hi int) {
+			scores := make([]F, maxPos)
 			for rh := lo; rh < hi; rh++ {
 				r, h := rh/NH, rh%NH
 				kc := caches[sc.rowSeq[r]]
 				kvh := h / group
 				q := sc.q[(r*NH+h)*HD:][:HD]
 				o := sc.attnOut[(r*NH+h)*HD:][:HD]
-				clear(o)
-				mx, sum := math.Inf(-1), 0.0
-				base := l * kc.max * KVD
-				for s := windowStart(int(sc.rowPos[r]), c.SlidingWindow); s <= int(sc.rowPos[r]); s++ {
-					x := float64(dot(q, kc.k[base+s*KVD+kvh*HD:][:HD])) * scale
-					if x > mx {
-						corr := math.Exp(mx - x)
-						scaleInPlace(o, F(corr))
-						sum *= corr
-						mx = x
-					}
-					p := math.Exp(x - mx)
-					sum += p
-					axpy(F(p), kc.v[base+s*KVD+kvh*HD:][:HD], o)
+				base := l*kc.max*KVD + kvh*HD
+				pos := int(sc.rowPos[r])
+				first := windowStart(pos, c.SlidingWindow)
+				p := scores[:pos+1-first]
+				for s := first; s <= pos; s++ {
+					p[s-first] = dot(q, kc.k[base+s*KVD:][:HD])
 				}
-				scaleInPlace(o, F(1/sum))
+				attnProbs(p, 0, len(p)-1, F(scale))
+				clear(o)
+				for s := first; s <= pos; s++ {
+					axpy(p[s-first], kc.v[base+s*KVD:][:HD], o)
+				}
 			}
 		})
 		m.inferLinear(sc.xn, sc.attnOut, lw.wo, wbf[TargetO], nil, R, QD, C, l, TargetO)
