@@ -30,6 +30,12 @@ func dot1F32AVX512(x, w *float32, k int) float32
 //go:noescape
 func dot4x4F32AVX512(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int)
 
+// dot1x4BF16DPAVX512 sets out[r·ldo] = Σ_{p<k} x[r·ldx+p]·w[p] for r = 0..3, x and w in bfloat16; k
+// is a multiple of 32.
+//
+//go:noescape
+func dot1x4BF16DPAVX512(x *uint16, ldx int, w *uint16, k int, out *float32, ldo int)
+
 // The same three with w in bfloat16.
 
 //go:noescape
@@ -115,30 +121,18 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 //go:noescape
 func dot1BF16DPAVX512(x, w *uint16, k int) float32
 
-// dot4x4BF16DPAVX512 is dot4x4F32AVX512 with x and w in bfloat16; k is a multiple of 32.
-//
-//go:noescape
-func dot4x4BF16DPAVX512(x *uint16, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
-
 // narrowBF16DP computes columns [lo, hi) of c = ah·bᵀ, both in bfloat16, with the VDPBF16PS
-// kernels.
+// kernels: one weight row at a time (a sequential stream) against four activation rows at a time.
+// With VDPBF16PS doing 32 columns per instruction this beats the 4x4 blocking that suits float32
+// (233 against 195 tokens/s decoding 8 sequences of a 154M llama on one core).
 func narrowBF16DP(c []float32, ah, b []uint16, m, n, k, lo, hi int) {
 	body := k &^ 31
-	j := lo
-	for ; j+4 <= hi; j += 4 {
-		w := b[j*k : (j+4)*k]
+	for j := lo; j < hi; j++ {
 		i := 0
 		for ; i+4 <= m; i += 4 {
-			dot4x4BF16DPAVX512(&ah[i*k], k, &w[0], k, body, &c[i*n+j], n)
+			dot1x4BF16DPAVX512(&ah[i*k], k, &b[j*k], body, &c[i*n+j], n)
 		}
 		for ; i < m; i++ {
-			for q := range 4 {
-				c[i*n+j+q] = dot1BF16DPAVX512(&ah[i*k], &w[q*k], body)
-			}
-		}
-	}
-	for ; j < hi; j++ {
-		for i := range m {
 			c[i*n+j] = dot1BF16DPAVX512(&ah[i*k], &b[j*k], body)
 		}
 	}
