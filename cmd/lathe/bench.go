@@ -352,6 +352,7 @@ type generateResult struct {
 	Model        string `json:"model"`
 	Params       int64  `json:"params"`
 	Batch        int    `json:"batch"`
+	Weights      string `json:"weights"` // float32 or bfloat16
 	PromptTokens int    `json:"prompt_tokens"`
 	NewTokens    int    `json:"new_tokens"` // generated per sequence
 	// PrefillMs is the time to the first new token (the prompt's forward); TokensPerSecond counts
@@ -366,6 +367,7 @@ type generateResult struct {
 func benchGenerateCommand() *cobra.Command {
 	var modelPath, prompt string
 	var newTokens, batch int
+	var bf16 bool
 	cmd := &cobra.Command{
 		Use:   "generate --model PATH --new-tokens N",
 		Short: "Greedy generation speed (prefill, then decoding tokens/s) with a KV cache",
@@ -381,6 +383,9 @@ func benchGenerateCommand() *cobra.Command {
 			m, _, _, err := finetune.Engine(lm)
 			if err != nil {
 				return err
+			}
+			if bf16 {
+				m.UseBF16Weights()
 			}
 			ids := make([]int32, 0, 16)
 			for _, id := range lm.Tokenize(prompt, true) {
@@ -414,7 +419,11 @@ func benchGenerateCommand() *cobra.Command {
 			end, share := time.Now(), cpuShare(start, cpu0)
 			decoded := produced - batch // the first token of each sequence comes out of the prefill
 			decodeSec := end.Sub(firstAt).Seconds()
-			res := generateResult{Bench: "generate", Model: modelPath, Params: lm.Params(), Batch: batch,
+			weights := "float32"
+			if bf16 {
+				weights = "bfloat16"
+			}
+			res := generateResult{Bench: "generate", Model: modelPath, Params: lm.Params(), Batch: batch, Weights: weights,
 				PromptTokens: len(ids), NewTokens: produced / batch, PrefillMs: firstAt.Sub(start).Seconds() * 1e3,
 				TokensPerSecond: float64(decoded) / decodeSec, MsPerToken: decodeSec * 1e3 / float64(decoded/batch),
 				CPUShare: share, resources: measureResources()}
@@ -428,6 +437,7 @@ func benchGenerateCommand() *cobra.Command {
 	f.StringVar(&prompt, "prompt", "Once upon a time", "the prompt every sequence starts from")
 	f.IntVar(&newTokens, "new-tokens", 128, "tokens to generate per sequence")
 	f.IntVar(&batch, "batch", 1, "sequences decoded together")
+	f.BoolVar(&bf16, "bf16", false, "decode with bfloat16 weights (half the bytes per token), as large endpoints do")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }

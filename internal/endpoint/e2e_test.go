@@ -207,6 +207,12 @@ func TestHostingErrors(t *testing.T) {
 			_, err := e.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String("nope")})
 			return err
 		}, "ValidationException", `Could not find endpoint "` + arn("endpoint", "nope") + `".`, ""},
+		{"model with an unknown weights dtype", func() error {
+			_, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("fp8-model"),
+				PrimaryContainer: &types.ContainerDefinition{Environment: map[string]string{
+					"LATHE_BASE_MODEL": "Stories260K", "LATHE_WEIGHTS_DTYPE": "fp8"}}})
+			return err
+		}, "ValidationException", "Environment LATHE_WEIGHTS_DTYPE: weights \"fp8\" are not one of float32, bfloat16, auto", ""},
 		{"describe missing model", func() error {
 			_, err := e.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String("nope")})
 			return err

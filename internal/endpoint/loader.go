@@ -74,6 +74,13 @@ func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*
 	}
 	opts := s.cfg.Serving
 	opts.Format = format
+	if w, ok := v.Environment[EnvWeights]; ok {
+		weights, err := serving.ParseWeights(w)
+		if err != nil {
+			return nil, err
+		}
+		opts.Weights = weights
+	}
 	return serving.Load(modelPath, opts)
 }
 

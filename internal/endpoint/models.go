@@ -15,6 +15,9 @@ import (
 const (
 	EnvBaseModel    = "LATHE_BASE_MODEL"    // the base model: served itself without a ModelDataUrl, else its prompt format
 	EnvPromptFormat = "LATHE_PROMPT_FORMAT" // plain, chat or raw; overrides the format training used
+	// EnvWeights is how the endpoint holds the weights it decodes with: float32, bfloat16, or auto
+	// (the default: bfloat16 from serving.BF16AutoParams parameters up, float32 below).
+	EnvWeights = "LATHE_WEIGHTS_DTYPE"
 )
 
 type container struct {
@@ -131,6 +134,11 @@ func (s *Service) createModel(ctx context.Context, body []byte) (any, error) {
 	if f, ok := c.Environment[EnvPromptFormat]; ok {
 		if _, err := parseFormat(f); err != nil {
 			return nil, awserr.Validation("Environment %s: %v", EnvPromptFormat, err)
+		}
+	}
+	if w, ok := c.Environment[EnvWeights]; ok {
+		if _, err := serving.ParseWeights(w); err != nil {
+			return nil, awserr.Validation("Environment %s: %v", EnvWeights, err)
 		}
 	}
 	spec, err := withoutMembers(body, "ModelName", "Tags")

@@ -53,9 +53,36 @@ func FormatFor(baseModel string) PromptFormat {
 	return FormatPlain
 }
 
+// Weights is how an engine holds the weight matrices it decodes with.
+type Weights string
+
+const (
+	// WeightsAuto picks bfloat16 for models of at least BF16AutoParams parameters, float32 below.
+	WeightsAuto     Weights = ""
+	WeightsFloat32  Weights = "float32"
+	WeightsBFloat16 Weights = "bfloat16"
+)
+
+// BF16AutoParams is the size from which an engine decodes with bfloat16 weights unless told
+// otherwise: decoding is memory-bound, so half the bytes per token is up to twice the speed, and
+// models this large are published in bfloat16 anyway. Smaller models keep float32's exact logits.
+const BF16AutoParams = 400_000_000
+
+// ParseWeights checks a weights name ("float32", "bfloat16", or "" / "auto").
+func ParseWeights(s string) (Weights, error) {
+	switch w := Weights(s); w {
+	case WeightsFloat32, WeightsBFloat16:
+		return w, nil
+	case WeightsAuto, "auto":
+		return WeightsAuto, nil
+	}
+	return "", fmt.Errorf("weights %q are not one of float32, bfloat16, auto", s)
+}
+
 // Options bound an engine's memory and queue.
 type Options struct {
-	Format PromptFormat // default FormatPlain
+	Format  PromptFormat // default FormatPlain
+	Weights Weights      // default WeightsAuto
 	// MaxBatch is how many requests decode together (each holds a KV cache of prompt+max_new_tokens
 	// positions). Default 32.
 	MaxBatch int
@@ -79,11 +106,12 @@ func (e *InputError) Error() string { return e.Msg }
 
 // Engine is one loaded model with its decoding loop.
 type Engine struct {
-	m      *model.Model
-	tok    *tokenizer.Tokenizer
-	stops  []int32
-	format PromptFormat
-	opts   Options
+	m       *model.Model
+	tok     *tokenizer.Tokenizer
+	stops   []int32
+	format  PromptFormat
+	weights Weights
+	opts    Options
 
 	pending chan *Generation
 	quit    chan struct{}
@@ -158,6 +186,16 @@ func Load(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
+	weights := opts.Weights
+	if weights == WeightsAuto {
+		weights = WeightsFloat32
+		if m.Config().NumParams() >= BF16AutoParams {
+			weights = WeightsBFloat16
+		}
+	}
+	if weights == WeightsBFloat16 {
+		m.UseBF16Weights()
+	}
 	var tok *tokenizer.Tokenizer
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		tok, err = tokenizer.LoadHF(path)
@@ -167,7 +205,7 @@ func Load(path string, opts Options) (*Engine, error) {
 	} else if tok, err = tokenizer.Load(path); err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
-	e := &Engine{m: m, tok: tok, format: opts.Format, opts: opts}
+	e := &Engine{m: m, tok: tok, format: opts.Format, weights: weights, opts: opts}
 	if e.format == "" {
 		e.format = FormatPlain
 	}
@@ -194,6 +232,9 @@ func Load(path string, opts Options) (*Engine, error) {
 
 // Format is the engine's prompt format.
 func (e *Engine) Format() PromptFormat { return e.format }
+
+// Weights is how the engine holds its weight matrices (never WeightsAuto).
+func (e *Engine) Weights() Weights { return e.weights }
 
 // ContextLen is the longest sequence (prompt and generated tokens) the model takes.
 func (e *Engine) ContextLen() int { return e.m.Config().ContextLen }

@@ -179,3 +179,30 @@ func TestDrainFinishesAdmittedGenerations(t *testing.T) {
 	}
 	e.Close() // a no-op now
 }
+
+// Small models decode with float32 weights by default; asked for bfloat16, the engine holds them so
+// and still writes the README's greedy continuation.
+func TestWeightsDefaultAndBFloat16(t *testing.T) {
+	if w := load(t, serving.Options{Format: serving.FormatRaw}).Weights(); w != serving.WeightsFloat32 {
+		t.Errorf("stories260K (260K parameters) decodes with %q weights by default, want float32", w)
+	}
+	e := load(t, serving.Options{Format: serving.FormatRaw, Weights: serving.WeightsBFloat16})
+	if w := e.Weights(); w != serving.WeightsBFloat16 {
+		t.Fatalf("weights %q, want bfloat16", w)
+	}
+	ctx := context.Background()
+	g, err := e.Start(ctx, lilyPrompt, generate.Options{MaxNewTokens: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(res.Text), lilyWant) {
+		t.Errorf("bfloat16 weights wrote %q, want it to start with %q", res.Text, lilyWant)
+	}
+	if _, err := serving.ParseWeights("fp8"); err == nil {
+		t.Error("ParseWeights accepted fp8")
+	}
+}
