@@ -50,13 +50,8 @@ func LoadModel(path string, entry catalog.Model) (LanguageModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tok *tokenizer.Tokenizer
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		tok, err = tokenizer.LoadHF(path)
-		if err != nil {
-			return nil, fmt.Errorf("tokenizer: %w", err)
-		}
-	} else if tok, err = tokenizer.Load(path); err != nil {
+	tok, err := tokenizer.Load(path) // a GGUF file's metadata, or a Hugging Face directory's files
+	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	e := &engineModel{m: m, tok: tok, base: base, entry: entry}

@@ -196,13 +196,8 @@ func Load(path string, opts Options) (*Engine, error) {
 	if weights == WeightsBFloat16 {
 		m.UseBF16Weights()
 	}
-	var tok *tokenizer.Tokenizer
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		tok, err = tokenizer.LoadHF(path)
-		if err != nil {
-			return nil, fmt.Errorf("load tokenizer: %w", err)
-		}
-	} else if tok, err = tokenizer.Load(path); err != nil {
+	tok, err := tokenizer.Load(path) // a GGUF file's metadata, or a Hugging Face directory's files
+	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
 	e := &Engine{m: m, tok: tok, format: opts.Format, weights: weights, opts: opts}
