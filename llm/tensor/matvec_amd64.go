@@ -44,46 +44,36 @@ func dot1BF16AVX512(x *float32, w *uint16, k int) float32
 //go:noescape
 func dot4x4BF16AVX512(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
 
-// narrowF32 computes columns [lo, hi) of c = a·bᵀ, four weight rows at a time against four
-// activation rows at a time (every weight read from memory once, every activation row once per four
-// weight rows), the activation rows beyond a multiple of four one weight row at a time.
+// narrowKernels are one weight type's AVX-512 kernels for the narrow products.
+type narrowKernels[W float32 | uint16] struct {
+	dot4x4 func(x *float32, ldx int, w *W, ldw, k int, out *float32, ldo int)
+	dot1   func(x *float32, w *W, k int) float32
+	// generic computes columns [lo, hi) of c = a·bᵀ in Go: the shapes the kernels do not take, and
+	// the k mod 16 tail of every entry (as 1x1 products).
+	generic func(c, a []float32, b []W, m, n, k, lo, hi int)
+}
+
+var (
+	f32Narrow  = narrowKernels[float32]{dot4x4F32AVX512, dot1F32AVX512, narrowF32Generic}
+	bf16Narrow = narrowKernels[uint16]{dot4x4BF16AVX512, dot1BF16AVX512, narrowBF16Generic}
+)
+
+// narrowF32 computes columns [lo, hi) of c = a·bᵀ; narrowBF16 the same with bfloat16 weights.
 func narrowF32(c, a, b []float32, m, n, k, lo, hi int) {
-	body := k &^ 15
-	if !narrowAVX512 || body == 0 {
-		narrowF32Generic(c, a, b, m, n, k, lo, hi)
-		return
-	}
-	j := lo
-	for ; j+4 <= hi; j += 4 {
-		w := b[j*k : (j+4)*k]
-		i := 0
-		for ; i+4 <= m; i += 4 {
-			dot4x4F32AVX512(&a[i*k], k, &w[0], k, body, &c[i*n+j], n)
-		}
-		for ; i < m; i++ {
-			for q := range 4 {
-				c[i*n+j+q] = dot1F32AVX512(&a[i*k], &w[q*k], body)
-			}
-		}
-	}
-	for ; j < hi; j++ {
-		for i := range m {
-			c[i*n+j] = dot1F32AVX512(&a[i*k], &b[j*k], body)
-		}
-	}
-	if body < k {
-		for j := lo; j < hi; j++ {
-			for i := range m {
-				c[i*n+j] += dotGeneric(a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k])
-			}
-		}
-	}
+	narrowWith(f32Narrow, c, a, b, m, n, k, lo, hi)
 }
 
 func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
+	narrowWith(bf16Narrow, c, a, b, m, n, k, lo, hi)
+}
+
+// narrowWith computes columns [lo, hi) of c = a·bᵀ, four weight rows at a time against four
+// activation rows at a time (every weight read from memory once, every activation row once per four
+// weight rows), the activation rows beyond a multiple of four one weight row at a time.
+func narrowWith[W float32 | uint16](kn narrowKernels[W], c, a []float32, b []W, m, n, k, lo, hi int) {
 	body := k &^ 15
 	if !narrowAVX512 || body == 0 {
-		narrowBF16Generic(c, a, b, m, n, k, lo, hi)
+		kn.generic(c, a, b, m, n, k, lo, hi)
 		return
 	}
 	j := lo
@@ -91,25 +81,24 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 		w := b[j*k : (j+4)*k]
 		i := 0
 		for ; i+4 <= m; i += 4 {
-			dot4x4BF16AVX512(&a[i*k], k, &w[0], k, body, &c[i*n+j], n)
+			kn.dot4x4(&a[i*k], k, &w[0], k, body, &c[i*n+j], n)
 		}
 		for ; i < m; i++ {
 			for q := range 4 {
-				c[i*n+j+q] = dot1BF16AVX512(&a[i*k], &w[q*k], body)
+				c[i*n+j+q] = kn.dot1(&a[i*k], &w[q*k], body)
 			}
 		}
 	}
 	for ; j < hi; j++ {
 		for i := range m {
-			c[i*n+j] = dot1BF16AVX512(&a[i*k], &b[j*k], body)
+			c[i*n+j] = kn.dot1(&a[i*k], &b[j*k], body)
 		}
 	}
 	if body < k {
-		// The tail (k mod 16 columns) of every entry, as one-row products.
 		var tail [1]float32
 		for j := lo; j < hi; j++ {
 			for i := range m {
-				narrowBF16Generic(tail[:], a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k], 1, 1, k-body, 0, 1)
+				kn.generic(tail[:], a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k], 1, 1, k-body, 0, 1)
 				c[i*n+j] += tail[0]
 			}
 		}
