@@ -18,6 +18,17 @@ import (
 //go:noescape
 func sgemmKernel8x48AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 
+// sgemmKernel8x32AVX512 and sgemmKernel8x16AVX512 compute the first 32 or 16 columns of a tile whose B
+// panel is packed 48 wide: the last column panel of a product whose width is 32 or 16 past a multiple
+// of 48 (every width of the llama shapes: 512, 1376 and 32000 are all 32 mod 48), which would
+// otherwise spend a third or two thirds of its tile on padding and go through the scratch tile.
+//
+//go:noescape
+func sgemmKernel8x32AVX512(k int, a, b, c *float32, ldc int, accumulate int)
+
+//go:noescape
+func sgemmKernel8x16AVX512(k int, a, b, c *float32, ldc int, accumulate int)
+
 //go:noescape
 func sgemmKernel8x8AVX2(k int, a, b, c *float32, ldc int, accumulate int)
 
@@ -214,6 +225,14 @@ func (g *gemmCall) tiles(lo, hi int) {
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
 			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+			continue
+		}
+		if rows == mr && kn == kernelAVX512 && cols%16 == 0 {
+			if cols == 32 {
+				sgemmKernel8x32AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+			} else {
+				sgemmKernel8x16AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+			}
 			continue
 		}
 		// A ragged tile: compute the whole tile into a scratch and keep the part inside C.

@@ -12,81 +12,88 @@ o("// 8x8 in 8 ymm) and stream one packed A column (8 broadcasts) and one packed
 o()
 o('#include "textflag.h"')
 o()
-# AVX-512 8x48 kernel
-o("// func sgemmKernel8x48AVX512(k int, a, b, c *float32, ldc int, accumulate int)")
-o("// C[8x48] (+)= sum_p a[p*8+i] * b[p*48+j]; a and b are packed panels, C is row-major with stride ldc.")
-o("TEXT ·sgemmKernel8x48AVX512(SB), NOSPLIT, $0-48")
-o("\tMOVQ k+0(FP), CX")
-o("\tMOVQ a+8(FP), SI")
-o("\tMOVQ b+16(FP), DI")
-o("\tMOVQ c+24(FP), DX")
-o("\tMOVQ ldc+32(FP), R8")
-o("\tSHLQ $2, R8")
-o("\t// Fetch the C tile while the first k steps run: it is read (when accumulating) and written at the end.")
-o("\tMOVQ DX, R10")
-for i in range(8):
-    o("\tPREFETCHT0 (R10)")
-    o("\tPREFETCHT0 64(R10)")
-    o("\tPREFETCHT0 128(R10)")
-    if i < 7: o("\tADDQ R8, R10")
-for r in range(24):
-    o(f"\tVPXORD Z{r}, Z{r}, Z{r}")
-o("\tTESTQ CX, CX")
-o("\tJEQ store512")
-def step512(aoff, boff):
-    o(f"\tVMOVUPS {boff}(DI), Z24")
-    o(f"\tVMOVUPS {boff+64}(DI), Z25")
-    o(f"\tVMOVUPS {boff+128}(DI), Z26")
+# AVX-512 kernels: 8x48, and 8x32 / 8x16 for the last column panel of a product whose width is not a
+# multiple of 48 (the panel is still packed 48 wide, so only the B row stride is shared).
+def kernel512(nv):
+    w = 16*nv
+    name = f"sgemmKernel8x{w}AVX512"
+    s = str(w)
+    o(f"// func {name}(k int, a, b, c *float32, ldc int, accumulate int)")
+    if nv == 3:
+        o("// C[8x48] (+)= sum_p a[p*8+i] * b[p*48+j]; a and b are packed panels, C is row-major with stride ldc.")
+    else:
+        o(f"// C[8x{w}] (+)= sum_p a[p*8+i] * b[p*48+j] for j < {w}: the first {w} columns of a 48-wide B panel.")
+    o(f"TEXT ·{name}(SB), NOSPLIT, $0-48")
+    o("\tMOVQ k+0(FP), CX")
+    o("\tMOVQ a+8(FP), SI")
+    o("\tMOVQ b+16(FP), DI")
+    o("\tMOVQ c+24(FP), DX")
+    o("\tMOVQ ldc+32(FP), R8")
+    o("\tSHLQ $2, R8")
+    o("\t// Fetch the C tile while the first k steps run: it is read (when accumulating) and written at the end.")
+    o("\tMOVQ DX, R10")
     for i in range(8):
-        t = 27 + (i % 5)
-        o(f"\tVBROADCASTSS {aoff+4*i}(SI), Z{t}")
-        for j in range(3):
-            o(f"\tVFMADD231PS Z{24+j}, Z{t}, Z{3*i+j}")
-o("\tMOVQ CX, R9")
-o("\tSHRQ $2, R9")
-o("\tJEQ tail512")
-o("loop512:")
-o("\tPREFETCHT0 768(DI)")
-o("\tPREFETCHT0 832(DI)")
-o("\tPREFETCHT0 896(DI)")
-for u in range(4):
-    step512(32*u, 192*u)
-    if u == 1:
-        o("\tPREFETCHT0 1152(DI)")
-        o("\tPREFETCHT0 1216(DI)")
-        o("\tPREFETCHT0 1280(DI)")
-o("\tADDQ $128, SI")
-o("\tADDQ $768, DI")
-o("\tDECQ R9")
-o("\tJNE loop512")
-o("tail512:")
-o("\tANDQ $3, CX")
-o("\tJEQ store512")
-o("tailloop512:")
-step512(0, 0)
-o("\tADDQ $32, SI")
-o("\tADDQ $192, DI")
-o("\tDECQ CX")
-o("\tJNE tailloop512")
-o("store512:")
-o("\tMOVQ accumulate+40(FP), AX")
-o("\tTESTQ AX, AX")
-o("\tJEQ overwrite512")
-for i in range(8):
-    for j in range(3):
-        o(f"\tVADDPS {64*j}(DX), Z{3*i+j}, Z{3*i+j}")
-        o(f"\tVMOVUPS Z{3*i+j}, {64*j}(DX)")
-    if i < 7: o("\tADDQ R8, DX")
-o("\tVZEROUPPER")
-o("\tRET")
-o("overwrite512:")
-for i in range(8):
-    for j in range(3):
-        o(f"\tVMOVUPS Z{3*i+j}, {64*j}(DX)")
-    if i < 7: o("\tADDQ R8, DX")
-o("\tVZEROUPPER")
-o("\tRET")
-o()
+        for j in range(nv):
+            o(f"\tPREFETCHT0 {64*j}(R10)" if j else "\tPREFETCHT0 (R10)")
+        if i < 7: o("\tADDQ R8, R10")
+    for r in range(8*nv):
+        o(f"\tVPXORD Z{r}, Z{r}, Z{r}")
+    o("\tTESTQ CX, CX")
+    o(f"\tJEQ store{s}")
+    def step512(aoff, boff):
+        for j in range(nv):
+            o(f"\tVMOVUPS {boff+64*j}(DI), Z{24+j}")
+        for i in range(8):
+            t = 27 + (i % 5)
+            o(f"\tVBROADCASTSS {aoff+4*i}(SI), Z{t}")
+            for j in range(nv):
+                o(f"\tVFMADD231PS Z{24+j}, Z{t}, Z{nv*i+j}")
+    o("\tMOVQ CX, R9")
+    o("\tSHRQ $2, R9")
+    o(f"\tJEQ tail{s}")
+    o(f"loop{s}:")
+    for j in range(nv):
+        o(f"\tPREFETCHT0 {768+64*j}(DI)")
+    for u in range(4):
+        step512(32*u, 192*u)
+        if u == 1:
+            for j in range(nv):
+                o(f"\tPREFETCHT0 {1152+64*j}(DI)")
+    o("\tADDQ $128, SI")
+    o("\tADDQ $768, DI")
+    o("\tDECQ R9")
+    o(f"\tJNE loop{s}")
+    o(f"tail{s}:")
+    o("\tANDQ $3, CX")
+    o(f"\tJEQ store{s}")
+    o(f"tailloop{s}:")
+    step512(0, 0)
+    o("\tADDQ $32, SI")
+    o("\tADDQ $192, DI")
+    o("\tDECQ CX")
+    o(f"\tJNE tailloop{s}")
+    o(f"store{s}:")
+    o("\tMOVQ accumulate+40(FP), AX")
+    o("\tTESTQ AX, AX")
+    o(f"\tJEQ overwrite{s}")
+    for i in range(8):
+        for j in range(nv):
+            o(f"\tVADDPS {64*j}(DX), Z{nv*i+j}, Z{nv*i+j}")
+            o(f"\tVMOVUPS Z{nv*i+j}, {64*j}(DX)")
+        if i < 7: o("\tADDQ R8, DX")
+    o("\tVZEROUPPER")
+    o("\tRET")
+    o(f"overwrite{s}:")
+    for i in range(8):
+        for j in range(nv):
+            o(f"\tVMOVUPS Z{nv*i+j}, {64*j}(DX)")
+        if i < 7: o("\tADDQ R8, DX")
+    o("\tVZEROUPPER")
+    o("\tRET")
+    o()
+kernel512(3)
+kernel512(2)
+kernel512(1)
 # AVX2 8x8 kernel
 o("// func sgemmKernel8x8AVX2(k int, a, b, c *float32, ldc int, accumulate int)")
 o("// C[8x8] (+)= sum_p a[p*8+i] * b[p*8+j], as the AVX-512 kernel with 256-bit registers.")

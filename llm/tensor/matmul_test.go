@@ -34,6 +34,9 @@ func matmulCases(rng *rand.Rand) []matmulCase {
 	shapes := [][3]int{
 		{1, 1, 1}, {8, 48, 8}, {8, 8, 1}, {1, 70, 33}, {2, 100, 9}, {70, 1, 40}, {3, 5, 7},
 		{130, 200, 300}, {17, 1000, 520}, {40, 520, 513}, {64, 64, 64}, {9, 49, 257},
+		// Widths 32 and 16 past a multiple of 48 (the AVX-512 kernel's narrow edge tiles), one of them
+		// in the second column block (992 = 960 + 32), with depths that leave a k%4 tail.
+		{16, 80, 37}, {24, 64, 130}, {8, 992, 9}, {17, 32, 6},
 	}
 	for range 40 {
 		shapes = append(shapes, [3]int{1 + rng.IntN(70), 1 + rng.IntN(70), 1 + rng.IntN(70)})
