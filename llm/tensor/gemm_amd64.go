@@ -3,6 +3,7 @@
 package tensor
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -95,12 +96,42 @@ const (
 // lives in a pooled workspace so that a small product allocates nothing.
 type gemmCall struct {
 	gemmArgs
-	kn               *gemmKernel
-	pa, pb           []float32 // packed A slice (all row panels) and packed B block
-	p0, kb, j0       int       // the current block: rows p0..p0+kb-1 of op(B), columns from j0
-	mPanels, nPanels int
-	acc              int // non-zero: add into C (0 or 1, as the kernels take it)
-	packAWithB       bool
+	kn      *gemmKernel
+	pa, pb  []float32 // packed A slice (all row panels) and packed B block
+	mPanels int
+	// next holds one task counter per phase of a threaded product; arrived counts the workers that
+	// reached each phase barrier, in total (see gemmThreaded).
+	next    []atomic.Int64
+	arrived atomic.Int64
+}
+
+// gemmBlock is one kc×nc block of a product: rows p0..p0+kb-1 of op(B), columns from j0.
+type gemmBlock struct {
+	p0, kb, j0 int
+	nPanels    int
+	acc        int  // non-zero: add into C (0 or 1, as the kernels take it)
+	packAWithB bool // the block that packs the A slice too (the first of its kc slice)
+}
+
+// blocks calls fn on each block of the product in order, with its number of packing and kernel tasks.
+func (g *gemmCall) blocks(fn func(b gemmBlock, packTasks, tiles int)) {
+	nr := g.kn.nr
+	for p0 := 0; p0 < g.k; p0 += gemmKC {
+		b := gemmBlock{p0: p0, kb: min(gemmKC, g.k-p0)}
+		if g.accumulate || p0 > 0 {
+			b.acc = 1
+		}
+		for b.j0 = 0; b.j0 < g.n; b.j0 += gemmNC {
+			b.nPanels = (min(gemmNC, g.n-b.j0) + nr - 1) / nr
+			// The A slice is packed once per kc slice, together with the first B block.
+			b.packAWithB = b.j0 == 0
+			packTasks := b.nPanels
+			if b.packAWithB {
+				packTasks += g.mPanels
+			}
+			fn(b, packTasks, g.mPanels*b.nPanels)
+		}
+	}
 }
 
 var workspaces = sync.Pool{New: func() any { return new(gemmCall) }}
@@ -157,56 +188,90 @@ func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
 	defer func() { g.gemmArgs = gemmArgs{} }() // do not keep the caller's matrices alive
 
 	// Below about a million multiply-adds the goroutine hand-off costs more than it saves.
-	threaded = threaded && Workers() > 1 && m*n*k >= 1<<20
-	for g.p0 = 0; g.p0 < k; g.p0 += gemmKC {
-		g.kb = min(gemmKC, k-g.p0)
-		g.acc = 0
-		if args.accumulate || g.p0 > 0 {
-			g.acc = 1
+	if threaded && Workers() > 1 && m*n*k >= 1<<20 {
+		g.gemmThreaded()
+		return
+	}
+	g.blocks(func(b gemmBlock, packTasks, tiles int) {
+		g.pack(b, 0, packTasks)
+		g.tiles(b, 0, tiles)
+	})
+}
+
+// gemmThreaded runs the product on all workers in one call of Parallel: every worker walks the same
+// blocks, takes packing tasks and then kernel tasks of each from a counter per phase, and waits for
+// the others at the end of each phase (the kernels need the whole block packed; the next block's
+// packing overwrites it). A hand-off to the pool per phase, instead, wakes a sleeping thread every
+// time, which for a product deep in k (the output head's backward: 63 kc slices) left the second core
+// idle for a large part of each short phase.
+func (g *gemmCall) gemmThreaded() {
+	w := Workers()
+	phases := 0
+	g.blocks(func(gemmBlock, int, int) { phases += 2 })
+	if cap(g.next) < phases {
+		g.next = make([]atomic.Int64, phases)
+	}
+	g.next = g.next[:phases]
+	for i := range g.next {
+		g.next[i].Store(0)
+	}
+	g.arrived.Store(0)
+	// Parallel hands each goroutine a range of the w worker slots (one each, unless GOMAXPROCS has
+	// shrunk since Workers was read): a goroutine arrives at the barriers for every slot it holds.
+	Parallel(w, func(lo, hi int) {
+		ph, slots := 0, hi-lo
+		g.blocks(func(b gemmBlock, packTasks, tiles int) {
+			g.phase(ph, w, slots, packTasks, func(lo, hi int) { g.pack(b, lo, hi) })
+			g.phase(ph+1, w, slots, tiles, func(lo, hi int) { g.tiles(b, lo, hi) })
+			ph += 2
+		})
+	})
+}
+
+// phase runs this worker's share of phase ph's tasks, in chunks of about 1/16 of a worker's share (on
+// a machine shared with other programs a descheduled worker does not hold the others back), then
+// waits until all w worker slots have finished the phase (this worker holds slots of them). A waiting
+// worker yields its thread, so a worker that has not started yet can run on it.
+func (g *gemmCall) phase(ph, w, slots, tasks int, fn func(lo, hi int)) {
+	chunk := max(1, tasks/(16*w))
+	next := &g.next[ph]
+	for {
+		hi := int(next.Add(int64(chunk)))
+		lo := hi - chunk
+		if lo >= tasks {
+			break
 		}
-		for g.j0 = 0; g.j0 < n; g.j0 += gemmNC {
-			g.nPanels = (min(gemmNC, n-g.j0) + nr - 1) / nr
-			// The A slice is packed once per kc slice, together with the first B block.
-			g.packAWithB = g.j0 == 0
-			packTasks := g.nPanels
-			if g.packAWithB {
-				packTasks += g.mPanels
-			}
-			tiles := g.mPanels * g.nPanels
-			if threaded {
-				parallelDynamic(packTasks, g.pack)
-				parallelDynamic(tiles, g.tiles)
-			} else {
-				g.pack(0, packTasks)
-				g.tiles(0, tiles)
-			}
-		}
+		fn(lo, min(hi, tasks))
+	}
+	target := int64(w * (ph + 1))
+	for g.arrived.Add(int64(slots)); g.arrived.Load() < target; {
+		runtime.Gosched()
 	}
 }
 
 // pack packs panels lo..hi-1 of the current block: the A row panels first when this block packs A,
 // then the B column panels.
-func (g *gemmCall) pack(lo, hi int) {
-	mr, nr, kb := g.kn.mr, g.kn.nr, g.kb
-	if g.packAWithB {
+func (g *gemmCall) pack(b gemmBlock, lo, hi int) {
+	mr, nr, kb := g.kn.mr, g.kn.nr, b.kb
+	if b.packAWithB {
 		for ir := lo; ir < min(hi, g.mPanels); ir++ {
 			i0 := ir * mr
 			dst := g.pa[ir*mr*kb : (ir+1)*mr*kb]
 			if g.transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
-				packCopy(dst, mr, g.a[g.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
+				packCopy(dst, mr, g.a[b.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
 			} else { // A is stored m×k: transpose.
-				packTrans(dst, mr, g.a[i0*g.lda+g.p0:], g.lda, min(mr, g.m-i0), kb)
+				packTrans(dst, mr, g.a[i0*g.lda+b.p0:], g.lda, min(mr, g.m-i0), kb)
 			}
 		}
 		lo, hi = max(lo, g.mPanels)-g.mPanels, max(hi, g.mPanels)-g.mPanels
 	}
 	for jr := lo; jr < hi; jr++ {
-		j := g.j0 + jr*nr
+		j := b.j0 + jr*nr
 		dst := g.pb[jr*nr*kb : (jr+1)*nr*kb]
 		if g.transB { // B is stored n×k: transpose.
-			packTrans(dst, nr, g.b[j*g.ldb+g.p0:], g.ldb, min(nr, g.n-j), kb)
+			packTrans(dst, nr, g.b[j*g.ldb+b.p0:], g.ldb, min(nr, g.n-j), kb)
 		} else {
-			packCopy(dst, nr, g.b[g.p0*g.ldb+j:], g.ldb, kb, min(nr, g.n-j))
+			packCopy(dst, nr, g.b[b.p0*g.ldb+j:], g.ldb, kb, min(nr, g.n-j))
 		}
 	}
 }
@@ -214,24 +279,24 @@ func (g *gemmCall) pack(lo, hi int) {
 // tiles runs the kernel on tiles lo..hi-1 of the current block. Tiles are numbered row-panel-major so
 // that consecutive tiles share their A micro-panel; with few row panels a split falls inside a row and
 // every worker still helps.
-func (g *gemmCall) tiles(lo, hi int) {
-	kn, c, n, ldc, kb := g.kn, g.c, g.n, g.ldc, g.kb
+func (g *gemmCall) tiles(b gemmBlock, lo, hi int) {
+	kn, c, n, ldc, kb := g.kn, g.c, g.n, g.ldc, b.kb
 	mr, nr := kn.mr, kn.nr
 	var edge [8 * 48]float32
 	for t := lo; t < hi; t++ {
-		ir, jr := t/g.nPanels, t%g.nPanels
-		i0, j := ir*mr, g.j0+jr*nr
+		ir, jr := t/b.nPanels, t%b.nPanels
+		i0, j := ir*mr, b.j0+jr*nr
 		ap, bp := &g.pa[ir*mr*kb], &g.pb[jr*nr*kb]
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
-			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
 			continue
 		}
 		if rows == mr && kn == kernelAVX512 && cols%16 == 0 {
 			if cols == 32 {
-				sgemmKernel8x32AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+				sgemmKernel8x32AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
 			} else {
-				sgemmKernel8x16AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, g.acc)
+				sgemmKernel8x16AVX512(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
 			}
 			continue
 		}
@@ -240,7 +305,7 @@ func (g *gemmCall) tiles(lo, hi int) {
 		for i := 0; i < rows; i++ {
 			ci := c[(i0+i)*ldc+j : (i0+i)*ldc+j+cols]
 			ei := edge[i*nr : i*nr+cols]
-			if g.acc != 0 {
+			if b.acc != 0 {
 				for x := range ci {
 					ci[x] += ei[x]
 				}
@@ -249,25 +314,6 @@ func (g *gemmCall) tiles(lo, hi int) {
 			}
 		}
 	}
-}
-
-// parallelDynamic runs fn over [0, tasks) on all workers, which take chunks of about 1/16 of their
-// share at a time: on a machine shared with other programs a worker that is descheduled does not hold
-// the others back at the end of the phase.
-func parallelDynamic(tasks int, fn func(lo, hi int)) {
-	w := Workers()
-	chunk := max(1, tasks/(16*w))
-	var next atomic.Int64
-	Parallel(w, func(_, _ int) {
-		for {
-			hi := int(next.Add(int64(chunk)))
-			lo := hi - chunk
-			if lo >= tasks {
-				return
-			}
-			fn(lo, min(hi, tasks))
-		}
-	})
 }
 
 // packCopy sets dst[p*width+j] = src[p*lds+j] for p < rows, j < cols, and zero for cols <= j < width.

@@ -4,6 +4,7 @@ package tensor
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -48,6 +49,26 @@ func TestPackedKernelsMatchGeneric(t *testing.T) {
 					t.Fatalf("%s %v: C[%d] = %g, generic %g", kn.name, tc, i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+// The threaded product's workers meet at a barrier after every phase; with more workers than cores
+// (some waiting for a thread) and products of several kc slices and nc blocks, every element is still
+// right and nothing outside C is written.
+func TestPackedKernelThreadedMoreWorkersThanCores(t *testing.T) {
+	if activeKernel == nil {
+		t.Skip("this CPU has no SIMD kernel")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{3, 5} {
+		runtime.GOMAXPROCS(procs)
+		for _, tc := range []matmulCase{
+			{m: 40, n: 1000, k: 1100}, {m: 24, n: 2000, k: 600, transA: true, accumulate: true},
+			{m: 17, n: 1936, k: 530, transB: true},
+		} {
+			checkMatMul(t, rng, tc, 3, func(g gemmArgs) { gemmPacked(activeKernel, g, true) })
 		}
 	}
 }
