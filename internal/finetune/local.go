@@ -58,11 +58,7 @@ type LocalReport struct {
 // file's name is a catalog model's name, otherwise the limits Lathe gives a model registered only in
 // the store (as a job does). instruct says to format prompts with the model's chat template.
 func LocalEntry(path string, instruct bool) catalog.Model {
-	name := strings.TrimSuffix(filepath.Base(filepath.Clean(path)), ".gguf")
-	entry, ok := catalog.Lookup(name)
-	if !ok {
-		entry = catalog.Model{Name: name, Architecture: "llama", MaxRows: 10000, ContextLen: 2048}
-	}
+	entry := entryFor(strings.TrimSuffix(filepath.Base(filepath.Clean(path)), ".gguf"))
 	entry.Instruct = instruct
 	return entry
 }

@@ -80,11 +80,7 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 	}
 	timer := newPhaseTimer()
 
-	entry, ok := catalog.Lookup(spec.BaseModel)
-	if !ok {
-		// A model registered only in the store: limits of a small llama model.
-		entry = catalog.Model{Name: spec.BaseModel, Architecture: "llama", MaxRows: 10000, ContextLen: 2048}
-	}
+	entry := entryFor(spec.BaseModel)
 
 	// Resume state: the training log may exist only in S3 when the work dir was lost.
 	logPath := filepath.Join(work, "training-log.jsonl")
@@ -394,6 +390,15 @@ type trainState struct {
 // epochOrder is the shuffled order of the training examples in one epoch: fixed for (seed, epoch).
 func epochOrder(seed int64, epoch, n int) []int {
 	return rand.New(rand.NewPCG(uint64(seed), uint64(epoch))).Perm(n)
+}
+
+// entryFor is the catalog entry of a base model, or, for a model registered only in the model store,
+// the limits Lathe gives a small llama model.
+func entryFor(name string) catalog.Model {
+	if entry, ok := catalog.Lookup(name); ok {
+		return entry
+	}
+	return catalog.Model{Name: name, Architecture: "llama", MaxRows: 10000, ContextLen: 2048}
 }
 
 // OutputPrefix is where a job's artifacts go: S3OutputPath/<job name>/.
