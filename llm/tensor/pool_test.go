@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Every index of every call is covered exactly once, with calls coming from several goroutines at
@@ -46,5 +47,27 @@ func TestParallelCoversEachIndexOnce(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+	}
+}
+
+// A call after the resident workers have gone to sleep (idle past spinFor) wakes them and gets every
+// range run, many times over, with sleeps of either side of the spin window between calls.
+func TestParallelWakesSleepingWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for i := range 40 {
+		var sum atomic.Int64
+		Parallel(4, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				sum.Add(int64(j + 1))
+			}
+		})
+		if got := sum.Load(); got != 10 {
+			t.Fatalf("call %d: the ranges summed to %d, want 10", i, got)
+		}
+		if i%2 == 0 {
+			time.Sleep(2 * spinFor)
+		} else {
+			time.Sleep(spinFor / 4)
+		}
 	}
 }
