@@ -147,7 +147,7 @@ func TestLinearBackward(t *testing.T) {
 	out := make([]float64, N*OC)
 	loss := func() float64 { linearForward(out, inp, w, b, N, C, OC); return dotF(out, r) }
 	dinp, dw, db := make([]float64, N*C), make([]float64, OC*C), make([]float64, OC)
-	linearBackward(dinp, dw, db, r, inp, w, N, C, OC, false)
+	linearBackward(dinp, dw, db, r, inp, w, N, C, OC, false, true)
 	checkGrad(t, "linear dinp", inp, dinp, loss)
 	checkGrad(t, "linear dweight", w, dw, loss)
 	checkGrad(t, "linear dbias", b, db, loss)
@@ -169,7 +169,7 @@ func TestLoRALinearBackwardWithDropout(t *testing.T) {
 	loss()
 	dinp := make([]float64, N*C)
 	gad := &adapter[float64]{a: make([]float64, rank*C), b: make([]float64, OC*rank)}
-	linearBackward(dinp, nil, nil, r, inp, w, N, C, OC, false)
+	linearBackward(dinp, nil, nil, r, inp, w, N, C, OC, false, true)
 	dxd, dh := make([]float64, N*C), make([]float64, N*rank)
 	loraBackward(dxd, dh, gad, ad, r, hs, xd, s, N, C, OC, rank, false)
 	dropoutBackward(dinp, dxd, 42, 0, TargetQ, p)
@@ -188,7 +188,7 @@ func TestCrossEntropyHeadBackwardWithMaskAndChunks(t *testing.T) {
 	scale := 1 / 4.5
 	loss := func() float64 { return scale * crossEntropyHeadForward(x, w, targets, mask, N, C, V, hs) }
 	dx, dw := make([]float64, N*C), make([]float64, V*C)
-	sum := crossEntropyHeadForwardBackward(dx, dw, x, w, targets, mask, N, C, V, scale, hs)
+	sum := crossEntropyHeadForwardBackward(dx, dw, x, w, targets, mask, N, C, V, scale, true, hs)
 	if got := loss(); math.Abs(sum*scale-got) > 1e-12 {
 		t.Fatalf("forward-backward loss %g, forward loss %g", sum*scale, got)
 	}

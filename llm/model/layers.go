@@ -139,9 +139,10 @@ func linearForward[F float](out, inp, weight, bias []F, N, C, OC int) {
 	}
 }
 
-// linearBackward: dinp[N,C] (+)= dout[N,OC]·weight; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_n dout.
-// A nil dweight (frozen weight) skips that product; accumulate says whether dinp is added to.
-func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate bool) {
+// linearBackward: dinp[N,C] (+)= dout[N,OC]·weight; dweight[OC,C] (+)= doutᵀ·inp; dbias[OC] += Σ_n dout.
+// A nil dweight (frozen weight) skips that product; accumulate says whether dinp is added to, accW
+// whether dweight is (false: overwritten).
+func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate, accW bool) {
 	switch {
 	case dweight != nil && tensor.Workers() == 2:
 		// The two products have the same size (N·C·OC multiply-adds) and are independent: one per
@@ -149,10 +150,10 @@ func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, 
 		// twice per block, which at 512-row products left about a third of the two cores idle.
 		onEachWorker(
 			func() { matmulSerial(dinp, dout, weight, N, C, OC, false, false, accumulate) },
-			func() { matmulSerial(dweight, dout, inp, OC, C, N, true, false, true) })
+			func() { matmulSerial(dweight, dout, inp, OC, C, N, true, false, accW) })
 	case dweight != nil:
 		matmul(dinp, dout, weight, N, C, OC, false, false, accumulate)
-		matmul(dweight, dout, inp, OC, C, N, true, false, true)
+		matmul(dweight, dout, inp, OC, C, N, true, false, accW)
 	default:
 		matmul(dinp, dout, weight, N, C, OC, false, false, accumulate)
 	}
@@ -421,17 +422,18 @@ func newHeadScratch[F float](R, C, V int) *headScratch[F] {
 // crossEntropyHeadForward: Σ_n mask[n]·(logsumexp(x[n]·Wᵀ) − (x[n]·Wᵀ)[targets[n]]), over the rows
 // with mask ≠ 0 only, gathered R at a time so the [N, V] logits are never held.
 func crossEntropyHeadForward[F float](x, w []F, targets []int32, mask []F, N, C, V int, hs *headScratch[F]) float64 {
-	return crossEntropyHead(nil, nil, x, w, targets, mask, N, C, V, 0, hs, false)
+	return crossEntropyHead(nil, nil, x, w, targets, mask, N, C, V, 0, true, hs, false)
 }
 
 // crossEntropyHeadForwardBackward is the forward and, in the same pass over each chunk, its backward:
 // dlogits = scale·mask·(softmax − onehot(target)); dx[n] = dlogits·W (0 for unmasked rows);
-// dw += dlogitsᵀ·x (skipped when dw is nil: a frozen head). Returns the same sum as the forward.
-func crossEntropyHeadForwardBackward[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F]) float64 {
-	return crossEntropyHead(dx, dw, x, w, targets, mask, N, C, V, scale, hs, true)
+// dw (+)= dlogitsᵀ·x (skipped when dw is nil: a frozen head; overwritten unless accW). Returns the same
+// sum as the forward.
+func crossEntropyHeadForwardBackward[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, accW bool, hs *headScratch[F]) float64 {
+	return crossEntropyHead(dx, dw, x, w, targets, mask, N, C, V, scale, accW, hs, true)
 }
 
-func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, hs *headScratch[F], backward bool) float64 {
+func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C, V int, scale float64, accW bool, hs *headScratch[F], backward bool) float64 {
 	if backward {
 		clear(dx[:N*C])
 	}
@@ -476,9 +478,13 @@ func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 				copy(dx[hs.rows[r]*C:(hs.rows[r]+1)*C], hs.dx[r*C:(r+1)*C])
 			}
 			if dw != nil {
-				matmul(dw, logits, hs.x[:R*C], V, C, R, true, false, true)
+				matmul(dw, logits, hs.x[:R*C], V, C, R, true, false, accW)
+				accW = true
 			}
 		}
+	}
+	if backward && dw != nil && !accW { // no row counted: the head's gradient is zero
+		parallelClear(dw)
 	}
 	return total
 }

@@ -109,12 +109,24 @@ func (m *Model) Trainable() []Param {
 
 // ZeroGrads clears the gradients of the trainable tensors.
 func (m *Model) ZeroGrads() {
+	clear(m.n.stale)
 	if m.n.lora != nil {
 		parallelClear(m.n.lora.g.slab)
 	}
 	if m.n.g != nil {
 		parallelClear(m.n.g.slab)
 	}
+}
+
+// DiscardGrads starts a new accumulation of gradients without zeroing them first: the next
+// ForwardBackward writes each base gradient whole and later ones add to it, as after ZeroGrads. Until
+// that ForwardBackward the gradients still hold their old values (read Params' Grad only after it).
+// LoRA gradients are zeroed as by ZeroGrads.
+func (m *Model) DiscardGrads() {
+	if m.n.lora != nil {
+		parallelClear(m.n.lora.g.slab)
+	}
+	m.n.discardGrads()
 }
 
 // parallelClear zeroes s on all workers: a full model's gradients are hundreds of megabytes, which one
@@ -279,7 +291,7 @@ func (m *Model) LossSum(b Batch) (sum, count float64, err error) {
 }
 
 // ForwardBackward runs the forward and backward over a batch and adds gradScale·∂(Σ mask·loss)/∂θ to
-// the gradients of the trainable tensors (call ZeroGrads first; use gradScale = 1/Σmask over all
+// the gradients of the trainable tensors (call ZeroGrads or DiscardGrads first; use gradScale = 1/Σmask over all
 // micro-batches of a step for a mean loss). dropoutSeed fixes the LoRA dropout masks. It returns
 // Σ mask·loss. The gradients are those of the loss over the given weights; nothing is updated.
 func (m *Model) ForwardBackward(b Batch, gradScale float64, dropoutSeed uint64) (float64, error) {

@@ -283,3 +283,55 @@ func TestChangingBatchShapes(t *testing.T) {
 		t.Fatalf("fresh model %g, reused memory %g", got, sb)
 	}
 }
+
+// DiscardGrads followed by micro-batches gives exactly the gradients of ZeroGrads followed by the
+// same micro-batches, whatever the buffers held before: untied with biases, tied, and with a
+// micro-batch that counts no token (its head gradient is zero, not the old values).
+func TestDiscardGradsMatchesZeroGrads(t *testing.T) {
+	tied := smallConfig()
+	tied.Tied, tied.QKVBias = true, false
+	for name, cfg := range map[string]Config{"untied+bias": smallConfig(), "tied": tied} {
+		t.Run(name, func(t *testing.T) {
+			micro := func(seed uint64, promptLen int) Batch {
+				var exs []Example
+				for i := range 3 {
+					exs = append(exs, Example{Tokens: randomTokens(seed+uint64(i), 10, cfg.Vocab), PromptLen: promptLen})
+				}
+				return PackBatch(exs, 9, 0)
+			}
+			old, b1, b2, none := micro(1, 2), micro(5, 3), micro(9, 1), micro(13, 10)
+			run := func(discard bool, batches ...Batch) [][]float32 {
+				m, _ := NewRandom(cfg, 3)
+				m.ZeroGrads()
+				if _, err := m.ForwardBackward(old, 1, 0); err != nil { // leave other gradients in the buffers
+					t.Fatal(err)
+				}
+				if discard {
+					m.DiscardGrads()
+				} else {
+					m.ZeroGrads()
+				}
+				for _, b := range batches {
+					if _, err := m.ForwardBackward(b, 0.1, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var gs [][]float32
+				for _, p := range m.Trainable() {
+					gs = append(gs, slices.Clone(p.Grad))
+				}
+				return gs
+			}
+			for _, batches := range [][]Batch{{b1}, {b1, b2}, {none}, {none, b2}} {
+				want, got := run(false, batches...), run(true, batches...)
+				for i := range want {
+					for j := range want[i] {
+						if got[i][j] != want[i][j] {
+							t.Fatalf("%d micro-batches: gradient %d[%d] = %g, want %g", len(batches), i, j, got[i][j], want[i][j])
+						}
+					}
+				}
+			}
+		})
+	}
+}

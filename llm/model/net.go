@@ -20,6 +20,9 @@ type net[F float] struct {
 	inf      *inferScratch[F]
 	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
 	frozen   *frozenBase[F]
+	// stale holds the base gradients (by their first element) that still hold a previous step's
+	// values after DiscardGrads: the backward overwrites them instead of adding to them.
+	stale map[*F]struct{}
 }
 
 func newNet[F float](cfg Config) *net[F] {
@@ -182,6 +185,57 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 	return a
 }
 
+// discardGrads marks every base gradient stale, so that the next backward writes it whole (the
+// weight-gradient products store instead of adding to a zeroed buffer) rather than clearing them now:
+// a full model's gradients are hundreds of megabytes, which zeroing and then re-reading in those
+// products cost ~1.5% of a training step.
+func (m *net[F]) discardGrads() {
+	if m.g == nil {
+		return
+	}
+	if m.stale == nil {
+		m.stale = map[*F]struct{}{}
+	}
+	for _, s := range m.cfg.tensorSpecs() {
+		if t := *m.g.ptr(s.layer, s.field); len(t) > 0 {
+			m.stale[&t[0]] = struct{}{}
+		}
+	}
+}
+
+// gradAccumulates reports whether a writer of gradient t adds to it (false: t is stale and the
+// writer must overwrite it whole; t counts as written from now on). A nil t (frozen) reports true.
+func (m *net[F]) gradAccumulates(t []F) bool {
+	if len(t) == 0 {
+		return true
+	}
+	if _, ok := m.stale[&t[0]]; ok {
+		delete(m.stale, &t[0])
+		return false
+	}
+	return true
+}
+
+// freshGrad zeroes t if it is stale, for writers that only add (reductions, scatters).
+func (m *net[F]) freshGrad(t []F) {
+	if !m.gradAccumulates(t) {
+		parallelClear(t)
+	}
+}
+
+// clearStaleGrads zeroes the gradients the backward did not write (none, for a llama; kept so that a
+// tensor no path reaches still reads as a zero gradient).
+func (m *net[F]) clearStaleGrads() {
+	for p := range m.stale {
+		for _, s := range m.cfg.tensorSpecs() {
+			if t := *m.g.ptr(s.layer, s.field); len(t) > 0 && &t[0] == p {
+				parallelClear(t)
+			}
+		}
+		delete(m.stale, p)
+	}
+}
+
 // grads returns the base gradients, or an empty set while the base is frozen.
 func (m *net[F]) grads() *weights[F] {
 	if m.g == nil {
@@ -207,7 +261,8 @@ func (m *net[F]) linForward(out, inp, w, bias []F, N, C, OC, l int, t Target, la
 
 // linBackward is linForward's backward: base weight gradient (when not frozen) and the adapter's.
 func (m *net[F]) linBackward(dinp, dw, db, dout, inp, w []F, N, C, OC, l int, t Target, la *loraActs[F], accumulate bool, seed uint64) {
-	linearBackward(dinp, dw, db, dout, inp, w, N, C, OC, accumulate)
+	m.freshGrad(db)
+	linearBackward(dinp, dw, db, dout, inp, w, N, C, OC, accumulate, m.gradAccumulates(dw))
 	ad := m.lora.adapter(l, t)
 	if ad == nil {
 		return
@@ -257,7 +312,8 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 	if !train {
 		return crossEntropyHeadForward(a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, a.head)
 	}
-	return crossEntropyHeadForwardBackward(a.dnorm, m.grads().output, a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, gradScale, a.head)
+	dw := m.grads().output
+	return crossEntropyHeadForwardBackward(a.dnorm, dw, a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, gradScale, m.gradAccumulates(dw), a.head)
 }
 
 // residualForward: out += inp (the skip connection; its backward passes the gradient through).
@@ -281,6 +337,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 	QD, KVD := NH*HD, NKV*HD
 	dres := a.dres
 	clear(dres)
+	m.freshGrad(g.finalNorm)
 	rmsnormBackward(dres, g.finalNorm, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalRstd, N, C)
 	for l := c.Layers - 1; l >= 0; l-- {
 		lw, lg, la := m.layer(l), &g.layers[l], &a.layers[l]
@@ -289,6 +346,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		swigluBackward(a.dgate, a.dup, a.dswi, la.gate, la.up, N*FF)
 		m.linBackward(a.dnorm, lg.wgate, nil, a.dgate, la.ffnNorm, lw.wgate, N, C, FF, l, TargetGate, &la.lora[TargetGate], false, seed)
 		m.linBackward(a.dnorm, lg.wup, nil, a.dup, la.ffnNorm, lw.wup, N, C, FF, l, TargetUp, &la.lora[TargetUp], true, seed)
+		m.freshGrad(lg.ffnNorm)
 		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
 		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
 		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
@@ -298,11 +356,14 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
 		m.linBackward(a.dnorm, lg.wk, lg.bk, a.dk, la.attnNorm, lw.wk, N, C, KVD, l, TargetK, &la.lora[TargetK], true, seed)
 		m.linBackward(a.dnorm, lg.wv, lg.bv, a.dv, la.attnNorm, lw.wv, N, C, KVD, l, TargetV, &la.lora[TargetV], true, seed)
+		m.freshGrad(lg.attnNorm)
 		rmsnormBackward(dres, lg.attnNorm, a.dnorm, a.resid[l], lw.attnNorm, la.attnRstd, N, C)
 	}
 	if g.embed != nil {
+		m.freshGrad(g.embed)
 		embeddingBackward(g.embed, dres, tokens, N, C)
 	}
+	m.clearStaleGrads()
 }
 
 // logits runs the forward and returns all [B·T, Vocab] logits (for tests and diagnostics: it

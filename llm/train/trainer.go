@@ -84,7 +84,7 @@ func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
 	if count == 0 {
 		return StepResult{}, fmt.Errorf("train step %d: no token counts toward the loss (all masks 0)", t.step)
 	}
-	t.Model.ZeroGrads()
+	t.Model.DiscardGrads()
 	var sum float64
 	for i, b := range batches {
 		s, err := t.Model.ForwardBackward(b, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
