@@ -92,6 +92,15 @@ const (
 	gemmNC = 960
 )
 
+// A product whose packed A slice would pass tallA floats (16 MiB: the output head's weight gradient,
+// m = the vocabulary, packs 64 MiB) packs A in chunks of mcTall rows instead, each worker its own,
+// inside the kernel phase: the whole slice went through memory twice (written, then read back by the
+// kernel) and ran ~15% under the other products; a 512 KiB chunk stays in L2 for its tiles.
+const (
+	tallA  = 1 << 22
+	mcTall = 256
+)
+
 // gemmCall is one product in progress: its operands, the packed panels and the current block. It
 // lives in a pooled workspace so that a small product allocates nothing.
 type gemmCall struct {
@@ -99,6 +108,9 @@ type gemmCall struct {
 	kn      *gemmKernel
 	pa, pb  []float32 // packed A slice (all row panels) and packed B block
 	mPanels int
+	// tall: A is packed by chunks of mcTall rows, into paw[worker] (see tallA).
+	tall bool
+	paw  [][]float32
 	// next holds one task counter per phase of a threaded product; arrived counts the workers that
 	// reached each phase barrier, in total (see gemmThreaded).
 	next    []atomic.Int64
@@ -123,11 +135,16 @@ func (g *gemmCall) blocks(fn func(b gemmBlock, packTasks, tiles int)) {
 		}
 		for b.j0 = 0; b.j0 < g.n; b.j0 += gemmNC {
 			b.nPanels = (min(gemmNC, g.n-b.j0) + nr - 1) / nr
-			// The A slice is packed once per kc slice, together with the first B block.
-			b.packAWithB = b.j0 == 0
+			// The A slice is packed once per kc slice, together with the first B block; a tall
+			// product's kernel tasks are chunks of rows that pack their own A.
+			b.packAWithB = b.j0 == 0 && !g.tall
 			packTasks := b.nPanels
 			if b.packAWithB {
 				packTasks += g.mPanels
+			}
+			if g.tall {
+				fn(b, packTasks, (g.m+mcTall-1)/mcTall)
+				continue
 			}
 			fn(b, packTasks, g.mPanels*b.nPanels)
 		}
@@ -183,7 +200,15 @@ func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
 	mr, nr := kn.mr, kn.nr
 	g.gemmArgs, g.kn = args, kn
 	g.mPanels = (m + mr - 1) / mr
-	g.pa = grow(g.pa, g.mPanels*mr*min(gemmKC, k))
+	g.tall = g.mPanels*mr*min(gemmKC, k) > tallA
+	if g.tall {
+		for len(g.paw) < Workers() {
+			g.paw = append(g.paw, nil)
+		}
+		g.pa = g.pa[:0]
+	} else {
+		g.pa = grow(g.pa, g.mPanels*mr*min(gemmKC, k))
+	}
 	g.pb = grow(g.pb, min(gemmKC, k)*min(gemmNC, (n+nr-1)/nr*nr))
 	defer func() { g.gemmArgs = gemmArgs{} }() // do not keep the caller's matrices alive
 
@@ -192,10 +217,28 @@ func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
 		g.gemmThreaded()
 		return
 	}
-	g.blocks(func(b gemmBlock, packTasks, tiles int) {
+	g.blocks(func(b gemmBlock, packTasks, tasks int) {
 		g.pack(b, 0, packTasks)
-		g.tiles(b, 0, tiles)
+		g.kernelTasks(b, 0, 0, tasks)
 	})
+}
+
+// kernelTasks runs kernel tasks lo..hi-1 of the current block on the worker in slot: tiles, or for a
+// tall product chunks of rows, each packing its A into the worker's own buffer first.
+func (g *gemmCall) kernelTasks(b gemmBlock, slot, lo, hi int) {
+	if !g.tall {
+		g.tiles(b, g.pa, 0, lo, hi)
+		return
+	}
+	mr, kb := g.kn.mr, b.kb
+	per := mcTall / mr
+	buf := grow(g.paw[slot], per*mr*gemmKC)
+	g.paw[slot] = buf
+	for c := lo; c < hi; c++ {
+		ir0, ir1 := c*per, min(g.mPanels, (c+1)*per)
+		g.packA(b, buf, ir0, ir1)
+		g.tiles(b, buf[:(ir1-ir0)*mr*kb], ir0, 0, (ir1-ir0)*b.nPanels)
+	}
 }
 
 // gemmThreaded runs the product on all workers in one call of Parallel: every worker walks the same
@@ -219,10 +262,10 @@ func (g *gemmCall) gemmThreaded() {
 	// Parallel hands each goroutine a range of the w worker slots (one each, unless GOMAXPROCS has
 	// shrunk since Workers was read): a goroutine arrives at the barriers for every slot it holds.
 	Parallel(w, func(lo, hi int) {
-		ph, slots := 0, hi-lo
-		g.blocks(func(b gemmBlock, packTasks, tiles int) {
+		ph, slot, slots := 0, lo, hi-lo
+		g.blocks(func(b gemmBlock, packTasks, tasks int) {
 			g.phase(ph, w, slots, packTasks, func(lo, hi int) { g.pack(b, lo, hi) })
-			g.phase(ph+1, w, slots, tiles, func(lo, hi int) { g.tiles(b, lo, hi) })
+			g.phase(ph+1, w, slots, tasks, func(lo, hi int) { g.kernelTasks(b, slot, lo, hi) })
 			ph += 2
 		})
 	})
@@ -254,14 +297,8 @@ func (g *gemmCall) phase(ph, w, slots, tasks int, fn func(lo, hi int)) {
 func (g *gemmCall) pack(b gemmBlock, lo, hi int) {
 	mr, nr, kb := g.kn.mr, g.kn.nr, b.kb
 	if b.packAWithB {
-		for ir := lo; ir < min(hi, g.mPanels); ir++ {
-			i0 := ir * mr
-			dst := g.pa[ir*mr*kb : (ir+1)*mr*kb]
-			if g.transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
-				packCopy(dst, mr, g.a[b.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
-			} else { // A is stored m×k: transpose.
-				packTrans(dst, mr, g.a[i0*g.lda+b.p0:], g.lda, min(mr, g.m-i0), kb)
-			}
+		if lo < g.mPanels {
+			g.packA(b, g.pa[lo*mr*kb:], lo, min(hi, g.mPanels))
 		}
 		lo, hi = max(lo, g.mPanels)-g.mPanels, max(hi, g.mPanels)-g.mPanels
 	}
@@ -276,17 +313,31 @@ func (g *gemmCall) pack(b gemmBlock, lo, hi int) {
 	}
 }
 
-// tiles runs the kernel on tiles lo..hi-1 of the current block. Tiles are numbered row-panel-major so
-// that consecutive tiles share their A micro-panel; with few row panels a split falls inside a row and
-// every worker still helps.
-func (g *gemmCall) tiles(b gemmBlock, lo, hi int) {
+// packA packs row panels ir0..ir1-1 of the current kc slice of op(A) into dst, from its start.
+func (g *gemmCall) packA(b gemmBlock, dst []float32, ir0, ir1 int) {
+	mr, kb := g.kn.mr, b.kb
+	for ir := ir0; ir < ir1; ir++ {
+		i0 := ir * mr
+		d := dst[(ir-ir0)*mr*kb : (ir-ir0+1)*mr*kb]
+		if g.transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
+			packCopy(d, mr, g.a[b.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
+		} else { // A is stored m×k: transpose.
+			packTrans(d, mr, g.a[i0*g.lda+b.p0:], g.lda, min(mr, g.m-i0), kb)
+		}
+	}
+}
+
+// tiles runs the kernel on tiles lo..hi-1 of the current block, whose row panels from ir0 on are
+// packed in pa. Tiles are numbered row-panel-major so that consecutive tiles share their A
+// micro-panel; with few row panels a split falls inside a row and every worker still helps.
+func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 	kn, c, n, ldc, kb := g.kn, g.c, g.n, g.ldc, b.kb
 	mr, nr := kn.mr, kn.nr
 	var edge [8 * 48]float32
 	for t := lo; t < hi; t++ {
-		ir, jr := t/b.nPanels, t%b.nPanels
+		ir, jr := ir0+t/b.nPanels, t%b.nPanels
 		i0, j := ir*mr, b.j0+jr*nr
-		ap, bp := &g.pa[ir*mr*kb], &g.pb[jr*nr*kb]
+		ap, bp := &pa[(ir-ir0)*mr*kb], &g.pb[jr*nr*kb]
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
 			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
