@@ -2,6 +2,7 @@ package model
 
 import (
 	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
@@ -21,7 +22,7 @@ import (
 func (m *Model) UseBF16Weights() {
 	n := m.n
 	n.freezeBF16()
-	adviseHugePages(n.frozen.data)
+	hugemem.Advise(n.frozen.data)
 	sc := n.ensureInfer(1, 1)
 	out := n.w.output
 	h := make([]uint16, len(out))

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 
 	"github.com/lathe-ml/lathe/llm/tensor"
@@ -416,7 +417,7 @@ type headScratch[F float] struct {
 
 func newHeadScratch[F float](R, C, V int) *headScratch[F] {
 	return &headScratch[F]{R: R, rows: make([]int, R), x: make([]F, R*C), dx: make([]F, R*C),
-		logits: make([]F, R*V), rowLoss: make([]float64, R)}
+		logits: hugemem.Make[F](R * V), rowLoss: make([]float64, R)}
 }
 
 // crossEntropyHeadForward: Σ_n mask[n]·(logsumexp(x[n]·Wᵀ) − (x[n]·Wᵀ)[targets[n]]), over the rows

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 
 	"github.com/lathe-ml/lathe/llm/tensor"
@@ -159,7 +160,7 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 	carve(count)
 	if cap(a.slab) < count.off {
 		a.slab = nil
-		a.slab = make([]F, count.off)
+		a.slab = hugemem.Make[F](count.off)
 	}
 	carve(&carver[F]{slab: a.slab[:count.off]})
 	if cap(a.pos) < N {

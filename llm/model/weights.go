@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 	"math/rand/v2"
 )
@@ -117,7 +118,7 @@ func newWeightsWhere[F float](c Config, keep func(tensorSpec) bool) *weights[F] 
 			total += s.size()
 		}
 	}
-	w := &weights[F]{slab: make([]F, total), layers: make([]layerWeights[F], c.Layers)}
+	w := &weights[F]{slab: hugemem.Make[F](total), layers: make([]layerWeights[F], c.Layers)}
 	off := 0
 	for _, s := range c.tensorSpecs() {
 		if !keep(s) {

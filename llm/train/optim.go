@@ -5,6 +5,7 @@ package train
 
 import (
 	"fmt"
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 
 	"github.com/lathe-ml/lathe/llm/model"
@@ -98,7 +99,7 @@ func NewAdamW(cfg AdamWConfig, params []model.Param) *AdamW {
 	for _, p := range params {
 		n += len(p.Data)
 	}
-	o.slab = make([]float32, 2*n)
+	o.slab = hugemem.Make[float32](2 * n)
 	off := 0
 	for _, p := range params {
 		k := len(p.Data)
