@@ -82,17 +82,44 @@ func rmsnormForward[F float](out, rstd, inp, weight []F, N, C int, eps float64) 
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x, o := inp[n*C:(n+1)*C], out[n*C:(n+1)*C]
-			var ss float64
-			for _, v := range x {
-				ss += float64(v) * float64(v)
-			}
-			r := F(1 / math.Sqrt(ss/float64(C)+eps))
+			r := F(1 / math.Sqrt(sumSquares(x)/float64(C)+eps))
 			rstd[n] = r
 			for c, v := range x {
 				o[c] = v * r * weight[c]
 			}
 		}
 	})
+}
+
+// sumSquares is Σ x², accumulated in float64 (SIMD lanes for float32, tensor.SumSquares).
+func sumSquares[F float](x []F) float64 {
+	if x32, ok := any(x).([]float32); ok {
+		return tensor.SumSquares(x32)
+	}
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	return ss
+}
+
+// dotWeighted is Σ a·w·b, the products in F and the sum in float64 over four interleaved partial sums
+// (a single running sum is a chain of dependent additions, four cycles an element).
+func dotWeighted[F float](a, w, b []F) float64 {
+	n := len(a)
+	w, b = w[:n], b[:n]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += float64(a[i] * w[i] * b[i])
+		s1 += float64(a[i+1] * w[i+1] * b[i+1])
+		s2 += float64(a[i+2] * w[i+2] * b[i+2])
+		s3 += float64(a[i+3] * w[i+3] * b[i+3])
+	}
+	for ; i < n; i++ {
+		s0 += float64(a[i] * w[i] * b[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // rmsnormBackward, with x̂ = inp·rstd and g = dout·weight:
@@ -102,11 +129,7 @@ func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 		for n := lo; n < hi; n++ {
 			x, dy, dx := inp[n*C:(n+1)*C], dout[n*C:(n+1)*C], dinp[n*C:(n+1)*C]
 			r := rstd[n]
-			var dot float64
-			for c := range x {
-				dot += float64(dy[c] * weight[c] * x[c] * r)
-			}
-			m := F(dot / float64(C))
+			m := F(dotWeighted(dy, weight, x) * float64(r) / float64(C))
 			for c := range x {
 				dx[c] += r * (dy[c]*weight[c] - x[c]*r*m)
 			}
