@@ -9,7 +9,7 @@
 # AdamW), and `lathe bench generate` on stories260K. The table keeps each row's best round (the least
 # disturbed) and shows cpu_share, the share of the threads' time the run really got on a CPU: on a
 # shared machine a low share means the numbers measure the other load as much as the engine. MFU is
-# against 506 GFLOP/s (PEAK_GFLOPS), the 2-core Zen 5 fp32 peak; training counts 6·N FLOP per token.
+# against 506 GFLOP/s (PEAK_GFLOPS), the issue's 2-core fp32 peak (it assumed Zen 5; the VM is Zen 4, ~232 reachable); training counts 6·N FLOP per token.
 # bench/sgemm.sh compares the matrix products with OpenBLAS side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,7 +16,7 @@
 # threads beside torch's OpenMP ones and runs many times slower), 2 threads, with OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE unset for that command only, so OpenBLAS picks its kernels for this CPU itself.
 #
-# MFU = 6·N·tokens/s / 506 GFLOP/s (PEAK_GFLOPS, the 2-core Zen 5 fp32 peak), N the parameter count
+# MFU = 6·N·tokens/s / 506 GFLOP/s (PEAK_GFLOPS, the 2-core fp32 peak, which assumed Zen 5; the VM is Zen 4 and reaches ~232: PEAK_GFLOPS=232 gives MFU against that), N the parameter count
 # including the embedding table (58.07M; the same N for both peers). Counting the embedding follows
 # `lathe bench train` and the usual 6N rule, though a lookup does no multiply-adds: without it
 # (N = 41.7M) every MFU is 0.72 times the one shown, and the ratio does not change. Attention's T²

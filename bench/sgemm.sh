@@ -7,7 +7,7 @@
 # alternately, shape by shape, ROUNDS times (default 3), and the table shows each one's best GFLOP/s,
 # the ratio of the bests, the median of the per-round ratios (the figure to quote on a shared, noisy
 # machine) and MFU against the 2-core fp32 peak (PEAK_GFLOPS, default 506, the engine-speed issue's
-# figure). On the 2-core Zen 5 VM this was written on, a register-only loop of independent 512-bit FMAs
+# figure). On the 2-core VM this was written on (AMD family 25 model 17: Zen 4, AVX-512 on 256-bit units), a register-only loop of independent 512-bit FMAs
 # runs at 32 FLOP/cycle per core (one zmm FMA or two ymm FMAs a cycle, at 3.64 GHz: ~116 GFLOP/s), so
 # ~232 GFLOP/s is the peak actually reachable there; PEAK_GFLOPS=232 gives MFU against that.
 set -euo pipefail

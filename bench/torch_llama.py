@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PEAK_FLOPS = 506e9  # the 2-core Zen 5 fp32 peak, as in `lathe bench train`
+PEAK_FLOPS = 506e9  # the 2-core fp32 peak (it assumed Zen 5), as in `lathe bench train`
 
 
 class RMSNorm(nn.Module):

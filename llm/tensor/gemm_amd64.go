@@ -85,7 +85,7 @@ var activeKernel = func() *gemmKernel {
 // Blocking. kc columns of A and rows of B are packed at a time: the 8×kc A micro-panel (16 KiB) stays
 // in L1 while the kernel sweeps the kc×nc B block (2 MiB, from L2 and L3: the 8×48 kernel needs only
 // 8 bytes of B per cycle). A larger kc halves the passes over C; a larger nc means fewer hand-offs
-// between the workers. nc is a multiple of every kernel's nr. Measured on Zen 5 (2 cores), kc from 256
+// between the workers. nc is a multiple of every kernel's nr. Measured on Zen 4 (2 cores), kc from 256
 // to 512 and nc from 240 to 1920 were all within 5% of each other.
 const (
 	gemmKC = 512
