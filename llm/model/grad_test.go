@@ -231,12 +231,16 @@ func tinyBatch() (tokens, targets []int32, mask []float32, B, T int) {
 }
 
 func TestWholeModelBackward(t *testing.T) {
+	// GQA runs q alone and k beside v; with as many kv heads as heads (MHA), q beside k, v alone.
 	for _, tc := range []struct {
-		layout    RopeLayout
-		tied, qkv bool
-	}{{RopeAdjacent, false, true}, {RopeHalfSplit, true, false}} {
-		t.Run(fmt.Sprintf("%v/tied=%v/bias=%v", tc.layout, tc.tied, tc.qkv), func(t *testing.T) {
+		layout         RopeLayout
+		tied, qkv, mha bool
+	}{{RopeAdjacent, false, true, false}, {RopeHalfSplit, true, false, false}, {RopeAdjacent, false, true, true}} {
+		t.Run(fmt.Sprintf("%v/tied=%v/bias=%v/mha=%v", tc.layout, tc.tied, tc.qkv, tc.mha), func(t *testing.T) {
 			cfg := tinyConfig(tc.layout, tc.tied, tc.qkv)
+			if tc.mha {
+				cfg.KVHeads = cfg.Heads
+			}
 			m := newNet[float64](cfg)
 			m.w.initRandom(cfg, 9, 0.5)
 			for i := range m.w.slab { // norms away from 1 so their gradients are exercised

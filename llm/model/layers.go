@@ -153,12 +153,24 @@ func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 // linearForward: out[N,OC] = inp[N,C]·weight[OC,C]ᵀ (+ bias[OC])
 func linearForward[F float](out, inp, weight, bias []F, N, C, OC int) {
 	matmul(out, inp, weight, N, OC, C, false, true, false)
-	if bias != nil {
-		for n := 0; n < N; n++ {
-			o := out[n*OC : (n+1)*OC]
-			for j := range o {
-				o[j] += bias[j]
-			}
+	addBias(out, bias, N, OC)
+}
+
+// linearForwardSerial is linearForward on the calling goroutine only (inside onEachWorker).
+func linearForwardSerial[F float](out, inp, weight, bias []F, N, C, OC int) {
+	matmulSerial(out, inp, weight, N, OC, C, false, true, false)
+	addBias(out, bias, N, OC)
+}
+
+// addBias adds bias[OC] (if any) to each of the N rows of out.
+func addBias[F float](out, bias []F, N, OC int) {
+	if bias == nil {
+		return
+	}
+	for n := 0; n < N; n++ {
+		o := out[n*OC : (n+1)*OC]
+		for j := range o {
+			o[j] += bias[j]
 		}
 	}
 }

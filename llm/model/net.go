@@ -248,6 +248,35 @@ func (m *net[F]) grads() *weights[F] {
 // linForward is a projection with its LoRA adapter, if any: out (+)= inp·Wᵀ + bias + s·dropout(inp)·Aᵀ·Bᵀ.
 func (m *net[F]) linForward(out, inp, w, bias []F, N, C, OC, l int, t Target, la *loraActs[F], train bool, seed uint64) {
 	linearForward(out, inp, w, bias, N, C, OC)
+	m.loraForward(out, inp, N, C, OC, l, t, la, train, seed)
+}
+
+// linForwardPair is linForward of two projections of the same input (q and k, gate and up) of the
+// same size. With two workers each product runs whole on one of them, with no hand-off between its
+// packing and its tiles; measured on the llama, ~2% faster a step than splitting each.
+func (m *net[F]) linForwardPair(inp []F, N, C, l int, train bool, seed uint64, p1, p2 projection[F]) {
+	if tensor.Workers() == 2 {
+		onEachWorker(
+			func() { linearForwardSerial(p1.out, inp, p1.w, p1.bias, N, C, p1.OC) },
+			func() { linearForwardSerial(p2.out, inp, p2.w, p2.bias, N, C, p2.OC) })
+	} else {
+		linearForward(p1.out, inp, p1.w, p1.bias, N, C, p1.OC)
+		linearForward(p2.out, inp, p2.w, p2.bias, N, C, p2.OC)
+	}
+	m.loraForward(p1.out, inp, N, C, p1.OC, l, p1.t, p1.la, train, seed)
+	m.loraForward(p2.out, inp, N, C, p2.OC, l, p2.t, p2.la, train, seed)
+}
+
+// projection is one linear layer of a pair: out[N, OC] = inp·wᵀ + bias, and its adapter's target.
+type projection[F float] struct {
+	out, w, bias []F
+	OC           int
+	t            Target
+	la           *loraActs[F]
+}
+
+// loraForward adds target t's adapter, if any, to out: s·dropout(inp)·Aᵀ·Bᵀ.
+func (m *net[F]) loraForward(out, inp []F, N, C, OC, l int, t Target, la *loraActs[F], train bool, seed uint64) {
 	ad := m.lora.adapter(l, t)
 	if ad == nil {
 		return
@@ -293,17 +322,25 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		lw, la := m.layer(l), &a.layers[l]
 		in := a.resid[l]
 		rmsnormForward(la.attnNorm, la.attnRstd, in, lw.attnNorm, N, C, c.NormEps)
-		m.linForward(la.q, la.attnNorm, lw.wq, lw.bq, N, C, QD, l, TargetQ, &la.lora[TargetQ], train, seed)
-		m.linForward(la.k, la.attnNorm, lw.wk, lw.bk, N, C, KVD, l, TargetK, &la.lora[TargetK], train, seed)
-		m.linForward(la.v, la.attnNorm, lw.wv, lw.bv, N, C, KVD, l, TargetV, &la.lora[TargetV], train, seed)
+		q := projection[F]{la.q, lw.wq, lw.bq, QD, TargetQ, &la.lora[TargetQ]}
+		k := projection[F]{la.k, lw.wk, lw.bk, KVD, TargetK, &la.lora[TargetK]}
+		v := projection[F]{la.v, lw.wv, lw.bv, KVD, TargetV, &la.lora[TargetV]}
+		if QD == KVD { // pair the two of the same size
+			m.linForwardPair(la.attnNorm, N, C, l, train, seed, q, k)
+			m.linForward(v.out, la.attnNorm, v.w, v.bias, N, C, KVD, l, TargetV, v.la, train, seed)
+		} else {
+			m.linForward(q.out, la.attnNorm, q.w, q.bias, N, C, QD, l, TargetQ, q.la, train, seed)
+			m.linForwardPair(la.attnNorm, N, C, l, train, seed, k, v)
+		}
 		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
 		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
 		attentionForward(la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
 		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
 		residualForward(la.mid, in, N*C)
 		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
-		m.linForward(la.gate, la.ffnNorm, lw.wgate, nil, N, C, FF, l, TargetGate, &la.lora[TargetGate], train, seed)
-		m.linForward(la.up, la.ffnNorm, lw.wup, nil, N, C, FF, l, TargetUp, &la.lora[TargetUp], train, seed)
+		m.linForwardPair(la.ffnNorm, N, C, l, train, seed,
+			projection[F]{la.gate, lw.wgate, nil, FF, TargetGate, &la.lora[TargetGate]},
+			projection[F]{la.up, lw.wup, nil, FF, TargetUp, &la.lora[TargetUp]})
 		swigluForward(la.swi, la.gate, la.up, N*FF)
 		out := a.resid[l+1]
 		m.linForward(out, la.swi, lw.wdown, nil, N, FF, C, l, TargetDown, &la.lora[TargetDown], train, seed)
