@@ -368,3 +368,41 @@ func TestMatMulSameBitsForAnyWorkerCount(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMatMulTrainingStep runs the matrix products of one training step of the engine-speed
+// issue's llama (dim 512, ffn 1376, vocabulary 32000, 8 layers, 512 tokens), each as often as a step
+// runs it (forward A·Bᵀ, input gradient A·B, weight gradient Aᵀ·B added to), with the operands in cache
+// between repetitions: the ceiling a step's products reach, to compare with `lathe bench train`.
+func BenchmarkMatMulTrainingStep(b *testing.B) {
+	const tokens, layers = 512, 8
+	type product struct {
+		m, n, k       int
+		transA, trans bool
+		times         int
+		a, b, c       []float32
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var ps []product
+	for _, s := range [][3]int{{512, 512, 4 * layers}, {512, 1376, 2 * layers}, {1376, 512, layers}, {512, 32000, 1}} {
+		in, out, times := s[0], s[1], s[2]
+		ps = append(ps,
+			product{m: tokens, n: out, k: in, trans: true, times: times},
+			product{m: tokens, n: in, k: out, times: times},
+			product{m: out, n: in, k: tokens, transA: true, times: times})
+	}
+	var flop float64
+	for i := range ps {
+		p := &ps[i]
+		p.a, p.b, p.c = randomSlice(rng, p.m*p.k), randomSlice(rng, p.k*p.n), make([]float32, p.m*p.n)
+		flop += 2 * float64(p.m*p.n) * float64(p.k) * float64(p.times)
+	}
+	for b.Loop() {
+		for _, p := range ps {
+			for range p.times {
+				MatMul(p.c, p.a, p.b, p.m, p.n, p.k, p.transA, p.trans, p.transA)
+			}
+		}
+	}
+	b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+}
