@@ -1,9 +1,9 @@
 package model
 
 import (
-	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"github.com/lathe-ml/lathe/llm/tensor"
 )
 

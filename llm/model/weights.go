@@ -2,9 +2,10 @@ package model
 
 import (
 	"fmt"
-	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 	"math/rand/v2"
+
+	"github.com/lathe-ml/lathe/llm/hugemem"
 )
 
 // float is the element type of the kernels: float32 in the product, float64 in gradient checks.

@@ -5,9 +5,9 @@ package train
 
 import (
 	"fmt"
-	"github.com/lathe-ml/lathe/llm/hugemem"
 	"math"
 
+	"github.com/lathe-ml/lathe/llm/hugemem"
 	"github.com/lathe-ml/lathe/llm/model"
 	"github.com/lathe-ml/lathe/llm/tensor"
 )
