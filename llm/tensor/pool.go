@@ -32,7 +32,7 @@ func Parallel(n int, fn func(lo, hi int)) {
 	chunk := (n + w - 1) / w
 	if p := residentPool(w - 1); p != nil {
 		p.run(n, chunk, fn)
-		p.mu.Unlock()
+		p.mu.Unlock() // not deferred: after a panic in fn a worker may still run its range
 		return
 	}
 	var wg sync.WaitGroup
@@ -77,12 +77,10 @@ func residentPool(k int) *pool {
 	if !p.mu.TryLock() {
 		return nil
 	}
-	if len(p.workers) < k {
-		for len(p.workers) < k {
-			rw := &residentWorker{wake: make(chan struct{}, 1)}
-			p.workers = append(p.workers, rw)
-			go rw.loop()
-		}
+	for len(p.workers) < k {
+		rw := &residentWorker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, rw)
+		go rw.loop()
 	}
 	return p
 }
