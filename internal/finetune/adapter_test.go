@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -38,7 +39,7 @@ func TestExportWritesPEFTAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for s := range 3 {
-		if _, err := tr.Step(seqs[(s%2)*8 : (s%2)*8+8]); err != nil {
+		if _, err := tr.Step(context.Background(), seqs[(s%2)*8:(s%2)*8+8]); err != nil {
 			t.Fatal(err)
 		}
 	}

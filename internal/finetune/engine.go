@@ -227,7 +227,7 @@ type engineTrainer struct {
 	lastLR float64
 }
 
-func (t *engineTrainer) Step(seqs []Sequence) (float64, error) {
+func (t *engineTrainer) Step(ctx context.Context, seqs []Sequence) (float64, error) {
 	ex, T := t.e.examples(seqs)
 	n := len(ex) * T
 	b := &t.batch
@@ -237,7 +237,7 @@ func (t *engineTrainer) Step(seqs []Sequence) (float64, error) {
 	b.B, b.T = len(ex), T
 	b.Tokens, b.Targets, b.Mask = b.Tokens[:n], b.Targets[:n], b.Mask[:n]
 	model.PackInto(b, ex, t.e.pad)
-	res, err := t.tr.Step(t.batch)
+	res, err := t.tr.StepContext(ctx, t.batch)
 	if err != nil {
 		return 0, err
 	}

@@ -67,7 +67,7 @@ func TestEngineLoRA(t *testing.T) {
 	}
 	var want []float64
 	for s := range steps {
-		loss, err := tr.Step(batch(seqs, s))
+		loss, err := tr.Step(context.Background(), batch(seqs, s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestEngineLoRA(t *testing.T) {
 	}
 	var got []float64
 	for s := range steps / 2 {
-		loss, err := tr.Step(batch(seqs, s))
+		loss, err := tr.Step(context.Background(), batch(seqs, s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestEngineLoRA(t *testing.T) {
 		t.Errorf("resumed trainer: state %s at step %d, want {\"step\":3} at step 3", user, tr.StepCount())
 	}
 	for s := steps / 2; s < steps; s++ {
-		loss, err := tr.Step(batch(seqs, s))
+		loss, err := tr.Step(context.Background(), batch(seqs, s))
 		if err != nil {
 			t.Fatal(err)
 		}

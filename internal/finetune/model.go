@@ -41,7 +41,9 @@ type LanguageModel interface {
 
 // Trainer updates a LanguageModel's weights one optimizer step at a time.
 type Trainer interface {
-	Step(batch []Sequence) (loss float64, err error)
+	// Step ends early with ctx's error when ctx is done mid-step, leaving the state of the last
+	// whole step.
+	Step(ctx context.Context, batch []Sequence) (loss float64, err error)
 	StepCount() int
 	LearningRate() float64
 	// Save writes the whole training state (weights or adapters, optimizer moments, step, RNG) and

@@ -344,7 +344,10 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 			batch = append(batch, train[order[i]])
 			tokens += len(train[order[i]].Tokens)
 		}
-		loss, err := tr.Step(batch)
+		loss, err := tr.Step(ctx, batch)
+		if err != nil && ctx.Err() != nil {
+			continue // stopped mid-step: the top of the loop saves the last whole step
+		}
 		if err != nil {
 			return 0, fmt.Errorf("training step %d: %w", state.Step+1, err)
 		}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -295,14 +296,34 @@ func (m *Model) LossSum(b Batch) (sum, count float64, err error) {
 // micro-batches of a step for a mean loss). dropoutSeed fixes the LoRA dropout masks. It returns
 // Σ mask·loss. The gradients are those of the loss over the given weights; nothing is updated.
 func (m *Model) ForwardBackward(b Batch, gradScale float64, dropoutSeed uint64) (float64, error) {
+	return m.ForwardBackwardContext(context.Background(), b, gradScale, dropoutSeed)
+}
+
+// ForwardBackwardContext is ForwardBackward that ends between two layers once ctx is done (a large
+// model's pass can take minutes; a stopped job should not wait for it), returning ctx's error. The
+// gradients are then unfinished: start the next accumulation with ZeroGrads or DiscardGrads. The
+// weights are never touched.
+func (m *Model) ForwardBackwardContext(ctx context.Context, b Batch, gradScale float64, dropoutSeed uint64) (float64, error) {
 	if err := b.Validate(m.n.cfg.Vocab); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	if m.n.lora == nil && m.n.g == nil {
 		m.Trainable()
 	}
+	if ctx.Done() != nil {
+		m.n.stop = func() bool { return ctx.Err() != nil }
+		defer func() { m.n.stop = nil }()
+	}
 	sum := m.n.forward(b.Tokens, b.Targets, b.Mask, b.B, b.T, true, gradScale, dropoutSeed)
-	m.n.backward(b.Tokens, dropoutSeed)
+	if !m.n.stopped() {
+		m.n.backward(b.Tokens, dropoutSeed)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	return sum, nil
 }
 

@@ -24,7 +24,13 @@ type net[F float] struct {
 	// stale holds the base gradients (by their first element) that still hold a previous step's
 	// values after DiscardGrads: the backward overwrites them instead of adding to them.
 	stale map[*F]struct{}
+	// stop, when set, is checked between layers of a training forward and backward: once it reports
+	// true they return early, leaving activations and gradients unfinished (ForwardBackwardContext).
+	stop func() bool
 }
+
+// stopped reports whether the training pass in progress should end now.
+func (m *net[F]) stopped() bool { return m.stop != nil && m.stop() }
 
 func newNet[F float](cfg Config) *net[F] {
 	return &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
@@ -319,6 +325,9 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 	}
 	embeddingForward(a.resid[0], tokens, w.embed, N, C)
 	for l := range c.Layers {
+		if train && m.stopped() {
+			return 0
+		}
 		lw, la := m.layer(l), &a.layers[l]
 		in := a.resid[l]
 		rmsnormForward(la.attnNorm, la.attnRstd, in, lw.attnNorm, N, C, c.NormEps)
@@ -378,6 +387,9 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 	m.freshGrad(g.finalNorm)
 	rmsnormBackward(dres, g.finalNorm, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalRstd, N, C)
 	for l := c.Layers - 1; l >= 0; l-- {
+		if m.stopped() {
+			return
+		}
 		lw, lg, la := m.layer(l), &g.layers[l], &a.layers[l]
 		// resid[l+1] = mid + swiglu(norm(mid))·Wdownᵀ; dres holds d resid[l+1], then d mid.
 		m.linBackward(a.dswi, lg.wdown, nil, dres, la.swi, lw.wdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], false, seed)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -390,6 +391,67 @@ func TestAdamWGradScale(t *testing.T) {
 	for i := range wa {
 		if math.Abs(float64(wa[i]-wb[i])) > 1e-7 {
 			t.Fatalf("scaled step %v, step on scaled gradients %v", wa, wb)
+		}
+	}
+}
+
+// doneAfter is a context whose Err turns to Canceled after it has been asked `checks` times: a stop
+// that lands at a chosen point of a step, without timing.
+type doneAfter struct {
+	context.Context
+	checks int
+	asked  int
+}
+
+func (c *doneAfter) Done() <-chan struct{} { return make(chan struct{}) } // non-nil: can be cancelled
+func (c *doneAfter) Err() error {
+	c.asked++
+	if c.asked > c.checks {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A step stopped part way (in the forward, in the backward, between micro-batches) returns the
+// context's error and leaves weights, optimizer and step count as they were; training then goes on
+// exactly as if the stopped step had never been tried, full and LoRA alike.
+func TestStepStoppedMidwayChangesNothing(t *testing.T) {
+	for _, lora := range []bool{false, true} {
+		stops := 0
+		for checks := 1; checks <= 12; checks++ {
+			data := tinyData(10, 4)
+			b1, b2 := model.PackBatch(data[:3], 9, 0), model.PackBatch(data[3:6], 9, 0)
+			straight, _ := New(tinyModel(t, 3), trainConfig(lora))
+			stopped, _ := New(tinyModel(t, 3), trainConfig(lora))
+			for _, tr := range []*Trainer{straight, stopped} {
+				if _, err := tr.Step(b1, b2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := weightsOf(stopped.Model)
+			_, err := stopped.StepContext(&doneAfter{Context: context.Background(), checks: checks}, b1, b2)
+			if err == nil {
+				continue // the step finished before the stop: nothing to check for this point
+			}
+			stops++
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("lora=%v stop after %d checks: err = %v, want context.Canceled", lora, checks, err)
+			}
+			if stopped.StepsDone() != 1 || !bitsEqual(weightsOf(stopped.Model), before) {
+				t.Fatalf("lora=%v stop after %d checks: the stopped step changed the weights or the step count (%d)", lora, checks, stopped.StepsDone())
+			}
+			want, err1 := straight.Step(b2, b1)
+			got, err2 := stopped.Step(b2, b1)
+			if err1 != nil || err2 != nil || got.Loss != want.Loss || got.GradNorm != want.GradNorm ||
+				!bitsEqual(weightsOf(stopped.Model), weightsOf(straight.Model)) {
+				t.Fatalf("lora=%v stop after %d checks: the next step differs (loss %v vs %v, norm %v vs %v, errs %v %v)",
+					lora, checks, got.Loss, want.Loss, got.GradNorm, want.GradNorm, err1, err2)
+			}
+		}
+		// A step asks at each layer of each micro-batch's forward and backward: all twelve points
+		// fall inside it.
+		if stops != 12 {
+			t.Fatalf("lora=%v: %d of 12 stop points ended the step", lora, stops)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -74,6 +75,13 @@ func (t *Trainer) StepsDone() int { return t.step }
 // gradients, forward and backward each micro-batch with the loss averaged over all their counted
 // tokens, clip the global norm, and update with the schedule's learning rate.
 func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
+	return t.StepContext(context.Background(), batches...)
+}
+
+// StepContext is Step that gives up once ctx is done, between two layers of a micro-batch's forward
+// or backward, and returns ctx's error: the weights, the optimizer state and the step count are then
+// as before the call, so a checkpoint saved next is the state after the last whole step.
+func (t *Trainer) StepContext(ctx context.Context, batches ...model.Batch) (StepResult, error) {
 	if len(batches) == 0 {
 		return StepResult{}, fmt.Errorf("train step: no batches")
 	}
@@ -87,7 +95,7 @@ func (t *Trainer) Step(batches ...model.Batch) (StepResult, error) {
 	t.Model.DiscardGrads()
 	var sum float64
 	for i, b := range batches {
-		s, err := t.Model.ForwardBackward(b, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
+		s, err := t.Model.ForwardBackwardContext(ctx, b, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
 		if err != nil {
 			return StepResult{}, fmt.Errorf("train step %d micro-batch %d: %w", t.step, i, err)
 		}
