@@ -298,7 +298,11 @@ func windowStart(t, W int) int {
 func attnProbs[F float](row []F, a, z int, scale F) {
 	keys := row[a : z+1]
 	scaleInPlace(keys, scale)
-	softmaxInPlace(keys)
+	if k32, ok := any(keys).([]float32); ok {
+		tensor.SoftmaxProbs(k32)
+	} else {
+		softmaxInPlace(keys)
+	}
 	clear(row[:a])
 	clear(row[z+1:])
 }

@@ -2,6 +2,8 @@
 
 package tensor
 
+import "math"
+
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
 
@@ -67,9 +69,25 @@ func maxOf(x []float32) float32 {
 }
 
 func expSub(x []float32, mx float32) float64 {
-	body := len(x) &^ 7
-	if !hasAVX2 || body == 0 {
+	if !hasAVX2 {
 		return expSubGeneric(x, mx)
 	}
-	return float64(expSubAVX2(&x[0], body, mx)) + expSubGeneric(x[body:], mx)
+	var sum float64
+	body := len(x) &^ 7
+	if body > 0 {
+		sum = float64(expSubAVX2(&x[0], body, mx))
+	}
+	// The last len%8 entries go through the vector kernel too, padded with −Inf (exp gives 0 there):
+	// math.Exp one at a time cost attention, whose rows are short and of every length, a tenth of
+	// its softmax time.
+	if tail := x[body:]; len(tail) > 0 {
+		pad := [8]float32{}
+		for i := range pad {
+			pad[i] = float32(math.Inf(-1))
+		}
+		copy(pad[:], tail)
+		sum += float64(expSubAVX2(&pad[0], 8, mx))
+		copy(tail, pad[:len(tail)])
+	}
+	return sum
 }
