@@ -292,9 +292,10 @@ func (m *Model) LossSum(b Batch) (sum, count float64, err error) {
 }
 
 // ForwardBackward runs the forward and backward over a batch and adds gradScale·∂(Σ mask·loss)/∂θ to
-// the gradients of the trainable tensors (call ZeroGrads or DiscardGrads first; use gradScale = 1/Σmask over all
-// micro-batches of a step for a mean loss). dropoutSeed fixes the LoRA dropout masks. It returns
-// Σ mask·loss. The gradients are those of the loss over the given weights; nothing is updated.
+// the gradients of the trainable tensors (call ZeroGrads or DiscardGrads first; use gradScale =
+// 1/Σmask over all micro-batches of a step for a mean loss). dropoutSeed fixes the LoRA dropout
+// masks. It returns Σ mask·loss. The gradients are those of the loss over the given weights; nothing
+// is updated.
 func (m *Model) ForwardBackward(b Batch, gradScale float64, dropoutSeed uint64) (float64, error) {
 	return m.ForwardBackwardContext(context.Background(), b, gradScale, dropoutSeed)
 }
