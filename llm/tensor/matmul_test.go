@@ -174,21 +174,6 @@ func checkMatMul(t *testing.T, rng *rand.Rand, tc matmulCase, pad int, mul mulFu
 	}
 }
 
-// A tall product (its A slice is packed by chunks of rows, see tallA) in every layout, threaded and
-// serial, strided: two kc slices, a ragged last chunk, a ragged last row panel and a narrow edge tile.
-func TestMatMulTall(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	m, n, k := 8236, 36, 520
-	if m*k <= tallA {
-		t.Fatalf("%dx%d is not past tallA = %d", m, k, tallA)
-	}
-	for layout := range 4 {
-		tc := matmulCase{m, n, k, layout&1 != 0, layout&2 != 0, layout%3 == 0}
-		checkMatMul(t, rng, tc, 0, viaMatMul)
-		checkMatMul(t, rng, tc, 5, viaMatMulStridedSerial)
-	}
-}
-
 // Every entry point, dense and strided, threaded and serial, and the generic loops, against float64.
 func TestMatMulMatchesFloat64Reference(t *testing.T) {
 	t.Logf("kernel: %s", KernelName())
