@@ -81,3 +81,19 @@ func TestMaxOf(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSoftmax is one row of the output head's logits (a 32000-token vocabulary): the training
+// step runs it for every counted token.
+func BenchmarkSoftmax(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	src := make([]float32, 32000)
+	for i := range src {
+		src[i] = float32(rng.NormFloat64() * 3)
+	}
+	x := make([]float32, len(src))
+	for b.Loop() {
+		copy(x, src)
+		Softmax(x)
+	}
+	b.ReportMetric(float64(len(x))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
