@@ -76,3 +76,10 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkTrainStepIssueShapeLoRA is the issue's shape with LoRA adapters (rank 16 on every
+// projection, as `lathe bench train --lora`): the frozen base skips its weight-gradient products.
+func BenchmarkTrainStepIssueShapeLoRA(b *testing.B) {
+	benchStepOf(b, issueConfig, 4, 128, 0, &model.LoRAConfig{Rank: 16, Alpha: 32, Targets: []model.Target{
+		model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}})
+}
