@@ -22,8 +22,11 @@ type net[F float] struct {
 	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
 	frozen   *frozenBase[F]
 	// stale holds the base gradients (by their first element) that still hold a previous step's
-	// values after DiscardGrads: the backward overwrites them instead of adding to them.
-	stale map[*F]struct{}
+	// values after DiscardGrads: the backward overwrites them instead of adding to them. gradList is
+	// every base gradient tensor of g, listed once (tensorSpecs allocates).
+	stale      map[*F]struct{}
+	gradList   [][]F
+	gradListOf *weights[F] // the g gradList lists
 	// stop, when set, is checked between layers of a training forward and backward: once it reports
 	// true they return early, leaving activations and gradients unfinished (ForwardBackwardContext).
 	stop func() bool
@@ -203,10 +206,16 @@ func (m *net[F]) discardGrads() {
 	if m.stale == nil {
 		m.stale = map[*F]struct{}{}
 	}
-	for _, s := range m.cfg.tensorSpecs() {
-		if t := *m.g.ptr(s.layer, s.field); len(t) > 0 {
-			m.stale[&t[0]] = struct{}{}
+	if m.gradListOf != m.g {
+		m.gradList, m.gradListOf = nil, m.g
+		for _, s := range m.cfg.tensorSpecs() {
+			if t := *m.g.ptr(s.layer, s.field); len(t) > 0 {
+				m.gradList = append(m.gradList, t)
+			}
 		}
+	}
+	for _, t := range m.gradList {
+		m.stale[&t[0]] = struct{}{}
 	}
 }
 
@@ -233,13 +242,14 @@ func (m *net[F]) freshGrad(t []F) {
 // clearStaleGrads zeroes the gradients the backward did not write (none, for a llama; kept so that a
 // tensor no path reaches still reads as a zero gradient).
 func (m *net[F]) clearStaleGrads() {
-	for p := range m.stale {
-		for _, s := range m.cfg.tensorSpecs() {
-			if t := *m.g.ptr(s.layer, s.field); len(t) > 0 && &t[0] == p {
-				parallelClear(t)
-			}
+	if len(m.stale) == 0 {
+		return
+	}
+	for _, t := range m.gradList {
+		if _, ok := m.stale[&t[0]]; ok {
+			parallelClear(t)
+			delete(m.stale, &t[0])
 		}
-		delete(m.stale, p)
 	}
 }
 
