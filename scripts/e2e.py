@@ -268,6 +268,8 @@ def check_kill_and_resume():
     s3 = client("s3")
     log = s3.get_object(Bucket=BUCKET, Key="output/resume-e2e/training-log.jsonl")["Body"].read().decode()
     assert any(json.loads(l).get("event") == "resumed" for l in log.splitlines() if l.strip()), "no resume in the training log"
+    left = s3.list_objects_v2(Bucket=BUCKET, Prefix="output/resume-e2e/checkpoints/")
+    assert left.get("KeyCount", 0) == 0, "the checkpoint outlived the completed job: %s" % left.get("Contents")
 
 
 def check_stop():

@@ -194,6 +194,13 @@ func (localStore) PutBytes(_ context.Context, uri string, data []byte, _ string)
 
 func (localStore) PutFile(_ context.Context, uri, path string) error { return placeFile(path, uri) }
 
+func (localStore) Delete(_ context.Context, uri string) error {
+	if err := os.Remove(uri); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 func (localStore) Download(_ context.Context, uri, path string) error {
 	if _, err := os.Stat(uri); errors.Is(err, os.ErrNotExist) {
 		return blob.ErrNotFound

@@ -33,6 +33,7 @@ type objectStore interface {
 	PutBytes(ctx context.Context, uri string, data []byte, contentType string) error
 	PutFile(ctx context.Context, uri, path string) error
 	Download(ctx context.Context, uri, path string) error
+	Delete(ctx context.Context, uri string) error
 }
 
 // ModelSource finds a base model on local disk, downloading it into the model store when needed.
@@ -153,9 +154,14 @@ func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 		}
 	}
 	// Everything the job made is in S3 now; its scratch (a checkpoint and a copy of the model, several
-	// times the model's size) would only fill the disk, job after job.
+	// times the model's size) would only fill the disk, job after job. The checkpoint in S3 (weights
+	// and two optimizer moments: 12 bytes a parameter, gigabytes for a 360M model) served restarts
+	// only: a completed job is not run again, and on a real S3 it would be paid for month after month.
 	if err := os.RemoveAll(work); err != nil {
 		logger.Warn("remove the job's work dir", "dir", work, "err", err)
+	}
+	if err := e.Objects.Delete(ctx, out+"checkpoints/checkpoint.bin"); err != nil {
+		logger.Warn("remove the job's checkpoint", "uri", out+"checkpoints/checkpoint.bin", "err", err)
 	}
 	return res, nil
 }

@@ -390,6 +390,9 @@ func TestExecuteResumesBitIdentically(t *testing.T) {
 			if !bytes.Equal(env.get(t, out+"model/model.safetensors"), wantModel) {
 				t.Errorf("resumed run's model.safetensors differs from the uninterrupted run's")
 			}
+			if ok, err := env.objects.Exists(ctx, uri(out+"checkpoints/checkpoint.bin")); err != nil || ok {
+				t.Errorf("the checkpoint is still in S3 after the job completed (exists %v, err %v)", ok, err)
+			}
 			events := map[string][]int{}
 			for _, l := range lines(env.get(t, out+"training-log.jsonl")) {
 				var ev struct {
