@@ -285,6 +285,9 @@ func TestHostingErrors(t *testing.T) {
 		{"top_p above 1", "ep1", `{"inputs":"x","parameters":{"top_p":1.5}}`, "ModelError", 424, "`top_p` must be > 0.0 and <= 1.0"},
 		{"too many stops", "ep1", `{"inputs":"x","parameters":{"stop":["a","b","c","d","e"]}}`, "ModelError", 424, "up to 4 stop sequences"},
 		{"input longer than the context", "ep1", `{"inputs":"` + strings.Repeat("word ", 3000) + `"}`, "ModelError", 424, "the model's context is 2048 tokens"},
+		{"typical_p above 1", "ep1", `{"inputs":"x","parameters":{"typical_p":1.5}}`, "ModelError", 424, "`typical_p` must be > 0.0 and <= 1.0"},
+		{"truncate zero", "ep1", `{"inputs":"x","parameters":{"truncate":0}}`, "ModelError", 424, "`truncate` must be strictly positive and less than 2047. Given: 0"},
+		{"truncate past the context", "ep1", `{"inputs":"x","parameters":{"truncate":5000}}`, "ModelError", 424, "`truncate` must be strictly positive and less than 2047. Given: 5000"},
 	}
 	for _, c := range rtCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -301,6 +304,40 @@ func TestHostingErrors(t *testing.T) {
 				t.Errorf("ModelError members = %+v", me)
 			}
 		})
+	}
+}
+
+// truncate keeps the end of an input too long for the model: the call that fails without it answers
+// with it, and what it answers depends on those last tokens only. typical_p samples reproducibly.
+func TestTruncateAndTypicalP(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	e.deploy(t, "ep1", baseModelContainer(""))
+	invoke := func(body string) (string, error) {
+		out, err := e.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ep1"), Body: []byte(body)})
+		if err != nil {
+			return "", err
+		}
+		return string(out.Body), nil
+	}
+	tail := strings.Repeat("The little dog ran to the park and played with a red ball. ", 20) + "Then the dog"
+	long1 := strings.Repeat("Once upon a time there was a girl named Lily. ", 250) + tail
+	long2 := strings.Repeat("Tom had a big blue car and he liked to drive it fast. ", 200) + tail
+	if _, err := invoke(`{"inputs":"` + long1 + `","parameters":{"max_new_tokens":8}}`); err == nil {
+		t.Fatal("an input longer than the context was accepted without truncate")
+	}
+	a, err := invoke(`{"inputs":"` + long1 + `","parameters":{"max_new_tokens":8,"truncate":64}}`)
+	if err != nil || !strings.Contains(a, "generated_text") {
+		t.Fatalf("truncate 64 answered %s, %v", a, err)
+	}
+	b, err := invoke(`{"inputs":"` + long2 + `","parameters":{"max_new_tokens":8,"truncate":64}}`)
+	if err != nil || a != b {
+		t.Errorf("two inputs ending in the same 64 tokens, truncated to them, answered %s and %s (%v)", a, b, err)
+	}
+	c1, err1 := invoke(`{"inputs":"The dog","parameters":{"max_new_tokens":12,"typical_p":0.5,"seed":7,"details":true}}`)
+	c2, err2 := invoke(`{"inputs":"The dog","parameters":{"max_new_tokens":12,"typical_p":0.5,"seed":7,"details":true}}`)
+	if err1 != nil || err2 != nil || c1 != c2 || !strings.Contains(c1, `"seed":7`) {
+		t.Errorf("typical_p with one seed answered %s then %s (%v, %v); want the same, sampled with seed 7", c1, c2, err1, err2)
 	}
 }
 

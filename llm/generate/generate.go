@@ -4,6 +4,7 @@
 package generate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -23,6 +24,10 @@ type Options struct {
 	Temperature float64
 	TopK        int     // keep the K most likely tokens; 0 keeps all
 	TopP        float64 // keep the smallest set of tokens whose probability reaches TopP; 0 or 1 keeps all
+	// TypicalP is locally typical sampling (Meister et al. 2022, transformers' TypicalLogitsWarper):
+	// after TopK and TopP, keep the tokens whose surprisal −log p is closest to the distribution's
+	// entropy, as many as reach TypicalP of the probability. 0 or 1 keeps all.
+	TypicalP float64
 	// RepetitionPenalty > 1 makes tokens already in the prompt or the output less likely, as
 	// transformers does: a positive logit is divided by it, a negative one multiplied. 0 or 1 is off.
 	RepetitionPenalty float64
@@ -41,6 +46,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("generate: top-k %d must not be negative", o.TopK)
 	case o.TopP < 0 || o.TopP > 1:
 		return fmt.Errorf("generate: top-p %g must be in [0, 1]", o.TopP)
+	case o.TypicalP < 0 || o.TypicalP > 1 || math.IsNaN(o.TypicalP):
+		return fmt.Errorf("generate: typical-p %g must be in [0, 1]", o.TypicalP)
 	case o.RepetitionPenalty < 0:
 		return fmt.Errorf("generate: repetition penalty %g must not be negative", o.RepetitionPenalty)
 	}
@@ -408,6 +415,9 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 			z += probs[j]
 		}
 	}
+	if opt.TypicalP > 0 && opt.TypicalP < 1 {
+		cand, z = typical(cand, probs, z, opt.TypicalP, work)
+	}
 	u := s.rng.Float64() * z
 	var cum float64
 	for _, j := range cand {
@@ -417,6 +427,39 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 		}
 	}
 	return cand[len(cand)-1]
+}
+
+// typical keeps the candidates whose surprisal is closest to the entropy of their distribution
+// (probs[j]/z over cand), fewest first, until their probability reaches mass; it reorders cand and
+// returns the kept prefix with its unnormalized total. shift is scratch indexed like probs.
+func typical(cand []int32, probs []float64, z, mass float64, shift []float64) ([]int32, float64) {
+	var entropy float64
+	for _, j := range cand {
+		if p := probs[j] / z; p > 0 {
+			entropy -= p * math.Log(p)
+		}
+	}
+	for _, j := range cand {
+		if p := probs[j] / z; p > 0 {
+			shift[j] = math.Abs(-math.Log(p) - entropy)
+		} else {
+			shift[j] = math.Inf(1)
+		}
+	}
+	slices.SortStableFunc(cand, func(a, b int32) int { return cmp.Compare(shift[a], shift[b]) })
+	var cum float64
+	for k, j := range cand {
+		cum += probs[j] / z
+		if cum >= mass {
+			cand = cand[:k+1]
+			break
+		}
+	}
+	z = 0
+	for _, j := range cand {
+		z += probs[j]
+	}
+	return cand, z
 }
 
 // topK returns the indices of the k largest values, largest first (ties: lower index first), using a

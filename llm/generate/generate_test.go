@@ -137,6 +137,14 @@ func TestSampleDistribution(t *testing.T) {
 		{"top-k 3 and top-p 0.75", Options{Temperature: 1, TopK: 3, TopP: 0.75}, soft(1, []int{0, 1})},
 		// sorted probabilities at T=1: 0.563, 0.207, 0.126, 0.076, 0.028: top-p 0.8 keeps three
 		{"top-p 0.8", Options{Temperature: 1, TopP: 0.8}, soft(1, []int{0, 1, 4})},
+		// Typical sampling: entropy 1.206 nats; surprisal minus entropy, closest first: token 1
+		// (0.368), 0 (0.632), 4 (0.868), 2, 3; cumulative probability 0.207, 0.770, 0.896, ...
+		// 0.15 keeps token 1 alone (not the most likely one), 0.8 three tokens, 0.9 four.
+		{"typical-p 0.15", Options{Temperature: 1, TypicalP: 0.15}, soft(1, []int{1})},
+		{"typical-p 0.8", Options{Temperature: 1, TypicalP: 0.8}, soft(1, []int{0, 1, 4})},
+		{"typical-p 0.9", Options{Temperature: 1, TypicalP: 0.9}, soft(1, []int{0, 1, 2, 4})},
+		// After top-k 2 (probabilities 0.731, 0.269; entropy 0.582) token 0 is the typical one.
+		{"top-k 2 then typical-p 0.5", Options{Temperature: 1, TopK: 2, TypicalP: 0.5}, soft(1, []int{0})},
 		{"repetition penalty", Options{Temperature: 1, RepetitionPenalty: 2}, func() []float64 {
 			saved := logits[0]
 			logits[0] = saved / 2 // token 0 was seen

@@ -123,6 +123,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // start admits one generation per input; on any failure the ones already admitted are cancelled.
 func (h *handler) start(ctx context.Context, t Target, c *call) ([]*serving.Generation, []string, error) {
+	if limit := t.Engine.ContextLen() - 1; c.hasTruncate && (c.truncate <= 0 || limit > 0 && c.truncate > limit) {
+		return nil, nil, &serving.InputError{Msg: fmt.Sprintf("`truncate` must be strictly positive and less than %d. Given: %d", limit, c.truncate)}
+	}
 	var gens []*serving.Generation
 	for i, in := range c.inputs {
 		prompt, err := t.Engine.Prompt(in)
@@ -130,7 +133,7 @@ func (h *handler) start(ctx context.Context, t Target, c *call) ([]*serving.Gene
 			opt := c.opt
 			opt.Seed += uint64(i) // the items of one call sample differently, reproducibly
 			var g *serving.Generation
-			if g, err = t.Engine.Start(ctx, prompt, opt); err == nil {
+			if g, err = t.Engine.StartTruncated(ctx, prompt, c.truncate, opt); err == nil {
 				gens = append(gens, g)
 				continue
 			}

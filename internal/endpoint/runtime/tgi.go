@@ -16,8 +16,8 @@ type tgiRequest struct {
 	Stream     bool            `json:"stream"`
 }
 
-// tgiParameters are TGI's GenerateParameters; best_of, typical_p, truncate, watermark and
-// decoder_input_details are accepted and have no effect.
+// tgiParameters are TGI's GenerateParameters; best_of, watermark and decoder_input_details are
+// accepted and have no effect.
 type tgiParameters struct {
 	MaxNewTokens      *int     `json:"max_new_tokens"`
 	Temperature       *float64 `json:"temperature"`
@@ -50,6 +50,10 @@ type call struct {
 	sampled  bool
 	fullText bool
 	details  bool
+	// truncate keeps the last truncate tokens of each input (TGI's left truncation) when hasTruncate;
+	// it is checked against the model's input limit when the generation starts.
+	truncate    int
+	hasTruncate bool
 }
 
 // inputError is a payload the model rejects: TGI answers 422 with {"error": msg, "error_type": "validation"}.
@@ -127,8 +131,15 @@ func parseTGI(body []byte) (*call, error) {
 		c.opt.TopP = *tp
 		c.sampled = c.sampled || *tp < 1
 	}
-	if tp := p.TypicalP; tp != nil && (*tp <= 0 || *tp > 1) {
-		return nil, invalid("`typical_p` must be > 0.0 and <= 1.0")
+	if tp := p.TypicalP; tp != nil {
+		if *tp <= 0 || *tp > 1 {
+			return nil, invalid("`typical_p` must be > 0.0 and <= 1.0")
+		}
+		c.opt.TypicalP = *tp
+		c.sampled = c.sampled || *tp < 1
+	}
+	if tr := p.Truncate; tr != nil {
+		c.truncate, c.hasTruncate = *tr, true
 	}
 	if rp := p.RepetitionPenalty; rp != nil {
 		if *rp <= 0 {
@@ -146,7 +157,7 @@ func parseTGI(body []byte) (*call, error) {
 	}
 	c.opt.StopSequences = p.Stop
 	if !c.sampled {
-		c.opt.Temperature, c.opt.TopK, c.opt.TopP = 0, 0, 0
+		c.opt.Temperature, c.opt.TopK, c.opt.TopP, c.opt.TypicalP = 0, 0, 0, 0
 	} else if p.Seed != nil {
 		c.opt.Seed = *p.Seed
 	} else {

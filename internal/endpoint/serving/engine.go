@@ -289,7 +289,16 @@ func (e *Engine) detokenize(ids []int32) string {
 // when the queue is full, ErrClosed after Close, or an *InputError. Cancelling ctx cancels the
 // generation at the engine's next step.
 func (e *Engine) Start(ctx context.Context, prompt string, opt generate.Options) (*Generation, error) {
+	return e.StartTruncated(ctx, prompt, 0, opt)
+}
+
+// StartTruncated is Start on only the last keep tokens of the prompt (TGI's truncate: the start of
+// a long input is dropped); keep <= 0 keeps the whole prompt.
+func (e *Engine) StartTruncated(ctx context.Context, prompt string, keep int, opt generate.Options) (*Generation, error) {
 	ids := e.Tokenize(prompt)
+	if keep > 0 && len(ids) > keep {
+		ids = ids[len(ids)-keep:]
+	}
 	ctxLen := e.ContextLen()
 	if len(ids) == 0 {
 		return nil, &InputError{Msg: "the input is empty"}
