@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,10 +26,19 @@ import (
 type tgiOut struct {
 	GeneratedText string `json:"generated_text"`
 	Details       *struct {
-		FinishReason    string  `json:"finish_reason"`
-		GeneratedTokens int     `json:"generated_tokens"`
-		Seed            *uint64 `json:"seed"`
+		FinishReason    string     `json:"finish_reason"`
+		GeneratedTokens int        `json:"generated_tokens"`
+		Seed            *uint64    `json:"seed"`
+		Prefill         []tgiToken `json:"prefill"`
+		Tokens          []tgiToken `json:"tokens"`
 	} `json:"details"`
+}
+
+type tgiToken struct {
+	ID      int32    `json:"id"`
+	Text    string   `json:"text"`
+	Logprob *float64 `json:"logprob"`
+	Special bool     `json:"special"`
 }
 
 func invoke(t *testing.T, e *env, name, body string) ([]tgiOut, *sagemakerruntime.InvokeEndpointOutput) {
@@ -139,6 +149,21 @@ func TestInvokeBaseModelMatchesReferenceAndStreams(t *testing.T) {
 	if !strings.HasPrefix(strings.TrimSpace(res[0].GeneratedText), want) || res[0].Details.FinishReason != "length" {
 		t.Errorf("generated %+v, want text starting %q", res[0], want)
 	}
+	// details list every generated token, its text (with its space) and log-probability, as TGI.
+	d := res[0].Details
+	var joined strings.Builder
+	var detailLogprobs []float64
+	for _, tk := range d.Tokens {
+		joined.WriteString(tk.Text)
+		if tk.Logprob == nil || *tk.Logprob > 0 || math.IsInf(*tk.Logprob, 0) || tk.Special {
+			t.Errorf("details token %+v: want a finite log-probability <= 0 and not special", tk)
+		} else {
+			detailLogprobs = append(detailLogprobs, *tk.Logprob)
+		}
+	}
+	if d.Prefill == nil || len(d.Prefill) != 0 || len(d.Tokens) != d.GeneratedTokens || joined.String() != res[0].GeneratedText {
+		t.Errorf("details: prefill %v, %d tokens for %d generated, texts %q for %q", d.Prefill, len(d.Tokens), d.GeneratedTokens, joined.String(), res[0].GeneratedText)
+	}
 
 	out, err := e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 		EndpointName: aws.String("stories"), ContentType: aws.String("application/json"),
@@ -164,6 +189,7 @@ func TestInvokeBaseModelMatchesReferenceAndStreams(t *testing.T) {
 	// TGI's server-sent events: the tokens add up to the text, the last event carries it whole.
 	var text strings.Builder
 	var last map[string]any
+	var streamLogprobs []float64
 	for _, line := range strings.Split(raw.String(), "\n") {
 		if line == "" {
 			continue
@@ -175,7 +201,19 @@ func TestInvokeBaseModelMatchesReferenceAndStreams(t *testing.T) {
 		if err := json.Unmarshal([]byte(data), &last); err != nil {
 			t.Fatal(err)
 		}
-		text.WriteString(last["token"].(map[string]any)["text"].(string))
+		tok := last["token"].(map[string]any)
+		text.WriteString(tok["text"].(string))
+		lp, _ := tok["logprob"].(float64)
+		streamLogprobs = append(streamLogprobs, lp)
+	}
+	// Greedy both times: the stream's token log-probabilities are the details' (float32 on the wire).
+	if len(streamLogprobs) != len(detailLogprobs) {
+		t.Errorf("stream logprobs %v, details %v", streamLogprobs, detailLogprobs)
+	}
+	for i := range min(len(streamLogprobs), len(detailLogprobs)) {
+		if math.Abs(streamLogprobs[i]-detailLogprobs[i]) > 1e-6 {
+			t.Errorf("token %d: stream logprob %g, details %g", i, streamLogprobs[i], detailLogprobs[i])
+		}
 	}
 	if text.String() != res[0].GeneratedText || last["generated_text"] != res[0].GeneratedText ||
 		last["details"].(map[string]any)["finish_reason"] != "length" {

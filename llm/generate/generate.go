@@ -34,6 +34,10 @@ type Options struct {
 	Seed              uint64   // sequence i samples from PCG(Seed, i): the same seed gives the same text
 	StopTokens        []int32  // end-of-sequence ids: generation ends there (the id is not output)
 	StopSequences     []string // generation ends before the first occurrence of any of these in the text
+	// Logprobs asks for each new token's natural-log probability (Token.Logprob, Result.Logprobs):
+	// under the distribution it was sampled from, or, decoding greedily, under the softmax of the
+	// logits after the repetition penalty, which costs one more pass over the vocabulary a token.
+	Logprobs bool
 }
 
 func (o Options) validate() error {
@@ -66,9 +70,10 @@ type Detokenize func(ids []int32) string
 // while a multi-byte character or a possible stop sequence is still incomplete). A sequence that ends
 // on a stop token or the context limit may send a last Token with ID −1 carrying the text held back.
 type Token struct {
-	Seq  int
-	ID   int32
-	Text string
+	Seq     int
+	ID      int32
+	Text    string
+	Logprob float32 // with Options.Logprobs; 0 on the text-only token that ends a held-back tail (ID −1)
 }
 
 // Finish reasons.
@@ -82,9 +87,14 @@ const (
 
 // Result is one prompt's generation.
 type Result struct {
-	Tokens []int32 // generated ids (no stop token); may run past Text's end when a stop sequence cut it
-	Text   string  // detokenized output, cut before a stop sequence
-	Finish string
+	Tokens   []int32   // generated ids (no stop token); may run past Text's end when a stop sequence cut it
+	Logprobs []float32 // each token's log-probability, with Options.Logprobs
+	Text     string    // detokenized output, cut before a stop sequence
+	Finish   string
+	// StopToken is the end-of-sequence id that ended generation when Finish is FinishEOS, with its
+	// log-probability (Options.Logprobs).
+	StopToken   int32
+	StopLogprob float32
 }
 
 // Request is one sequence in a Decoder: its cache, sampler state and result so far.
@@ -212,8 +222,8 @@ func (d *Decoder) Step() error {
 	}
 	kept = d.active[:0]
 	for a, r := range d.active {
-		tok := sample(d.logits[a*V:(a+1)*V], r, r.opt, d.work, d.probs, d.order)
-		if err := r.advance(tok, d.detok); err != nil {
+		tok, lp := sample(d.logits[a*V:(a+1)*V], r, r.opt, d.work, d.probs, d.order)
+		if err := r.advance(tok, float32(lp), d.detok); err != nil {
 			r.done, r.err = true, err
 		}
 		if !r.done && r.cache.Len() >= r.cache.Cap() {
@@ -267,17 +277,22 @@ func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Option
 	return results(), nil
 }
 
-// advance records a sampled token, checks the stop conditions and streams what text is final.
-func (s *Request) advance(tok int32, detok Detokenize) error {
+// advance records a sampled token (and its log-probability lp), checks the stop conditions and
+// streams what text is final.
+func (s *Request) advance(tok int32, lp float32, detok Detokenize) error {
 	i, opt, onToken := s.index, s.opt, s.onToken
 	if slices.Contains(opt.StopTokens, tok) {
+		s.result.StopToken, s.result.StopLogprob = tok, lp
 		return s.finish(FinishEOS, detok)
 	}
 	s.result.Tokens = append(s.result.Tokens, tok)
+	if opt.Logprobs {
+		s.result.Logprobs = append(s.result.Logprobs, lp)
+	}
 	s.seen[tok] = true
 	if detok == nil {
 		if onToken != nil {
-			if err := onToken(Token{Seq: i, ID: tok}); err != nil {
+			if err := onToken(Token{Seq: i, ID: tok, Logprob: lp}); err != nil {
 				return err
 			}
 		}
@@ -292,15 +307,15 @@ func (s *Request) advance(tok int32, detok Detokenize) error {
 			full = full[:k]
 			s.result.Text = full
 			s.done, s.result.Finish = true, FinishStop
-			return s.stream(i, tok, full, len(full), onToken)
+			return s.stream(i, tok, lp, full, len(full), onToken)
 		}
 	}
 	s.result.Text = full
 	if len(s.result.Tokens) >= opt.MaxNewTokens {
 		s.done, s.result.Finish = true, FinishLength
-		return s.stream(i, tok, full, len(full), onToken)
+		return s.stream(i, tok, lp, full, len(full), onToken)
 	}
-	return s.stream(i, tok, full, safeEnd(full, opt.StopSequences), onToken)
+	return s.stream(i, tok, lp, full, safeEnd(full, opt.StopSequences), onToken)
 }
 
 // finish ends a sequence without a new token and streams the text held back.
@@ -315,8 +330,8 @@ func (s *Request) finish(reason string, detok Detokenize) error {
 	return onToken(Token{Seq: i, ID: -1, Text: rest})
 }
 
-// stream sends the token with the text between what was already sent and end.
-func (s *Request) stream(i int, tok int32, full string, end int, onToken func(Token) error) error {
+// stream sends the token (log-probability lp) with the text between what was already sent and end.
+func (s *Request) stream(i int, tok int32, lp float32, full string, end int, onToken func(Token) error) error {
 	if onToken == nil {
 		return nil
 	}
@@ -325,7 +340,7 @@ func (s *Request) stream(i int, tok int32, full string, end int, onToken func(To
 		text = full[s.emitted:end]
 		s.emitted = end
 	}
-	return onToken(Token{Seq: i, ID: tok, Text: text})
+	return onToken(Token{Seq: i, ID: tok, Text: text, Logprob: lp})
 }
 
 // safeEnd is how much of text can be streamed: not a trailing incomplete character (decoders show it
@@ -354,9 +369,9 @@ func safeEnd(text string, stops []string) int {
 	return end - hold
 }
 
-// sample picks the next token from one sequence's logits. work and probs hold Vocab float64s, order
-// Vocab int32s.
-func sample(logits []float32, s *Request, opt Options, work, probs []float64, order []int32) int32 {
+// sample picks the next token from one sequence's logits, and its log-probability when opt.Logprobs
+// asks (see Options.Logprobs). work and probs hold Vocab float64s, order Vocab int32s.
+func sample(logits []float32, s *Request, opt Options, work, probs []float64, order []int32) (int32, float64) {
 	for j, v := range logits {
 		w := float64(v)
 		if p := opt.RepetitionPenalty; p > 0 && p != 1 && s.seen[j] {
@@ -375,7 +390,14 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 				best = j
 			}
 		}
-		return int32(best)
+		if !opt.Logprobs {
+			return int32(best), 0
+		}
+		var z float64 // log-softmax at the maximum: −log Σ exp(w − max)
+		for _, w := range work {
+			z += math.Exp(w - work[best])
+		}
+		return int32(best), -math.Log(z)
 	}
 	topP := opt.TopP > 0 && opt.TopP < 1
 	var cand []int32
@@ -420,13 +442,15 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 	}
 	u := s.rng.Float64() * z
 	var cum float64
+	pick := cand[len(cand)-1]
 	for _, j := range cand {
 		cum += probs[j]
 		if u < cum {
-			return j
+			pick = j
+			break
 		}
 	}
-	return cand[len(cand)-1]
+	return pick, math.Log(probs[pick] / z)
 }
 
 // typical keeps the candidates whose surprisal is closest to the entropy of their distribution

@@ -157,7 +157,8 @@ func TestSampleDistribution(t *testing.T) {
 		counts := make([]float64, len(logits))
 		const n = 40000
 		for range n {
-			counts[sample(logits, s, c.opt, make([]float64, 5), make([]float64, 5), make([]int32, 5))]++
+			tok, _ := sample(logits, s, c.opt, make([]float64, 5), make([]float64, 5), make([]int32, 5))
+			counts[tok]++
 		}
 		for j := range counts {
 			if got := counts[j] / n; math.Abs(got-c.want[j]) > 0.01 {
@@ -299,5 +300,62 @@ func TestDecoderContinuousBatching(t *testing.T) {
 	}
 	if a.Result().Finish != FinishLength || len(a.Result().Text) != 10 {
 		t.Fatalf("request a: finish %q text %q", a.Result().Finish, a.Result().Text)
+	}
+}
+
+// With Logprobs, each token carries its log-probability: under the distribution it was drawn from
+// when sampling (top-k renormalised), under the softmax of the logits when greedy; the streamed
+// tokens and Result.Logprobs agree, and the stop token's is kept apart.
+func TestLogprobs(t *testing.T) {
+	logits := []float32{2, 1, 0, -1, 0.5}
+	lse := func(keep []int) float64 {
+		var z float64
+		for _, j := range keep {
+			z += math.Exp(float64(logits[j]))
+		}
+		return math.Log(z)
+	}
+	s := &Request{rng: rand.New(rand.NewPCG(1, 2)), seen: make([]bool, 5)}
+	work, probs, order := make([]float64, 5), make([]float64, 5), make([]int32, 5)
+	if tok, lp := sample(logits, s, Options{Logprobs: true}, work, probs, order); tok != 0 || math.Abs(lp-(2-lse([]int{0, 1, 2, 3, 4}))) > 1e-12 {
+		t.Errorf("greedy: token %d logprob %g, want 0 and %g", tok, lp, 2-lse([]int{0, 1, 2, 3, 4}))
+	}
+	for range 50 {
+		tok, lp := sample(logits, s, Options{Temperature: 1, TopK: 2, Logprobs: true}, work, probs, order)
+		if want := float64(logits[tok]) - lse([]int{0, 1}); tok > 1 || math.Abs(lp-want) > 1e-12 {
+			t.Fatalf("top-k 2: token %d logprob %g, want a token of the two and %g", tok, lp, want)
+		}
+	}
+
+	m := testModel(t)
+	var streamed []float32
+	res, err := Generate(context.Background(), m, [][]int32{{3, 1, 4}}, Options{MaxNewTokens: 12, Temperature: 0.8, Seed: 4, Logprobs: true}, letters,
+		func(tk Token) error {
+			if tk.ID >= 0 {
+				streamed = append(streamed, tk.Logprob)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res[0]
+	if len(r.Logprobs) != len(r.Tokens) || !slices.Equal(r.Logprobs, streamed) {
+		t.Fatalf("%d tokens, %d logprobs in the result, %v streamed", len(r.Tokens), len(r.Logprobs), streamed)
+	}
+	for i, lp := range r.Logprobs {
+		if !(lp <= 0) || math.IsInf(float64(lp), -1) {
+			t.Errorf("token %d logprob %g is not a log-probability of a drawn token", i, lp)
+		}
+	}
+	eos := r.Tokens[3]
+	cut, _ := Generate(context.Background(), m, [][]int32{{3, 1, 4}}, Options{MaxNewTokens: 12, Temperature: 0.8, Seed: 4, Logprobs: true, StopTokens: []int32{eos}}, letters, nil)
+	k := slices.Index(r.Tokens, eos)
+	if c := cut[0]; c.Finish != FinishEOS || c.StopToken != eos || c.StopLogprob != r.Logprobs[k] || !slices.Equal(c.Logprobs, r.Logprobs[:k]) {
+		t.Errorf("stop token: finish %q, stop %d logprob %g, logprobs %v; want eos, %d, %g, %v", c.Finish, c.StopToken, c.StopLogprob, c.Logprobs, eos, r.Logprobs[k], r.Logprobs[:k])
+	}
+	plain, _ := Generate(context.Background(), m, [][]int32{{3, 1, 4}}, Options{MaxNewTokens: 12, Temperature: 0.8, Seed: 4}, letters, nil)
+	if !slices.Equal(plain[0].Tokens, r.Tokens) || plain[0].Logprobs != nil {
+		t.Errorf("asking for logprobs changed the tokens (%v vs %v) or they came unasked (%v)", plain[0].Tokens, r.Tokens, plain[0].Logprobs)
 	}
 }

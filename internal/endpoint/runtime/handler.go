@@ -113,7 +113,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.generationError(w, name, target.Variant, err)
 			return
 		}
-		out[i] = c.output(inputs[i], res)
+		out[i] = c.output(inputs[i], res, target.Engine)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(headerVariant, target.Variant)

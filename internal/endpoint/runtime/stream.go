@@ -11,9 +11,10 @@ import (
 // tgiToken and tgiStreamEvent are one server-sent event of TGI's stream: `data:{...}` then a blank
 // line, the last event carrying the whole generated text (and details when asked).
 type tgiToken struct {
-	ID      int32  `json:"id"`
-	Text    string `json:"text"`
-	Special bool   `json:"special"`
+	ID      int32   `json:"id"`
+	Text    string  `json:"text"`
+	Logprob float32 `json:"logprob"`
+	Special bool    `json:"special"`
 }
 
 type tgiStreamEvent struct {
@@ -74,6 +75,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 		h.modelError(w, name, t.Variant, invalid("streaming takes a single string in `inputs`, not a list"))
 		return
 	}
+	c.opt.Logprobs = true // every token event carries its log-probability
 	gens, _, err := h.start(r.Context(), t, c)
 	if err != nil {
 		h.startError(w, name, t.Variant, err)
@@ -114,7 +116,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 				}
 			}
 			index++
-			held = &tgiStreamEvent{Index: index, Token: tgiToken{ID: tk.ID, Text: tk.Text}}
+			held = &tgiStreamEvent{Index: index, Token: tgiToken{ID: tk.ID, Text: tk.Text, Logprob: tk.Logprob}}
 		}
 	}
 	res, _ := g.Wait(r.Context())
@@ -122,7 +124,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 		index++
 		held = &tgiStreamEvent{Index: index, Token: tgiToken{ID: -1, Special: true}}
 	}
-	text := c.output(c.inputs[0], res).GeneratedText
+	text := c.output(c.inputs[0], res, nil).GeneratedText
 	held.GeneratedText = &text
 	if c.details {
 		held.Details = c.detailsOf(res)

@@ -165,6 +165,7 @@ func parseTGI(body []byte) (*call, error) {
 	}
 	c.fullText = p.ReturnFullText != nil && *p.ReturnFullText
 	c.details = p.Details
+	c.opt.Logprobs = p.Details // the details list each token's log-probability
 	return c, nil
 }
 
@@ -185,9 +186,25 @@ type tgiDetails struct {
 	Seed            *uint64 `json:"seed"`
 }
 
+// tgiFullDetails are the details of an answer that is not streamed: TGI adds the prompt's tokens
+// (prefill: empty, as without decoder_input_details) and each generated token with its
+// log-probability, the end-of-sequence token included (special).
+type tgiFullDetails struct {
+	tgiDetails
+	Prefill []tgiToken `json:"prefill"`
+	Tokens  []tgiToken `json:"tokens"`
+}
+
 type tgiOutput struct {
-	GeneratedText string      `json:"generated_text"`
-	Details       *tgiDetails `json:"details,omitempty"`
+	GeneratedText string          `json:"generated_text"`
+	Details       *tgiFullDetails `json:"details,omitempty"`
+}
+
+// tokenTexter gives the text of generated tokens: each one's addition to the text before it, and a
+// special token's own string.
+type tokenTexter interface {
+	TokenTexts(ids []int32) []string
+	SpecialText(id int32) string
 }
 
 func (c *call) detailsOf(res generate.Result) *tgiDetails {
@@ -202,13 +219,25 @@ func (c *call) detailsOf(res generate.Result) *tgiDetails {
 	return d
 }
 
-func (c *call) output(input string, res generate.Result) tgiOutput {
+// output is the answer to one input; tt gives the token texts of the details (nil: no details).
+func (c *call) output(input string, res generate.Result, tt tokenTexter) tgiOutput {
 	out := tgiOutput{GeneratedText: res.Text}
 	if c.fullText {
 		out.GeneratedText = input + res.Text
 	}
-	if c.details {
-		out.Details = c.detailsOf(res)
+	if c.details && tt != nil {
+		d := &tgiFullDetails{tgiDetails: *c.detailsOf(res), Prefill: []tgiToken{}, Tokens: []tgiToken{}}
+		for i, text := range tt.TokenTexts(res.Tokens) {
+			tk := tgiToken{ID: res.Tokens[i], Text: text}
+			if i < len(res.Logprobs) {
+				tk.Logprob = res.Logprobs[i]
+			}
+			d.Tokens = append(d.Tokens, tk)
+		}
+		if res.Finish == generate.FinishEOS {
+			d.Tokens = append(d.Tokens, tgiToken{ID: res.StopToken, Text: tt.SpecialText(res.StopToken), Logprob: res.StopLogprob, Special: true})
+		}
+		out.Details = d
 	}
 	return out
 }

@@ -284,6 +284,26 @@ func (e *Engine) detokenize(ids []int32) string {
 	return e.tok.Decode(in)
 }
 
+// TokenTexts is the text each of ids adds to the text of the ones before it (" the", with its
+// space, where decoding the token alone gives "the"), as TGI reports generated tokens.
+func (e *Engine) TokenTexts(ids []int32) []string {
+	out := make([]string, len(ids))
+	prev := ""
+	for i := range ids {
+		cur := e.detokenize(ids[:i+1])
+		if strings.HasPrefix(cur, prev) {
+			out[i] = cur[len(prev):]
+		} else { // a multi-byte character completed by this token rewrote the tail
+			out[i] = e.detokenize(ids[i : i+1])
+		}
+		prev = cur
+	}
+	return out
+}
+
+// SpecialText is a special token's own string ("</s>"), which decoding leaves out.
+func (e *Engine) SpecialText(id int32) string { return e.tok.Token(int(id)) }
+
 // Start admits one generation: prompt (already rendered by Prompt or ChatPrompt) continued with opt
 // (its StopTokens are filled with the model's end-of-sequence ids). It fails at once with ErrBusy
 // when the queue is full, ErrClosed after Close, or an *InputError. Cancelling ctx cancels the
