@@ -326,6 +326,8 @@ func TestHostingErrors(t *testing.T) {
 		{"typical_p above 1", "ep1", `{"inputs":"x","parameters":{"typical_p":1.5}}`, "ModelError", 424, "`typical_p` must be > 0.0 and <= 1.0"},
 		{"truncate zero", "ep1", `{"inputs":"x","parameters":{"truncate":0}}`, "ModelError", 424, "`truncate` must be strictly positive and less than 2047. Given: 0"},
 		{"truncate past the context", "ep1", `{"inputs":"x","parameters":{"truncate":5000}}`, "ModelError", 424, "`truncate` must be strictly positive and less than 2047. Given: 5000"},
+		{"best_of without sampling", "ep1", `{"inputs":"x","parameters":{"best_of":2}}`, "ModelError", 424, "you must use sampling when `best_of` is > 1"},
+		{"best_of with a seed", "ep1", `{"inputs":"x","parameters":{"best_of":2,"do_sample":true,"seed":3}}`, "ModelError", 424, "`seed` must not be set when `best_of` > 1"},
 	}
 	for _, c := range rtCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -347,7 +349,8 @@ func TestHostingErrors(t *testing.T) {
 
 // truncate keeps the end of an input too long for the model: the call that fails without it answers
 // with it, and what it answers depends on those last tokens only. typical_p samples reproducibly.
-func TestTruncateAndTypicalP(t *testing.T) {
+// best_of samples two sequences and answers with one, the other in the details; not when streaming.
+func TestTGISamplingParameters(t *testing.T) {
 	e := startEnv(t, t.TempDir(), serving.Options{})
 	ctx := context.Background()
 	e.deploy(t, "ep1", baseModelContainer(""))
@@ -376,6 +379,29 @@ func TestTruncateAndTypicalP(t *testing.T) {
 	c2, err2 := invoke(`{"inputs":"The dog","parameters":{"max_new_tokens":12,"typical_p":0.5,"seed":7,"details":true}}`)
 	if err1 != nil || err2 != nil || c1 != c2 || !strings.Contains(c1, `"seed":7`) {
 		t.Errorf("typical_p with one seed answered %s then %s (%v, %v); want the same, sampled with seed 7", c1, c2, err1, err2)
+	}
+	bo, err := invoke(`{"inputs":"The dog","parameters":{"max_new_tokens":12,"best_of":2,"do_sample":true,"details":true}}`)
+	var got []struct {
+		GeneratedText string `json:"generated_text"`
+		Details       struct {
+			Seed            *uint64 `json:"seed"`
+			BestOfSequences []struct {
+				GeneratedText string  `json:"generated_text"`
+				Seed          *uint64 `json:"seed"`
+			} `json:"best_of_sequences"`
+		} `json:"details"`
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(bo), &got)
+	}
+	if err != nil || len(got) != 1 || len(got[0].Details.BestOfSequences) != 1 || got[0].Details.Seed == nil ||
+		got[0].Details.BestOfSequences[0].Seed == nil || *got[0].Details.Seed == *got[0].Details.BestOfSequences[0].Seed {
+		t.Errorf("best_of 2 answered %s (%v); want one answer, the other sequence in best_of_sequences, each its own seed", bo, err)
+	}
+	_, err = e.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{EndpointName: aws.String("ep1"),
+		Body: []byte(`{"inputs":"The dog","parameters":{"best_of":2,"do_sample":true},"stream":true}`)})
+	if code, msg := apiError(t, err); code != "ModelError" || !strings.Contains(msg, "`best_of` != 1 is not supported when streaming tokens") {
+		t.Errorf("streamed best_of: %s: %s", code, msg)
 	}
 }
 

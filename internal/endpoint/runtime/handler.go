@@ -95,17 +95,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.stream(w, r, name, target, c)
 		return
 	}
-	gens, inputs, err := h.start(r.Context(), target, c)
+	gens, err := h.start(r.Context(), target, c)
 	if err != nil {
 		h.startError(w, name, target.Variant, err)
 		return
 	}
-	out := make([]tgiOutput, len(gens))
+	done := make([]generation, len(gens))
 	for i, g := range gens {
-		res, err := g.Wait(r.Context())
+		res, err := g.gen.Wait(r.Context())
 		if err != nil {
 			for _, g := range gens[i:] {
-				g.Cancel()
+				g.gen.Cancel()
 			}
 			if r.Context().Err() != nil {
 				return // the client went away; its generations are cancelled
@@ -113,7 +113,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.generationError(w, name, target.Variant, err)
 			return
 		}
-		out[i] = c.output(inputs[i], res, target.Engine)
+		done[i] = generation{res, g.seed}
+	}
+	out := make([]tgiOutput, len(c.inputs))
+	for i, in := range c.inputs {
+		out[i] = c.output(in, done[i*c.bestOf:(i+1)*c.bestOf], target.Engine)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(headerVariant, target.Variant)
@@ -121,29 +125,42 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, marshalText(out))
 }
 
-// start admits one generation per input; on any failure the ones already admitted are cancelled.
-func (h *handler) start(ctx context.Context, t Target, c *call) ([]*serving.Generation, []string, error) {
+// started is one admitted generation and the seed it samples with.
+type started struct {
+	gen  *serving.Generation
+	seed uint64
+}
+
+// start admits best_of generations per input, input by input; on any failure the ones already
+// admitted are cancelled.
+func (h *handler) start(ctx context.Context, t Target, c *call) ([]started, error) {
 	if limit := t.Engine.ContextLen() - 1; c.hasTruncate && (c.truncate <= 0 || limit > 0 && c.truncate > limit) {
-		return nil, nil, &serving.InputError{Msg: fmt.Sprintf("`truncate` must be strictly positive and less than %d. Given: %d", limit, c.truncate)}
+		return nil, &serving.InputError{Msg: fmt.Sprintf("`truncate` must be strictly positive and less than %d. Given: %d", limit, c.truncate)}
 	}
-	var gens []*serving.Generation
+	var gens []started
+	fail := func(err error) ([]started, error) {
+		for _, g := range gens {
+			g.gen.Cancel()
+		}
+		return nil, err
+	}
 	for i, in := range c.inputs {
 		prompt, err := t.Engine.Prompt(in)
-		if err == nil {
+		if err != nil {
+			return fail(err)
+		}
+		for k := range c.bestOf {
 			opt := c.opt
-			opt.Seed += uint64(i) // the items of one call sample differently, reproducibly
-			var g *serving.Generation
-			if g, err = t.Engine.StartTruncated(ctx, prompt, c.truncate, opt); err == nil {
-				gens = append(gens, g)
-				continue
+			// The items of one call, and best_of's candidates, sample differently, reproducibly.
+			opt.Seed += uint64(i*c.bestOf + k)
+			g, err := t.Engine.StartTruncated(ctx, prompt, c.truncate, opt)
+			if err != nil {
+				return fail(err)
 			}
+			gens = append(gens, started{g, opt.Seed})
 		}
-		for _, g := range gens {
-			g.Cancel()
-		}
-		return nil, nil, err
 	}
-	return gens, c.inputs, nil
+	return gens, nil
 }
 
 // startError answers a generation that could not start: a full queue (429, the SDKs retry it), an

@@ -75,13 +75,17 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 		h.modelError(w, name, t.Variant, invalid("streaming takes a single string in `inputs`, not a list"))
 		return
 	}
+	if c.bestOf > 1 {
+		h.modelError(w, name, t.Variant, invalid("`best_of` != 1 is not supported when streaming tokens"))
+		return
+	}
 	c.opt.Logprobs = true // every token event carries its log-probability
-	gens, _, err := h.start(r.Context(), t, c)
+	gens, err := h.start(r.Context(), t, c)
 	if err != nil {
 		h.startError(w, name, t.Variant, err)
 		return
 	}
-	g := gens[0]
+	g, seed := gens[0].gen, gens[0].seed
 	defer g.Cancel() // a no-op once it has ended; stops it when the client goes away
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	w.Header().Set(headerStreamContent, "text/event-stream")
@@ -124,10 +128,10 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, name string, t 
 		index++
 		held = &tgiStreamEvent{Index: index, Token: tgiToken{ID: -1, Special: true}}
 	}
-	text := c.output(c.inputs[0], res, nil).GeneratedText
+	text := c.output(c.inputs[0], []generation{{res, seed}}, nil).GeneratedText
 	held.GeneratedText = &text
 	if c.details {
-		held.Details = c.detailsOf(res)
+		held.Details = c.detailsOf(res, seed)
 	}
 	_ = ew.payloadPart(sse(*held))
 }

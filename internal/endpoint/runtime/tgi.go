@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/lathe-ml/lathe/llm/generate"
@@ -16,8 +17,8 @@ type tgiRequest struct {
 	Stream     bool            `json:"stream"`
 }
 
-// tgiParameters are TGI's GenerateParameters; best_of, watermark and decoder_input_details are
-// accepted and have no effect.
+// tgiParameters are TGI's GenerateParameters; watermark and decoder_input_details are accepted and
+// have no effect.
 type tgiParameters struct {
 	MaxNewTokens      *int     `json:"max_new_tokens"`
 	Temperature       *float64 `json:"temperature"`
@@ -42,6 +43,9 @@ const defaultMaxNewTokens = 20
 // maxStops is TGI's default limit on stop sequences.
 const maxStops = 4
 
+// maxBestOf is TGI's default limit on best_of.
+const maxBestOf = 2
+
 // call is a parsed invocation.
 type call struct {
 	inputs   []string
@@ -54,6 +58,9 @@ type call struct {
 	// it is checked against the model's input limit when the generation starts.
 	truncate    int
 	hasTruncate bool
+	// bestOf sequences are sampled for each input and the one with the highest mean token
+	// log-probability answers (TGI's best_of; 1 is a plain call).
+	bestOf int
 }
 
 // inputError is a payload the model rejects: TGI answers 422 with {"error": msg, "error_type": "validation"}.
@@ -156,6 +163,18 @@ func parseTGI(body []byte) (*call, error) {
 		}
 	}
 	c.opt.StopSequences = p.Stop
+	c.bestOf = 1
+	if b := p.BestOf; b != nil {
+		switch {
+		case *b <= 0 || *b > maxBestOf:
+			return nil, invalid("`best_of` must be > 0 and <= %d. Given: %d", maxBestOf, *b)
+		case *b > 1 && !c.sampled:
+			return nil, invalid("you must use sampling when `best_of` is > 1")
+		case *b > 1 && p.Seed != nil:
+			return nil, invalid("`seed` must not be set when `best_of` > 1")
+		}
+		c.bestOf = *b
+	}
 	if !c.sampled {
 		c.opt.Temperature, c.opt.TopK, c.opt.TopP, c.opt.TypicalP = 0, 0, 0, 0
 	} else if p.Seed != nil {
@@ -165,7 +184,8 @@ func parseTGI(body []byte) (*call, error) {
 	}
 	c.fullText = p.ReturnFullText != nil && *p.ReturnFullText
 	c.details = p.Details
-	c.opt.Logprobs = p.Details // the details list each token's log-probability
+	// The details list each token's log-probability; best_of ranks sequences by theirs.
+	c.opt.Logprobs = p.Details || c.bestOf > 1
 	return c, nil
 }
 
@@ -188,8 +208,18 @@ type tgiDetails struct {
 
 // tgiFullDetails are the details of an answer that is not streamed: TGI adds the prompt's tokens
 // (prefill: empty, as without decoder_input_details) and each generated token with its
-// log-probability, the end-of-sequence token included (special).
+// log-probability, the end-of-sequence token included (special); with best_of, the sequences that
+// were not chosen.
 type tgiFullDetails struct {
+	tgiDetails
+	Prefill         []tgiToken     `json:"prefill"`
+	Tokens          []tgiToken     `json:"tokens"`
+	BestOfSequences []tgiCandidate `json:"best_of_sequences,omitempty"`
+}
+
+// tgiCandidate is one of best_of's other sequences.
+type tgiCandidate struct {
+	GeneratedText string `json:"generated_text"`
 	tgiDetails
 	Prefill []tgiToken `json:"prefill"`
 	Tokens  []tgiToken `json:"tokens"`
@@ -207,37 +237,84 @@ type tokenTexter interface {
 	SpecialText(id int32) string
 }
 
-func (c *call) detailsOf(res generate.Result) *tgiDetails {
+// detailsOf is the summary of one generation, which sampled with seed.
+func (c *call) detailsOf(res generate.Result, seed uint64) *tgiDetails {
 	d := &tgiDetails{FinishReason: tgiFinish(res.Finish), GeneratedTokens: len(res.Tokens)}
 	if res.Finish == generate.FinishEOS {
 		d.GeneratedTokens++ // TGI counts the end-of-sequence token
 	}
 	if c.sampled {
-		seed := c.opt.Seed
 		d.Seed = &seed
 	}
 	return d
 }
 
-// output is the answer to one input; tt gives the token texts of the details (nil: no details).
-func (c *call) output(input string, res generate.Result, tt tokenTexter) tgiOutput {
-	out := tgiOutput{GeneratedText: res.Text}
-	if c.fullText {
-		out.GeneratedText = input + res.Text
+// tokensOf lists a generation's tokens with their texts and log-probabilities, the end-of-sequence
+// token last when it ended the generation.
+func tokensOf(res generate.Result, tt tokenTexter) []tgiToken {
+	toks := []tgiToken{}
+	for i, text := range tt.TokenTexts(res.Tokens) {
+		tk := tgiToken{ID: res.Tokens[i], Text: text}
+		if i < len(res.Logprobs) {
+			tk.Logprob = res.Logprobs[i]
+		}
+		toks = append(toks, tk)
 	}
+	if res.Finish == generate.FinishEOS {
+		toks = append(toks, tgiToken{ID: res.StopToken, Text: tt.SpecialText(res.StopToken), Logprob: res.StopLogprob, Special: true})
+	}
+	return toks
+}
+
+// meanLogprob is what best_of ranks sequences by: the mean log-probability of their tokens, the
+// end-of-sequence token included, as TGI does.
+func meanLogprob(res generate.Result) float64 {
+	var sum float64
+	for _, lp := range res.Logprobs {
+		sum += float64(lp)
+	}
+	n := len(res.Logprobs)
+	if res.Finish == generate.FinishEOS {
+		sum += float64(res.StopLogprob)
+		n++
+	}
+	if n == 0 {
+		return math.Inf(-1)
+	}
+	return sum / float64(n)
+}
+
+// generation is one finished sequence of a call: its result and the seed it sampled with.
+type generation struct {
+	res  generate.Result
+	seed uint64
+}
+
+// output is the answer to one input from its generations (best_of of them): the one with the best
+// mean log-probability answers. tt gives the token texts of the details (nil: no details).
+func (c *call) output(input string, gens []generation, tt tokenTexter) tgiOutput {
+	best := 0
+	for i := range gens {
+		if meanLogprob(gens[i].res) > meanLogprob(gens[best].res) {
+			best = i
+		}
+	}
+	text := func(res generate.Result) string {
+		if c.fullText {
+			return input + res.Text
+		}
+		return res.Text
+	}
+	g := gens[best]
+	out := tgiOutput{GeneratedText: text(g.res)}
 	if c.details && tt != nil {
-		d := &tgiFullDetails{tgiDetails: *c.detailsOf(res), Prefill: []tgiToken{}, Tokens: []tgiToken{}}
-		for i, text := range tt.TokenTexts(res.Tokens) {
-			tk := tgiToken{ID: res.Tokens[i], Text: text}
-			if i < len(res.Logprobs) {
-				tk.Logprob = res.Logprobs[i]
+		out.Details = &tgiFullDetails{tgiDetails: *c.detailsOf(g.res, g.seed), Prefill: []tgiToken{}, Tokens: tokensOf(g.res, tt)}
+		for i, o := range gens {
+			if i != best {
+				out.Details.BestOfSequences = append(out.Details.BestOfSequences, tgiCandidate{GeneratedText: text(o.res),
+					tgiDetails: *c.detailsOf(o.res, o.seed), Prefill: []tgiToken{}, Tokens: tokensOf(o.res, tt)})
 			}
-			d.Tokens = append(d.Tokens, tk)
 		}
-		if res.Finish == generate.FinishEOS {
-			d.Tokens = append(d.Tokens, tgiToken{ID: res.StopToken, Text: tt.SpecialText(res.StopToken), Logprob: res.StopLogprob, Special: true})
-		}
-		out.Details = d
 	}
 	return out
 }
