@@ -424,18 +424,7 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 		z += probs[j]
 	}
 	if topP { // the smallest prefix of the sorted candidates whose probability reaches TopP
-		var cum float64
-		for k, j := range cand {
-			cum += probs[j] / z
-			if cum >= opt.TopP {
-				cand = cand[:k+1]
-				break
-			}
-		}
-		z = 0
-		for _, j := range cand {
-			z += probs[j]
-		}
+		cand, z = massPrefix(cand, probs, z, opt.TopP)
 	}
 	if opt.TypicalP > 0 && opt.TypicalP < 1 {
 		cand, z = typical(cand, probs, z, opt.TypicalP, work)
@@ -454,7 +443,7 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 }
 
 // typical keeps the candidates whose surprisal is closest to the entropy of their distribution
-// (probs[j]/z over cand), fewest first, until their probability reaches mass; it reorders cand and
+// (probs[j]/z over cand), closest first, until their probability reaches mass; it reorders cand and
 // returns the kept prefix with its unnormalized total. shift is scratch indexed like probs.
 func typical(cand []int32, probs []float64, z, mass float64, shift []float64) ([]int32, float64) {
 	var entropy float64
@@ -471,6 +460,12 @@ func typical(cand []int32, probs []float64, z, mass float64, shift []float64) ([
 		}
 	}
 	slices.SortStableFunc(cand, func(a, b int32) int { return cmp.Compare(shift[a], shift[b]) })
+	return massPrefix(cand, probs, z, mass)
+}
+
+// massPrefix keeps the shortest prefix of cand whose probability (probs[j]/z) reaches mass, and
+// returns it with its unnormalized total: what top-p and typical sampling both cut.
+func massPrefix(cand []int32, probs []float64, z, mass float64) ([]int32, float64) {
 	var cum float64
 	for k, j := range cand {
 		cum += probs[j] / z
