@@ -513,20 +513,10 @@ func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 			total += hs.rowLoss[r]
 		}
 		if backward {
-			// dx and dw are the same size (R·C·V multiply-adds): with two workers, one each, whole.
-			if dw != nil && tensor.Workers() == 2 {
-				acc := accW
-				onEachWorker(
-					func() { matmulSerial(hs.dx[:R*C], logits, w, R, C, V, false, false, false) },
-					func() { matmulSerial(dw, logits, hs.x[:R*C], V, C, R, true, false, acc) })
-				accW = true
-			} else {
-				matmul(hs.dx[:R*C], logits, w, R, C, V, false, false, false)
-				if dw != nil {
-					matmul(dw, logits, hs.x[:R*C], V, C, R, true, false, accW)
-					accW = true
-				}
-			}
+			// The head is a linear layer from C to V: its backward is linearBackward's pair of
+			// products, dx = dlogits·W and dw (+)= dlogitsᵀ·x.
+			linearBackward(hs.dx[:R*C], dw, nil, logits, hs.x[:R*C], w, R, C, V, false, accW)
+			accW = true
 			for r := 0; r < R; r++ {
 				copy(dx[hs.rows[r]*C:(hs.rows[r]+1)*C], hs.dx[r*C:(r+1)*C])
 			}
