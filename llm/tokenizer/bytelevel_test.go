@@ -137,7 +137,7 @@ func TestPreTokenizerSplitsMatchRegex(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ggufPre("falcon"); err == nil {
+	if _, err := ggufPre("chatglm-bpe"); err == nil {
 		t.Error("unknown tokenizer.ggml.pre accepted")
 	}
 	if _, err := styleForRegex(`\w+`); err == nil {

@@ -76,22 +76,7 @@ func (t *Tokenizer) hfTokenizerJSON() ([]byte, error) {
 		}
 		doc["decoder"] = map[string]any{"type": "Sequence", "decoders": decoders}
 	case ByteLevel:
-		byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpc, "trim_offsets": true, "use_regex": false}
-		switch {
-		case t.pre.individualDigs:
-			byteLevel["use_regex"] = t.pre.style == styleGPT2
-			doc["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
-				map[string]any{"type": "Digits", "individual_digits": true}, byteLevel}}
-		case t.pre.style == styleGPT2:
-			byteLevel["use_regex"] = true
-			doc["pre_tokenizer"] = byteLevel
-		case t.pre.style == styleNone:
-			doc["pre_tokenizer"] = byteLevel
-		default:
-			re := map[preStyle]string{styleLlama3: regexLlama3, styleQwen2: regexQwen2}[t.pre.style]
-			doc["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
-				map[string]any{"type": "Split", "pattern": map[string]any{"Regex": re}, "behavior": "Isolated", "invert": false}, byteLevel}}
-		}
+		doc["pre_tokenizer"] = t.hfByteLevelPre()
 		doc["decoder"] = map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}
 	}
 	switch len(normalizers) {
@@ -121,6 +106,33 @@ func (t *Tokenizer) hfTokenizerJSON() ([]byte, error) {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
 	return b, nil
+}
+
+// hfByteLevelPre writes the byte-level pre-tokenizer the way Hugging Face does: the steps before
+// ByteLevel, ByteLevel itself (with the GPT-2 regex or none), the steps after it.
+func (t *Tokenizer) hfByteLevelPre() any {
+	p := t.pre
+	var steps []any
+	if p.individualDigs {
+		steps = append(steps, map[string]any{"type": "Digits", "individual_digits": true})
+	}
+	if p.punct {
+		steps = append(steps, map[string]any{"type": "Punctuation", "behavior": "Contiguous"})
+	}
+	if re := map[preStyle]string{styleLlama3: regexLlama3, styleQwen2: regexQwen2}[p.style]; re != "" {
+		steps = append(steps, map[string]any{"type": "Split", "pattern": map[string]any{"Regex": re}, "behavior": "Isolated", "invert": false})
+	}
+	steps = append(steps, map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpc, "trim_offsets": true, "use_regex": p.style == styleGPT2})
+	if p.numericRuns {
+		steps = append(steps, map[string]any{"type": "Digits", "individual_digits": false})
+	}
+	if p.digitTriples {
+		steps = append(steps, map[string]any{"type": "Split", "pattern": map[string]any{"Regex": regexDigitTriples}, "behavior": "Isolated", "invert": false})
+	}
+	if len(steps) == 1 {
+		return steps[0]
+	}
+	return map[string]any{"type": "Sequence", "pretokenizers": steps}
 }
 
 // mergeList returns the merges in rank order. A score-merged (SentencePiece from GGUF)

@@ -80,6 +80,11 @@ func FromGGUF(md *gguf.Metadata) (*Tokenizer, error) {
 		}
 		t.pre = p
 		t.ignoreMerges = p.style == styleLlama3
+		// Hugging Face normalizes to NFC before GPT-2's pattern for gpt-neox-20b's tokenizer (MPT,
+		// Pythia, Dolly v2). llama.cpp names it "mpt"; older conversions of gpt-neox models carry
+		// no name, so the architecture tells.
+		arch, _ := md.String("general.architecture")
+		t.nfc = pre == "mpt" || ((pre == "" || pre == "default") && arch == "gptneox")
 		t.AddBOS = false
 	default:
 		return nil, fmt.Errorf("tokenizer: tokenizer.ggml.model %q is not supported (llama and gpt2 are)", model)
@@ -113,10 +118,7 @@ func (t *Tokenizer) GGUFMetadata() ([]gguf.KV, error) {
 		kvs = append(kvs, gguf.KV{Key: "tokenizer.ggml.model", Value: "llama"}, gguf.KV{Key: "tokenizer.ggml.scores", Value: scores})
 		kvs = append(kvs, gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Value: t.prepend != prependNever})
 	case ByteLevel:
-		pre := map[preStyle]string{styleGPT2: "gpt-2", styleLlama3: "llama-bpe", styleQwen2: "qwen2"}[t.pre.style]
-		if t.pre.individualDigs {
-			pre = "smollm"
-		}
+		pre := t.pre.ggufName(t.nfc)
 		if pre == "" {
 			return nil, fmt.Errorf("tokenizer: this pre-tokenizer has no llama.cpp name")
 		}

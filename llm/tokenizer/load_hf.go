@@ -154,7 +154,9 @@ var byteTokenRe = regexp.MustCompile(`^<0x[0-9A-F]{2}>$`)
 // FromHF builds a tokenizer from the bytes of tokenizer.json and tokenizer_config.json (nil if
 // the model has none). Supported: model type BPE, either SentencePiece-style (byte_fallback, "▁"
 // via a Prepend/Replace normalizer or a Metaspace pre-tokenizer) or byte-level (a ByteLevel
-// pre-tokenizer, alone or after a Split with the GPT-2, llama-3 or qwen2 regex, or after Digits).
+// pre-tokenizer, alone or after a Split with the GPT-2, llama-3 or qwen2 regex, or after Digits,
+// or Falcon's Punctuation, ByteLevel, Digits, Split sequence), with an optional NFC normalizer
+// (gpt-neox-20b, MPT, Qwen2).
 func FromHF(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	var tj hfTokenizerJSON
 	if err := json.Unmarshal(tokenizerJSON, &tj); err != nil {
@@ -243,7 +245,9 @@ func FromHF(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	if t.UNK < 0 && tj.Model.UnkToken != nil {
 		t.UNK = lookup(hfTokenRef{*tj.Model.UnkToken})
 	}
-	if t.UNK >= 0 {
+	// gpt-neox-20b's "<|endoftext|>" is UNK, BOS and EOS at once: it stays a control token (as
+	// llama.cpp's conversion has it), so that Decode drops it like any end of sequence.
+	if t.UNK >= 0 && t.UNK != t.EOS && t.UNK != t.BOS {
 		t.types[t.UNK] = TypeUnknown
 	}
 	// BOS: tokenizer_config.json's add_bos_token, else whether the post-processor template
@@ -295,15 +299,25 @@ func (t *Tokenizer) configurePipeline(normalizer, pre *hfComponent, byteFallback
 			if p.AddPrefixSpace != nil && *p.AddPrefixSpace {
 				t.addPrefixSpc = true
 			}
-			if (p.UseRegex == nil || *p.UseRegex) && split == nil {
-				split = &preTokenizer{style: styleGPT2}
-			} else if p.UseRegex != nil && *p.UseRegex && split != nil {
-				// Digits then ByteLevel with the GPT-2 regex (SmolLM, StarCoder).
-				split.style = styleGPT2
+			if p.UseRegex == nil || *p.UseRegex {
+				switch {
+				case split == nil:
+					split = &preTokenizer{style: styleGPT2}
+				case split.style == styleNone:
+					// Digits (SmolLM, StarCoder) or Punctuation (Falcon), then the GPT-2 regex.
+					split.style = styleGPT2
+				default:
+					return fmt.Errorf("pre-tokenizer ByteLevel with use_regex after a Split regex is not supported")
+				}
 			}
 		case "Split":
 			if p.Pattern.Regex == nil || p.Behavior != "Isolated" || p.Invert {
 				return fmt.Errorf("pre-tokenizer %s is not supported", describe(p))
+			}
+			if *p.Pattern.Regex == regexDigitTriples && byteLevel && split != nil {
+				// After ByteLevel (Falcon): groups of three digits.
+				split.digitTriples = true
+				continue
 			}
 			style, err := styleForRegex(*p.Pattern.Regex)
 			if err != nil {
@@ -311,10 +325,24 @@ func (t *Tokenizer) configurePipeline(normalizer, pre *hfComponent, byteFallback
 			}
 			split = &preTokenizer{style: style}
 		case "Digits":
-			if !p.IndividualDigs {
-				return fmt.Errorf("pre-tokenizer Digits without individual_digits is not supported")
+			switch {
+			case p.IndividualDigs && !byteLevel:
+				split = &preTokenizer{style: styleNone, individualDigs: true}
+			case !p.IndividualDigs && byteLevel:
+				// After ByteLevel (Falcon): runs of digits.
+				if split == nil {
+					split = &preTokenizer{style: styleNone}
+				}
+				split.numericRuns = true
+			default:
+				return fmt.Errorf("pre-tokenizer %s is not supported (individual digits before ByteLevel, runs of digits after it are)", describe(p))
 			}
-			split = &preTokenizer{style: styleNone, individualDigs: true}
+		case "Punctuation":
+			// Before ByteLevel (Falcon): runs of punctuation cut from the text first.
+			if p.Behavior != "Contiguous" || byteLevel || split != nil {
+				return fmt.Errorf("pre-tokenizer %s is not supported (Contiguous, first in the sequence, is)", describe(p))
+			}
+			split = &preTokenizer{style: styleNone, punct: true}
 		case "Metaspace":
 			if p.Replacement != "▁" {
 				return fmt.Errorf("pre-tokenizer Metaspace replacement %q is not supported", p.Replacement)

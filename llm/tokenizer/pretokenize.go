@@ -37,10 +37,17 @@ func byteLevelString(s string) string {
 
 // preTokenizer splits text into the pieces that byte-level BPE merges within. Each style is a
 // hand-written matcher for one regex (Go's regexp has no lookahead), trying the alternatives in
-// order at each position as the regex engine does.
+// order at each position as the regex engine does. Hugging Face runs a Sequence of pre-tokenizers
+// one after the other, each cutting the pieces of the one before; the flags are those steps, in
+// the order split applies them.
 type preTokenizer struct {
 	style          preStyle
 	individualDigs bool // split every \p{N} character off first (HF Digits(individual_digits=true): SmolLM, StarCoder)
+	punct          bool // cut runs of punctuation from the rest before the regex (HF Punctuation(Contiguous): Falcon)
+	// The two steps below come after ByteLevel in Hugging Face's Sequence, so they see the
+	// byte-level characters ("½" is "Â½"), not the text: they cut raw bytes, one per character.
+	numericRuns  bool // cut runs of bytes whose byte-level character is \p{N} (HF Digits(individual_digits=false): Falcon)
+	digitTriples bool // cut out each group of three ASCII digits, left to right (HF Split [0-9][0-9][0-9] Isolated: Falcon)
 }
 
 type preStyle int
@@ -61,6 +68,8 @@ const (
 	regexGPT2   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 	regexLlama3 = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	regexQwen2  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// Falcon's Split after ByteLevel: digits in groups of three.
+	regexDigitTriples = "[0-9][0-9][0-9]"
 )
 
 func styleForRegex(re string) (preStyle, error) {
@@ -78,7 +87,7 @@ func styleForRegex(re string) (preStyle, error) {
 // ggufPre maps tokenizer.ggml.pre to a pre-tokenizer, following llama.cpp's table.
 func ggufPre(name string) (preTokenizer, error) {
 	switch name {
-	case "", "default", "gpt-2", "gpt2", "olmo", "jais":
+	case "", "default", "gpt-2", "gpt2", "olmo", "jais", "mpt":
 		return preTokenizer{style: styleGPT2}, nil
 	case "llama3", "llama-bpe", "llama-v3", "falcon3", "pixtral":
 		return preTokenizer{style: styleLlama3}, nil
@@ -86,24 +95,132 @@ func ggufPre(name string) (preTokenizer, error) {
 		return preTokenizer{style: styleQwen2}, nil
 	case "smollm", "starcoder", "refact":
 		return preTokenizer{style: styleGPT2, individualDigs: true}, nil
+	case "falcon":
+		return falconPre, nil
 	}
-	return preTokenizer{}, fmt.Errorf("tokenizer.ggml.pre %q is not supported (gpt2, llama-bpe, qwen2, smollm, starcoder are)", name)
+	return preTokenizer{}, fmt.Errorf("tokenizer.ggml.pre %q is not supported (gpt2, mpt, falcon, llama-bpe, qwen2, smollm, starcoder are)", name)
+}
+
+// falconPre is tiiuae/falcon-7b's pre-tokenizer: Punctuation(Contiguous), ByteLevel with the GPT-2
+// regex, Digits(individual_digits=false), Split [0-9][0-9][0-9] (Isolated).
+var falconPre = preTokenizer{style: styleGPT2, punct: true, numericRuns: true, digitTriples: true}
+
+// ggufName is the tokenizer.ggml.pre that ggufPre maps back to p ("" if there is none). nfc
+// tells GPT-2's pattern with Hugging Face's NFC normalizer (gpt-neox-20b, MPT) from GPT-2's own.
+func (p preTokenizer) ggufName(nfc bool) string {
+	switch {
+	case p == falconPre:
+		return "falcon"
+	case p.punct || p.numericRuns || p.digitTriples:
+		return ""
+	case p.individualDigs:
+		if p.style == styleGPT2 {
+			return "smollm"
+		}
+		return ""
+	case p.style == styleGPT2 && nfc:
+		return "mpt"
+	}
+	return map[preStyle]string{styleGPT2: "gpt-2", styleLlama3: "llama-bpe", styleQwen2: "qwen2"}[p.style]
 }
 
 func (p preTokenizer) split(text string) []string {
-	if !p.individualDigs {
+	if !p.individualDigs && !p.punct && !p.numericRuns && !p.digitTriples {
 		return p.splitRegex(text, nil)
 	}
+	pieces := []string{text}
+	if p.individualDigs {
+		pieces = cutRuns(pieces, isN, true)
+	}
+	if p.punct {
+		pieces = cutRuns(pieces, isPunct, false)
+	}
 	var out []string
-	start := 0
-	for i, r := range text {
-		if unicode.IsNumber(r) {
-			out = p.splitRegex(text[start:i], out)
-			out = append(out, string(r))
-			start = i + utf8.RuneLen(r)
+	for _, s := range pieces {
+		out = p.splitRegex(s, out)
+	}
+	if p.numericRuns {
+		out = cutNumericBytes(out)
+	}
+	if p.digitTriples {
+		out = cutDigitTriples(out)
+	}
+	return out
+}
+
+// cutRuns cuts each piece into runs of characters that satisfy f and runs that do not; with
+// single, every character that satisfies f is a piece of its own (HF's Split with a character
+// predicate, Contiguous or Isolated).
+func cutRuns(pieces []string, f func(rune) bool, single bool) []string {
+	var out []string
+	for _, s := range pieces {
+		start, prev := 0, false
+		for i, r := range s {
+			cur := f(r)
+			if i > start && (cur != prev || (cur && single)) {
+				out = append(out, s[start:i])
+				start = i
+			}
+			prev = cur
+		}
+		if start < len(s) {
+			out = append(out, s[start:])
 		}
 	}
-	return p.splitRegex(text[start:], out)
+	return out
+}
+
+// numericByte says which bytes map to a \p{N} character under bytes_to_unicode: the ASCII digits
+// and ² ³ ¹ ¼ ½ ¾ (so the second byte of "½", 0xBD, is a digit to a step after ByteLevel).
+var numericByte = func() (nb [256]bool) {
+	for b := range nb {
+		nb[b] = unicode.IsNumber(byteToUnicode[b])
+	}
+	return nb
+}()
+
+// cutNumericBytes cuts each piece into runs of numericByte bytes and runs of other bytes.
+func cutNumericBytes(pieces []string) []string {
+	var out []string
+	for _, s := range pieces {
+		start := 0
+		for i := 1; i < len(s); i++ {
+			if numericByte[s[i]] != numericByte[s[i-1]] {
+				out = append(out, s[start:i])
+				start = i
+			}
+		}
+		if start < len(s) {
+			out = append(out, s[start:])
+		}
+	}
+	return out
+}
+
+// cutDigitTriples isolates the matches of [0-9][0-9][0-9] in each piece, leftmost first and not
+// overlapping, as a regex search does: "12345" is "123" "45".
+func cutDigitTriples(pieces []string) []string {
+	var out []string
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	for _, s := range pieces {
+		start := 0
+		for i := 0; i+3 <= len(s); {
+			if !isDigit(s[i]) || !isDigit(s[i+1]) || !isDigit(s[i+2]) {
+				i++
+				continue
+			}
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			out = append(out, s[i:i+3])
+			i += 3
+			start = i
+		}
+		if start < len(s) {
+			out = append(out, s[start:])
+		}
+	}
+	return out
 }
 
 func (p preTokenizer) splitRegex(text string, out []string) []string {
@@ -130,6 +247,15 @@ func isN(r rune) bool     { return unicode.IsNumber(r) }
 func isS(r rune) bool     { return unicode.IsSpace(r) }
 func isOther(r rune) bool { return !isS(r) && !isL(r) && !isN(r) }
 func isNL(r rune) bool    { return r == '\r' || r == '\n' }
+
+// isPunct is Hugging Face's is_punc: ASCII punctuation (which counts $+<=>^`|~, symbols to
+// Unicode) or any \p{P} character.
+func isPunct(r rune) bool {
+	if r < utf8.RuneSelf {
+		return strings.IndexByte("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", byte(r)) >= 0
+	}
+	return unicode.IsPunct(r)
+}
 
 // run counts the runes from i on that satisfy f.
 func run(rs []rune, i int, f func(rune) bool) int {

@@ -195,12 +195,16 @@ func (t *Tokenizer) init() error {
 	return nil
 }
 
-// Encode turns text into token ids, prefixed with BOS when addBOS is true (and the model has
-// one), followed by EOS when the model's AddEOS default says so. Special and added tokens written
-// in the text (e.g. "<|im_end|>") become their ids.
+// Encode turns text into token ids, prefixed with BOS when addBOS is true and the model's
+// tokenizer adds one (AddBOS, with a BOS token), followed by EOS when the model's AddEOS default
+// says so. Special and added tokens written in the text (e.g. "<|im_end|>") become their ids.
+//
+// addBOS true is Hugging Face's add_special_tokens=True: a model whose tokenizer adds no BOS
+// (Falcon, MPT, GPT-NeoX, Qwen2) gets none even though its vocabulary names a BOS token, since it
+// was trained without one.
 func (t *Tokenizer) Encode(text string, addBOS bool) []int {
 	var out []int
-	if addBOS && t.BOS >= 0 {
+	if addBOS && t.AddBOS && t.BOS >= 0 {
 		out = append(out, t.BOS)
 	}
 	out = t.encode(out, text, true)
