@@ -1,6 +1,7 @@
 package format
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,13 +44,12 @@ func Open(path string) (Checkpoint, error) {
 // GGUFCheckpoint is a checkpoint read from a GGUF file. File gives access to the full metadata
 // (the tokenizer lives there too).
 type GGUFCheckpoint struct {
-	File  *gguf.File
-	cfg   ModelConfig
-	names []string
+	File   *gguf.File
+	cfg    ModelConfig
+	names  []string
+	refs   map[string]tensorRef // canonical name -> GGUF name (and part of attn_qkv)
+	reader *fusedReader
 }
-
-// ropeOf gives the rotary pairing of GGUF files per architecture (llama.cpp's llama_model_rope_type).
-var ggufRope = map[string]RopePairing{"llama": RopeAdjacent, "mistral": RopeAdjacent, "qwen2": RopeHalf}
 
 // OpenGGUF opens a GGUF checkpoint of a llama-family architecture.
 func OpenGGUF(path string) (*GGUFCheckpoint, error) {
@@ -62,11 +62,26 @@ func OpenGGUF(path string) (*GGUFCheckpoint, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c := &GGUFCheckpoint{File: f, cfg: cfg}
+	c := &GGUFCheckpoint{File: f, cfg: cfg, refs: map[string]tensorRef{}}
+	arch, _ := LookupArch(cfg.Architecture)
+	stored := map[string]bool{}
+	var extra []string
 	for _, t := range f.Tensors {
-		c.names = append(c.names, t.Name)
+		stored[t.Name] = true
+		extra = append(extra, t.Name)
+	}
+	for name, ref := range arch.ggufRefs(cfg, append(canonicalNames(cfg), extra...)) {
+		if stored[ref.file] {
+			c.refs[name] = ref
+			c.names = append(c.names, name)
+		}
 	}
 	sort.Strings(c.names)
+	c.reader = &fusedReader{cfg: cfg, layout: QKVThirds, read: func(name string) ([]float32, []int, error) {
+		info, _ := c.File.Tensor(name)
+		data, err := c.File.Float32(name)
+		return data, info.Shape(), err
+	}}
 	return c, nil
 }
 
@@ -78,16 +93,17 @@ func ConfigFromGGUF(f *gguf.File) (ModelConfig, error) {
 	if !ok {
 		return ModelConfig{}, fmt.Errorf("gguf has no general.architecture")
 	}
-	rope, ok := ggufRope[arch]
-	if !ok {
-		return ModelConfig{}, fmt.Errorf("gguf architecture %q is not supported; supported: llama, mistral, qwen2", arch)
+	a, err := archFor(arch)
+	if err != nil {
+		return ModelConfig{}, fmt.Errorf("gguf: %w", err)
 	}
+	rope := a.GGUFRope
 	u := func(key string) int {
 		v, _ := md.Uint(arch + "." + key)
 		return int(v)
 	}
 	c := ModelConfig{
-		Architecture: arch, Dim: u("embedding_length"), Layers: u("block_count"), Heads: u("attention.head_count"),
+		Architecture: a.Name, Dim: u("embedding_length"), Layers: u("block_count"), Heads: u("attention.head_count"),
 		KVHeads: u("attention.head_count_kv"), HeadDim: u("attention.key_length"), FFN: u("feed_forward_length"),
 		RopeDim: u("rope.dimension_count"), ContextLength: u("context_length"),
 		Layout: LayoutGGUF, Rope: rope, BOS: -1, Pad: -1,
@@ -101,9 +117,19 @@ func ConfigFromGGUF(f *gguf.File) (ModelConfig, error) {
 	if c.RopeDim == 0 {
 		c.RopeDim = c.HeadDim
 	}
+	has := func(name string) bool { _, ok := f.Tensor(name); return ok }
+	if a.ReadGGUF != nil {
+		if err := a.ReadGGUF(md, has, &c); err != nil {
+			return ModelConfig{}, fmt.Errorf("gguf: %w", err)
+		}
+	}
+	epsKey := arch + ".attention.layer_norm_rms_epsilon"
+	if c.Norm == NormLayer {
+		epsKey = arch + ".attention.layer_norm_epsilon"
+	}
 	var found bool
-	if c.NormEps, found = md.Float(arch + ".attention.layer_norm_rms_epsilon"); !found {
-		return ModelConfig{}, fmt.Errorf("gguf has no %s.attention.layer_norm_rms_epsilon", arch)
+	if c.NormEps, found = md.Float(epsKey); !found {
+		return ModelConfig{}, fmt.Errorf("gguf has no %s", epsKey)
 	}
 	if c.RopeTheta, found = md.Float(arch + ".rope.freq_base"); !found {
 		c.RopeTheta = 10000
@@ -122,7 +148,9 @@ func ConfigFromGGUF(f *gguf.File) (ModelConfig, error) {
 	}
 	_, hasOutput := f.Tensor("output.weight")
 	c.TiedEmbeddings = !hasOutput
-	_, c.AttentionBias = f.Tensor("blk.0.attn_q.bias")
+	if a.ReadGGUF == nil {
+		_, c.AttentionBias = f.Tensor("blk.0.attn_q.bias")
+	}
 	c.BOS = tokenID(md, "tokenizer.ggml.bos_token_id")
 	c.Pad = tokenID(md, "tokenizer.ggml.padding_token_id")
 	if eos := tokenID(md, "tokenizer.ggml.eos_token_id"); eos >= 0 {
@@ -149,17 +177,13 @@ func (c *GGUFCheckpoint) Config() ModelConfig { return c.cfg }
 // Names lists the tensor names, sorted.
 func (c *GGUFCheckpoint) Names() []string { return c.names }
 
-// Tensor reads a tensor as float32 with its row-major shape.
+// Tensor reads a tensor by canonical name as float32 with its row-major shape.
 func (c *GGUFCheckpoint) Tensor(name string) ([]float32, []int, error) {
-	info, ok := c.File.Tensor(name)
+	ref, ok := c.refs[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("checkpoint has no tensor %q", name)
 	}
-	data, err := c.File.Float32(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, info.Shape(), nil
+	return c.reader.tensor(ref)
 }
 
 // Close closes the file.
@@ -173,16 +197,27 @@ type HFCheckpoint struct {
 	Weights    *safetensors.Dir
 	cfg        ModelConfig
 	names      []string
-	hfNames    map[string]string // GGUF name -> HF name
+	refs       map[string]tensorRef // canonical name -> where the file holds it
+	reader     *fusedReader
 }
 
-// OpenHF opens a Hugging Face model directory.
+// OpenHF opens a Hugging Face model directory: config.json is read by the architecture its
+// model_type names, and its tensors are mapped to canonical names (fused query/key/value tensors
+// split on read).
 func OpenHF(dir string) (*HFCheckpoint, error) {
-	hc, err := ReadHFConfig(dir)
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read model config: %w", err)
 	}
-	cfg, err := hc.ModelConfig()
+	var hc HFConfig
+	if err := json.Unmarshal(raw, &hc); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	arch, err := archFor(hc.ModelType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: model_type %q (architectures %v): %w", dir, hc.ModelType, hc.Architectures, err)
+	}
+	cfg, err := arch.ParseHF(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
@@ -194,22 +229,34 @@ func OpenHF(dir string) (*HFCheckpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &HFCheckpoint{Dir: dir, HFConfig: hc, Weights: w, cfg: cfg, hfNames: map[string]string{}}
+	c := &HFCheckpoint{Dir: dir, HFConfig: hc, Weights: w, cfg: cfg, refs: map[string]tensorRef{}}
 	if ok {
 		c.Generation = &gen
 	}
-	for _, hf := range w.Names() {
-		name, ok := GGUFName(hf)
-		if !ok {
-			continue // e.g. rotary_emb.inv_freq buffers saved by old transformers versions
-		}
-		c.hfNames[name] = hf
-		c.names = append(c.names, name)
+	stored := map[string]bool{}
+	for _, n := range w.Names() {
+		stored[n] = true
 	}
-	sort.Strings(c.names)
-	if _, ok := c.hfNames["output.weight"]; !ok {
+	// A tied head is usually absent from the file; an untied one must be there.
+	if _, ok := stored[arch.hfRefs(cfg)["output.weight"].file]; !ok {
 		c.cfg.TiedEmbeddings = true
 	}
+	for name, ref := range arch.hfRefs(c.cfg) {
+		if stored[ref.file] {
+			c.refs[name] = ref
+			c.names = append(c.names, name)
+		}
+	}
+	sort.Strings(c.names)
+	var layout QKVLayout
+	if arch.HFQKV != nil {
+		layout = arch.HFQKV(c.cfg)
+	}
+	c.reader = &fusedReader{cfg: c.cfg, layout: layout, read: func(file string) ([]float32, []int, error) {
+		info, _ := c.Weights.Tensor(file)
+		data, err := c.Weights.Float32(file)
+		return data, info.Shape, err
+	}}
 	return c, nil
 }
 
@@ -219,18 +266,13 @@ func (c *HFCheckpoint) Config() ModelConfig { return c.cfg }
 // Names lists the tensor names (GGUF names), sorted.
 func (c *HFCheckpoint) Names() []string { return c.names }
 
-// Tensor reads a tensor by GGUF name as float32 with its row-major shape.
+// Tensor reads a tensor by canonical name as float32 with its row-major shape.
 func (c *HFCheckpoint) Tensor(name string) ([]float32, []int, error) {
-	hf, ok := c.hfNames[name]
+	ref, ok := c.refs[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("checkpoint has no tensor %q", name)
 	}
-	info, _ := c.Weights.Tensor(hf)
-	data, err := c.Weights.Float32(hf)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, info.Shape, nil
+	return c.reader.tensor(ref)
 }
 
 // Close closes the weight files.
@@ -296,27 +338,35 @@ type RawTensorReader interface {
 	RawTensor(name string) (raw []byte, dtype string, shape []int, err error)
 }
 
-// RawTensor returns the tensor's bytes as stored in the GGUF file.
+// RawTensor returns the tensor's bytes as stored in the GGUF file (not for a part of attn_qkv).
 func (c *GGUFCheckpoint) RawTensor(name string) ([]byte, string, []int, error) {
-	info, ok := c.File.Tensor(name)
+	ref, ok := c.refs[name]
 	if !ok {
 		return nil, "", nil, fmt.Errorf("checkpoint has no tensor %q", name)
 	}
-	raw, err := c.File.Raw(name)
+	if ref.part >= 0 {
+		return nil, "", nil, fmt.Errorf("tensor %q is part of the fused %s", name, ref.file)
+	}
+	info, _ := c.File.Tensor(ref.file)
+	raw, err := c.File.Raw(ref.file)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	return raw, info.Type.String(), info.Shape(), nil
 }
 
-// RawTensor returns the tensor's bytes as stored in the safetensors file.
+// RawTensor returns the tensor's bytes as stored in the safetensors file. A part of a fused tensor
+// has no stored bytes of its own: those are read as float32 (Tensor).
 func (c *HFCheckpoint) RawTensor(name string) ([]byte, string, []int, error) {
-	hf, ok := c.hfNames[name]
+	ref, ok := c.refs[name]
 	if !ok {
 		return nil, "", nil, fmt.Errorf("checkpoint has no tensor %q", name)
 	}
-	info, _ := c.Weights.Tensor(hf)
-	raw, err := c.Weights.Raw(hf)
+	if ref.part >= 0 {
+		return nil, "", nil, fmt.Errorf("tensor %q is part of the fused %s", name, ref.file)
+	}
+	info, _ := c.Weights.Tensor(ref.file)
+	raw, err := c.Weights.Raw(ref.file)
 	if err != nil {
 		return nil, "", nil, err
 	}

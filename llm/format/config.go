@@ -86,28 +86,60 @@ func (r *RopeScaling) UnmarshalJSON(b []byte) error {
 
 // ModelConfig is what the model needs to know to build itself from a checkpoint.
 type ModelConfig struct {
-	Architecture   string // "llama", "mistral" or "qwen2"
+	Architecture   string // Hugging Face model_type: "llama", "mistral", "qwen2", "falcon", "gpt_neox", "mpt"
 	Dim            int    // hidden size
 	Layers         int
 	Heads          int // query heads
 	KVHeads        int // key/value heads (grouped-query attention); query head j uses kv head j/(Heads/KVHeads)
 	HeadDim        int
-	FFN            int // SwiGLU hidden size
+	FFN            int // feed-forward hidden size (SwiGLU's or the MLP's)
 	Vocab          int
-	NormEps        float64 // RMSNorm epsilon
+	NormEps        float64 // RMSNorm or LayerNorm epsilon
 	RopeTheta      float64
 	RopeDim        int          // dimensions of each head that rotate (HeadDim unless the file says otherwise)
 	RopeScaling    *RopeScaling // nil when none; for llama-3 scaling use RopeFreqFactors (GGUF files carry rope_freqs.weight instead)
 	ContextLength  int
 	SlidingWindow  int  // attention window (mistral v0.1: 4096); 0 when attention is full
 	TiedEmbeddings bool // no separate output head: the output projection is token_embd.weight
-	AttentionBias  bool // Q/K/V have biases (qwen2)
+	AttentionBias  bool // Q/K/V have biases (qwen2, gpt_neox, falcon with bias)
+
+	// The block's variant, as llama.cpp's graph builders take it (build_norm, build_ffn): the zero
+	// values are llama's.
+	Norm         NormKind // RMSNorm (llama) or LayerNorm (falcon, gpt_neox, mpt)
+	NormBias     bool     // LayerNorms have biases (falcon, gpt_neox; not mpt's no_bias)
+	Act          string   // feed-forward: "" or "silu" (SwiGLU, gated), "gelu" (exact), "gelu_tanh": a plain MLP
+	OutputBias   bool     // the attention output projection has a bias (gpt_neox, falcon with bias)
+	MLPBias      bool     // the feed-forward projections have biases (gpt_neox, falcon with bias)
+	ParallelAttn bool     // x + attn(norm1(x)) + mlp(norm2(x)) instead of two residual steps
+	SharedNorm   bool     // with ParallelAttn: one norm feeds attention and MLP (falcon-7b)
+	// ALiBi replaces rotary embeddings with linear biases -slope_h·(t−s) on the attention scores,
+	// slopes as mpt's gen_slopes / bloom's with ALiBiBiasMax (8). ALiBiPreScale adds them before the
+	// 1/√HeadDim scaling (falcon) rather than after (mpt).
+	ALiBi         bool
+	ALiBiBiasMax  float64
+	ALiBiPreScale bool
+	ClipQKV       float64 // mpt: q, k and v clamped to [−ClipQKV, ClipQKV]; 0 when none
+	// Source is the config.json of the checkpoint this configuration came from, if any: written back
+	// under the exported keys so that keys Lathe does not model survive a fine-tune.
+	Source []byte
 	Layout         Layout
 	Rope           RopePairing // the pairing the checkpoint's Q/K tensors expect
 	BOS            int         // -1 when none
 	EOS            []int       // every end-of-sequence id (llama-3 has several)
 	Pad            int         // -1 when none
 }
+
+// NormKind is a block's normalisation.
+type NormKind int
+
+// The normalisations.
+const (
+	NormRMS   NormKind = iota // x/rms(x)·w
+	NormLayer                 // (x−mean)/std·w (+ b)
+)
+
+// Gated reports whether the feed-forward is SwiGLU (gate, up, down) rather than a plain MLP (up, down).
+func (c ModelConfig) Gated() bool { return c.Act == "" || c.Act == "silu" }
 
 // Validate checks that the sizes are consistent.
 func (c ModelConfig) Validate() error {
@@ -121,6 +153,12 @@ func (c ModelConfig) Validate() error {
 		return fmt.Errorf("model config: head dim %d / rope dim %d must be even, rope dim at most head dim", c.HeadDim, c.RopeDim)
 	case c.Rope != RopeAdjacent && c.Rope != RopeHalf:
 		return fmt.Errorf("model config: unknown rope pairing %q", c.Rope)
+	case c.Act != "" && c.Act != "silu" && c.Act != "gelu" && c.Act != "gelu_tanh":
+		return fmt.Errorf("model config: activation %q not supported (silu, gelu, gelu_tanh)", c.Act)
+	case c.SharedNorm && !c.ParallelAttn:
+		return fmt.Errorf("model config: a shared norm needs the parallel attention/MLP block")
+	case c.ClipQKV < 0:
+		return fmt.Errorf("model config: negative clip_qkv %g", c.ClipQKV)
 	}
 	return nil
 }

@@ -41,16 +41,17 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	target, ok := ggufRope[cfg.Architecture]
-	if !ok {
-		return fmt.Errorf("write gguf: architecture %q is not supported", cfg.Architecture)
+	a, err := archFor(cfg.Architecture)
+	if err != nil {
+		return fmt.Errorf("write gguf: %w", err)
 	}
+	target := a.GGUFRope
 	ft, ok := fileTypes[opts.Type]
 	if !ok {
 		return fmt.Errorf("write gguf: tensor type %s is not supported (F32, F16, BF16 are)", opts.Type)
 	}
 	w := gguf.NewWriter()
-	arch := cfg.Architecture
+	arch := a.GGUF
 	name := opts.Name
 	if name == "" {
 		name = arch
@@ -66,13 +67,16 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 		{Key: arch + ".feed_forward_length", Value: uint32(cfg.FFN)},
 		{Key: arch + ".attention.head_count", Value: uint32(cfg.Heads)},
 		{Key: arch + ".attention.head_count_kv", Value: uint32(cfg.KVHeads)},
-		{Key: arch + ".attention.layer_norm_rms_epsilon", Value: float32(cfg.NormEps)},
+		{Key: arch + ".attention." + ggufEpsKey(cfg), Value: float32(cfg.NormEps)},
 		{Key: arch + ".rope.freq_base", Value: float32(cfg.RopeTheta)},
 		{Key: arch + ".rope.dimension_count", Value: uint32(cfg.RopeDim)},
 	}
 	if cfg.HeadDim != cfg.Dim/cfg.Heads {
 		kvs = append(kvs, gguf.KV{Key: arch + ".attention.key_length", Value: uint32(cfg.HeadDim)},
 			gguf.KV{Key: arch + ".attention.value_length", Value: uint32(cfg.HeadDim)})
+	}
+	if a.GGUFKeys != nil {
+		kvs = append(kvs, a.GGUFKeys(cfg)...)
 	}
 	var ropeFreqs []float32
 	switch s := cfg.RopeScaling; {
@@ -102,7 +106,12 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 			return fmt.Errorf("write gguf: %w", err)
 		}
 	}
-	for _, t := range tensors {
+	refs := a.ggufRefs(cfg, tensorNames(tensors))
+	fused, err := fuseTensors(tensors, refs, cfg, QKVThirds)
+	if err != nil {
+		return fmt.Errorf("write gguf: %w", err)
+	}
+	for _, t := range fused {
 		data, err := convertRope(t, cfg, target)
 		if err != nil {
 			return fmt.Errorf("write gguf: %w", err)
@@ -174,27 +183,39 @@ func WriteHF(dir string, cfg ModelConfig, tensors []NamedTensor, opts HFOptions)
 	if !ok {
 		return fmt.Errorf("write hf: dtype %q is not supported (F32, F16, BF16 are)", dtype)
 	}
-	hc, err := HFConfigFrom(cfg, torch)
+	a, err := archFor(cfg.Architecture)
+	if err != nil {
+		return fmt.Errorf("write hf: %w", err)
+	}
+	hc, err := a.WriteHF(cfg, torch)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write hf: %w", err)
+	var layout QKVLayout
+	if a.HFQKV != nil {
+		layout = a.HFQKV(cfg)
 	}
-	var st []safetensors.Tensor
+	var kept []NamedTensor
 	for _, t := range tensors {
 		if (t.Name == "output.weight" && cfg.TiedEmbeddings) || t.Name == RopeFreqsTensor {
 			continue // tied: lm_head is embed_tokens; rope factors: config.json's rope_scaling says them
-		}
-		hf, ok := HFName(t.Name)
-		if !ok {
-			return fmt.Errorf("write hf: tensor %s has no Hugging Face name", t.Name)
 		}
 		data, err := convertRope(t, cfg, RopeHalf)
 		if err != nil {
 			return fmt.Errorf("write hf: %w", err)
 		}
-		st = append(st, safetensors.Tensor{Name: hf, DType: dtype, Shape: t.Shape, Data: data})
+		kept = append(kept, NamedTensor{t.Name, t.Shape, data})
+	}
+	fused, err := fuseTensors(kept, a.hfRefs(cfg), cfg, layout)
+	if err != nil {
+		return fmt.Errorf("write hf: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write hf: %w", err)
+	}
+	var st []safetensors.Tensor
+	for _, t := range fused {
+		st = append(st, safetensors.Tensor{Name: t.Name, DType: dtype, Shape: t.Shape, Data: t.Data})
 	}
 	if _, err := safetensors.WriteDir(dir, st, map[string]string{"format": "pt"}, opts.MaxShardBytes); err != nil {
 		return err
@@ -241,4 +262,68 @@ func hasTensor(ts []NamedTensor, name string) bool {
 		}
 	}
 	return false
+}
+
+// ggufEpsKey is the GGUF key (after "<arch>.attention.") of the norm epsilon.
+func ggufEpsKey(cfg ModelConfig) string {
+	if cfg.Norm == NormLayer {
+		return "layer_norm_epsilon"
+	}
+	return "layer_norm_rms_epsilon"
+}
+
+func tensorNames(ts []NamedTensor) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}
+
+// fuseTensors renames canonical tensors to a file's names (refs) and fuses the q, k and v parts
+// that refs put in one tensor, in the order of the first part's appearance. A tensor refs does not
+// name is an error: the file would silently lose it.
+func fuseTensors(ts []NamedTensor, refs map[string]tensorRef, cfg ModelConfig, layout QKVLayout) ([]NamedTensor, error) {
+	var out []NamedTensor
+	parts := map[string]*[3]NamedTensor{}
+	for _, t := range ts {
+		ref, ok := refs[t.Name]
+		if !ok {
+			return nil, fmt.Errorf("tensor %s has no name in this format", t.Name)
+		}
+		if ref.part < 0 {
+			out = append(out, NamedTensor{ref.file, t.Shape, t.Data})
+			continue
+		}
+		p, ok := parts[ref.file]
+		if !ok {
+			p = &[3]NamedTensor{}
+			parts[ref.file] = p
+			out = append(out, NamedTensor{Name: ref.file}) // filled below, keeping the order
+		}
+		p[ref.part] = t
+	}
+	for i, t := range out {
+		p, ok := parts[t.Name]
+		if !ok {
+			continue
+		}
+		if p[0].Data == nil || p[1].Data == nil || p[2].Data == nil {
+			return nil, fmt.Errorf("fused %s lacks one of q, k, v", t.Name)
+		}
+		cols := 1
+		if len(p[0].Shape) == 2 {
+			cols = p[0].Shape[1]
+		}
+		data, err := FuseQKV(p[0].Data, p[1].Data, p[2].Data, layout, cfg.Heads, cfg.KVHeads, cfg.HeadDim, cols)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+		shape := []int{len(data) / cols}
+		if len(p[0].Shape) == 2 {
+			shape = append(shape, cols)
+		}
+		out[i] = NamedTensor{t.Name, shape, data}
+	}
+	return out, nil
 }
