@@ -166,7 +166,7 @@ func writeFalcon(m ModelConfig, torchDType string) (any, error) {
 
 func falconNames(m ModelConfig) (map[string]string, map[string]string) {
 	global := map[string]string{
-		"token_embd.weight": "transformer.word_embeddings.weight",
+		"token_embd.weight":  "transformer.word_embeddings.weight",
 		"output_norm.weight": "transformer.ln_f.weight", "output_norm.bias": "transformer.ln_f.bias",
 		"output.weight": "lm_head.weight",
 	}

@@ -122,11 +122,11 @@ type ModelConfig struct {
 	// Source is the config.json of the checkpoint this configuration came from, if any: written back
 	// under the exported keys so that keys Lathe does not model survive a fine-tune.
 	Source []byte
-	Layout         Layout
-	Rope           RopePairing // the pairing the checkpoint's Q/K tensors expect
-	BOS            int         // -1 when none
-	EOS            []int       // every end-of-sequence id (llama-3 has several)
-	Pad            int         // -1 when none
+	Layout Layout
+	Rope   RopePairing // the pairing the checkpoint's Q/K tensors expect
+	BOS    int         // -1 when none
+	EOS    []int       // every end-of-sequence id (llama-3 has several)
+	Pad    int         // -1 when none
 }
 
 // NormKind is a block's normalisation.
