@@ -22,17 +22,17 @@ const vocabDir = "../../../shared/models/vocab/"
 // mosaicml/mpt-7b ships EleutherAI/gpt-neox-20b's tokenizer (the two GGUF vocabularies are
 // identical), so gpt-neox is checked against MPT's ids.
 type family struct {
-	name    string
-	gguf    string
-	ids     string // X.gguf.out
-	pre     string // tokenizer.ggml.pre that an export writes
-	bos     int    // the BOS id the GGUF names (added by neither Hugging Face nor Lathe)
-	eos     int
-	hfPre   string // the pre-tokenizer and normalizer as Hugging Face writes them
-	hfNorm  string
-	hfTCfg  string // tokenizer_config.json
-	hfBOS   int    // BOS after loading tokenizer.json: Falcon's has no bos_token
-	hfAdded func(id int, s string) map[string]any
+	name   string
+	gguf   string
+	ids    string // X.gguf.out
+	pre    string // tokenizer.ggml.pre that an export writes
+	bos    int    // the BOS id the GGUF names (added by neither Hugging Face nor Lathe)
+	eos    int
+	hfPre  string // the pre-tokenizer and normalizer as Hugging Face writes them
+	hfNorm string
+	hfTCfg string // tokenizer_config.json
+	hfBOS  int    // BOS after loading tokenizer.json: Falcon's has no bos_token
+	hfNFC  bool   // Hugging Face normalizes the text to NFC first
 }
 
 var families = []family{
@@ -51,14 +51,14 @@ var families = []family{
 		hfPre:  `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`,
 		hfNorm: `{"type":"NFC"}`,
 		hfTCfg: `{"add_prefix_space": false, "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 2048, "tokenizer_class": "GPTNeoXTokenizer"}`,
-		hfBOS:  0,
+		hfBOS:  0, hfNFC: true,
 	},
 	{
 		name: "gpt-neox", gguf: "ggml-vocab-gpt-neox.gguf", ids: "ggml-vocab-mpt.gguf.out", pre: "mpt", bos: 0, eos: 0,
 		hfPre:  `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`,
 		hfNorm: `{"type":"NFC"}`,
 		hfTCfg: `{"add_prefix_space": false, "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "tokenizer_class": "GPTNeoXTokenizer"}`,
-		hfBOS:  0,
+		hfBOS:  0, hfNFC: true,
 	},
 }
 
@@ -362,5 +362,31 @@ func TestFalconPreTokenizerSplits(t *testing.T) {
 				t.Errorf("split(%q) = %q, want %q", tc.text, got, tc.want)
 			}
 		})
+	}
+}
+
+// gpt-neox-20b's tokenizer (MPT, Pythia, Dolly v2) normalizes text to NFC, so a decomposed "é"
+// (e + U+0301) gives the ids of the composed one; Falcon's has no normalizer and keeps them apart.
+func TestFamiliesNFC(t *testing.T) {
+	const composed, decomposed = "café Ångström", "cafe\u0301 A\u030angstro\u0308m"
+	for _, f := range families {
+		fromJSON, err := FromHF(hfDocument(t, f), []byte(f.hfTCfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range []struct {
+			name string
+			tok  *Tokenizer
+		}{{"gguf", loadFamily(t, f)}, {"tokenizer.json", fromJSON}} {
+			t.Run(f.name+" from "+src.name, func(t *testing.T) {
+				a, b := src.tok.Encode(composed, true), src.tok.Encode(decomposed, true)
+				if same := reflect.DeepEqual(a, b); same != f.hfNFC {
+					t.Errorf("composed %v, decomposed %v: same ids %v, want %v", a, b, same, f.hfNFC)
+				}
+				if f.hfNFC && src.tok.Decode(b) != composed {
+					t.Errorf("Decode gives %q, want the NFC text %q", src.tok.Decode(b), composed)
+				}
+			})
+		}
 	}
 }
