@@ -11,6 +11,9 @@ import (
 // encodeFragment appends the ids of a piece of raw text (no special tokens in it).
 // prevSpecial: the fragment starts the text or follows a special token; first: it starts the text.
 func (t *Tokenizer) encodeFragment(out []int, text string, prevSpecial, first bool) []int {
+	if t.kind == Unigram {
+		return t.encodeUnigram(out, text, prevSpecial, first)
+	}
 	if t.nfc {
 		text = norm.NFC.String(text)
 	}

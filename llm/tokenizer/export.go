@@ -28,6 +28,9 @@ func (t *Tokenizer) WriteHF(dir string) error {
 }
 
 func (t *Tokenizer) hfTokenizerJSON() ([]byte, error) {
+	if t.kind == Unigram {
+		return t.unigramTokenizerJSON()
+	}
 	vocab := make(map[string]int, len(t.tokens))
 	var added []map[string]any
 	for id, s := range t.tokens {

@@ -110,6 +110,8 @@ func (t *Tokenizer) GGUFMetadata() ([]gguf.KV, error) {
 	}
 	var kvs []gguf.KV
 	switch t.kind {
+	case Unigram:
+		return nil, fmt.Errorf("tokenizer: a SentencePiece Unigram (T5) tokenizer cannot be written to GGUF yet")
 	case SentencePiece:
 		scores := t.scores
 		if t.mode == byRank {

@@ -38,6 +38,9 @@ func Load(path string) (*Tokenizer, error) {
 // LoadHF reads tokenizer.json and (if present) tokenizer_config.json from dir.
 func LoadHF(dir string) (*Tokenizer, error) {
 	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return loadSpiece(dir, err) // T5 checkpoints may ship only SentencePiece's spiece.model
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
@@ -158,6 +161,9 @@ var byteTokenRe = regexp.MustCompile(`^<0x[0-9A-F]{2}>$`)
 // or Falcon's Punctuation, ByteLevel, Digits, Split sequence), with an optional NFC normalizer
 // (gpt-neox-20b, MPT, Qwen2).
 func FromHF(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
+	if isUnigramJSON(tokenizerJSON) {
+		return fromHFUnigram(tokenizerJSON, tokenizerConfigJSON) // T5: unigram*.go
+	}
 	var tj hfTokenizerJSON
 	if err := json.Unmarshal(tokenizerJSON, &tj); err != nil {
 		return nil, fmt.Errorf("parse tokenizer.json: %w", err)

@@ -29,11 +29,15 @@ type Kind int
 const (
 	SentencePiece Kind = iota // "▁" for spaces, byte fallback
 	ByteLevel                 // GPT-2 bytes_to_unicode
+	Unigram                   // SentencePiece Unigram (T5): Viterbi over scored pieces, see unigram.go
 )
 
 func (k Kind) String() string {
 	if k == ByteLevel {
 		return "byte-level BPE"
+	}
+	if k == Unigram {
+		return "SentencePiece Unigram"
 	}
 	return "SentencePiece BPE"
 }
@@ -86,6 +90,8 @@ type Tokenizer struct {
 	pre          preTokenizer // byte-level
 	ignoreMerges bool         // byte-level: a whole piece that is a token is emitted as is (llama 3)
 	addPrefixSpc bool         // byte-level: prefix a space to the text (GPT-2 add_prefix_space)
+
+	uni *unigramModel // Unigram only
 
 	specials      []special    // matched before BPE, longest first
 	specialsByte0 [256][]int32 // indexes into specials by first byte, longest first
@@ -298,6 +304,9 @@ func (t *Tokenizer) Decode(ids []int) string {
 			continue
 		}
 		p := t.pieceBytes(id)
+		if first && t.kind == Unigram {
+			p = t.unigramFirstPiece(id, p)
+		}
 		if first && t.kind == SentencePiece && t.prepend != prependNever && len(p) > 0 && p[0] == ' ' {
 			p = p[1:]
 		}
@@ -321,7 +330,7 @@ func (t *Tokenizer) pieceBytes(id int) []byte {
 	switch {
 	case t.types[id] == TypeUserDefined || t.types[id] == TypeControl || t.types[id] == TypeUnknown:
 		return []byte(s)
-	case t.kind == SentencePiece:
+	case t.kind == SentencePiece || t.kind == Unigram:
 		if t.types[id] == TypeByte {
 			var v byte
 			if _, err := fmt.Sscanf(s, "<0x%02X>", &v); err == nil {
