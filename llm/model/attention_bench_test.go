@@ -25,12 +25,12 @@ func BenchmarkAttention(b *testing.B) {
 	sc := newAttnScratch(cv, B, T, NH, NKV)
 	b.Run("forward", func(b *testing.B) {
 		for b.Loop() {
-			attentionForward(out, q, k, v, sc, B, T, NH, NKV, HD, 0)
+			attentionForward(out, q, k, v, sc, B, T, NH, NKV, HD, 0, nil)
 		}
 	})
 	b.Run("backward", func(b *testing.B) {
 		for b.Loop() {
-			attentionBackward(dq, dk, dv, dout, out, q, k, v, sc, B, T, NH, NKV, HD, 0)
+			attentionBackward(dq, dk, dv, dout, out, q, k, v, sc, B, T, NH, NKV, HD, 0, nil)
 		}
 	})
 }

@@ -43,8 +43,8 @@ func runAttention[F float](q, k, v, dout []F, B, T, NH, NKV, HD, W int) [4][]F {
 	sc := newAttnScratch(&carver[F]{slab: make([]F, count.off)}, B, T, NH, NKV)
 	out, dq := make([]F, len(q)), make([]F, len(q))
 	dk, dv := make([]F, len(k)), make([]F, len(v))
-	attentionForward(out, q, k, v, sc, B, T, NH, NKV, HD, W)
-	attentionBackward(dq, dk, dv, dout, out, q, k, v, sc, B, T, NH, NKV, HD, W)
+	attentionForward(out, q, k, v, sc, B, T, NH, NKV, HD, W, nil)
+	attentionBackward(dq, dk, dv, dout, out, q, k, v, sc, B, T, NH, NKV, HD, W, nil)
 	return [4][]F{out, dq, dk, dv}
 }
 

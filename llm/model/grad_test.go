@@ -77,11 +77,11 @@ func TestRopeBackward(t *testing.T) {
 			y := make([]float64, len(x))
 			loss := func() float64 {
 				copy(y, x)
-				ropeForward(y, pos, m.ropeCos, m.ropeSin, N, NH, HD, layout)
+				ropeForward(y, pos, m.ropeCos, m.ropeSin, N, NH, HD, HD, layout)
 				return dotF(y, r)
 			}
 			dx := append([]float64(nil), r...)
-			ropeBackward(dx, pos, m.ropeCos, m.ropeSin, N, NH, HD, layout)
+			ropeBackward(dx, pos, m.ropeCos, m.ropeSin, N, NH, HD, HD, layout)
 			checkGrad(t, "rope dx", x, dx, loss)
 		})
 	}
@@ -96,12 +96,12 @@ func TestAttentionBackwardGQA(t *testing.T) {
 			r := randSlice(rng, B*T*NH*HD, 1)
 			out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
 			loss := func() float64 {
-				attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
+				attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W, nil)
 				return dotF(out, r)
 			}
 			loss()
 			dq, dk, dv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-			attentionBackward(dq, dk, dv, r, out, q, k, v, scratch, B, T, NH, NKV, HD, W)
+			attentionBackward(dq, dk, dv, r, out, q, k, v, scratch, B, T, NH, NKV, HD, W, nil)
 			checkGrad(t, "attention dq", q, dq, loss)
 			checkGrad(t, "attention dk", k, dk, loss)
 			checkGrad(t, "attention dv", v, dv, loss)
@@ -114,13 +114,13 @@ func TestAttentionIsCausal(t *testing.T) {
 	B, T, NH, NKV, HD := 1, 6, 2, 1, 4
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
 	out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
-	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0, nil)
 	before := append([]float64(nil), out[:3*NH*HD]...)
 	for i := 3 * NKV * HD; i < len(k); i++ { // change the keys and values of positions 3..5
 		k[i] += 5
 		v[i] -= 5
 	}
-	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0, nil)
 	for i, want := range before {
 		if out[i] != want {
 			t.Fatalf("output %d of positions 0..2 changed when later positions changed: %g -> %g", i, want, out[i])
@@ -292,19 +292,19 @@ func TestAttentionWindow(t *testing.T) {
 	B, T, NH, NKV, HD, W := 1, 6, 2, 1, 4, 2
 	q, k, v := randSlice(rng, T*NH*HD, 1), randSlice(rng, T*NKV*HD, 1), randSlice(rng, T*NKV*HD, 1)
 	out, scratch := make([]float64, len(q)), testAttnScratch(B, T, NH, NKV, HD)
-	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W, nil)
 	last := append([]float64(nil), out[5*NH*HD:]...)
 	for i := 0; i < 4*NKV*HD; i++ {
 		k[i] += 3
 		v[i] -= 3
 	}
-	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, W, nil)
 	for i, want := range last {
 		if out[5*NH*HD+i] != want {
 			t.Fatalf("position 5 changed when positions 0..3 (outside its window) changed")
 		}
 	}
-	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0)
+	attentionForward(out, q, k, v, scratch, B, T, NH, NKV, HD, 0, nil)
 	if out[5*NH*HD] == last[0] {
 		t.Fatal("without a window, position 5 ignores positions 0..3")
 	}

@@ -20,6 +20,9 @@ type inferScratch[F float] struct {
 	R              int
 	rowSeq, rowPos []int32
 	x, xn, rstd    []F // [R, C], [R, C], [R]
+	mean, xn2      []F // [R] (LayerNorm), [R, C] the MLP's norm output in a parallel block
+	mid            []F // [R, C] attention output projected, in a parallel block
+	keep           []bool
 	q, attnOut     []F // [R, NH·HD]
 	k, v           []F // [R, NKV·HD]
 	gate, up       []F // [R, FFN]
@@ -41,7 +44,8 @@ func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
 	R = max(R, 1)
 	QD, KVD := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	sc = &inferScratch[F]{R: R, rowSeq: make([]int32, R), rowPos: make([]int32, R),
-		x: make([]F, R*c.Dim), xn: make([]F, R*c.Dim), rstd: make([]F, R),
+		x: make([]F, R*c.Dim), xn: make([]F, R*c.Dim), rstd: make([]F, R), mean: make([]F, R),
+		xn2: make([]F, R*c.Dim), mid: make([]F, R*c.Dim), keep: make([]bool, R*(QD+2*KVD)),
 		q: make([]F, R*QD), attnOut: make([]F, R*QD), k: make([]F, R*KVD), v: make([]F, R*KVD),
 		gate: make([]F, R*c.FFN), up: make([]F, R*c.FFN), hs: make([]F, R*rank), last: make([]F, max(S, R)*c.Dim)}
 	if m.inf != nil {
@@ -144,19 +148,28 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		}
 		maxPos = max(maxPos, caches[i].n+len(ts))
 	}
-	m.ensureRope(maxPos)
+	if !c.ALiBi {
+		m.ensureRope(maxPos)
+	}
 	NH, NKV, HD, C, FF := c.Heads, c.KVHeads, c.HeadDim, c.Dim, c.FFN
 	QD, KVD := NH*HD, NKV*HD
 	group := NH / NKV
 	scale := 1 / math.Sqrt(float64(HD))
 	for l := range c.Layers {
 		lw, wbf := m.inferLayer(l, R)
-		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.attnNorm, R, C, c.NormEps)
+		m.normForward(sc.xn, sc.mean, sc.rstd, sc.x, lw.attnNorm, lw.attnNormB, R)
 		m.inferLinear(sc.q, sc.xn, lw.wq, wbf[TargetQ], lw.bq, R, C, QD, l, TargetQ)
 		m.inferLinear(sc.k, sc.xn, lw.wk, wbf[TargetK], lw.bk, R, C, KVD, l, TargetK)
 		m.inferLinear(sc.v, sc.xn, lw.wv, wbf[TargetV], lw.bv, R, C, KVD, l, TargetV)
-		ropeForward(sc.q, sc.rowPos, m.ropeCos, m.ropeSin, R, NH, HD, c.RopeLayout)
-		ropeForward(sc.k, sc.rowPos, m.ropeCos, m.ropeSin, R, NKV, HD, c.RopeLayout)
+		if c.ClipQKV > 0 {
+			clampForward(sc.q[:R*QD], sc.keep, F(c.ClipQKV))
+			clampForward(sc.k[:R*KVD], sc.keep, F(c.ClipQKV))
+			clampForward(sc.v[:R*KVD], sc.keep, F(c.ClipQKV))
+		}
+		if !c.ALiBi {
+			ropeForward(sc.q, sc.rowPos, m.ropeCos, m.ropeSin, R, NH, HD, c.rotDim(), c.RopeLayout)
+			ropeForward(sc.k, sc.rowPos, m.ropeCos, m.ropeSin, R, NKV, HD, c.rotDim(), c.RopeLayout)
+		}
 		for r := 0; r < R; r++ {
 			kc := caches[sc.rowSeq[r]]
 			off := (l*kc.max + int(sc.rowPos[r])) * KVD
@@ -185,20 +198,40 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				for s := first; s <= pos; s++ {
 					p[s-first] = dot(q, kc.k[base+s*KVD:][:HD])
 				}
-				attnProbs(p, 0, len(p)-1, F(scale))
+				attnProbs(p, 0, len(p)-1, F(scale), slope(m.slopes, h))
 				clear(o)
 				for s := first; s <= pos; s++ {
 					axpy(p[s-first], kc.v[base+s*KVD:][:HD], o)
 				}
 			}
 		})
-		m.inferLinear(sc.xn, sc.attnOut, lw.wo, wbf[TargetO], nil, R, QD, C, l, TargetO)
-		residualForward(sc.x, sc.xn, R*C)
-		rmsnormForward(sc.xn, sc.rstd, sc.x, lw.ffnNorm, R, C, c.NormEps)
-		m.inferLinear(sc.gate, sc.xn, lw.wgate, wbf[TargetGate], nil, R, C, FF, l, TargetGate)
-		m.inferLinear(sc.up, sc.xn, lw.wup, wbf[TargetUp], nil, R, C, FF, l, TargetUp)
-		swigluForward(sc.gate, sc.gate, sc.up, R*FF)
-		m.inferLinear(sc.xn, sc.gate, lw.wdown, wbf[TargetDown], nil, R, FF, C, l, TargetDown)
+		// Sequential: x += attn; x += mlp(norm2(x)). Parallel: x += attn + mlp(norm2(x_in)), norm2
+		// read before x changes (or norm1's output, shared).
+		ffnIn := sc.xn
+		if c.ParallelAttn && !c.SharedNorm {
+			m.normForward(sc.xn2, sc.mean, sc.rstd, sc.x, lw.ffnNorm, lw.ffnNormB, R)
+			ffnIn = sc.xn2
+		}
+		attnOut := sc.xn
+		if c.ParallelAttn {
+			attnOut = sc.mid
+		}
+		m.inferLinear(attnOut, sc.attnOut, lw.wo, wbf[TargetO], lw.bo, R, QD, C, l, TargetO)
+		if c.ParallelAttn {
+			residualForward(sc.x, sc.mid, R*C) // the MLP's input is already normed
+		} else {
+			residualForward(sc.x, sc.xn, R*C)
+			m.normForward(sc.xn, sc.mean, sc.rstd, sc.x, lw.ffnNorm, lw.ffnNormB, R)
+		}
+		if c.gated() {
+			m.inferLinear(sc.gate, ffnIn, lw.wgate, wbf[TargetGate], nil, R, C, FF, l, TargetGate)
+			m.inferLinear(sc.up, ffnIn, lw.wup, wbf[TargetUp], nil, R, C, FF, l, TargetUp)
+			swigluForward(sc.gate, sc.gate, sc.up, R*FF)
+		} else {
+			m.inferLinear(sc.up, ffnIn, lw.wup, wbf[TargetUp], lw.bup, R, C, FF, l, TargetUp)
+			geluForward(sc.gate, sc.up, R*FF, c.Act == ActGELUTanh)
+		}
+		m.inferLinear(sc.xn, sc.gate, lw.wdown, wbf[TargetDown], lw.bdown, R, FF, C, l, TargetDown)
 		residualForward(sc.x, sc.xn, R*C)
 	}
 	r = 0
@@ -207,7 +240,7 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		copy(sc.xn[i*C:(i+1)*C], sc.x[(r-1)*C:r*C])
 		caches[i].n += len(ts)
 	}
-	rmsnormForward(sc.last, sc.rstd, sc.xn, m.w.finalNorm, S, C, c.NormEps)
+	m.normForward(sc.last, sc.mean, sc.rstd, sc.xn, m.w.finalNorm, m.w.finalNormB, S)
 	head := m.headBF16()
 	if !narrowProduct(logits, sc.last[:S*C], m.w.output, head, head != nil, S, C, c.Vocab) {
 		matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)

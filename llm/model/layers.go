@@ -150,6 +150,127 @@ func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 	})
 }
 
+// layernormForward: mean[n] = mean_c inp[n,c]; rstd[n] = 1/√(var_c inp[n,c] + eps);
+// out[n,c] = (inp[n,c]−mean[n])·rstd[n]·weight[c] + bias[c] (bias nil: none, mpt's no_bias).
+// Statistics are accumulated in float64.
+func layernormForward[F float](out, mean, rstd, inp, weight, bias []F, N, C int, eps float64) {
+	tensor.Parallel(N, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			x, o := inp[n*C:(n+1)*C], out[n*C:(n+1)*C]
+			var s float64
+			for _, v := range x {
+				s += float64(v)
+			}
+			mu := s / float64(C)
+			var ss float64
+			for _, v := range x {
+				d := float64(v) - mu
+				ss += d * d
+			}
+			r := 1 / math.Sqrt(ss/float64(C)+eps)
+			mean[n], rstd[n] = F(mu), F(r)
+			for c, v := range x {
+				o[c] = F((float64(v)-mu)*r) * weight[c]
+			}
+			if bias != nil {
+				for c := range o {
+					o[c] += bias[c]
+				}
+			}
+		}
+	})
+}
+
+// layernormBackward, with x̂ = (inp−mean)·rstd and g = dout·weight:
+// dweight[c] += Σ_n dout·x̂; dbias[c] += Σ_n dout; dinp[n,:] += rstd·(g − mean_c(g) − x̂·mean_c(g·x̂)).
+func layernormBackward[F float](dinp, dweight, dbias, dout, inp, weight, mean, rstd []F, N, C int) {
+	tensor.Parallel(N, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			x, dy, dx := inp[n*C:(n+1)*C], dout[n*C:(n+1)*C], dinp[n*C:(n+1)*C]
+			mu, r := float64(mean[n]), float64(rstd[n])
+			var sg, sgx float64
+			for c := range x {
+				g := float64(dy[c] * weight[c])
+				sg += g
+				sgx += g * (float64(x[c]) - mu) * r
+			}
+			sg, sgx = sg/float64(C), sgx/float64(C)
+			for c := range x {
+				xh := (float64(x[c]) - mu) * r
+				dx[c] += F(r * (float64(dy[c]*weight[c]) - sg - xh*sgx))
+			}
+		}
+	})
+	if dweight == nil {
+		return
+	}
+	// Workers own columns; each column sums its rows in order, whatever the number of workers.
+	tensor.Parallel(C, func(lo, hi int) {
+		for n := 0; n < N; n++ {
+			x, dy := inp[n*C:(n+1)*C], dout[n*C:(n+1)*C]
+			mu, r := mean[n], rstd[n]
+			for c := lo; c < hi; c++ {
+				dweight[c] += dy[c] * (x[c] - mu) * r
+				if dbias != nil {
+					dbias[c] += dy[c]
+				}
+			}
+		}
+	})
+}
+
+// geluForward: out = x·Φ(x) (exact, erf) or 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (tanh).
+func geluForward[F float](out, inp []F, N int, tanhApprox bool) {
+	tensor.Parallel(N, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(inp[i])
+			if tanhApprox {
+				out[i] = F(0.5 * x * (1 + math.Tanh(geluK*(x+0.044715*x*x*x))))
+			} else {
+				out[i] = F(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
+			}
+		}
+	})
+}
+
+const geluK = 0.7978845608028654 // √(2/π)
+
+// geluBackward: dinp = dout·gelu'(x); exact: Φ(x) + x·φ(x); tanh: 0.5·(1+t) + 0.5·x·(1−t²)·k·(1+3·0.044715·x²).
+// dinp may be dout (in place).
+func geluBackward[F float](dinp, dout, inp []F, N int, tanhApprox bool) {
+	tensor.Parallel(N, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(inp[i])
+			var d float64
+			if tanhApprox {
+				t := math.Tanh(geluK * (x + 0.044715*x*x*x))
+				d = 0.5*(1+t) + 0.5*x*(1-t*t)*geluK*(1+3*0.044715*x*x)
+			} else {
+				d = 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
+			}
+			dinp[i] = dout[i] * F(d)
+		}
+	})
+}
+
+// clampForward: x ← min(max(x, −c), c) in place (mpt's clip_qkv), remembering in keep which
+// elements were inside (their gradient passes; the clamped ones get none).
+func clampForward[F float](x []F, keep []bool, c F) {
+	for i, v := range x {
+		keep[i] = v >= -c && v <= c
+		x[i] = min(max(v, -c), c)
+	}
+}
+
+// clampBackward: dx ← dx where the forward did not clamp, else 0 (in place).
+func clampBackward[F float](dx []F, keep []bool) {
+	for i, k := range keep {
+		if !k {
+			dx[i] = 0
+		}
+	}
+}
+
 // linearForward: out[N,OC] = inp[N,C]·weight[OC,C]ᵀ (+ bias[OC])
 func linearForward[F float](out, inp, weight, bias []F, N, C, OC int) {
 	matmul(out, inp, weight, N, OC, C, false, true, false)
@@ -203,34 +324,36 @@ func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, 
 	}
 }
 
-// ropePair returns the two dimensions of a head that rotary pair i rotates together.
-func ropePair(i, HD int, layout RopeLayout) (int, int) {
+// ropePair returns the two dimensions of a head that rotary pair i rotates together, among the RD
+// rotating dimensions (the head's first RD).
+func ropePair(i, RD int, layout RopeLayout) (int, int) {
 	if layout == RopeHalfSplit {
-		return i, i + HD/2
+		return i, i + RD/2
 	}
 	return 2 * i, 2*i + 1
 }
 
-// ropeForward rotates, in place, every head of every row n by its position pos[n]:
-// (x_a, x_b) ← (x_a·cos θ − x_b·sin θ, x_a·sin θ + x_b·cos θ), θ = pos·freq_i, cos/sin: [pos, HD/2].
-func ropeForward[F float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
-	rope(x, pos, cos, sin, N, NH, HD, layout, 1)
+// ropeForward rotates, in place, the first RD dimensions of every head of every row n by its
+// position pos[n] (the others pass through: gpt_neox's partial rotary):
+// (x_a, x_b) ← (x_a·cos θ − x_b·sin θ, x_a·sin θ + x_b·cos θ), θ = pos·freq_i, cos/sin: [pos, RD/2].
+func ropeForward[F float](x []F, pos []int32, cos, sin []F, N, NH, HD, RD int, layout RopeLayout) {
+	rope(x, pos, cos, sin, N, NH, HD, RD, layout, 1)
 }
 
 // ropeBackward: the rotation is orthogonal, so the gradient rotates back by −θ (in place).
-func ropeBackward[F float](dx []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout) {
-	rope(dx, pos, cos, sin, N, NH, HD, layout, -1)
+func ropeBackward[F float](dx []F, pos []int32, cos, sin []F, N, NH, HD, RD int, layout RopeLayout) {
+	rope(dx, pos, cos, sin, N, NH, HD, RD, layout, -1)
 }
 
-func rope[F float](x []F, pos []int32, cos, sin []F, N, NH, HD int, layout RopeLayout, sign F) {
-	half := HD / 2
+func rope[F float](x []F, pos []int32, cos, sin []F, N, NH, HD, RD int, layout RopeLayout, sign F) {
+	half := RD / 2
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			cs, sn := cos[int(pos[n])*half:], sin[int(pos[n])*half:]
 			for h := 0; h < NH; h++ {
 				head := x[(n*NH+h)*HD : (n*NH+h+1)*HD]
 				for i := 0; i < half; i++ {
-					a, b := ropePair(i, HD, layout)
+					a, b := ropePair(i, RD, layout)
 					c, s := cs[i], sign*sn[i]
 					xa, xb := head[a], head[b]
 					head[a] = xa*c - xb*s
@@ -293,11 +416,17 @@ func windowStart(t, W int) int {
 }
 
 // attnProbs turns one row of raw scores q·k into attention probabilities: keys a..z (inclusive) get
-// softmax(scale·score), the others 0. The forward and the backward call it on the same scores, so
-// they get the same probabilities, bit for bit.
-func attnProbs[F float](row []F, a, z int, scale F) {
+// softmax(scale·score − slope·(z−s)), the others 0 (slope 0: no ALiBi; the query is key z, the
+// row's last). The forward and the backward call it on the same scores, so they get the same
+// probabilities, bit for bit.
+func attnProbs[F float](row []F, a, z int, scale, slope F) {
 	keys := row[a : z+1]
 	scaleInPlace(keys, scale)
+	if slope != 0 {
+		for j := range keys {
+			keys[j] -= slope * F(z-a-j)
+		}
+	}
 	if k32, ok := any(keys).([]float32); ok {
 		tensor.SoftmaxProbs(k32)
 	} else {
@@ -309,12 +438,13 @@ func attnProbs[F float](row []F, a, z int, scale F) {
 
 // attentionForward, causal and grouped-query (query head h reads kv head h/(NH/NKV)), over a sliding
 // window of W positions when W > 0 (s > t−W), else over all s ≤ t:
-// S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD; P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
+// S[t,s] = q[b,t,h]·k[b,s,kvh]/√HD − slopes[h]·(t−s); P = softmax_s(S); out[b,t,h] = Σ_s P[t,s]·v[b,s,kvh].
+// slopes is nil without ALiBi.
 // Heads run in parallel; within a head, per block of RB query rows, S = Q·Kᵀ and out = P·V are matrix
 // products over the keys up to the block's last row only (the masked upper triangle is mostly
 // skipped). P is not kept: the backward recomputes it from q and k (flash-attention style), so memory
 // grows with T, not T². q, out: [B,T,NH,HD]; k, v: [B,T,NKV,HD].
-func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int, slopes []F) {
 	group, QD, KVD := NH/NKV, NH*HD, NKV*HD
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NH, func(lo, hi int) {
@@ -331,7 +461,7 @@ func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, N
 				S := scores[:rb*nk]
 				matmulStridedSerial(S, nk, Q[r0*QD:], QD, K[first*KVD:], KVD, rb, nk, HD, false, true, false)
 				for i := range rb {
-					attnProbs(S[i*nk:(i+1)*nk], windowStart(r0+i, W)-first, r0+i-first, scale)
+					attnProbs(S[i*nk:(i+1)*nk], windowStart(r0+i, W)-first, r0+i-first, scale, slope(slopes, h))
 				}
 				matmulStridedSerial(O[r0*QD:], QD, S, nk, V[first*KVD:], KVD, rb, HD, nk, false, false, false)
 			}
@@ -339,11 +469,19 @@ func attentionForward[F float](out, q, k, v []F, sc *attnScratch[F], B, T, NH, N
 	})
 }
 
+// slope is head h's ALiBi slope, 0 without ALiBi.
+func slope[F float](slopes []F, h int) F {
+	if slopes == nil {
+		return 0
+	}
+	return slopes[h]
+}
+
 // attentionBackward recomputes P = softmax(S) block by block and, with D_t = dout[t]·out[t]
 // (= Σ_s P·dP): dP = dO·Vᵀ; dS = P⊙(dP − D_t)/√HD; dq = dS·K; dk += dSᵀ·Q; dv += Pᵀ·dO, the dk and dv
 // of a kv head summed over the query heads of its group. Work is split by (b, kv head) so each task
 // owns the dk, dv it adds to. dq, dk, dv are overwritten.
-func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int) {
+func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScratch[F], B, T, NH, NKV, HD, W int, slopes []F) {
 	group, QD, KVD := NH/NKV, NH*HD, NKV*HD
 	scale := F(1 / math.Sqrt(float64(HD)))
 	tensor.Parallel(B*NKV, func(lo, hi int) {
@@ -374,7 +512,7 @@ func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, sc *attnScra
 					for i := range rb {
 						t := r0 + i
 						p, ds := P[i*nk:(i+1)*nk], dS[i*nk:(i+1)*nk]
-						attnProbs(p, windowStart(t, W)-first, t-first, scale)
+						attnProbs(p, windowStart(t, W)-first, t-first, scale, slope(slopes, h))
 						for j := range p {
 							ds[j] = p[j] * (ds[j] - D[t]) * scale
 						}

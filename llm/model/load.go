@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lathe-ml/lathe/llm/format"
 )
@@ -42,17 +43,30 @@ func FromCheckpoint(ck format.Checkpoint) (*Model, error) {
 
 // ConfigFrom converts a checkpoint's configuration, refusing what the kernels do not run.
 func ConfigFrom(mc format.ModelConfig) (Config, error) {
-	switch mc.Architecture {
-	case "llama", "mistral", "qwen2":
-	default:
-		return Config{}, fmt.Errorf("architecture %q not supported (llama, mistral, qwen2)", mc.Architecture)
+	if _, ok := format.LookupArch(mc.Architecture); !ok {
+		return Config{}, fmt.Errorf("architecture %q not supported (%s)", mc.Architecture, strings.Join(format.Architectures(), ", "))
 	}
-	if mc.RopeDim != 0 && mc.RopeDim != mc.HeadDim {
-		return Config{}, fmt.Errorf("partial rotary embeddings (%d of %d dims) not supported", mc.RopeDim, mc.HeadDim)
-	}
-	cfg := Config{Dim: mc.Dim, Layers: mc.Layers, Heads: mc.Heads, KVHeads: mc.KVHeads, HeadDim: mc.HeadDim,
+	cfg := Config{Arch: mc.Architecture, Dim: mc.Dim, Layers: mc.Layers, Heads: mc.Heads, KVHeads: mc.KVHeads, HeadDim: mc.HeadDim,
 		FFN: mc.FFN, Vocab: mc.Vocab, NormEps: mc.NormEps, RopeTheta: mc.RopeTheta, ContextLen: mc.ContextLength,
-		Tied: mc.TiedEmbeddings, QKVBias: mc.AttentionBias, RopeLayout: RopeAdjacent, SlidingWindow: mc.SlidingWindow}
+		Tied: mc.TiedEmbeddings, QKVBias: mc.AttentionBias, RopeLayout: RopeAdjacent, SlidingWindow: mc.SlidingWindow,
+		NormBias: mc.NormBias, OutputBias: mc.OutputBias, MLPBias: mc.MLPBias, ParallelAttn: mc.ParallelAttn,
+		SharedNorm: mc.SharedNorm, ALiBi: mc.ALiBi, ALiBiBiasMax: mc.ALiBiBiasMax, ALiBiPreScale: mc.ALiBiPreScale,
+		ClipQKV: mc.ClipQKV}
+	if mc.RopeDim != mc.HeadDim {
+		cfg.RopeDim = mc.RopeDim
+	}
+	if mc.Norm == format.NormLayer {
+		cfg.Norm = NormLayer
+	}
+	switch mc.Act {
+	case "", "silu":
+	case "gelu":
+		cfg.Act = ActGELU
+	case "gelu_tanh":
+		cfg.Act = ActGELUTanh
+	default:
+		return Config{}, fmt.Errorf("activation %q not supported", mc.Act)
+	}
 	if mc.Rope == format.RopeHalf {
 		cfg.RopeLayout = RopeHalfSplit
 	}

@@ -52,12 +52,20 @@ func (t Target) dims(c Config) (in, out int) {
 		return c.Dim, kvd
 	case TargetO:
 		return qd, c.Dim
-	case TargetGate, TargetUp:
+	case TargetGate:
+		if !c.gated() {
+			return 0, 0 // a plain MLP has no gate
+		}
+		return c.Dim, c.FFN
+	case TargetUp:
 		return c.Dim, c.FFN
 	default:
 		return c.FFN, c.Dim
 	}
 }
+
+// HasTarget reports whether the model has the projection t (a plain MLP has no gate).
+func (c Config) HasTarget(t Target) bool { return t != TargetGate || c.gated() }
 
 // LoRAConfig describes low-rank adapters: W' = W + (Alpha/Rank)·B·A on each target projection of every
 // layer, with dropout on the adapter's input during training.

@@ -143,6 +143,11 @@ func (m *Model) AttachLoRA(lc LoRAConfig, seed uint64) error {
 	if err := lc.validate(); err != nil {
 		return err
 	}
+	for _, t := range lc.Targets {
+		if !m.n.cfg.HasTarget(t) {
+			return fmt.Errorf("attach lora: the model has no %s projection", t)
+		}
+	}
 	if m.n.lora != nil {
 		return fmt.Errorf("attach lora: the model already has adapters (merge them first)")
 	}
@@ -227,7 +232,7 @@ func (m *Model) MergeLoRA() {
 func (m *Model) SetRopeLayout(layout RopeLayout) {
 	n := m.n
 	c := n.cfg
-	if c.RopeLayout == layout {
+	if c.RopeLayout == layout || c.ALiBi {
 		return
 	}
 	if n.frozen != nil {
@@ -235,7 +240,7 @@ func (m *Model) SetRopeLayout(layout RopeLayout) {
 		n.thaw()
 	}
 	perm := func(rows []float32, heads, width int) {
-		permuteRopeRows(rows, heads, c.HeadDim, width, layout)
+		permuteRopeRows(rows, heads, c.HeadDim, c.rotDim(), width, layout)
 	}
 	for l := range c.Layers {
 		lw := &n.w.layers[l]
@@ -261,10 +266,11 @@ func (m *Model) SetRopeLayout(layout RopeLayout) {
 }
 
 // permuteRopeRows reorders, within each head, rows of `width` values between the two rotary layouts:
-// the adjacent pair (2i, 2i+1) is the half-split pair (i, i+HD/2). to says the layout wanted.
-func permuteRopeRows(rows []float32, heads, HD, width int, to RopeLayout) {
+// the adjacent pair (2i, 2i+1) is the half-split pair (i, i+RD/2) among the RD rotating rows (the
+// rest stay). to says the layout wanted.
+func permuteRopeRows(rows []float32, heads, HD, RD, width int, to RopeLayout) {
 	tmp := make([]float32, HD*width)
-	half := HD / 2
+	half := RD / 2
 	for h := range heads {
 		head := rows[h*HD*width : (h+1)*HD*width]
 		copy(tmp, head)

@@ -15,8 +15,9 @@ type net[F float] struct {
 	g        *weights[F] // nil while the base is frozen (LoRA) or before training
 	lora     *lora[F]
 	ropeFreq []float64
-	ropeCos  []F // [positions, HeadDim/2]
+	ropeCos  []F // [positions, rotary dims/2]
 	ropeSin  []F
+	slopes   []F // [Heads] ALiBi slopes in the units of the scaled scores; nil without ALiBi
 	acts     *activations[F]
 	inf      *inferScratch[F]
 	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
@@ -36,13 +37,24 @@ type net[F float] struct {
 func (m *net[F]) stopped() bool { return m.stop != nil && m.stop() }
 
 func newNet[F float](cfg Config) *net[F] {
-	return &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
+	n := &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
 		noGrads: &weights[F]{layers: make([]layerWeights[F], cfg.Layers)}}
+	if cfg.ALiBi {
+		// falcon adds the bias to q·k before the 1/√HD scaling: the same as a slope scaled with it.
+		scale := 1.0
+		if cfg.ALiBiPreScale {
+			scale = 1 / math.Sqrt(float64(cfg.HeadDim))
+		}
+		for _, s := range cfg.alibiSlopes() {
+			n.slopes = append(n.slopes, F(s*scale))
+		}
+	}
+	return n
 }
 
 // ensureRope grows the rotary tables to cover positions [0, n). Rows are computed in float64.
 func (m *net[F]) ensureRope(n int) {
-	half := m.cfg.HeadDim / 2
+	half := m.cfg.rotDim() / 2
 	have := len(m.ropeCos) / half
 	if have >= n {
 		return
@@ -79,13 +91,14 @@ type loraActs[F float] struct{ xd, hs []F }
 
 // layerActs are one block's saved activations. q and k are stored after the rotary embedding.
 type layerActs[F float] struct {
-	attnNorm, attnRstd []F // [N, C], [N]
-	q, k, v            []F // [N, NH·HD], [N, NKV·HD], [N, NKV·HD]
-	attnOut            []F // [N, NH·HD] attention output before the output projection
-	mid                []F // [N, C] residual stream after attention
-	ffnNorm, ffnRstd   []F // [N, C], [N]
-	gate, up, swi      []F // [N, FFN]
-	lora               [numTargets]loraActs[F]
+	attnNorm, attnMean, attnRstd []F // [N, C], [N], [N] (mean: LayerNorm only)
+	q, k, v                      []F // [N, NH·HD], [N, NKV·HD], [N, NKV·HD]
+	keep                         []bool
+	attnOut                      []F // [N, NH·HD] attention output before the output projection
+	mid                          []F // [N, C] residual stream after attention (and the block input, when parallel)
+	ffnNorm, ffnMean, ffnRstd    []F // [N, C], [N], [N]; absent with a shared norm
+	gate, up, swi                []F // [N, FFN]: gate (SwiGLU only), up (the MLP's pre-activation), activation
+	lora                         [numTargets]loraActs[F]
 }
 
 // actsKey says what an activations allocation was carved for.
@@ -104,6 +117,7 @@ type activations[F float] struct {
 	resid     [][]F   // L+1 × [N, C]: the residual stream entering each block, and leaving the last
 	layers    []layerActs[F]
 	finalNorm []F // [N, C]
+	finalMean []F // [N], LayerNorm only
 	finalRstd []F // [N]
 	// backward scratch, reused by every layer
 	dres, dnorm      []F // [N, C]
@@ -139,13 +153,25 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 		for l := range a.resid {
 			a.resid[l] = cv.take(N * C)
 		}
+		// Buffers a variant does not use are not carved (a nil take): no memory for a plain MLP's gate.
+		takeIf := func(ok bool, n int) []F {
+			if !ok {
+				return nil
+			}
+			return cv.take(n)
+		}
+		layerNorm := c.Norm == NormLayer
 		for l := range a.layers {
 			la := &a.layers[l]
-			la.attnNorm, la.attnRstd = cv.take(N*C), cv.take(N)
+			la.attnNorm, la.attnMean, la.attnRstd = cv.take(N*C), takeIf(layerNorm, N), cv.take(N)
 			la.q, la.k, la.v = cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
 			la.attnOut, la.mid = cv.take(N*QD), cv.take(N*C)
-			la.ffnNorm, la.ffnRstd = cv.take(N*C), cv.take(N)
-			la.gate, la.up, la.swi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
+			la.ffnNorm = takeIf(!c.SharedNorm, N*C)
+			la.ffnMean, la.ffnRstd = takeIf(!c.SharedNorm && layerNorm, N), takeIf(!c.SharedNorm, N)
+			la.gate, la.up, la.swi = takeIf(c.gated(), N*FF), cv.take(N*FF), cv.take(N*FF)
+			if c.ClipQKV > 0 && len(la.keep) != N*(QD+2*KVD) {
+				la.keep = make([]bool, N*(QD+2*KVD))
+			}
 			for t := Target(0); t < numTargets; t++ {
 				la.lora[t] = loraActs[F]{}
 				if !key.targets[t] {
@@ -158,10 +184,10 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 				la.lora[t].hs = cv.take(N * key.rank)
 			}
 		}
-		a.finalNorm, a.finalRstd = cv.take(N*C), cv.take(N)
+		a.finalNorm, a.finalMean, a.finalRstd = cv.take(N*C), takeIf(layerNorm, N), cv.take(N)
 		a.dres, a.dnorm = cv.take(N*C), cv.take(N*C)
 		a.dq, a.dattn, a.dk, a.dv = cv.take(N*QD), cv.take(N*QD), cv.take(N*KVD), cv.take(N*KVD)
-		a.dgate, a.dup, a.dswi = cv.take(N*FF), cv.take(N*FF), cv.take(N*FF)
+		a.dgate, a.dup, a.dswi = takeIf(c.gated(), N*FF), cv.take(N*FF), cv.take(N*FF)
 		a.att = newAttnScratch(cv, B, T, c.Heads, c.KVHeads)
 		a.loraDH, a.loraDX = cv.take(N*key.rank), cv.take(N*max(C, QD, FF))
 	}
@@ -190,7 +216,9 @@ func (m *net[F]) ensureActs(B, T int) *activations[F] {
 		a.head = newHeadScratch[F](R, C, c.Vocab)
 	}
 	a.key = key
-	m.ensureRope(T)
+	if !c.ALiBi {
+		m.ensureRope(T)
+	}
 	m.acts = a
 	return a
 }
@@ -324,7 +352,13 @@ func (m *net[F]) linBackward(dinp, dw, db, dout, inp, w []F, N, C, OC, l int, t 
 }
 
 // forward runs the model over a batch and returns Σ mask·loss. With train it also runs the fused
-// output head backward (scaled by gradScale), leaving d(final norm output) for backward.
+// output head backward (scaled by gradScale), leaving d(final norm output) for backward. A block is
+//
+//	h = norm1(x); q, k, v = clip(h·Wqᵀ + bq, ...); rotary (or ALiBi in the scores); mid = x + attn·Woᵀ + bo
+//	out = mid + mlp(norm2(mid))         sequential (llama, mpt, falcon-rw, gpt_neox without parallel residual)
+//	out = mid + mlp(norm2(x))           parallel (gpt_neox, falcon-40b); norm2 = norm1 for falcon-7b
+//
+// with mlp = down(silu(gate)·up) (SwiGLU) or down(gelu(up)), each projection with its bias if any.
 func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, train bool, gradScale float64, seed uint64) float64 {
 	c, a := m.cfg, m.ensureActs(B, T)
 	w := m.w
@@ -340,7 +374,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		}
 		lw, la := m.layer(l), &a.layers[l]
 		in := a.resid[l]
-		rmsnormForward(la.attnNorm, la.attnRstd, in, lw.attnNorm, N, C, c.NormEps)
+		m.normForward(la.attnNorm, la.attnMean, la.attnRstd, in, lw.attnNorm, lw.attnNormB, N)
 		q := projection[F]{la.q, lw.wq, lw.bq, QD, TargetQ, &la.lora[TargetQ]}
 		k := projection[F]{la.k, lw.wk, lw.bk, KVD, TargetK, &la.lora[TargetK]}
 		v := projection[F]{la.v, lw.wv, lw.bv, KVD, TargetV, &la.lora[TargetV]}
@@ -351,26 +385,80 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 			m.linForward(q.out, la.attnNorm, q.w, q.bias, N, C, QD, l, TargetQ, q.la, train, seed)
 			m.linForwardPair(la.attnNorm, N, C, l, train, seed, k, v)
 		}
-		ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
-		ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
-		attentionForward(la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
-		m.linForward(la.mid, la.attnOut, lw.wo, nil, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
+		if c.ClipQKV > 0 {
+			clip := F(c.ClipQKV)
+			clampForward(la.q, la.keep[:N*QD], clip)
+			clampForward(la.k, la.keep[N*QD:N*(QD+KVD)], clip)
+			clampForward(la.v, la.keep[N*(QD+KVD):], clip)
+		}
+		if !c.ALiBi {
+			ropeForward(la.q, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.rotDim(), c.RopeLayout)
+			ropeForward(la.k, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.rotDim(), c.RopeLayout)
+		}
+		attentionForward(la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow, m.slopes)
+		m.linForward(la.mid, la.attnOut, lw.wo, lw.bo, N, QD, C, l, TargetO, &la.lora[TargetO], train, seed)
 		residualForward(la.mid, in, N*C)
-		rmsnormForward(la.ffnNorm, la.ffnRstd, la.mid, lw.ffnNorm, N, C, c.NormEps)
-		m.linForwardPair(la.ffnNorm, N, C, l, train, seed,
-			projection[F]{la.gate, lw.wgate, nil, FF, TargetGate, &la.lora[TargetGate]},
-			projection[F]{la.up, lw.wup, nil, FF, TargetUp, &la.lora[TargetUp]})
-		swigluForward(la.swi, la.gate, la.up, N*FF)
+		ffnIn := m.ffnInput(la, in)
+		if !c.SharedNorm {
+			m.normForward(la.ffnNorm, la.ffnMean, la.ffnRstd, ffnIn, lw.ffnNorm, lw.ffnNormB, N)
+		}
+		h := m.ffnNormed(la)
+		if c.gated() {
+			m.linForwardPair(h, N, C, l, train, seed,
+				projection[F]{la.gate, lw.wgate, nil, FF, TargetGate, &la.lora[TargetGate]},
+				projection[F]{la.up, lw.wup, nil, FF, TargetUp, &la.lora[TargetUp]})
+			swigluForward(la.swi, la.gate, la.up, N*FF)
+		} else {
+			m.linForward(la.up, h, lw.wup, lw.bup, N, C, FF, l, TargetUp, &la.lora[TargetUp], train, seed)
+			geluForward(la.swi, la.up, N*FF, c.Act == ActGELUTanh)
+		}
 		out := a.resid[l+1]
-		m.linForward(out, la.swi, lw.wdown, nil, N, FF, C, l, TargetDown, &la.lora[TargetDown], train, seed)
+		m.linForward(out, la.swi, lw.wdown, lw.bdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], train, seed)
 		residualForward(out, la.mid, N*C)
 	}
-	rmsnormForward(a.finalNorm, a.finalRstd, a.resid[c.Layers], w.finalNorm, N, C, c.NormEps)
+	m.normForward(a.finalNorm, a.finalMean, a.finalRstd, a.resid[c.Layers], w.finalNorm, w.finalNormB, N)
 	if !train {
 		return crossEntropyHeadForward(a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, a.head)
 	}
 	dw := m.grads().output
 	return crossEntropyHeadForwardBackward(a.dnorm, dw, a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, gradScale, m.gradAccumulates(dw), a.head)
+}
+
+// ffnInput is the residual stream the feed-forward's norm reads: the block input when parallel.
+func (m *net[F]) ffnInput(la *layerActs[F], in []F) []F {
+	if m.cfg.ParallelAttn {
+		return in
+	}
+	return la.mid
+}
+
+// ffnNormed is the feed-forward's input: its own norm's output, or the attention's with a shared norm.
+func (m *net[F]) ffnNormed(la *layerActs[F]) []F {
+	if m.cfg.SharedNorm {
+		return la.attnNorm
+	}
+	return la.ffnNorm
+}
+
+// normForward is the block's normalisation over N rows of Dim: RMSNorm or LayerNorm (mean is only
+// written by LayerNorm; bias nil: none).
+func (m *net[F]) normForward(out, mean, rstd, inp, weight, bias []F, N int) {
+	if m.cfg.Norm == NormLayer {
+		layernormForward(out, mean, rstd, inp, weight, bias, N, m.cfg.Dim, m.cfg.NormEps)
+		return
+	}
+	rmsnormForward(out, rstd, inp, weight, N, m.cfg.Dim, m.cfg.NormEps)
+}
+
+// normBackward is normForward's backward: dinp += ...; the gain and bias gradients (nil: frozen).
+func (m *net[F]) normBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd []F, N int) {
+	m.freshGrad(dweight)
+	m.freshGrad(dbias)
+	if m.cfg.Norm == NormLayer {
+		layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, m.cfg.Dim)
+		return
+	}
+	rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, m.cfg.Dim)
 }
 
 // residualForward: out += inp (the skip connection; its backward passes the gradient through).
@@ -394,30 +482,49 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 	QD, KVD := NH*HD, NKV*HD
 	dres := a.dres
 	clear(dres)
-	m.freshGrad(g.finalNorm)
-	rmsnormBackward(dres, g.finalNorm, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalRstd, N, C)
+	m.normBackward(dres, g.finalNorm, g.finalNormB, a.dnorm, a.resid[c.Layers], w.finalNorm, a.finalMean, a.finalRstd, N)
 	for l := c.Layers - 1; l >= 0; l-- {
 		if m.stopped() {
 			return
 		}
 		lw, lg, la := m.layer(l), &g.layers[l], &a.layers[l]
-		// resid[l+1] = mid + swiglu(norm(mid))·Wdownᵀ; dres holds d resid[l+1], then d mid.
-		m.linBackward(a.dswi, lg.wdown, nil, dres, la.swi, lw.wdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], false, seed)
-		swigluBackward(a.dgate, a.dup, a.dswi, la.gate, la.up, N*FF)
-		m.linBackward(a.dnorm, lg.wgate, nil, a.dgate, la.ffnNorm, lw.wgate, N, C, FF, l, TargetGate, &la.lora[TargetGate], false, seed)
-		m.linBackward(a.dnorm, lg.wup, nil, a.dup, la.ffnNorm, lw.wup, N, C, FF, l, TargetUp, &la.lora[TargetUp], true, seed)
-		m.freshGrad(lg.ffnNorm)
-		rmsnormBackward(dres, lg.ffnNorm, a.dnorm, la.mid, lw.ffnNorm, la.ffnRstd, N, C)
-		// mid = resid[l] + attention(norm(resid[l]))·Woᵀ; dres becomes d resid[l].
-		m.linBackward(a.dattn, lg.wo, nil, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
-		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow)
-		ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.RopeLayout)
-		ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.RopeLayout)
-		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], false, seed)
+		in := a.resid[l]
+		// resid[l+1] = mid + mlp(h); dres holds d resid[l+1] (= d mid's share through the skip).
+		h := m.ffnNormed(la)
+		m.linBackward(a.dswi, lg.wdown, lg.bdown, dres, la.swi, lw.wdown, N, FF, C, l, TargetDown, &la.lora[TargetDown], false, seed)
+		if c.gated() {
+			swigluBackward(a.dgate, a.dup, a.dswi, la.gate, la.up, N*FF)
+			m.linBackward(a.dnorm, lg.wgate, nil, a.dgate, h, lw.wgate, N, C, FF, l, TargetGate, &la.lora[TargetGate], false, seed)
+			m.linBackward(a.dnorm, lg.wup, nil, a.dup, h, lw.wup, N, C, FF, l, TargetUp, &la.lora[TargetUp], true, seed)
+		} else {
+			geluBackward(a.dup, a.dswi, la.up, N*FF, c.Act == ActGELUTanh)
+			m.linBackward(a.dnorm, lg.wup, lg.bup, a.dup, h, lw.wup, N, C, FF, l, TargetUp, &la.lora[TargetUp], false, seed)
+		}
+		// Sequential: norm2 read mid, so its gradient completes d mid before the attention's. Parallel:
+		// it read the block input, and joins dres only after the output projection has used d mid.
+		if !c.ParallelAttn {
+			m.normBackward(dres, lg.ffnNorm, lg.ffnNormB, a.dnorm, la.mid, lw.ffnNorm, la.ffnMean, la.ffnRstd, N)
+		}
+		// mid = resid[l] + attention(norm1(resid[l]))·Woᵀ + bo; dres becomes d resid[l].
+		m.linBackward(a.dattn, lg.wo, lg.bo, dres, la.attnOut, lw.wo, N, QD, C, l, TargetO, &la.lora[TargetO], false, seed)
+		if c.ParallelAttn && !c.SharedNorm {
+			m.normBackward(dres, lg.ffnNorm, lg.ffnNormB, a.dnorm, in, lw.ffnNorm, la.ffnMean, la.ffnRstd, N)
+		}
+		attentionBackward(a.dq, a.dk, a.dv, a.dattn, la.attnOut, la.q, la.k, la.v, a.att, B, T, NH, NKV, HD, c.SlidingWindow, m.slopes)
+		if !c.ALiBi {
+			ropeBackward(a.dq, a.pos, m.ropeCos, m.ropeSin, N, NH, HD, c.rotDim(), c.RopeLayout)
+			ropeBackward(a.dk, a.pos, m.ropeCos, m.ropeSin, N, NKV, HD, c.rotDim(), c.RopeLayout)
+		}
+		if c.ClipQKV > 0 {
+			clampBackward(a.dq, la.keep[:N*QD])
+			clampBackward(a.dk, la.keep[N*QD:N*(QD+KVD)])
+			clampBackward(a.dv, la.keep[N*(QD+KVD):])
+		}
+		// With a shared norm, d(norm1 output) already holds the MLP's share: Q adds to it.
+		m.linBackward(a.dnorm, lg.wq, lg.bq, a.dq, la.attnNorm, lw.wq, N, C, QD, l, TargetQ, &la.lora[TargetQ], c.SharedNorm, seed)
 		m.linBackward(a.dnorm, lg.wk, lg.bk, a.dk, la.attnNorm, lw.wk, N, C, KVD, l, TargetK, &la.lora[TargetK], true, seed)
 		m.linBackward(a.dnorm, lg.wv, lg.bv, a.dv, la.attnNorm, lw.wv, N, C, KVD, l, TargetV, &la.lora[TargetV], true, seed)
-		m.freshGrad(lg.attnNorm)
-		rmsnormBackward(dres, lg.attnNorm, a.dnorm, a.resid[l], lw.attnNorm, la.attnRstd, N, C)
+		m.normBackward(dres, lg.attnNorm, lg.attnNormB, a.dnorm, in, lw.attnNorm, la.attnMean, la.attnRstd, N)
 	}
 	if g.embed != nil {
 		m.freshGrad(g.embed)

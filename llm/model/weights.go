@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/lathe-ml/lathe/llm/hugemem"
 )
@@ -30,6 +31,12 @@ const (
 	fDown
 	fFinalNorm
 	fOutput
+	fAttnNormB
+	fBo
+	fFFNNormB
+	fBup
+	fBdown
+	fFinalNormB
 )
 
 // Kind groups tensors by how the optimizer treats them.
@@ -38,8 +45,8 @@ type Kind int
 const (
 	KindMatrix Kind = iota // projection weights: weight decay applies
 	KindEmbed              // token embedding (and the tied head): no weight decay
-	KindNorm               // RMSNorm gains: no weight decay
-	KindBias               // Q/K/V biases: no weight decay
+	KindNorm               // norm gains and LayerNorm biases: no weight decay
+	KindBias               // projection biases: no weight decay
 	KindLoRA               // LoRA A and B: weight decay applies
 )
 
@@ -61,14 +68,20 @@ func (s tensorSpec) size() int {
 	return n
 }
 
-// tensorSpecs lists the model's tensors in allocation order, with the names llama.cpp gives them.
+// tensorSpecs lists the model's tensors in allocation order, with the names llama.cpp gives a llama's
+// (llm/format maps them to each architecture's own names, fusing Q/K/V where a file does). The
+// tensors a variant adds (biases, LayerNorm biases) come after those of a llama, so a llama's order
+// is unchanged.
 func (c Config) tensorSpecs() []tensorSpec {
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	specs := []tensorSpec{{"token_embd.weight", -1, fEmbed, []int{c.Vocab, c.Dim}, KindEmbed}}
 	for l := 0; l < c.Layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
+		specs = append(specs, tensorSpec{p + "attn_norm.weight", l, fAttnNorm, []int{c.Dim}, KindNorm})
+		if c.NormBias {
+			specs = append(specs, tensorSpec{p + "attn_norm.bias", l, fAttnNormB, []int{c.Dim}, KindNorm})
+		}
 		specs = append(specs,
-			tensorSpec{p + "attn_norm.weight", l, fAttnNorm, []int{c.Dim}, KindNorm},
 			tensorSpec{p + "attn_q.weight", l, fWq, []int{qd, c.Dim}, KindMatrix},
 			tensorSpec{p + "attn_k.weight", l, fWk, []int{kvd, c.Dim}, KindMatrix},
 			tensorSpec{p + "attn_v.weight", l, fWv, []int{kvd, c.Dim}, KindMatrix})
@@ -78,33 +91,53 @@ func (c Config) tensorSpecs() []tensorSpec {
 				tensorSpec{p + "attn_k.bias", l, fBk, []int{kvd}, KindBias},
 				tensorSpec{p + "attn_v.bias", l, fBv, []int{kvd}, KindBias})
 		}
+		specs = append(specs, tensorSpec{p + "attn_output.weight", l, fWo, []int{c.Dim, qd}, KindMatrix})
+		if c.OutputBias {
+			specs = append(specs, tensorSpec{p + "attn_output.bias", l, fBo, []int{c.Dim}, KindBias})
+		}
+		if !c.SharedNorm {
+			specs = append(specs, tensorSpec{p + "ffn_norm.weight", l, fFFNNorm, []int{c.Dim}, KindNorm})
+			if c.NormBias {
+				specs = append(specs, tensorSpec{p + "ffn_norm.bias", l, fFFNNormB, []int{c.Dim}, KindNorm})
+			}
+		}
+		if c.gated() {
+			specs = append(specs, tensorSpec{p + "ffn_gate.weight", l, fGate, []int{c.FFN, c.Dim}, KindMatrix})
+		}
 		specs = append(specs,
-			tensorSpec{p + "attn_output.weight", l, fWo, []int{c.Dim, qd}, KindMatrix},
-			tensorSpec{p + "ffn_norm.weight", l, fFFNNorm, []int{c.Dim}, KindNorm},
-			tensorSpec{p + "ffn_gate.weight", l, fGate, []int{c.FFN, c.Dim}, KindMatrix},
 			tensorSpec{p + "ffn_up.weight", l, fUp, []int{c.FFN, c.Dim}, KindMatrix},
 			tensorSpec{p + "ffn_down.weight", l, fDown, []int{c.Dim, c.FFN}, KindMatrix})
+		if c.MLPBias {
+			specs = append(specs,
+				tensorSpec{p + "ffn_up.bias", l, fBup, []int{c.FFN}, KindBias},
+				tensorSpec{p + "ffn_down.bias", l, fBdown, []int{c.Dim}, KindBias})
+		}
 	}
 	specs = append(specs, tensorSpec{"output_norm.weight", -1, fFinalNorm, []int{c.Dim}, KindNorm})
+	if c.NormBias {
+		specs = append(specs, tensorSpec{"output_norm.bias", -1, fFinalNormB, []int{c.Dim}, KindNorm})
+	}
 	if !c.Tied {
 		specs = append(specs, tensorSpec{"output.weight", -1, fOutput, []int{c.Vocab, c.Dim}, KindMatrix})
 	}
 	return specs
 }
 
-// layerWeights are one transformer block's tensors. Bq/Bk/Bv are nil without QKVBias.
+// layerWeights are one transformer block's tensors; those a variant does not have are nil (biases,
+// LayerNorm biases, the gate of a plain MLP, the second norm of falcon-7b's shared-norm block).
 type layerWeights[F float] struct {
-	attnNorm, wq, bq, wk, bk, wv, bv, wo []F
-	ffnNorm, wgate, wup, wdown           []F
+	attnNorm, attnNormB, wq, bq, wk, bk, wv, bv, wo, bo []F
+	ffnNorm, ffnNormB, wgate, wup, bup, wdown, bdown    []F
 }
 
 // weights are all parameters (or all gradients) of a model, carved out of one allocation.
 type weights[F float] struct {
-	slab      []F
-	embed     []F // [Vocab, Dim]
-	layers    []layerWeights[F]
-	finalNorm []F // [Dim]
-	output    []F // [Vocab, Dim]; the same slice as embed when tied
+	slab       []F
+	embed      []F // [Vocab, Dim]
+	layers     []layerWeights[F]
+	finalNorm  []F // [Dim]
+	finalNormB []F // [Dim], LayerNorm only
+	output     []F // [Vocab, Dim]; the same slice as embed when tied
 }
 
 func newWeights[F float](c Config) *weights[F] {
@@ -142,6 +175,8 @@ func (w *weights[F]) ptr(layer int, f field) *[]F {
 		return &w.embed
 	case fFinalNorm:
 		return &w.finalNorm
+	case fFinalNormB:
+		return &w.finalNormB
 	case fOutput:
 		return &w.output
 	}
@@ -149,6 +184,16 @@ func (w *weights[F]) ptr(layer int, f field) *[]F {
 	switch f {
 	case fAttnNorm:
 		return &lw.attnNorm
+	case fAttnNormB:
+		return &lw.attnNormB
+	case fBo:
+		return &lw.bo
+	case fFFNNormB:
+		return &lw.ffnNormB
+	case fBup:
+		return &lw.bup
+	case fBdown:
+		return &lw.bdown
 	case fWq:
 		return &lw.wq
 	case fBq:
@@ -175,16 +220,19 @@ func (w *weights[F]) ptr(layer int, f field) *[]F {
 	panic(fmt.Sprintf("model: unknown field %d", f))
 }
 
-// initRandom fills matrices and embeddings with N(0, std²), norms with 1 and biases with N(0, std²):
-// a deterministic function of seed.
+// initRandom fills matrices and embeddings with N(0, std²), norm gains with 1, norm biases with 0 and
+// projection biases with N(0, std²): a deterministic function of seed.
 func (w *weights[F]) initRandom(c Config, seed uint64, std float64) {
 	rng := rand.New(rand.NewPCG(seed, 0x6c61746865))
 	for _, s := range c.tensorSpecs() {
 		t := *w.ptr(s.layer, s.field)
 		for i := range t {
-			if s.kind == KindNorm {
+			switch {
+			case s.kind == KindNorm && strings.HasSuffix(s.name, ".bias"):
+				t[i] = 0
+			case s.kind == KindNorm:
 				t[i] = 1
-			} else {
+			default:
 				t[i] = F(rng.NormFloat64() * std)
 			}
 		}
