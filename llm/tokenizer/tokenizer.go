@@ -1,6 +1,6 @@
 // Package tokenizer turns text into token ids and back for llama-family models.
 //
-// Two kinds of tokenizer are implemented:
+// Three kinds of tokenizer are implemented:
 //
 //   - SentencePiece-style BPE (llama 1/2, mistral, tinyllama, stories260K): spaces become "▁",
 //     a "▁" is prefixed to the text, pieces merge by score (llama.cpp's llm_tokenizer_spm, from GGUF
@@ -9,6 +9,9 @@
 //   - Byte-level BPE (GPT-2, llama 3, qwen2, SmolLM): the text is split by the model's
 //     pre-tokenizer regex, each piece's UTF-8 bytes are mapped to printable characters
 //     (GPT-2's bytes_to_unicode) and merged by rank.
+//   - SentencePiece Unigram (T5, Flan-T5): the text is normalized by the model's precompiled
+//     charsmap, split on whitespace, each word prefixed with "▁" and cut by Viterbi into the
+//     pieces whose scores sum highest (unigram*.go); Encode appends </s>, there is no BOS.
 //
 // Special and added tokens are matched in the text before BPE. Encode and Decode round-trip any
 // valid UTF-8 text (invalid bytes come back as U+FFFD); StreamDecoder turns ids into text one token at a time for streaming, holding
@@ -219,6 +222,10 @@ func (t *Tokenizer) Encode(text string, addBOS bool) []int {
 	}
 	return out
 }
+
+// AppendsEOS reports whether Encode ends every text with EOS (T5's "$A </s>"), so that a caller
+// building "prompt + response + EOS" itself does not add a second one.
+func (t *Tokenizer) AppendsEOS() bool { return t.AddEOS && t.EOS >= 0 }
 
 // EncodeContinuation encodes text that continues earlier text (a response after its prompt):
 // no BOS or EOS, and no SentencePiece "▁" prefix at its start, so "Paris" gives "P"... rather

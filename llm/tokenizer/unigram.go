@@ -14,7 +14,8 @@ import (
 // gets a "▁" prefix (Metaspace), and each piece is segmented by Viterbi into the vocabulary
 // pieces whose log-probabilities sum highest.
 type unigramModel struct {
-	scores       []float64 // log-probabilities of the model's pieces, by id (ids 0..len-1)
+	pieces       []string  // the model's pieces, by id (ids 0..len-1); tokens may differ where an added token reuses an id
+	scores       []float64 // their log-probabilities
 	trie         pieceTrie
 	unk          int // -1: none
 	minScore     float64
@@ -43,7 +44,7 @@ const unkPenalty = 10.0
 // newUnigramModel indexes the pieces: scores[i] is piece i's score. As in Hugging Face, a piece
 // listed twice is found under its last id, and the minimum runs over every piece.
 func newUnigramModel(pieces []string, scores []float64, unk int) *unigramModel {
-	m := &unigramModel{scores: scores, unk: unk}
+	m := &unigramModel{pieces: pieces, scores: scores, unk: unk}
 	m.trie = buildPieceTrie(pieces)
 	m.minScore = 0
 	for i, s := range scores {

@@ -462,7 +462,7 @@ func (t *Tokenizer) unigramTokenizerJSON() ([]byte, error) {
 	m := t.uni
 	vocab := make([][2]any, len(m.scores))
 	for i, s := range m.scores {
-		vocab[i] = [2]any{t.tokens[i], s}
+		vocab[i] = [2]any{m.pieces[i], s}
 	}
 	lstrip, rstrip := map[int]bool{}, map[int]bool{}
 	for _, s := range t.specials {

@@ -150,7 +150,7 @@ func pieceStrings(tok *Tokenizer, ids []int) []string {
 
 func TestUnigramT5Pipeline(t *testing.T) {
 	tok, _ := t5Like(t)
-	if tok.Kind() != Unigram || tok.BOS != -1 || tok.EOS != 1 || tok.PAD != 0 || tok.UNK != 2 || tok.AddBOS || !tok.AddEOS {
+	if tok.Kind() != Unigram || tok.BOS != -1 || tok.EOS != 1 || tok.PAD != 0 || tok.UNK != 2 || tok.AddBOS || !tok.AppendsEOS() {
 		t.Fatalf("kind %v bos %d eos %d pad %d unk %d addBOS %v addEOS %v", tok.Kind(), tok.BOS, tok.EOS, tok.PAD, tok.UNK, tok.AddBOS, tok.AddEOS)
 	}
 	if id, _ := tok.ID("<extra_id_0>"); id != 3441 || tok.VocabSize() != 3442 {
