@@ -392,3 +392,67 @@ func TestUnigramLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// The pipelines other transformers versions write for SentencePiece Unigram models, and the
+// Metaspace prepend schemes, on a vocabulary of single characters (so each piece is visible).
+func TestUnigramPipelineVariants(t *testing.T) {
+	vocab := [][2]any{{"<unk>", 0}, {"</s>", 0}, {"▁", -2}, {"▁a", -1}, {"▁b", -1}, {"a", -3}, {"b", -3}, {"c", -3}, {"▁c", -1}}
+	ws := map[string]any{"type": "WhitespaceSplit"}
+	meta := func(scheme string, split bool) map[string]any {
+		return map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": split}
+	}
+	seq := func(kind string, items ...any) map[string]any {
+		return map[string]any{"type": "Sequence", kind: items}
+	}
+	spaces := map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": " {2,}"}, "content": " "}
+	spacesMeta := map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": " {2,}"}, "content": "▁"}
+	strip := map[string]any{"type": "Strip", "strip_left": false, "strip_right": true}
+	tests := []struct {
+		name       string
+		normalizer any
+		pre        any
+		text       string
+		want       []string
+	}{
+		{"whitespace split, always", nil, seq("pretokenizers", ws, meta("always", true)), "a  b<x>c ", []string{"▁a", "▁b", "<x>", "▁c"}},
+		{"whitespace split, first: only the text's first word", nil, seq("pretokenizers", ws, meta("first", true)), "a b<x>c", []string{"▁a", "b", "<x>", "c"}},
+		{"whitespace split, first, leading space: none", nil, seq("pretokenizers", ws, meta("first", true)), " a b", []string{"a", "b"}},
+		{"whitespace split, never", nil, seq("pretokenizers", ws, meta("never", true)), "a b", []string{"a", "b"}},
+		{"legacy add_prefix_space false is never", nil, map[string]any{"type": "Metaspace", "replacement": "▁", "add_prefix_space": false}, "a b", []string{"a", "▁b"}},
+		// Precompiled-less version of transformers' 2022 converter: runs of spaces become one.
+		{"Replace {2,} then Metaspace splitting on ▁", spaces, meta("always", true), "a   b c", []string{"▁a", "▁b", "▁c"}},
+		{"Metaspace without split keeps one piece", spaces, meta("always", false), "ab", []string{"▁a", "b"}},
+		{"leading space is the prefix", spaces, meta("always", true), " a", []string{"▁a"}},
+		// The 2024 converter: strip the right, runs of spaces become one ▁.
+		{"Strip + Replace {2,} with ▁", seq("normalizers", strip, spacesMeta), meta("first", true), "a  b  ", []string{"▁a", "▁b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := map[string]any{
+				"added_tokens": []any{map[string]any{"id": 1, "content": "</s>", "special": true}, map[string]any{"id": 9, "content": "<x>", "special": true}},
+				"normalizer":   tc.normalizer, "pre_tokenizer": tc.pre,
+				"model": map[string]any{"type": "Unigram", "unk_id": 0, "vocab": vocab},
+			}
+			b, _ := json.Marshal(doc)
+			tok, err := FromHF(b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pieceStrings(tok, tok.Encode(tc.text, true)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Encode(%q) = %q, want %q", tc.text, got, tc.want)
+			}
+			// The same pipeline written back out and read again.
+			dir := t.TempDir()
+			if err := tok.WriteHF(dir); err != nil {
+				t.Fatal(err)
+			}
+			back, err := LoadHF(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pieceStrings(back, back.Encode(tc.text, true)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("after WriteHF: Encode(%q) = %q, want %q", tc.text, got, tc.want)
+			}
+		})
+	}
+}
