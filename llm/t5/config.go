@@ -163,11 +163,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("t5 config: d_model, d_kv, d_ff, num_heads and vocab_size must be positive: %+v", c)
 	case c.EncoderLayers <= 0 || c.DecoderLayers <= 0:
 		return fmt.Errorf("t5 config: %d encoder and %d decoder layers; both must be positive", c.EncoderLayers, c.DecoderLayers)
-	case c.Buckets < 2 || c.Buckets%2 != 0:
+	case c.Buckets < 4 || c.Buckets%2 != 0:
 		// Bidirectional buckets halve the count, and each half splits again into exact and log-spaced.
-		return fmt.Errorf("t5 config: relative_attention_num_buckets %d must be even and at least 2", c.Buckets)
-	case c.MaxDistance <= c.Buckets/4:
-		return fmt.Errorf("t5 config: relative_attention_max_distance %d must exceed the exact range %d", c.MaxDistance, c.Buckets/4)
+		return fmt.Errorf("t5 config: relative_attention_num_buckets %d must be even and at least 4", c.Buckets)
+	case c.MaxDistance <= c.Buckets/2:
+		// The log-spaced buckets divide by log(max_distance / exact), exact up to num_buckets/2.
+		return fmt.Errorf("t5 config: relative_attention_max_distance %d must exceed half the %d buckets", c.MaxDistance, c.Buckets)
 	case c.Eps <= 0:
 		return fmt.Errorf("t5 config: layer_norm_epsilon %g must be positive", c.Eps)
 	case c.DecoderStart < 0 || int(c.DecoderStart) >= c.Vocab:

@@ -355,7 +355,8 @@ func keysFor(Tk, last int, causal bool) int {
 // dP = dO·Vᵀ; dS = P⊙(dP − D_t); dq = dS·K; dk = dSᵀ·Q; dv = Pᵀ·dO (dq, dk, dv overwritten);
 // dtable[bucket(s−t), h] += Σ_{b,t,s} dS[t,s] when pb is set and dtable is not nil. Each (b, h) task
 // owns its rows of dq, dk, dv and sums its bias gradient per relative position; the sums are added
-// into dtable afterwards, in order, so the result does not depend on the number of workers.
+// into dtable afterwards, in order, so the result does not depend on the number of workers. Training
+// only: query row t is at position t (no qOff).
 func attentionBackward[F float](dq, dk, dv, dout, out, q, k, v []F, pb *posBias[F], dtable, keyMask []F, sc *attnScratch[F], B, Tq, Tk, H, D int, causal bool) {
 	I, R := H*D, Tq+Tk-1
 	tensor.Parallel(B*H, func(lo, hi int) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/lathe-ml/lathe/llm/format/safetensors"
+	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
 // Model is a T5 encoder-decoder in float32: weights, gradients (once trained) and the memory of its
@@ -159,11 +160,15 @@ func (m *Model) Params() []Param {
 	return ps
 }
 
-// ZeroGrads clears the gradients.
+// ZeroGrads clears the gradients, on all workers: a model's gradients are hundreds of megabytes, which
+// one core clears at a fraction of the memory bandwidth (flan-t5-small's 300 MB took ~0.3 s).
 func (m *Model) ZeroGrads() {
-	if m.n.g != nil {
-		clear(m.n.g.slab)
+	if m.n.g == nil {
+		return
 	}
+	s := m.n.g.slab
+	const block = 1 << 16
+	tensor.Parallel((len(s)+block-1)/block, func(lo, hi int) { clear(s[lo*block : min(hi*block, len(s))]) })
 }
 
 // LossSum runs the model over a batch without touching gradients and returns Σ mask·(−log p(target))

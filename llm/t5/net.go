@@ -18,7 +18,8 @@ type net[F float] struct {
 	hook linearHook[F]
 }
 
-// Part says which sub-layer a projection belongs to.
+// Part says which sub-layer a projection belongs to; with Proj it names a projection, which is what
+// adapters (LoRA, to come) will be configured by.
 type Part uint8
 
 const (
