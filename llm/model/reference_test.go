@@ -37,6 +37,7 @@ var referenceCases = []struct {
 	{"falcon", "7b", "multi-query, parallel attention+MLP under one input_layernorm, rotary, tied"},
 	{"falcon", "7b-legacy", "the 7b layout under RefinedWebModel's config keys (n_head, n_layer), 5 heads"},
 	{"falcon", "40b", "new_decoder_architecture: 8 heads in 2 kv groups, ln_attn + ln_mlp"},
+	{"falcon", "40b-legacy", "the 40b layout under RefinedWeb's keys (n_head_kv implies the new architecture), 6 heads in 3 groups"},
 	{"falcon", "rw", "falcon-rw: ALiBi before the 1/sqrt(hd) scale, biases, per-head [q,k,v], sequential"},
 	{"gpt_neox", "parallel", "Pythia: rotary on 4 of 16 head dims, parallel residual, old buffers in the file"},
 	{"gpt_neox", "sequential", "use_parallel_residual false, rotary on 6 of 24 dims"},
@@ -181,7 +182,7 @@ var (
 	torchOnce   sync.Once
 	torchPy     string
 	torchTried  []string
-	torchReason string
+	torchReason string // why each candidate failed, one line each
 )
 
 // torchPython finds a Python with torch: $LATHE_TORCH_PYTHON, Debian's /usr/bin/python3 (where
@@ -207,12 +208,17 @@ func torchPython(t *testing.T) string {
 				torchPy = c
 				return
 			}
-			torchReason = strings.TrimSpace(string(out))
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			why := lines[len(lines)-1] // a traceback's last line names the missing module
+			if why == "" {
+				why = err.Error()
+			}
+			torchReason += fmt.Sprintf("\n  %s: %s", c, why)
 		}
 	})
 	if torchPy == "" {
-		t.Fatalf("no Python with torch (tried %v: %s); install it with `apt-get install python3-torch` "+
-			"(or set LATHE_TORCH_PYTHON), or run with -short to skip the reference", torchTried, torchReason)
+		t.Fatalf("no Python with torch:%s\ninstall it with `apt-get install python3-torch` "+
+			"(or set LATHE_TORCH_PYTHON), or run with -short to skip the reference", torchReason)
 	}
 	return torchPy
 }

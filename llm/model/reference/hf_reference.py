@@ -76,6 +76,15 @@ def falcon_legacy_config():
     }
 
 
+def falcon40b_legacy_config():
+    # tiiuae/falcon-40b's original config.json: model_type "RefinedWeb" and n_head_kv, which is what
+    # makes it the new decoder architecture (transformers' converter sets new_decoder_architecture
+    # exactly when n_head_kv is present).
+    c = falcon_legacy_config()
+    c.update({"model_type": "RefinedWeb", "hidden_size": 48, "n_head": 6, "n_head_kv": 3, "vocab_size": 96})
+    return c
+
+
 def neox_config(hidden, heads, parallel, vocab):
     # EleutherAI/pythia-*'s config.json.
     return {
@@ -119,6 +128,8 @@ LAYOUTS = {
         # grouped kv heads, fused QKV per group, ln_attn + ln_mlp
         "40b": lambda: falcon_config(hidden_size=64, num_attention_heads=8, num_kv_heads=2,
                                      new_decoder_architecture=True, vocab_size=108),
+        # the same under RefinedWeb's keys (n_head_kv): 6 heads in 3 groups of 2
+        "40b-legacy": falcon40b_legacy_config,
         # tiiuae/falcon-rw-1b: ALiBi, biases, per-head interleaved QKV, sequential residual
         "rw": lambda: falcon_config(alibi=True, bias=True, multi_query=False, parallel_attn=False,
                                     bos_token_id=1, eos_token_id=2, vocab_size=100),
@@ -534,7 +545,7 @@ def falcon_block(a, P, l, x, pos, kpos, past):
         # times the key's position (softmax ignores the per-query shift to relative distances).
         k, v = cat_past(past, k, v)
         bias = bloom_slopes(a.H)[:, None] * kpos.to(DT)[None, :]
-        o = attend(q, k, v, pos, kpos, scale, bias, bias_before_scale=True)
+        o = attend(q, k, v, pos, kpos, scale, bias, bias_before_scale=not getattr(a, "swap_alibi", False))
     else:
         q, k = rope(q, pos, a.rot, a.theta), rope(k, pos, a.rot, a.theta)
         k, v = cat_past(past, k, v)
@@ -897,6 +908,33 @@ def selfcheck_layout(family, layout, ck):
                 fd = (up - dn) / (2 * h)
                 worst = max(worst, abs(fd - float(gflat[i])) / max(1e-3, abs(fd)))
     ck.check("autograd equals finite differences", worst < 1e-5, f"(worst rel {worst:.1e} over {len(names)} tensors)")
+    if getattr(a, "alibi", False):
+        # Where Falcon adds ALiBi (before the 1/sqrt(hd) scale) matters for these weights, so an
+        # engine that adds it after the scale, as MPT does, fails the comparison.
+        b = Arch()
+        b.__dict__.update(a.__dict__)
+        b.swap_alibi = True
+        with torch.no_grad():
+            d = float((forward(b, P, tokens)[0] - forward(a, P, tokens)[0]).abs().max())
+        ck.check("ALiBi placement changes the logits", d > 1e-2, f"(max diff {d:.2e})")
+    if getattr(a, "clip", None):
+        b = Arch()
+        b.__dict__.update(a.__dict__)
+        b.clip = None
+        with torch.no_grad():
+            d = float((forward(b, P, tokens)[0] - forward(a, P, tokens)[0]).abs().max())
+        ck.check(f"clip_qkv {a.clip} changes the logits", d > 1e-2, f"(max diff {d:.2e})")
+    if cfg.get("model_type") in ("RefinedWebModel", "RefinedWeb"):
+        # transformers' convert_custom_code_checkpoint.py: the legacy config is the modern one with
+        # keys renamed and new_decoder_architecture set exactly when n_head_kv is present.
+        conv = {k: v for k, v in cfg.items() if k != "auto_map"}
+        conv["model_type"], conv["architectures"] = "falcon", ["FalconForCausalLM"]
+        for old, new in (("n_head", "num_attention_heads"), ("n_layer", "num_hidden_layers"), ("n_head_kv", "num_kv_heads")):
+            if old in conv:
+                conv[new] = conv.pop(old)
+        conv["new_decoder_architecture"] = "n_head_kv" in cfg
+        ck.check("legacy config reads as its converted form", vars(parse_config(conv)) == vars(a),
+                 f"(new_decoder_architecture {a.new_arch}, kv heads {a.KV})")
     if family == "falcon" and layout == "7b":
         # The multi-query layout is the new-decoder layout with one kv group: the same weights
         # through the other split path (and ln_attn = ln_mlp = input_layernorm) give the same model.
