@@ -187,8 +187,6 @@ func TestCreateValidation(t *testing.T) {
 			parts: []string{"Value 'my_ep' at 'modelDeployConfig.endpointName'", "[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"}},
 		{name: "deploy config with neither", body: c(change{"ModelDeployConfig", map[string]any{"AutoGenerateEndpointName": false}}), code: "ValidationException",
 			parts: []string{"ModelDeployConfig: give EndpointName"}},
-		{name: "default base model (falcon) cannot run", body: c(change{tg + "BaseModelName", del}), code: "ValidationException",
-			parts: []string{"'Falcon7BInstruct'", "falcon architecture", "Stories260K", "SmolLM2-135M"}},
 		{name: "t5 cannot run", body: c(change{tg + "BaseModelName", "FlanT5L"}), code: "ValidationException",
 			parts: []string{"'FlanT5L'", "t5 architecture"}},
 		{name: "unknown base model", body: c(change{tg + "BaseModelName", "GPT5"}), code: "ValidationException",
@@ -265,6 +263,14 @@ func TestCreateAccepts(t *testing.T) {
 				`"OutputDataConfig":{"S3OutputPath":"s3://b/o"},"RoleArn":"arn:aws:iam::123456789012:role/r",` +
 				`"AutoMLProblemTypeConfig":{"TextGenerationJobConfig":{"BaseModelName":"Stories260K"}}}`
 		}},
+		{"BaseModelName left out: the default, Falcon7BInstruct", func(t *testing.T) string {
+			return edit(t, sampleRequest, change{tg + "BaseModelName", del})
+		}},
+		{"dolly (gpt_neox)", func(t *testing.T) string {
+			return edit(t, sampleRequest, change{tg + "BaseModelName", "Dolly3B"})
+		}},
+		{"falcon 40B", func(t *testing.T) string { return edit(t, sampleRequest, change{tg + "BaseModelName", "Falcon40BInstruct"}) }},
+		{"mpt", func(t *testing.T) string { return edit(t, sampleRequest, change{tg + "BaseModelName", "MPT7BInstruct"}) }},
 		{"parquet training and validation channels", func(t *testing.T) string {
 			return edit(t, sampleRequest, change{"AutoMLJobInputDataConfig", jsonValue(t, "["+trainParquet+","+valParquet+"]")}, change{"DataSplitConfig", del})
 		}},

@@ -6,7 +6,8 @@ package catalog
 
 import (
 	"slices"
-	"strings"
+
+	"github.com/lathe-ml/lathe/llm/format"
 )
 
 // Model is one catalog entry.
@@ -56,10 +57,17 @@ var models = []Model{
 	{"SmolLM2-1-7BInstruct", "", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "", "llama", 1_700_000_000, 10000, 2048, false, true},
 	{"TinyLlama-1-1BChat", "", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "", "llama", 1_100_000_000, 10000, 2048, false, true},
 	{"Qwen2-5-0-5BInstruct", "", "Qwen/Qwen2.5-0.5B-Instruct", "", "qwen2", 494_000_000, 10000, 2048, false, true},
+	// One CPU-sized real model of each family the guide names, to fine-tune a family on a laptop:
+	// Pythia is GPT-NeoX (Dolly v2's architecture and tokenizer), falcon-rw-1b is falcon with ALiBi.
+	{"Pythia-70M", "", "EleutherAI/pythia-70m", "", "gpt_neox", 70_000_000, 10000, 2048, false, false},
+	{"Pythia-160M", "", "EleutherAI/pythia-160m", "", "gpt_neox", 160_000_000, 10000, 2048, false, false},
+	{"Pythia-410M", "", "EleutherAI/pythia-410m", "", "gpt_neox", 410_000_000, 10000, 2048, false, false},
+	{"FalconRW-1B", "", "tiiuae/falcon-rw-1b", "", "falcon", 1_300_000_000, 10000, 2048, false, false},
 }
 
-// SupportedArchitectures are the architectures the engine runs (the llama family).
-var SupportedArchitectures = []string{"llama", "mistral", "qwen2"}
+// SupportedArchitectures are the architectures the engine runs: the ones llm/format reads (each
+// registers itself by its Hugging Face model_type).
+var SupportedArchitectures = format.Architectures()
 
 // Lookup returns the catalog entry with the given name (exact, case-sensitive as in SageMaker).
 func Lookup(name string) (Model, bool) {
@@ -83,7 +91,9 @@ func Names() []string {
 	return out
 }
 
-// Runnable reports whether the engine can fine-tune models of this architecture.
+// Runnable reports whether the engine can fine-tune models of this architecture (a model_type, an
+// alias such as "RefinedWebModel", or a GGUF name such as "gptneox").
 func Runnable(arch string) bool {
-	return slices.Contains(SupportedArchitectures, strings.ToLower(arch))
+	name, ok := format.CanonicalArch(arch)
+	return ok && slices.Contains(SupportedArchitectures, name)
 }

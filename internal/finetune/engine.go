@@ -164,8 +164,15 @@ func (e *engineModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps in
 	if hp.Method == "lora" {
 		// The frozen base stays in bfloat16, half its float32 memory: the large models LoRA is chosen
 		// for are published in bfloat16, so this loses nothing of theirs.
-		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, FrozenBF16: true, Targets: []model.Target{
-			model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}}
+		// Every projection the model has (a plain MLP, falcon's or gpt_neox's, has no gate).
+		var targets []model.Target
+		for _, t := range []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO,
+			model.TargetGate, model.TargetUp, model.TargetDown} {
+			if e.m.Config().HasTarget(t) {
+				targets = append(targets, t)
+			}
+		}
+		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, FrozenBF16: true, Targets: targets}
 	}
 	return cfg
 }

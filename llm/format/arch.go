@@ -334,3 +334,24 @@ func mergeSource(src json.RawMessage, out map[string]any) map[string]any {
 	}
 	return base
 }
+
+// HFTensorName returns the Hugging Face name of a canonical tensor of a model with this
+// configuration and, when the file fuses it with the other projections of the attention, which part
+// it is (0 q, 1 k, 2 v; −1 for a tensor of its own).
+func HFTensorName(m ModelConfig, canonical string) (name string, part int, ok bool) {
+	a, found := LookupArch(m.Architecture)
+	if !found {
+		return "", -1, false
+	}
+	ref, ok := a.hfRefs(m)[canonical]
+	return ref.file, ref.part, ok
+}
+
+// HFQKVLayout is the row order of the architecture's fused query/key/value tensor in Hugging Face
+// files.
+func HFQKVLayout(m ModelConfig) QKVLayout {
+	if a, ok := LookupArch(m.Architecture); ok && a.HFQKV != nil {
+		return a.HFQKV(m)
+	}
+	return QKVThirds
+}

@@ -58,7 +58,9 @@ func parseFalcon(raw []byte) (ModelConfig, error) {
 	if c.PostLayernormResidual {
 		return ModelConfig{}, fmt.Errorf("falcon: apply_residual_connection_post_layernorm is not supported")
 	}
-	newArch := c.ModelType == "RefinedWeb"
+	// transformers' converter of the original checkpoints sets the new architecture exactly when
+	// n_head_kv is present (the RefinedWeb code of falcon-40b).
+	newArch := c.ModelType == "RefinedWeb" || c.NHeadKV != nil
 	if c.NewDecoderArch != nil {
 		newArch = *c.NewDecoderArch
 	}

@@ -205,21 +205,9 @@ type HFCheckpoint struct {
 // model_type names, and its tensors are mapped to canonical names (fused query/key/value tensors
 // split on read).
 func OpenHF(dir string) (*HFCheckpoint, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	hc, arch, cfg, err := readHFModelConfig(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read model config: %w", err)
-	}
-	var hc HFConfig
-	if err := json.Unmarshal(raw, &hc); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, "config.json"), err)
-	}
-	arch, err := archFor(hc.ModelType)
-	if err != nil {
-		return nil, fmt.Errorf("%s: model_type %q (architectures %v): %w", dir, hc.ModelType, hc.Architectures, err)
-	}
-	cfg, err := arch.ParseHF(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+		return nil, err
 	}
 	gen, ok, err := ReadGenerationConfig(dir)
 	if err != nil {
@@ -258,6 +246,33 @@ func OpenHF(dir string) (*HFCheckpoint, error) {
 		return data, info.Shape, err
 	}}
 	return c, nil
+}
+
+// ReadHFModelConfig reads a Hugging Face directory's config.json with its architecture's keys and
+// defaults (no weights are opened).
+func ReadHFModelConfig(dir string) (ModelConfig, error) {
+	_, _, cfg, err := readHFModelConfig(dir)
+	return cfg, err
+}
+
+func readHFModelConfig(dir string) (HFConfig, *Arch, ModelConfig, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return HFConfig{}, nil, ModelConfig{}, fmt.Errorf("read model config: %w", err)
+	}
+	var hc HFConfig
+	if err := json.Unmarshal(raw, &hc); err != nil {
+		return HFConfig{}, nil, ModelConfig{}, fmt.Errorf("parse %s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	arch, err := archFor(hc.ModelType)
+	if err != nil {
+		return HFConfig{}, nil, ModelConfig{}, fmt.Errorf("%s: model_type %q (architectures %v): %w", dir, hc.ModelType, hc.Architectures, err)
+	}
+	cfg, err := arch.ParseHF(raw)
+	if err != nil {
+		return HFConfig{}, nil, ModelConfig{}, fmt.Errorf("%s: %w", dir, err)
+	}
+	return hc, arch, cfg, nil
 }
 
 // Config returns the model configuration.
