@@ -269,8 +269,12 @@ func TestCreateAccepts(t *testing.T) {
 		{"dolly (gpt_neox)", func(t *testing.T) string {
 			return edit(t, sampleRequest, change{tg + "BaseModelName", "Dolly3B"})
 		}},
-		{"falcon 40B", func(t *testing.T) string { return edit(t, sampleRequest, change{tg + "BaseModelName", "Falcon40BInstruct"}) }},
-		{"mpt", func(t *testing.T) string { return edit(t, sampleRequest, change{tg + "BaseModelName", "MPT7BInstruct"}) }},
+		{"falcon 40B", func(t *testing.T) string {
+			return edit(t, sampleRequest, change{tg + "BaseModelName", "Falcon40BInstruct"})
+		}},
+		{"mpt", func(t *testing.T) string {
+			return edit(t, sampleRequest, change{tg + "BaseModelName", "MPT7BInstruct"})
+		}},
 		{"parquet training and validation channels", func(t *testing.T) string {
 			return edit(t, sampleRequest, change{"AutoMLJobInputDataConfig", jsonValue(t, "["+trainParquet+","+valParquet+"]")}, change{"DataSplitConfig", del})
 		}},

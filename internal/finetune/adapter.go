@@ -14,24 +14,24 @@ import (
 
 // peftConfig is adapter_config.json as Hugging Face PEFT writes it for a LoRA adapter.
 type peftConfig struct {
-	PeftType              string   `json:"peft_type"`
-	TaskType              string   `json:"task_type"`
-	BaseModelNameOrPath   string   `json:"base_model_name_or_path"`
-	R                     int      `json:"r"`
-	LoraAlpha             float64  `json:"lora_alpha"`
-	LoraDropout           float64  `json:"lora_dropout"`
-	TargetModules         []string `json:"target_modules"`
-	Bias                  string   `json:"bias"`
-	FanInFanOut           bool     `json:"fan_in_fan_out"`
-	InferenceMode         bool     `json:"inference_mode"`
-	ModulesToSave         []string `json:"modules_to_save"`
-	InitLoraWeights       bool     `json:"init_lora_weights"`
-	LayersToTransform     []int    `json:"layers_to_transform"`
+	PeftType              string         `json:"peft_type"`
+	TaskType              string         `json:"task_type"`
+	BaseModelNameOrPath   string         `json:"base_model_name_or_path"`
+	R                     int            `json:"r"`
+	LoraAlpha             float64        `json:"lora_alpha"`
+	LoraDropout           float64        `json:"lora_dropout"`
+	TargetModules         []string       `json:"target_modules"`
+	Bias                  string         `json:"bias"`
+	FanInFanOut           bool           `json:"fan_in_fan_out"`
+	InferenceMode         bool           `json:"inference_mode"`
+	ModulesToSave         []string       `json:"modules_to_save"`
+	InitLoraWeights       bool           `json:"init_lora_weights"`
+	LayersToTransform     []int          `json:"layers_to_transform"`
 	RankPattern           map[string]any `json:"rank_pattern"`
 	AlphaPattern          map[string]any `json:"alpha_pattern"`
-	UseRSLoRA             bool     `json:"use_rslora"`
-	UseDoRA               bool     `json:"use_dora"`
-	RevisionOfBaseWeights *string  `json:"revision"`
+	UseRSLoRA             bool           `json:"use_rslora"`
+	UseDoRA               bool           `json:"use_dora"`
+	RevisionOfBaseWeights *string        `json:"revision"`
 }
 
 // exportAdapter writes the model's LoRA adapters, before they are merged, in PEFT's layout

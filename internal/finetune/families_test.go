@@ -98,7 +98,7 @@ func TestFamiliesFineTuneExportAndReload(t *testing.T) {
 				t.Helper()
 				rep, err := Local{ModelPath: path, Entry: LocalEntry(path, false), Training: data, ValidationFraction: 0.2,
 					HyperParameters: map[string]string{"epochCount": epochs, "batchSize": "8", "learningRate": "0.01"},
-					OutDir: out}.Run(context.Background())
+					OutDir:          out}.Run(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}
