@@ -26,7 +26,7 @@ import (
 
 // pendingFamilies are the families whose engine support has not landed yet: their cases still run
 // the reference (so it keeps working) and then skip. Remove a family once model.Load reads it.
-var pendingFamilies = []string{"falcon", "gpt_neox", "mpt"}
+var pendingFamilies = []string{}
 
 // referenceCases are the checkpoint layouts hf_reference.py makes (its `layouts` command).
 var referenceCases = []struct {
