@@ -286,11 +286,11 @@ func (m *unigramModel) configure(normalizer, pre, decoder *hfUnigramNode) error 
 			m.prepend = scheme
 			m.metaSplit = p.Split == nil || *p.Split
 		default:
-			return fmt.Errorf("Unigram pre-tokenizer %s is not supported (WhitespaceSplit, then Metaspace, is)", describeUnigram(p))
+			return fmt.Errorf("unigram tokenizer: pre-tokenizer %s is not supported (WhitespaceSplit, then Metaspace, is)", describeUnigram(p))
 		}
 	}
 	if !metaspace {
-		return fmt.Errorf("Unigram tokenizer without a Metaspace pre-tokenizer is not supported")
+		return fmt.Errorf("unigram tokenizer: one without a Metaspace pre-tokenizer is not supported")
 	}
 	// The decoder only decides what leaves the start of decoded text; the rest ("▁" back to
 	// spaces) is the same for every SentencePiece decoder.
@@ -322,7 +322,7 @@ func (m *unigramModel) configure(normalizer, pre, decoder *hfUnigramNode) error 
 // prependFirst: a "▁" before every word).
 func metaspaceScheme(n *hfUnigramNode) (prependScheme, error) {
 	if n.Replacement != "▁" {
-		return 0, fmt.Errorf("Metaspace replacement %q is not supported", n.Replacement)
+		return 0, fmt.Errorf("unigram tokenizer: Metaspace replacement %q is not supported", n.Replacement)
 	}
 	switch n.PrependScheme {
 	case "", "always":
@@ -335,7 +335,7 @@ func metaspaceScheme(n *hfUnigramNode) (prependScheme, error) {
 	case "never":
 		return prependNever, nil
 	}
-	return 0, fmt.Errorf("Metaspace prepend_scheme %q is not supported", n.PrependScheme)
+	return 0, fmt.Errorf("unigram tokenizer: Metaspace prepend_scheme %q is not supported", n.PrependScheme)
 }
 
 func describeUnigram(n *hfUnigramNode) string {
@@ -383,7 +383,7 @@ func newNormStep(n *hfUnigramNode) (normStep, error) {
 	case "NFC", "NFD", "NFKC", "NFKD":
 		return unicodeNormStep(n.Type), nil
 	}
-	return nil, fmt.Errorf("Unigram normalizer %s is not supported", describeUnigram(n))
+	return nil, fmt.Errorf("unigram tokenizer: normalizer %s is not supported", describeUnigram(n))
 }
 
 type precompiledStep struct{ cm *charsmap }
