@@ -38,7 +38,8 @@ type falconConfig struct {
 	PadTokenID            TokenIDs     `json:"pad_token_id"`
 }
 
-func firstPositive(vs ...int) int {
+// firstPositive returns the first value above zero (config keys with aliases and defaults), or 0.
+func firstPositive[T int | float64](vs ...T) T {
 	for _, v := range vs {
 		if v > 0 {
 			return v

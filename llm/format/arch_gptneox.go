@@ -56,7 +56,7 @@ func parseGPTNeoX(raw []byte) (ModelConfig, error) {
 	m := ModelConfig{
 		Architecture: "gpt_neox", Dim: c.HiddenSize, Layers: c.NumHiddenLayers, Heads: c.NumAttentionHeads,
 		KVHeads: c.NumAttentionHeads, FFN: c.IntermediateSize, Vocab: c.VocabSize, NormEps: c.LayerNormEps,
-		RopeTheta: firstPositiveF(c.RopeTheta, c.RotaryEmbBase, 10000), RopeScaling: c.RopeScaling,
+		RopeTheta: firstPositive(c.RopeTheta, c.RotaryEmbBase, 10000), RopeScaling: c.RopeScaling,
 		ContextLength: firstPositive(c.MaxPositionEmbeddings, 2048), TiedEmbeddings: c.TieWordEmbeddings,
 		AttentionBias: c.AttentionBias == nil || *c.AttentionBias, MLPBias: true,
 		Norm: NormLayer, NormBias: true, Act: act,
@@ -85,15 +85,6 @@ func parseGPTNeoX(raw []byte) (ModelConfig, error) {
 		m.RopeScaling = nil
 	}
 	return m, m.Validate()
-}
-
-func firstPositiveF(vs ...float64) float64 {
-	for _, v := range vs {
-		if v > 0 {
-			return v
-		}
-	}
-	return 0
 }
 
 func writeGPTNeoX(m ModelConfig, torchDType string) (any, error) {

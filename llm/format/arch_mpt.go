@@ -59,7 +59,7 @@ func parseMPT(raw []byte) (ModelConfig, error) {
 		Vocab: firstPositive(c.VocabSize, 50368), NormEps: c.LayerNormEpsilon,
 		ContextLength: firstPositive(c.MaxSeqLen, 2048), TiedEmbeddings: c.TieWordEmbeddings == nil || *c.TieWordEmbeddings,
 		AttentionBias: bias, OutputBias: bias, MLPBias: bias, Norm: NormLayer, NormBias: bias, Act: "gelu",
-		ALiBi: true, ALiBiBiasMax: firstPositiveF(a.AlibiBiasMax, 8), RopeTheta: 10000,
+		ALiBi: true, ALiBiBiasMax: firstPositive(a.AlibiBiasMax, 8), RopeTheta: 10000,
 		Layout: LayoutHF, Rope: RopeHalf, BOS: c.BOSTokenID.First(), EOS: append([]int(nil), c.EOSTokenID...),
 		Pad: c.PadTokenID.First(), Source: raw,
 	}

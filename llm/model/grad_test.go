@@ -241,22 +241,37 @@ func TestWholeModelBackward(t *testing.T) {
 			if tc.mha {
 				cfg.KVHeads = cfg.Heads
 			}
-			m := newNet[float64](cfg)
-			m.w.initRandom(cfg, 9, 0.5)
-			for i := range m.w.slab { // norms away from 1 so their gradients are exercised
-				m.w.slab[i] += 0.1 * math.Sin(float64(i))
-			}
-			m.g = newWeights[float64](cfg)
-			tokens, targets, mask, B, T := tinyBatch()
-			scale := 1 / 5.0
-			m.forward(tokens, targets, mask, B, T, true, scale, 0)
-			m.backward(tokens, 0)
-			loss := func() float64 { return scale * m.forward(tokens, targets, mask, B, T, false, 0, 0) }
-			for _, s := range cfg.tensorSpecs() {
-				checkGrad(t, s.name, *m.w.ptr(s.layer, s.field), *m.g.ptr(s.layer, s.field), loss)
-			}
+			checkWholeModelGrads(t, cfg)
 		})
 	}
+}
+
+// perturbedNet is a float64 model of cfg with random weights, its norms moved away from 1 and its
+// norm biases from 0 so that their gradients are exercised.
+func perturbedNet(cfg Config, seed uint64) *net[float64] {
+	m := newNet[float64](cfg)
+	m.w.initRandom(cfg, seed, 0.5)
+	for i := range m.w.slab {
+		m.w.slab[i] += 0.1 * math.Sin(float64(i))
+	}
+	return m
+}
+
+// checkWholeModelGrads compares every base gradient of a training forward and backward over
+// tinyBatch with finite differences, and returns the model.
+func checkWholeModelGrads(t *testing.T, cfg Config) *net[float64] {
+	t.Helper()
+	m := perturbedNet(cfg, 9)
+	m.g = newWeights[float64](cfg)
+	tokens, targets, mask, B, T := tinyBatch()
+	scale := 1 / 5.0
+	m.forward(tokens, targets, mask, B, T, true, scale, 0)
+	m.backward(tokens, 0)
+	loss := func() float64 { return scale * m.forward(tokens, targets, mask, B, T, false, 0, 0) }
+	for _, s := range cfg.tensorSpecs() {
+		checkGrad(t, s.name, *m.w.ptr(s.layer, s.field), *m.g.ptr(s.layer, s.field), loss)
+	}
+	return m
 }
 
 func TestWholeModelLoRABackward(t *testing.T) {

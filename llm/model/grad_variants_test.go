@@ -197,17 +197,7 @@ func TestWholeModelBackwardFamilies(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			m := newNet[float64](cfg)
-			m.w.initRandom(cfg, 9, 0.5)
-			for i := range m.w.slab { // norms away from 1 and biases from 0 so their gradients count
-				m.w.slab[i] += 0.1 * math.Sin(float64(i))
-			}
-			m.g = newWeights[float64](cfg)
-			tokens, targets, mask, B, T := tinyBatch()
-			scale := 1 / 5.0
-			m.forward(tokens, targets, mask, B, T, true, scale, 0)
-			m.backward(tokens, 0)
-			loss := func() float64 { return scale * m.forward(tokens, targets, mask, B, T, false, 0, 0) }
+			m := checkWholeModelGrads(t, cfg)
 			if cfg.ClipQKV > 0 { // the check is meaningful only if some values were clamped
 				clamped := 0
 				for _, k := range m.acts.layers[0].keep {
@@ -219,9 +209,6 @@ func TestWholeModelBackwardFamilies(t *testing.T) {
 					t.Fatal("clip_qkv clamped nothing: raise the weights' scale")
 				}
 			}
-			for _, s := range cfg.tensorSpecs() {
-				checkGrad(t, s.name, *m.w.ptr(s.layer, s.field), *m.g.ptr(s.layer, s.field), loss)
-			}
 		})
 	}
 }
@@ -231,11 +218,7 @@ func TestWholeModelBackwardFamilies(t *testing.T) {
 func TestExtendMatchesForwardFamilies(t *testing.T) {
 	for name, cfg := range familyConfigs() {
 		t.Run(name, func(t *testing.T) {
-			m := newNet[float64](cfg)
-			m.w.initRandom(cfg, 5, 0.5)
-			for i := range m.w.slab {
-				m.w.slab[i] += 0.1 * math.Sin(float64(i))
-			}
+			m := perturbedNet(cfg, 5)
 			tokens := []int32{1, 4, 7, 2, 9, 3}
 			T := len(tokens)
 			full := m.logits(tokens, 1, T)
