@@ -736,3 +736,37 @@ func TestStreamEndsWithModelStreamError(t *testing.T) {
 		t.Errorf("stream error = %v, want ModelStreamError", err)
 	}
 }
+
+// A request with more inputs than the endpoint ever admits is a 400 naming the limit, even on an idle
+// endpoint (a 429 would have the SDKs retry it forever); one that fits is answered.
+func TestRequestLargerThanTheQueueIsAValidationError(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{}) // default capacity: 32 decoding + 128 queued
+	e.deploy(t, "idle", baseModelContainer("raw"))
+	body := func(n, bestOf int) []byte {
+		inputs := make([]string, n)
+		for i := range inputs {
+			inputs[i] = "Once upon a time"
+		}
+		b, _ := json.Marshal(map[string]any{"inputs": inputs, "parameters": map[string]any{"max_new_tokens": 1, "best_of": bestOf, "do_sample": bestOf > 1}})
+		return b
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name      string
+		n, bestOf int
+		msg       string
+	}{
+		{"161 inputs", 161, 1, "The request asks for 161 generations (inputs × best_of); this endpoint takes at most 160 in one request."},
+		{"81 inputs with best_of 2", 81, 2, "The request asks for 162 generations (inputs × best_of); this endpoint takes at most 160 in one request."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("idle"), Body: body(c.n, c.bestOf)})
+			if code, msg := apiError(t, err); code != "ValidationError" || msg != c.msg {
+				t.Errorf("got %s: %s, want ValidationError: %s", code, msg, c.msg)
+			}
+		})
+	}
+	if res, _ := invoke(t, e, "idle", string(body(160, 1))); len(res) != 160 {
+		t.Errorf("160 inputs: %d answers", len(res))
+	}
+}

@@ -137,6 +137,11 @@ func (h *handler) start(ctx context.Context, t Target, c *call) ([]started, erro
 	if limit := t.Engine.ContextLen() - 1; c.hasTruncate && (c.truncate <= 0 || limit > 0 && c.truncate > limit) {
 		return nil, &serving.InputError{Msg: fmt.Sprintf("`truncate` must be strictly positive and less than %d. Given: %d", limit, c.truncate)}
 	}
+	// A request that needs more generations than the engine ever admits is refused for good (400):
+	// a 429 would have the SDKs retry it forever.
+	if n, limit := len(c.inputs)*c.bestOf, t.Engine.Capacity(); n > limit {
+		return nil, &tooLarge{fmt.Sprintf("The request asks for %d generations (inputs × best_of); this endpoint takes at most %d in one request.", n, limit)}
+	}
 	var gens []started
 	fail := func(err error) ([]started, error) {
 		for _, g := range gens {
@@ -163,11 +168,19 @@ func (h *handler) start(ctx context.Context, t Target, c *call) ([]started, erro
 	return gens, nil
 }
 
+// tooLarge is a request that can never be admitted (more generations than the engine's capacity).
+type tooLarge struct{ msg string }
+
+func (e *tooLarge) Error() string { return e.msg }
+
 // startError answers a generation that could not start: a full queue (429, the SDKs retry it), an
 // input the model cannot take (424), an endpoint unloaded meanwhile (400 as a missing endpoint).
 func (h *handler) startError(w http.ResponseWriter, name, variant string, err error) {
 	var inErr *serving.InputError
+	var big *tooLarge
 	switch {
+	case errors.As(err, &big):
+		writeError(w, http.StatusBadRequest, "ValidationError", big.msg)
 	case errors.Is(err, serving.ErrBusy):
 		writeError(w, http.StatusTooManyRequests, "ThrottlingException",
 			fmt.Sprintf("Endpoint %s has too many requests in flight; retry later.", name))

@@ -231,6 +231,10 @@ func (e *Engine) Format() PromptFormat { return e.format }
 // Weights is how the engine holds its weight matrices (never WeightsAuto).
 func (e *Engine) Weights() Weights { return e.weights }
 
+// Capacity is how many generations the engine admits at once (decoding and queued): a request
+// needing more can never be admitted, however idle the engine is.
+func (e *Engine) Capacity() int { return e.opts.MaxBatch + e.opts.MaxQueue }
+
 // ContextLen is the longest sequence (prompt and generated tokens) the model takes.
 func (e *Engine) ContextLen() int { return e.m.Config().ContextLen }
 
