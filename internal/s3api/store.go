@@ -390,17 +390,28 @@ func (s *store) deleteObject(bucket, key string) error {
 	if err := s.requireBucket(bucket); err != nil {
 		return err
 	}
-	if err := os.Remove(dataPath); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-		return err
+	removed := true
+	if err := os.Remove(dataPath); err != nil {
+		// A missing key, or one whose "directory" is missing or is an object: nothing to do,
+		// and S3 answers 204 all the same.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("delete %s: %w", dataPath, err)
+		}
+		removed = false
 	}
-	_ = os.Remove(metaPath)
-	pruneEmptyDirs(filepath.Dir(metaPath), s.metaDir(bucket))
+	// A sidecar without its data (a crash between the renames) goes too.
+	if err := os.Remove(metaPath); err == nil {
+		pruneEmptyDirs(filepath.Dir(metaPath), s.metaDir(bucket))
+	}
+	if !removed {
+		return nil
+	}
 	return fsyncDir(pruneEmptyDirs(filepath.Dir(dataPath), s.bucketDir(bucket)))
 }
 
 // pruneEmptyDirs removes dir and its parents up to (not including) stop while they are empty,
 // so that deleted prefixes do not linger as directories. It returns the directory where it
-// stopped, the one whose entries changed last.
+// stopped, the one whose entries changed last; dir must exist (its entry was just removed).
 func pruneEmptyDirs(dir, stop string) string {
 	for dir != stop && strings.HasPrefix(dir, stop+string(filepath.Separator)) {
 		if os.Remove(dir) != nil {
