@@ -16,6 +16,9 @@ type net[F float] struct {
 	// hook, when set, adds to each projection's output and gradients: where LoRA adapters on q and v
 	// will attach. Nil: plain projections.
 	hook linearHook[F]
+	// lora is the attached adapters (also the hook); frozen says the base weights get no gradients.
+	lora   *loraAdapters[F]
+	frozen bool
 }
 
 // Part says which sub-layer a projection belongs to; with Proj it names a projection, which is what
@@ -199,6 +202,9 @@ func (m *net[F]) lin(s site, out, inp, w []F, N, C, OC int, train bool) {
 
 // linBack is lin's backward: dinp (+)= dout·W (+ the adapter's), dw += doutᵀ·inp when dw is not nil.
 func (m *net[F]) linBack(s site, dinp, dw, dout, inp, w []F, N, C, OC int, accumulate bool) {
+	if m.frozen {
+		dw = nil // a frozen base matrix's gradient is never used: skip its N·C·OC product
+	}
 	linearBackward(dinp, dw, dout, inp, w, N, C, OC, accumulate)
 	if m.hook != nil {
 		m.hook.backward(s, dinp, dout, inp, N, C, OC)
@@ -335,7 +341,11 @@ func (m *net[F]) forward(b *Batch, train bool, gradScale float64) float64 {
 	if !train {
 		return crossEntropyHeadForward(a.decOut, m.w.head(), b.Targets, a.lossMask, N, c.DModel, c.Vocab, a.head)
 	}
-	return crossEntropyHeadBackward(a.dhead, m.g.head(), a.decOut, m.w.head(), b.Targets, a.lossMask, N, c.DModel, c.Vocab, gradScale, a.head)
+	var dhead []F
+	if !m.frozen {
+		dhead = m.g.head()
+	}
+	return crossEntropyHeadBackward(a.dhead, dhead, a.decOut, m.w.head(), b.Targets, a.lossMask, N, c.DModel, c.Vocab, gradScale, a.head)
 }
 
 // backward follows a train forward and adds the gradients into m.g: the decoder in reverse, which

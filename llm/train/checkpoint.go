@@ -30,7 +30,7 @@ type checkpointHeader struct {
 	Step        int
 	AdamSteps   int
 	Config      Config
-	ModelConfig model.Config
+	ModelConfig json.RawMessage // the network's configuration (llm/model's Config, t5's Config)
 	// BaseFingerprint identifies the frozen base weights of a LoRA run (model.Fingerprint).
 	BaseFingerprint string          `json:",omitempty"`
 	Sampler         *Sampler        `json:",omitempty"`
@@ -50,11 +50,11 @@ var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 // and the caller's user state, e.g. its own progress counters as JSON) to path atomically: a
 // temporary file in the same directory, fsynced, renamed over path, and the directory fsynced.
 func (t *Trainer) Save(path string, user json.RawMessage) error {
-	hdr := checkpointHeader{Step: t.step, AdamSteps: t.opt.t, Config: t.cfg, ModelConfig: t.Model.Config(),
+	hdr := checkpointHeader{Step: t.step, AdamSteps: t.opt.t, Config: t.cfg, ModelConfig: t.arch,
 		Sampler: t.Sampler, User: user}
-	if lc, ok := t.Model.LoRA(); ok {
+	if lc, ok := t.net.LoRA(); ok {
 		hdr.Config.LoRA = &lc
-		hdr.BaseFingerprint = t.Model.Fingerprint()
+		hdr.BaseFingerprint = t.net.Fingerprint()
 	}
 	for _, part := range t.parts() {
 		for i, p := range t.params {
@@ -132,6 +132,17 @@ func (t *Trainer) parts() []checkpointPart {
 // from (for LoRA its base weights must be the same; for full fine-tuning they are overwritten). It
 // returns the trainer, with its Sampler restored when one was saved, and the user state.
 func Resume(m *model.Model, path string) (*Trainer, json.RawMessage, error) {
+	t, user, err := ResumeNetwork(m, m.Config(), path)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Model = m
+	return t, user, nil
+}
+
+// ResumeNetwork is Resume for any Network, whose configuration arch must be the one the checkpoint
+// recorded.
+func ResumeNetwork(m Network, arch any, path string) (*Trainer, json.RawMessage, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resume: %w", err)
@@ -160,8 +171,11 @@ func Resume(m *model.Model, path string) (*Trainer, json.RawMessage, error) {
 	if err := json.Unmarshal(head, &hdr); err != nil {
 		return nil, nil, fmt.Errorf("resume %s: header: %v: %w", path, err, ErrCorruptCheckpoint)
 	}
-	want, _ := json.Marshal(m.Config())
-	got, _ := json.Marshal(hdr.ModelConfig)
+	want, err := json.Marshal(arch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resume %s: encode the model configuration: %w", path, err)
+	}
+	got := []byte(hdr.ModelConfig)
 	if !bytes.Equal(want, got) {
 		return nil, nil, fmt.Errorf("resume %s: checkpoint is for model %s, not %s", path, got, want)
 	}
@@ -170,7 +184,7 @@ func Resume(m *model.Model, path string) (*Trainer, json.RawMessage, error) {
 			return nil, nil, fmt.Errorf("resume %s: the adapters were trained on other base weights (fingerprint %s, this model %s)", path, hdr.BaseFingerprint, fp)
 		}
 	}
-	t, err := New(m, hdr.Config)
+	t, err := NewNetwork(m, arch, hdr.Config)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resume %s: %w", path, err)
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -19,12 +20,33 @@ type Config struct {
 	Seed uint64 // LoRA initialisation and dropout masks
 }
 
+// Network is what a Trainer trains: its trainable tensors with their gradients, and LoRA. llm/model's
+// decoder-only Model is one (New); llm/t5's encoder-decoder Model is another (NewNetwork).
+type Network interface {
+	// Trainable lists the tensors the optimizer updates, with their gradients: every weight, or only
+	// the adapters once LoRA is attached.
+	Trainable() []model.Param
+	// DiscardGrads starts a step's accumulation of gradients.
+	DiscardGrads()
+	LoRA() (model.LoRAConfig, bool)
+	AttachLoRA(lc model.LoRAConfig, seed uint64) error
+	// Fingerprint identifies the frozen base weights a LoRA checkpoint belongs to.
+	Fingerprint() string
+}
+
+// MicroStep runs the forward and backward of micro-batch i, adding gradScale·∂loss/∂θ to the
+// gradients, and returns its summed loss; dropoutSeed is the micro-batch's dropout seed.
+type MicroStep func(ctx context.Context, i int, gradScale float64, dropoutSeed uint64) (float64, error)
+
 // Trainer runs optimizer steps on a model. It is deterministic: the same model, config, seed, batches
 // and thread count give bit-identical weights.
 type Trainer struct {
+	// Model is the decoder-only model of a trainer made by New or Resume; nil for another Network.
 	Model *model.Model
 	// Sampler, when set, is saved in and restored from checkpoints with the rest of the state.
 	Sampler *Sampler
+	net     Network
+	arch    json.RawMessage // the network's configuration, recorded in checkpoints
 	cfg     Config
 	params  []model.Param
 	opt     *AdamW
@@ -46,22 +68,37 @@ type StepResult struct {
 // New prepares a trainer for m. With cfg.LoRA it attaches adapters (initialised from cfg.Seed) unless m
 // already has some, freezing the base weights.
 func New(m *model.Model, cfg Config) (*Trainer, error) {
+	t, err := NewNetwork(m, m.Config(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.Model = m
+	return t, nil
+}
+
+// NewNetwork prepares a trainer for any Network; arch is its configuration, which checkpoints record
+// and ResumeNetwork compares. Steps go through StepFunc.
+func NewNetwork(n Network, arch any, cfg Config) (*Trainer, error) {
 	if err := cfg.Schedule.validate(); err != nil {
 		return nil, err
 	}
 	if cfg.MaxGradNorm < 0 {
 		return nil, fmt.Errorf("max grad norm %g must not be negative", cfg.MaxGradNorm)
 	}
+	archJSON, err := json.Marshal(arch)
+	if err != nil {
+		return nil, fmt.Errorf("encode the model configuration: %w", err)
+	}
 	if cfg.LoRA != nil {
-		if _, has := m.LoRA(); !has {
-			if err := m.AttachLoRA(*cfg.LoRA, cfg.Seed); err != nil {
+		if _, has := n.LoRA(); !has {
+			if err := n.AttachLoRA(*cfg.LoRA, cfg.Seed); err != nil {
 				return nil, fmt.Errorf("attach lora: %w", err)
 			}
 		}
-	} else if _, has := m.LoRA(); has {
+	} else if _, has := n.LoRA(); has {
 		return nil, fmt.Errorf("model has LoRA adapters but the config asks for full fine-tuning")
 	}
-	t := &Trainer{Model: m, cfg: cfg, params: m.Trainable()}
+	t := &Trainer{net: n, arch: archJSON, cfg: cfg, params: n.Trainable()}
 	t.opt = NewAdamW(cfg.AdamW, t.params)
 	t.normSpans = spans(t.params, normBlock)
 	t.partial = make([]float64, len(t.normSpans))
@@ -89,13 +126,26 @@ func (t *Trainer) StepContext(ctx context.Context, batches ...model.Batch) (Step
 	for _, b := range batches {
 		count += b.Count()
 	}
+	if t.Model == nil {
+		return StepResult{}, fmt.Errorf("train step: the trainer's network is not an llm/model Model (use StepFunc)")
+	}
+	return t.StepFunc(ctx, count, len(batches), func(ctx context.Context, i int, gradScale float64, seed uint64) (float64, error) {
+		return t.Model.ForwardBackwardContext(ctx, batches[i], gradScale, seed)
+	})
+}
+
+// StepFunc is one optimizer step over micro micro-batches whose counted tokens add up to count: zero
+// the gradients, run fb on each with gradScale 1/count (a mean loss over all of them), clip the global
+// norm, and update with the schedule's learning rate. An error from fb (ctx done included) leaves the
+// weights, the optimizer state and the step count as before the call.
+func (t *Trainer) StepFunc(ctx context.Context, count float64, micro int, fb MicroStep) (StepResult, error) {
 	if count == 0 {
 		return StepResult{}, fmt.Errorf("train step %d: no token counts toward the loss (all masks 0)", t.step)
 	}
-	t.Model.DiscardGrads()
+	t.net.DiscardGrads()
 	var sum float64
-	for i, b := range batches {
-		s, err := t.Model.ForwardBackwardContext(ctx, b, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
+	for i := range micro {
+		s, err := fb(ctx, i, 1/count, dropoutSeed(t.cfg.Seed, t.step, i))
 		if err != nil {
 			return StepResult{}, fmt.Errorf("train step %d micro-batch %d: %w", t.step, i, err)
 		}
