@@ -41,6 +41,12 @@ func invalidArgument(msg string) *awserr.Error {
 	return s3err(http.StatusBadRequest, "InvalidArgument", msg)
 }
 
+// invalidURI is S3's answer to a request whose key is not text it can hold (AWS answers a
+// non-UTF-8 key with 400 InvalidURI); detail names the problem.
+func invalidURI(detail string) *awserr.Error {
+	return s3err(http.StatusBadRequest, "InvalidURI", "Couldn't parse the specified URI: "+detail+".")
+}
+
 func invalidRequest(msg string) *awserr.Error {
 	return s3err(http.StatusBadRequest, "InvalidRequest", msg)
 }

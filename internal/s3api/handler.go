@@ -86,6 +86,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if key == "" {
 		return h.serveBucket(w, r, bucket, q)
 	}
+	// DeleteObject still takes such a key byte for byte: older versions stored them, and this
+	// is how they are removed.
+	if problem := keyTextProblem(key); problem != "" && !(r.Method == http.MethodDelete && !q.Has("uploadId")) {
+		return invalidURI(problem)
+	}
 	return h.serveObject(w, r, bucket, key, q)
 }
 

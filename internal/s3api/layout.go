@@ -22,8 +22,10 @@ package s3api
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -167,4 +169,26 @@ func dirKey(name string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// keyTextProblem says why key cannot be an object key, or returns "" when it can. S3 keys are
+// UTF-8 text, and a key must come back unchanged in a listing, whose XML 1.0 text can carry
+// tab, LF and CR but no other C0 control (NUL included) and neither U+FFFE nor U+FFFF: Go's
+// encoder would write them as U+FFFD and the listed key could then be neither read nor
+// deleted. (S3 itself stores the C0 controls but lists them as character references that
+// XML parsers refuse; refusing them at the door is the one behaviour every client can use.)
+func keyTextProblem(key string) string {
+	for i := 0; i < len(key); {
+		r, size := utf8.DecodeRuneInString(key[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("the object key is not valid UTF-8 (byte 0x%02X at offset %d)", key[i], i)
+		case r == 0:
+			return fmt.Sprintf("the object key contains NUL (at offset %d)", i)
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0xFFFE, r == 0xFFFF:
+			return fmt.Sprintf("the object key contains %U (at offset %d), which an XML listing cannot carry", r, i)
+		}
+		i += size
+	}
+	return ""
 }

@@ -400,6 +400,9 @@ func copySource(r *http.Request) (bucket, key string, err error) {
 	if !validBucketName(bucket) {
 		return "", "", errNoSuchBucket
 	}
+	if problem := keyTextProblem(key); problem != "" {
+		return "", "", invalidArgument("Invalid copy source encoding: " + problem)
+	}
 	return bucket, key, nil
 }
 
