@@ -117,24 +117,30 @@ func (e *engineModel) exportAdapter(dir string) (bool, error) {
 		}
 		rankPattern[short], alphaPattern[short] = r3, lc.Alpha*float64(r3)/float64(lc.Rank)
 	}
+	pc := peftConfig{TaskType: "CAUSAL_LM", BaseModelNameOrPath: e.entry.HubRepo, R: lc.Rank, LoraAlpha: lc.Alpha,
+		LoraDropout: lc.Dropout, TargetModules: modules, RankPattern: rankPattern, AlphaPattern: alphaPattern}
+	return true, writePEFT(dir, tensors, pc)
+}
+
+// writePEFT writes adapter_model.safetensors and adapter_config.json into dir; pc's fixed fields
+// (LORA, no bias, inference mode) are filled in and its target modules sorted.
+func writePEFT(dir string, tensors []safetensors.Tensor, pc peftConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, err
+		return err
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), tensors, map[string]string{"format": "pt"}); err != nil {
-		return false, fmt.Errorf("write adapter: %w", err)
+		return fmt.Errorf("write adapter: %w", err)
 	}
-	slices.Sort(modules)
-	pc := peftConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModelNameOrPath: e.entry.HubRepo, R: lc.Rank,
-		LoraAlpha: lc.Alpha, LoraDropout: lc.Dropout, TargetModules: modules, Bias: "none", InferenceMode: true, InitLoraWeights: true,
-		RankPattern: rankPattern, AlphaPattern: alphaPattern}
+	pc.PeftType, pc.Bias, pc.InferenceMode, pc.InitLoraWeights = "LORA", "none", true, true
+	slices.Sort(pc.TargetModules)
 	if pc.RankPattern == nil {
 		pc.RankPattern, pc.AlphaPattern = map[string]any{}, map[string]any{}
 	}
 	data, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {
-		return false, err
+		return err
 	}
-	return true, os.WriteFile(filepath.Join(dir, "adapter_config.json"), data, 0o644)
+	return os.WriteFile(filepath.Join(dir, "adapter_config.json"), data, 0o644)
 }
 
 // fusedAdapter gathers the q, k and v adapters of one fused projection: a[part] [r, Dim], b[part]

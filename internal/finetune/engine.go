@@ -13,6 +13,7 @@ import (
 	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
+	"github.com/lathe-ml/lathe/llm/t5"
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 	"github.com/lathe-ml/lathe/llm/train"
 )
@@ -36,6 +37,9 @@ type engineModel struct {
 
 // LoadModel opens a base model (a GGUF file or a Hugging Face directory) with its tokenizer.
 func LoadModel(path string, entry catalog.Model) (LanguageModel, error) {
+	if t5.IsCheckpoint(path) {
+		return loadSeq2Seq(path, entry) // an encoder-decoder: its own package, not a decoder block
+	}
 	ck, err := format.Open(path)
 	if err != nil {
 		return nil, err

@@ -202,3 +202,15 @@ func (c Config) JSON() ([]byte, error) {
 	}
 	return append(js, '\n'), nil
 }
+
+// IsCheckpoint reports whether path is a Hugging Face directory whose config.json has model_type t5.
+func IsCheckpoint(path string) bool {
+	js, err := os.ReadFile(filepath.Join(path, "config.json"))
+	if err != nil {
+		return false
+	}
+	var head struct {
+		ModelType string `json:"model_type"`
+	}
+	return json.Unmarshal(js, &head) == nil && head.ModelType == ModelType
+}
