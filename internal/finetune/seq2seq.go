@@ -238,4 +238,6 @@ func (t *seq2seqTrainer) StepCount() int { return t.tr.StepsDone() }
 
 func (t *seq2seqTrainer) LearningRate() float64 { return t.lastLR }
 
-func (t *seq2seqTrainer) Save(path string, state json.RawMessage) error { return t.tr.Save(path, state) }
+func (t *seq2seqTrainer) Save(path string, state json.RawMessage) error {
+	return t.tr.Save(path, state)
+}
