@@ -38,6 +38,9 @@ type Options struct {
 	// under the distribution it was sampled from, or, decoding greedily, under the softmax of the
 	// logits after the repetition penalty, which costs one more pass over the vocabulary a token.
 	Logprobs bool
+	// TopLogprobs, with Logprobs, also lists the N most likely tokens of that same distribution at
+	// each step (Token.Top, Result.TopLogprobs), most likely first: OpenAI's top_logprobs.
+	TopLogprobs int
 }
 
 func (o Options) validate() error {
@@ -52,6 +55,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("generate: top-p %g must be in [0, 1]", o.TopP)
 	case o.TypicalP < 0 || o.TypicalP > 1 || math.IsNaN(o.TypicalP):
 		return fmt.Errorf("generate: typical-p %g must be in [0, 1]", o.TypicalP)
+	case o.TopLogprobs < 0:
+		return fmt.Errorf("generate: top logprobs %d must not be negative", o.TopLogprobs)
 	case o.RepetitionPenalty < 0:
 		return fmt.Errorf("generate: repetition penalty %g must not be negative", o.RepetitionPenalty)
 	}
@@ -73,7 +78,8 @@ type Token struct {
 	Seq     int
 	ID      int32
 	Text    string
-	Logprob float32 // with Options.Logprobs; 0 on the text-only token that ends a held-back tail (ID −1)
+	Logprob float32       // with Options.Logprobs; 0 on the text-only token that ends a held-back tail (ID −1)
+	Top     []Alternative // with Options.TopLogprobs: the most likely tokens at this step
 }
 
 // Finish reasons.
@@ -89,8 +95,10 @@ const (
 type Result struct {
 	Tokens   []int32   // generated ids (no stop token); may run past Text's end when a stop sequence cut it
 	Logprobs []float32 // each token's log-probability, with Options.Logprobs
-	Text     string    // detokenized output, cut before a stop sequence
-	Finish   string
+	// TopLogprobs are, token by token, the most likely tokens at that step (Options.TopLogprobs).
+	TopLogprobs [][]Alternative
+	Text        string // detokenized output, cut before a stop sequence
+	Finish      string
 	// StopToken is the end-of-sequence id that ended generation when Finish is FinishEOS, with its
 	// log-probability (Options.Logprobs).
 	StopToken   int32
@@ -104,7 +112,8 @@ type Request struct {
 	onToken func(Token) error
 	cache   *model.KVCache
 	rng     *rand.Rand
-	seen    []bool // tokens in the prompt or the output (repetition penalty)
+	seen    []bool        // tokens in the prompt or the output (repetition penalty)
+	top     []Alternative // the step's most likely tokens, filled by sample (Options.TopLogprobs)
 	next    []int32
 	result  Result
 	emitted int // bytes of text already streamed
@@ -289,10 +298,13 @@ func (s *Request) advance(tok int32, lp float32, detok Detokenize) error {
 	if opt.Logprobs {
 		s.result.Logprobs = append(s.result.Logprobs, lp)
 	}
+	if opt.TopLogprobs > 0 {
+		s.result.TopLogprobs = append(s.result.TopLogprobs, s.top)
+	}
 	s.seen[tok] = true
 	if detok == nil {
 		if onToken != nil {
-			if err := onToken(Token{Seq: i, ID: tok, Logprob: lp}); err != nil {
+			if err := onToken(Token{Seq: i, ID: tok, Logprob: lp, Top: s.top}); err != nil {
 				return err
 			}
 		}
@@ -340,7 +352,7 @@ func (s *Request) stream(i int, tok int32, lp float32, full string, end int, onT
 		text = full[s.emitted:end]
 		s.emitted = end
 	}
-	return onToken(Token{Seq: i, ID: tok, Text: text, Logprob: lp})
+	return onToken(Token{Seq: i, ID: tok, Text: text, Logprob: lp, Top: s.top})
 }
 
 // safeEnd is how much of text can be streamed: not a trailing incomplete character (decoders show it
@@ -397,6 +409,9 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 		for _, w := range work {
 			z += math.Exp(w - work[best])
 		}
+		if opt.TopLogprobs > 0 { // log p(j) = w_j − max − log z
+			s.top = topAlternatives(nil, work, opt.TopLogprobs, work[best]+math.Log(z), func(w float64) float64 { return w })
+		}
 		return int32(best), -math.Log(z)
 	}
 	topP := opt.TopP > 0 && opt.TopP < 1
@@ -438,6 +453,9 @@ func sample(logits []float32, s *Request, opt Options, work, probs []float64, or
 			pick = j
 			break
 		}
+	}
+	if opt.Logprobs && opt.TopLogprobs > 0 {
+		s.top = topAlternatives(cand, probs, opt.TopLogprobs, math.Log(z), math.Log)
 	}
 	return pick, math.Log(probs[pick] / z)
 }

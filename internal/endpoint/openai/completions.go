@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/endpoint/serving"
@@ -35,7 +37,16 @@ type request struct {
 	Stop json.RawMessage `json:"stop"`
 	Seed *uint64         `json:"seed"`
 	Echo bool            `json:"echo"`
+	// Logprobs is a boolean for chat, an integer (how many alternatives) for completions.
+	Logprobs    json.RawMessage `json:"logprobs"`
+	TopLogprobs *int            `json:"top_logprobs"`
 }
+
+// roles are the message roles OpenAI's chat API takes, in the order its error message lists them.
+var roles = []string{"system", "assistant", "user", "function", "tool", "developer"}
+
+// maxRequestBody is the largest request body the OpenAI routes read; a larger one is a 413.
+const maxRequestBody = 8 << 20
 
 type message struct {
 	Role    string          `json:"role"`
@@ -150,11 +161,18 @@ func newID(prefix string) string {
 // parse reads the body and finds the endpoint; it answers the error itself and returns ok=false.
 func (h *handler) parse(w http.ResponseWriter, r *http.Request) (*request, runtime.Target, bool) {
 	var req request
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-	if err == nil {
-		err = json.Unmarshal(body, &req)
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err == nil && len(body) > maxRequestBody {
+		// Cut at the limit, the body would read as broken JSON: say what is wrong instead.
+		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "",
+			fmt.Sprintf("The request body is larger than %d bytes (8 MiB), the most Lathe's OpenAI API reads.", maxRequestBody))
+		return nil, runtime.Target{}, false
 	}
 	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "", "Could not read the request body: "+err.Error())
+		return nil, runtime.Target{}, false
+	}
+	if err = json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "", "The request body is not valid JSON: "+err.Error())
 		return nil, runtime.Target{}, false
 	}
@@ -217,6 +235,9 @@ func (h *handler) completions(w http.ResponseWriter, r *http.Request) {
 		prompt = list[0]
 	}
 	opt, err := req.options(16)
+	if err == nil {
+		opt.Logprobs, opt.TopLogprobs, err = req.completionLogprobs()
+	}
 	if err != nil {
 		var br *badRequest
 		errors.As(err, &br)
@@ -233,10 +254,22 @@ func (h *handler) completions(w http.ResponseWriter, r *http.Request) {
 		echo = prompt
 	}
 	if req.Stream {
-		h.stream(w, r, g, req, func(text string, finish *string, u *usage) any {
+		var logger *tokenLogger
+		offset := offsetAfter(prompt)
+		if opt.Logprobs {
+			logger = &tokenLogger{e: t.Engine}
+		}
+		h.stream(w, r, g, req, logger, func(text string, logs []tokenLog, finish *string, u *usage) any {
 			choices := []map[string]any{}
 			if u == nil {
-				choices = append(choices, map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish})
+				var lp any
+				if logger != nil {
+					lp = completionLogprobsOf(logs, offset)
+					for _, tl := range logs {
+						offset += utf8.RuneCountInString(tl.text)
+					}
+				}
+				choices = append(choices, map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish})
 			}
 			return map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model, "choices": choices, "usage": u}
 		}, echo)
@@ -249,8 +282,12 @@ func (h *handler) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	var lp any
+	if opt.Logprobs {
+		lp = completionLogprobsOf(resultLogs(t.Engine, res), offsetAfter(prompt))
+	}
 	writeJSON(w, map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
-		"choices": []map[string]any{{"index": 0, "text": echo + res.Text, "logprobs": nil, "finish_reason": finishReason(res.Finish)}},
+		"choices": []map[string]any{{"index": 0, "text": echo + res.Text, "logprobs": lp, "finish_reason": finishReason(res.Finish)}},
 		"usage":   usageOf(g, res)})
 }
 
@@ -270,6 +307,11 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "", fmt.Sprintf("messages[%d].content", i), err.Error())
 			return
 		}
+		if !slices.Contains(roles, m.Role) {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", fmt.Sprintf("messages[%d].role", i),
+				fmt.Sprintf("Invalid value: '%s'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.", m.Role))
+			return
+		}
 		role := m.Role
 		if role == "developer" {
 			role = "system"
@@ -283,6 +325,9 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	room := t.Engine.ContextLen() - len(t.Engine.Tokenize(prompt))
 	opt, err := req.options(max(1, min(512, room)))
+	if err == nil {
+		opt.Logprobs, opt.TopLogprobs, err = req.chatLogprobs()
+	}
 	if err != nil {
 		var br *badRequest
 		errors.As(err, &br)
@@ -296,7 +341,11 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	id, created := newID("chatcmpl-"), h.cfg.Now().Unix()
 	if req.Stream {
 		first := true
-		h.stream(w, r, g, req, func(text string, finish *string, u *usage) any {
+		var logger *tokenLogger
+		if opt.Logprobs {
+			logger = &tokenLogger{e: t.Engine}
+		}
+		h.stream(w, r, g, req, logger, func(text string, logs []tokenLog, finish *string, u *usage) any {
 			choices := []map[string]any{}
 			if u == nil {
 				delta := map[string]any{}
@@ -307,7 +356,11 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 				if text != "" || finish == nil {
 					delta["content"] = text
 				}
-				choices = append(choices, map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish})
+				var lp any
+				if logger != nil && len(logs) > 0 {
+					lp = chatLogprobsOf(logs)
+				}
+				choices = append(choices, map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish})
 			}
 			return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model, "choices": choices, "usage": u}
 		}, "")
@@ -320,17 +373,22 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	var lp any
+	if opt.Logprobs {
+		lp = chatLogprobsOf(resultLogs(t.Engine, res))
+	}
 	writeJSON(w, map[string]any{"id": id, "object": "chat.completion", "created": created, "model": req.Model,
 		"choices": []map[string]any{{"index": 0, "message": map[string]any{"role": "assistant", "content": res.Text},
-			"logprobs": nil, "finish_reason": finishReason(res.Finish)}},
+			"logprobs": lp, "finish_reason": finishReason(res.Finish)}},
 		"usage": usageOf(g, res)})
 }
 
 // stream sends server-sent events: a chunk per piece of text, one with the finish reason, the usage
 // when stream_options.include_usage asks for it, then [DONE]. A client that goes away cancels the
 // generation.
-func (h *handler) stream(w http.ResponseWriter, r *http.Request, g *serving.Generation, req *request,
-	chunk func(text string, finish *string, u *usage) any, first string) {
+// With a logger (logprobs asked for), each chunk also carries its tokens' log-probabilities.
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, g *serving.Generation, req *request, logger *tokenLogger,
+	chunk func(text string, logs []tokenLog, finish *string, u *usage) any, first string) {
 	defer g.Cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -349,7 +407,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, g *serving.Gene
 		}
 		return err == nil
 	}
-	if first != "" && !send(chunk(first, nil, nil)) {
+	if first != "" && !send(chunk(first, nil, nil, nil)) {
 		return
 	}
 	ctx := r.Context()
@@ -369,17 +427,21 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, g *serving.Gene
 		for _, tk := range toks {
 			b.WriteString(tk.Text)
 		}
-		if b.Len() > 0 && !send(chunk(b.String(), nil, nil)) {
+		var logs []tokenLog
+		if logger != nil {
+			logs = logger.streamLogs(toks)
+		}
+		if (b.Len() > 0 || len(logs) > 0) && !send(chunk(b.String(), logs, nil, nil)) {
 			return
 		}
 	}
 	res, _ := g.Wait(ctx)
 	finish := finishReason(res.Finish)
-	if !send(chunk("", &finish, nil)) {
+	if !send(chunk("", nil, &finish, nil)) {
 		return
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-		send(chunk("", nil, usageOf(g, res)))
+		send(chunk("", nil, nil, usageOf(g, res)))
 	}
 	_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	if flusher != nil {
