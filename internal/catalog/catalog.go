@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/lathe-ml/lathe/llm/format"
+	"github.com/lathe-ml/lathe/llm/t5"
 )
 
 // Model is one catalog entry.
@@ -63,11 +64,14 @@ var models = []Model{
 	{"Pythia-160M", "", "EleutherAI/pythia-160m", "", "gpt_neox", 160_000_000, 10000, 2048, false, false},
 	{"Pythia-410M", "", "EleutherAI/pythia-410m", "", "gpt_neox", 410_000_000, 10000, 2048, false, false},
 	{"FalconRW-1B", "", "tiiuae/falcon-rw-1b", "", "falcon", 1_300_000_000, 10000, 2048, false, false},
+	// Flan-T5's two sizes below the guide's FlanT5L: an encoder-decoder to fine-tune on a laptop.
+	{"FlanT5Small", "", "google/flan-t5-small", "", "t5", 77_000_000, 10000, 1024, false, true},
+	{"FlanT5Base", "", "google/flan-t5-base", "", "t5", 248_000_000, 10000, 1024, false, true},
 }
 
-// SupportedArchitectures are the architectures the engine runs: the ones llm/format reads (each
-// registers itself by its Hugging Face model_type).
-var SupportedArchitectures = format.Architectures()
+// SupportedArchitectures are the architectures the engine runs: the decoder-only ones llm/format reads
+// (each registers itself by its Hugging Face model_type), and T5's encoder-decoder (llm/t5).
+var SupportedArchitectures = append(format.Architectures(), t5.ModelType)
 
 // Lookup returns the catalog entry with the given name (exact, case-sensitive as in SageMaker).
 func Lookup(name string) (Model, bool) {
@@ -94,6 +98,9 @@ func Names() []string {
 // Runnable reports whether the engine can fine-tune models of this architecture (a model_type, an
 // alias such as "RefinedWebModel", or a GGUF name such as "gptneox").
 func Runnable(arch string) bool {
+	if arch == t5.ModelType {
+		return true
+	}
 	name, ok := format.CanonicalArch(arch)
 	return ok && slices.Contains(SupportedArchitectures, name)
 }

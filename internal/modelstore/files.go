@@ -25,6 +25,7 @@ var hfMetadataFiles = []string{
 	"tokenizer_config.json",
 	"special_tokens_map.json",
 	"chat_template.jinja", // newer repos keep the chat template here instead of tokenizer_config.json
+	"spiece.model",        // T5's SentencePiece model: the tokenizer of repos without tokenizer.json
 }
 
 const (
