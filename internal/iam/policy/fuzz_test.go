@@ -78,7 +78,7 @@ func FuzzCondition(f *testing.F) {
 		"ArnEquals": "ArnNotEquals", "ArnLike": "ArnNotLike",
 	}
 	f.Fuzz(func(t *testing.T, op, policyValue, keyValue, username string) {
-		if _, ok := operators[op]; !ok || op == "Null" {
+		if info, ok := operators[op]; !ok || op == "Null" || info.negated {
 			return
 		}
 		if !validValue(op, policyValue) {
