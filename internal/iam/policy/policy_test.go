@@ -51,7 +51,7 @@ const (
 	dateWindow = `{"Version":"2012-10-17","Statement":{"Sid":"Window","Effect":"Allow","Action":"sagemaker:*","Resource":"*",
 		"Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-04-01T00:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2020-06-30T23:59:59Z"}}}}`
 	// reference_policies_examples_s3_deny-except-bucket style: NotAction and NotResource
-	notActionAll = `{"Version":"2012-10-17","Statement":{"Sid":"AllButIAM","Effect":"Allow","NotAction":"iam:*","Resource":"*"}}`
+	notActionAll  = `{"Version":"2012-10-17","Statement":{"Sid":"AllButIAM","Effect":"Allow","NotAction":"iam:*","Resource":"*"}}`
 	denyNotBucket = `{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":"s3:*","Resource":"*"},
 		{"Sid":"OnlyBucketA","Effect":"Deny","Action":"s3:*","NotResource":["arn:aws:s3:::bucket-a","arn:aws:s3:::bucket-a/*"]}]}`
@@ -71,8 +71,8 @@ const (
 	nullCheck = `{"Version":"2012-10-17","Statement":{"Sid":"NeedsTag","Effect":"Deny","Action":"sagemaker:Create*","Resource":"*",
 		"Condition":{"Null":{"aws:RequestTag/project":"true"}}}}`
 	legacyVars = `{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*"}}`
-	numeric = `{"Version":"2012-10-17","Statement":{"Sid":"Few","Effect":"Allow","Action":"s3:ListBucket","Resource":"*","Condition":{"NumericLessThanEquals":{"s3:max-keys":"10"}}}}`
-	arnLike = `{"Version":"2012-10-17","Statement":{"Sid":"Src","Effect":"Allow","Action":"sts:AssumeRole","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/dev-*"}}}}`
+	numeric    = `{"Version":"2012-10-17","Statement":{"Sid":"Few","Effect":"Allow","Action":"s3:ListBucket","Resource":"*","Condition":{"NumericLessThanEquals":{"s3:max-keys":"10"}}}}`
+	arnLike    = `{"Version":"2012-10-17","Statement":{"Sid":"Src","Effect":"Allow","Action":"sts:AssumeRole","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/dev-*"}}}}`
 	defaultVar = `{"Version":"2012-10-17","Statement":{"Sid":"Def","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:PrincipalTag/team, 'shared'}/*"}}`
 )
 
