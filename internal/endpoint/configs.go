@@ -60,6 +60,10 @@ func (s *Service) createEndpointConfig(ctx context.Context, body []byte) (any, e
 		}
 		if sc := pv.ServerlessConfig; sc != nil {
 			v.intRange(p+".serverlessConfig.memorySizeInMB", sc.MemorySizeInMB, 1024, 6144)
+			// Serverless memory comes in 1 GiB steps: the range alone lets 1500 through.
+			if m := sc.MemorySizeInMB; m != nil && *m >= 1024 && *m <= 6144 && *m%1024 != 0 {
+				v.Add(p+".serverlessConfig.memorySizeInMB", coral.Quote(fmt.Sprint(*m)), "Member must satisfy enum value set: [1024, 2048, 3072, 4096, 5120, 6144]")
+			}
 			v.intRange(p+".serverlessConfig.maxConcurrency", sc.MaxConcurrency, 1, 200)
 		}
 		v.intRange(p+".volumeSizeInGB", pv.VolumeSizeInGB, 1, 512)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -768,5 +769,104 @@ func TestRequestLargerThanTheQueueIsAValidationError(t *testing.T) {
 	}
 	if res, _ := invoke(t, e, "idle", string(body(160, 1))); len(res) != 160 {
 		t.Errorf("160 inputs: %d answers", len(res))
+	}
+}
+
+// UpdateEndpointWeightsAndCapacities moves traffic between variants: the endpoint goes Updating and
+// back to InService (the SDK's waiter), Describe shows the new weights and counts, and requests
+// follow the weights. Unknown endpoints and variants are ValidationExceptions naming them; so is a
+// serverless memory size that is not a whole number of GiB.
+func TestUpdateEndpointWeightsAndCapacities(t *testing.T) {
+	e := startEnv(t, t.TempDir(), serving.Options{})
+	ctx := context.Background()
+	if _, err := e.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("m"), PrimaryContainer: baseModelContainer("raw")}); err != nil {
+		t.Fatal(err)
+	}
+	variant := func(name string, weight float32) types.ProductionVariant {
+		return types.ProductionVariant{VariantName: aws.String(name), ModelName: aws.String("m"), InitialVariantWeight: aws.Float32(weight),
+			InstanceType: types.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}
+	}
+	if _, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("ab"),
+		ProductionVariants: []types.ProductionVariant{variant("a", 1), variant("b", 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("ab"), EndpointConfigName: aws.String("ab")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitInService(t, "ab")
+	servedBy := func() map[string]int {
+		n := map[string]int{}
+		for range 6 {
+			_, out := invoke(t, e, "ab", `{"inputs":"Once","parameters":{"max_new_tokens":1}}`)
+			n[aws.ToString(out.InvokedProductionVariant)]++
+		}
+		return n
+	}
+	if n := servedBy(); n["a"] != 6 {
+		t.Fatalf("before the update, served by %v; want a only", n)
+	}
+	out, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{EndpointName: aws.String("ab"),
+		DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{
+			{VariantName: aws.String("a"), DesiredWeight: aws.Float32(0)},
+			{VariantName: aws.String("b"), DesiredWeight: aws.Float32(2), DesiredInstanceCount: aws.Int32(3)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.EndpointArn) != "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ab" {
+		t.Errorf("EndpointArn %q", aws.ToString(out.EndpointArn))
+	}
+	e.waitInService(t, "ab")
+	desc, err := e.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("ab")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float32{}
+	for _, pv := range desc.ProductionVariants {
+		got[aws.ToString(pv.VariantName)] = [2]float32{aws.ToFloat32(pv.DesiredWeight), float32(aws.ToInt32(pv.DesiredInstanceCount))}
+		if aws.ToFloat32(pv.CurrentWeight) != aws.ToFloat32(pv.DesiredWeight) {
+			t.Errorf("variant %s: current weight %g, desired %g", aws.ToString(pv.VariantName), aws.ToFloat32(pv.CurrentWeight), aws.ToFloat32(pv.DesiredWeight))
+		}
+	}
+	if want := map[string][2]float32{"a": {0, 1}, "b": {2, 3}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("described weights and counts %v, want %v", got, want)
+	}
+	if n := servedBy(); n["b"] != 6 {
+		t.Errorf("after the update, served by %v; want b only", n)
+	}
+
+	arn := "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ab"
+	for _, c := range []struct {
+		name string
+		call func() error
+		msg  string
+	}{
+		{"missing endpoint", func() error {
+			_, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{EndpointName: aws.String("nope"),
+				DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{{VariantName: aws.String("a"), DesiredWeight: aws.Float32(1)}}})
+			return err
+		}, `Could not find endpoint "arn:aws:sagemaker:us-east-1:123456789012:endpoint/nope".`},
+		{"missing variant", func() error {
+			_, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{EndpointName: aws.String("ab"),
+				DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{{VariantName: aws.String("c"), DesiredWeight: aws.Float32(1)}}})
+			return err
+		}, `The variant(s) "[c]" are not present in endpoint "` + arn + `".`},
+		{"negative weight", func() error {
+			_, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{EndpointName: aws.String("ab"),
+				DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{{VariantName: aws.String("a"), DesiredWeight: aws.Float32(-1)}}})
+			return err
+		}, "1 validation error detected: Value '-1' at 'desiredWeightsAndCapacities.1.member.desiredWeight' failed to satisfy constraint: Member must have value greater than or equal to 0"},
+		{"serverless memory not a whole GiB", func() error {
+			_, err := e.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("sls"),
+				ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("v"), ModelName: aws.String("m"),
+					ServerlessConfig: &types.ProductionVariantServerlessConfig{MemorySizeInMB: aws.Int32(1500), MaxConcurrency: aws.Int32(1)}}}})
+			return err
+		}, "1 validation error detected: Value '1500' at 'productionVariants.1.member.serverlessConfig.memorySizeInMB' failed to satisfy constraint: Member must satisfy enum value set: [1024, 2048, 3072, 4096, 5120, 6144]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, msg := apiError(t, c.call())
+			if code != "ValidationException" || msg != c.msg {
+				t.Errorf("got %s: %s\nwant ValidationException: %s", code, msg, c.msg)
+			}
+		})
 	}
 }

@@ -129,19 +129,20 @@ func (s *Service) Close() error {
 // Operations returns the hosting operations by SageMaker name, for the front door.
 func (s *Service) Operations() map[string]func(ctx context.Context, body []byte) (any, error) {
 	return map[string]func(ctx context.Context, body []byte) (any, error){
-		"CreateModel":            s.createModel,
-		"DescribeModel":          s.describeModel,
-		"ListModels":             s.listModels,
-		"DeleteModel":            s.deleteModel,
-		"CreateEndpointConfig":   s.createEndpointConfig,
-		"DescribeEndpointConfig": s.describeEndpointConfig,
-		"ListEndpointConfigs":    s.listEndpointConfigs,
-		"DeleteEndpointConfig":   s.deleteEndpointConfig,
-		"CreateEndpoint":         s.createEndpoint,
-		"DescribeEndpoint":       s.describeEndpoint,
-		"ListEndpoints":          s.listEndpoints,
-		"UpdateEndpoint":         s.updateEndpoint,
-		"DeleteEndpoint":         s.deleteEndpoint,
+		"CreateModel":                        s.createModel,
+		"DescribeModel":                      s.describeModel,
+		"ListModels":                         s.listModels,
+		"DeleteModel":                        s.deleteModel,
+		"CreateEndpointConfig":               s.createEndpointConfig,
+		"DescribeEndpointConfig":             s.describeEndpointConfig,
+		"ListEndpointConfigs":                s.listEndpointConfigs,
+		"DeleteEndpointConfig":               s.deleteEndpointConfig,
+		"CreateEndpoint":                     s.createEndpoint,
+		"DescribeEndpoint":                   s.describeEndpoint,
+		"ListEndpoints":                      s.listEndpoints,
+		"UpdateEndpoint":                     s.updateEndpoint,
+		"UpdateEndpointWeightsAndCapacities": s.updateEndpointWeightsAndCapacities,
+		"DeleteEndpoint":                     s.deleteEndpoint,
 	}
 }
 
