@@ -275,10 +275,11 @@ func TestStop(t *testing.T) {
 	e.mustCall(t, "StopAutoMLJob", `{"AutoMLJobName":"j1"}`) // stopping again is harmless
 	// A finished job cannot be stopped.
 	ctx := context.Background()
-	if _, err := e.store.ClaimJob(ctx, "w", time.Now(), time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
+	claimed, cerr := e.store.ClaimJob(ctx, "w", time.Minute)
+	if cerr != nil || claimed == nil {
+		t.Fatal(claimed, cerr)
 	}
-	if err := e.store.FinishJob(ctx, "j1", "w", store.FinalState{Status: "Stopped", Secondary: "Stopped", Ended: time.Now()}); err != nil {
+	if err := e.store.FinishJob(ctx, claimed.Lease(), store.FinalState{Status: "Stopped", Secondary: "Stopped", Ended: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.call(t, "StopAutoMLJob", `{"AutoMLJobName":"j1"}`)

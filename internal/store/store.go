@@ -1,6 +1,7 @@
 // Package store defines the metadata store that the AutoML control plane and the workers share: the
 // job rows (which are also the work queue) and the tags of SageMaker resources. Backends live in
-// sub-packages (store/sqlite today; store/postgres later) and implement Store.
+// sub-packages (store/sqlite, the embedded default, and store/postgres, for a fleet of processes) and
+// implement Store; package storetest holds the conformance suite both pass.
 package store
 
 import (
@@ -14,8 +15,10 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrExists    = errors.New("already exists")
-	ErrLeaseLost = errors.New("lease lost") // the caller no longer holds the job's lease
 	ErrBadCursor = errors.New("bad list cursor")
+	// ErrFenced refuses a write made under a lease that is no longer the job's current one: the
+	// lease was taken over by a later claim (whose token is higher), released, or the job finished.
+	ErrFenced = errors.New("lease fenced off")
 )
 
 // AutoMLJobStatus values that the queue logic depends on.
@@ -44,12 +47,32 @@ type Job struct {
 	FailureReason string
 	Result        json.RawMessage // the job.Result, once there is one
 	Progress      json.RawMessage // the latest job.Progress, while it runs
+	// Checkpoint is the latest checkpoint document the running job recorded (where its state is
+	// saved, at which step), so a worker that claims it after a crash resumes from there.
+	Checkpoint    json.RawMessage
 	StopRequested bool
 	LeaseOwner    string
-	LeaseExpiry   time.Time
+	LeaseExpiry   time.Time // by the store's clock
+	// LeaseToken is the fencing token of the latest claim: every claim of the job gets a larger one.
+	LeaseToken int64
 	// Attempts counts the claims of the job that did not end in ReleaseLease: the run in progress
 	// and the runs whose worker died.
 	Attempts int
+}
+
+// Lease returns the lease of the job as its claimer holds it.
+func (j *Job) Lease() Lease {
+	return Lease{Job: j.Name, Owner: j.LeaseOwner, Token: j.LeaseToken}
+}
+
+// Lease is a worker's hold on a job. Every write a worker makes to its job carries the lease; the
+// store accepts it only while Token is still the job's token and the lease has not been released,
+// so a worker that stalled past its lease (a long GC pause, a network partition) and was replaced
+// cannot overwrite what its successor writes.
+type Lease struct {
+	Job   string // the job's name
+	Owner string // the worker's id
+	Token int64  // the fencing token
 }
 
 // Tag is one resource tag.
@@ -111,24 +134,30 @@ type Jobs interface {
 	RequestStop(ctx context.Context, name string, now time.Time) (*Job, error)
 }
 
-// Queue is what a worker needs: the job rows are the queue, a lease says who runs a job.
+// Queue is what a worker needs: the job rows are the queue, a lease says who runs a job. Lease
+// times are kept by the store's clock (the database server's, for a shared database), so workers
+// on machines whose clocks disagree still agree on when a lease ran out.
 type Queue interface {
 	// ClaimJob leases one runnable job (InProgress or Stopping, with no lease or an expired one,
-	// oldest first) to owner until leaseUntil and counts the attempt. It returns nil, nil when there
-	// is nothing to claim. Two callers never get the same job while its lease is live.
-	ClaimJob(ctx context.Context, owner string, now, leaseUntil time.Time) (*Job, error)
-	// RenewLease extends the lease and reports whether a stop was requested; ErrLeaseLost when owner
-	// no longer holds it.
-	RenewLease(ctx context.Context, name, owner string, leaseUntil time.Time) (stopRequested bool, err error)
-	// SetSecondaryStatus records a phase of a running job (ErrLeaseLost as above).
-	SetSecondaryStatus(ctx context.Context, name, owner, secondary string, now time.Time) error
-	// SetProgress records the latest progress document of a running job (ErrLeaseLost as above).
-	SetProgress(ctx context.Context, name, owner string, progress json.RawMessage, now time.Time) error
-	// FinishJob writes the final state and drops the lease (ErrLeaseLost as above).
-	FinishJob(ctx context.Context, name, owner string, f FinalState) error
+	// oldest first) to owner for the duration d, gives the claim a fencing token larger than any
+	// before it on that job, and counts the attempt. It returns nil, nil when there is nothing to
+	// claim. Two callers never get the same job while its lease is live. A zero d makes a lease that
+	// has already run out (a worker that dies at once).
+	ClaimJob(ctx context.Context, owner string, d time.Duration) (*Job, error)
+	// RenewLease extends the lease to d from now and reports whether a stop was requested;
+	// ErrFenced when l is no longer the job's lease.
+	RenewLease(ctx context.Context, l Lease, d time.Duration) (stopRequested bool, err error)
+	// SetSecondaryStatus records a phase of a running job (ErrFenced as above).
+	SetSecondaryStatus(ctx context.Context, l Lease, secondary string, now time.Time) error
+	// SetProgress records the latest progress document of a running job (ErrFenced as above).
+	SetProgress(ctx context.Context, l Lease, progress json.RawMessage, now time.Time) error
+	// SetCheckpoint records the latest checkpoint document of a running job (ErrFenced as above).
+	SetCheckpoint(ctx context.Context, l Lease, checkpoint json.RawMessage) error
+	// FinishJob writes the final state and drops the lease (ErrFenced as above).
+	FinishJob(ctx context.Context, l Lease, f FinalState) error
 	// ReleaseLease gives the job back to the queue unchanged, so another worker can resume it; the
-	// claim is not counted in Attempts.
-	ReleaseLease(ctx context.Context, name, owner string) error
+	// claim is not counted in Attempts (ErrFenced as above).
+	ReleaseLease(ctx context.Context, l Lease) error
 }
 
 // Tags stores resource tags by ARN.

@@ -140,8 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer poll.Stop()
 	for {
 		for len(slots) < cap(slots) && ctx.Err() == nil {
-			now := time.Now()
-			j, err := w.q.ClaimJob(ctx, w.opts.Owner, now, now.Add(w.opts.LeaseDuration))
+			j, err := w.q.ClaimJob(ctx, w.opts.Owner, w.opts.LeaseDuration)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.log.Error("claim job", "err", err)
@@ -171,27 +170,28 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // runJob runs one claimed job to its outcome.
 func (w *Worker) runJob(parent context.Context, j *store.Job) {
-	log := w.log.With("job", j.Name, "attempt", j.Attempts)
+	log := w.log.With("job", j.Name, "attempt", j.Attempts, "lease", j.LeaseToken)
+	lease := j.Lease()
 	now := time.Now()
 	switch {
 	case j.Status == store.StatusStopping || j.StopRequested:
-		w.finish(log, j.Name, store.StatusStopped, "Stopped", "", nil)
+		w.finish(log, lease, store.StatusStopped, "Stopped", "", nil)
 		return
 	case !j.Deadline.IsZero() && !now.Before(j.Deadline):
-		w.finish(log, j.Name, store.StatusStopped, "MaxAutoMLJobRuntimeReached", "", nil)
+		w.finish(log, lease, store.StatusStopped, "MaxAutoMLJobRuntimeReached", "", nil)
 		return
 	case j.Attempts > w.opts.MaxAttempts:
-		w.finish(log, j.Name, store.StatusFailed, "Failed", fmt.Sprintf(
+		w.finish(log, lease, store.StatusFailed, "Failed", fmt.Sprintf(
 			"the job's worker stopped without finishing it %d times (a crash, or the machine ran out of memory); giving up",
 			j.Attempts-1), nil)
 		return
 	case w.exec == nil:
-		w.finish(log, j.Name, store.StatusFailed, "Failed", NoExecutorReason, nil)
+		w.finish(log, lease, store.StatusFailed, "Failed", NoExecutorReason, nil)
 		return
 	}
 	var spec job.Spec
 	if err := json.Unmarshal(j.Spec, &spec); err != nil {
-		w.finish(log, j.Name, store.StatusFailed, "Failed", fmt.Sprintf("internal error: the stored job spec cannot be read: %v", err), nil)
+		w.finish(log, lease, store.StatusFailed, "Failed", fmt.Sprintf("internal error: the stored job spec cannot be read: %v", err), nil)
 		return
 	}
 
@@ -213,7 +213,7 @@ func (w *Worker) runJob(parent context.Context, j *store.Job) {
 		w.mu.Unlock()
 	}()
 
-	rep := &reporter{w: w, name: j.Name, cancel: cancel}
+	rep := &reporter{w: w, name: j.Name, lease: lease, cancel: cancel}
 	hbDone := make(chan struct{})
 	hbStopped := make(chan struct{})
 	go func() {
@@ -230,20 +230,20 @@ func (w *Worker) runJob(parent context.Context, j *store.Job) {
 	case err == nil && res != nil:
 		b, merr := json.Marshal(res)
 		if merr != nil {
-			w.finish(log, j.Name, store.StatusFailed, "Failed", fmt.Sprintf("internal error: the result cannot be stored: %v", merr), nil)
+			w.finish(log, lease, store.StatusFailed, "Failed", fmt.Sprintf("internal error: the result cannot be stored: %v", merr), nil)
 			return
 		}
 		secondary := "Completed"
 		if res.DeployError != "" {
 			secondary = "ModelDeploymentError"
 		}
-		w.finish(log, j.Name, store.StatusCompleted, secondary, res.DeployError, b)
+		w.finish(log, lease, store.StatusCompleted, secondary, res.DeployError, b)
 	case err == nil:
-		w.finish(log, j.Name, store.StatusFailed, "Failed", "internal error: the training executor returned no result", nil)
+		w.finish(log, lease, store.StatusFailed, "Failed", "internal error: the training executor returned no result", nil)
 	case ctx.Err() != nil && errors.Is(cause, errShutdown):
 		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer rcancel()
-		if err := w.q.ReleaseLease(rctx, j.Name, w.opts.Owner); err != nil {
+		if err := w.q.ReleaseLease(rctx, lease); err != nil {
 			log.Error("release lease", "err", err)
 			return
 		}
@@ -251,11 +251,11 @@ func (w *Worker) runJob(parent context.Context, j *store.Job) {
 	case ctx.Err() != nil && errors.Is(cause, errLeaseLost):
 		log.Warn("job abandoned: lease lost")
 	case ctx.Err() != nil && errors.Is(cause, errStopRequested):
-		w.finish(log, j.Name, store.StatusStopped, "Stopped", "", nil)
+		w.finish(log, lease, store.StatusStopped, "Stopped", "", nil)
 	case ctx.Err() != nil && errors.Is(cause, errRuntimeLimit):
-		w.finish(log, j.Name, store.StatusStopped, "MaxAutoMLJobRuntimeReached", "", nil)
+		w.finish(log, lease, store.StatusStopped, "MaxAutoMLJobRuntimeReached", "", nil)
 	default:
-		w.finish(log, j.Name, store.StatusFailed, "Failed", err.Error(), nil)
+		w.finish(log, lease, store.StatusFailed, "Failed", err.Error(), nil)
 	}
 }
 
@@ -281,13 +281,13 @@ func (w *Worker) heartbeat(rep *reporter, done <-chan struct{}) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), w.opts.HeartbeatInterval)
-		stop, err := w.q.RenewLease(rctx, rep.name, w.opts.Owner, time.Now().Add(w.opts.LeaseDuration))
+		stop, err := w.q.RenewLease(rctx, rep.lease, w.opts.LeaseDuration)
 		if err == nil {
 			rep.flush(rctx)
 		}
 		cancel()
 		switch {
-		case errors.Is(err, store.ErrLeaseLost):
+		case errors.Is(err, store.ErrFenced):
 			rep.cancel(errLeaseLost)
 		case err != nil:
 			// A transient store error: the lease stays valid until it expires; try again next beat.
@@ -300,10 +300,10 @@ func (w *Worker) heartbeat(rep *reporter, done <-chan struct{}) {
 
 // finish writes a job's final state. It uses its own context: a shutdown must not stop the write of
 // an outcome that is already known.
-func (w *Worker) finish(log *slog.Logger, name, status, secondary, reason string, result json.RawMessage) {
+func (w *Worker) finish(log *slog.Logger, lease store.Lease, status, secondary, reason string, result json.RawMessage) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := w.q.FinishJob(ctx, name, w.opts.Owner, store.FinalState{
+	err := w.q.FinishJob(ctx, lease, store.FinalState{
 		Status: status, Secondary: secondary, FailureReason: truncate(reason, maxFailureReason),
 		Result: result, Ended: time.Now(),
 	})
@@ -328,6 +328,7 @@ func truncate(s string, n int) string {
 type reporter struct {
 	w      *Worker
 	name   string
+	lease  store.Lease
 	cancel context.CancelCauseFunc
 
 	mu        sync.Mutex
@@ -336,8 +337,8 @@ type reporter struct {
 }
 
 func (r *reporter) SetPhase(ctx context.Context, secondaryStatus string) error {
-	err := r.w.q.SetSecondaryStatus(ctx, r.name, r.w.opts.Owner, secondaryStatus, time.Now())
-	if errors.Is(err, store.ErrLeaseLost) {
+	err := r.w.q.SetSecondaryStatus(ctx, r.lease, secondaryStatus, time.Now())
+	if errors.Is(err, store.ErrFenced) {
 		r.cancel(errLeaseLost)
 	}
 	return err
@@ -376,8 +377,8 @@ func (r *reporter) flush(ctx context.Context) {
 }
 
 func (r *reporter) write(ctx context.Context, b json.RawMessage) error {
-	err := r.w.q.SetProgress(ctx, r.name, r.w.opts.Owner, b, time.Now())
-	if errors.Is(err, store.ErrLeaseLost) {
+	err := r.w.q.SetProgress(ctx, r.lease, b, time.Now())
+	if errors.Is(err, store.ErrFenced) {
 		r.cancel(errLeaseLost)
 	}
 	return err

@@ -487,8 +487,9 @@ func TestDeadWorkersJobIsClaimedAgain(t *testing.T) {
 	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
 	// A worker claims the job and dies: its lease is never renewed nor released.
 	now := time.Now()
-	if j, err := r.store.ClaimJob(context.Background(), "dead-worker", now, now.Add(200*time.Millisecond)); err != nil || j == nil {
-		t.Fatalf("claim: %v %v", j, err)
+	dead, err := r.store.ClaimJob(context.Background(), "dead-worker", 200*time.Millisecond)
+	if err != nil || dead == nil {
+		t.Fatalf("claim: %v %v", dead, err)
 	}
 	start(t, worker.New(r.store, exec, fastOptions("w2")))
 	x := exec.next(t) // only after the dead worker's lease expired
@@ -502,7 +503,7 @@ func TestDeadWorkersJobIsClaimedAgain(t *testing.T) {
 	x.finish(t, result, nil)
 	r.waitStatus(t, "j1", "Completed", "Completed")
 	// The dead worker, were it to wake up, can no longer write.
-	if err := r.store.FinishJob(context.Background(), "j1", "dead-worker", store.FinalState{Status: "Failed", Secondary: "Failed", Ended: time.Now()}); !errors.Is(err, store.ErrLeaseLost) {
+	if err := r.store.FinishJob(context.Background(), dead.Lease(), store.FinalState{Status: "Failed", Secondary: "Failed", Ended: time.Now()}); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("late write of the dead worker: %v", err)
 	}
 }
@@ -571,9 +572,9 @@ type countingQueue struct {
 	progressWrites atomic.Int32
 }
 
-func (q *countingQueue) SetProgress(ctx context.Context, name, owner string, p json.RawMessage, now time.Time) error {
+func (q *countingQueue) SetProgress(ctx context.Context, l store.Lease, p json.RawMessage, now time.Time) error {
 	q.progressWrites.Add(1)
-	return q.Queue.SetProgress(ctx, name, owner, p, now)
+	return q.Queue.SetProgress(ctx, l, p, now)
 }
 
 func TestProgressIsThrottled(t *testing.T) {
@@ -637,10 +638,8 @@ func TestCrashLoopingJobFails(t *testing.T) {
 	r := newRig(t, "", automl.Config{})
 	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
 	// Three workers in a row claim the job and die with it (their leases lapse at once).
-	now := time.Now()
 	for i := range 3 {
-		at := now.Add(time.Duration(i) * time.Millisecond)
-		if j, err := r.store.ClaimJob(context.Background(), fmt.Sprintf("dead-%d", i), at, at); err != nil || j == nil {
+		if j, err := r.store.ClaimJob(context.Background(), fmt.Sprintf("dead-%d", i), 0); err != nil || j == nil {
 			t.Fatalf("claim %d: %v %v", i, j, err)
 		}
 	}

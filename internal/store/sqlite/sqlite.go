@@ -5,10 +5,8 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,44 +22,26 @@ import (
 // Store is a store.Store over one SQLite database file.
 type Store struct {
 	db *sql.DB
+	// now is the clock of leases. One SQLite file is only ever shared by the processes of one
+	// machine, so the local clock is the store's clock.
+	now func() time.Time
 }
 
 var _ store.Store = (*Store)(nil)
 
-// migrations are applied in order, each in its own transaction; PRAGMA user_version records how many
-// have been applied. Append only: never edit a migration that has shipped.
-var migrations = []string{
-	`CREATE TABLE jobs (
-		id               INTEGER PRIMARY KEY,
-		lower_name       TEXT NOT NULL UNIQUE,
-		name             TEXT NOT NULL,
-		arn              TEXT NOT NULL,
-		request          TEXT NOT NULL,
-		spec             TEXT NOT NULL,
-		status           TEXT NOT NULL,
-		secondary_status TEXT NOT NULL,
-		created_ns       INTEGER NOT NULL,
-		modified_ns      INTEGER NOT NULL,
-		ended_ns         INTEGER,
-		deadline_ns      INTEGER,
-		failure_reason   TEXT NOT NULL DEFAULT '',
-		result           TEXT,
-		progress         TEXT,
-		stop_requested   INTEGER NOT NULL DEFAULT 0,
-		lease_owner      TEXT,
-		lease_expiry_ns  INTEGER,
-		attempts         INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE INDEX jobs_by_created ON jobs (created_ns, lower_name);
-	CREATE INDEX jobs_by_status ON jobs (status, lower_name);
-	CREATE INDEX jobs_by_modified ON jobs (modified_ns);
-	CREATE INDEX jobs_runnable ON jobs (created_ns) WHERE status IN ('InProgress', 'Stopping');
-	CREATE TABLE tags (
-		arn   TEXT NOT NULL,
-		key   TEXT NOT NULL,
-		value TEXT NOT NULL,
-		PRIMARY KEY (arn, key)
-	) WITHOUT ROWID;`,
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations are applied in order at Open, each in its own transaction with its row in
+// schema_migrations. Append only: never edit a migration that has shipped.
+var migrations = mustLoad()
+
+func mustLoad() []store.Migration {
+	ms, err := store.LoadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return ms
 }
 
 // Open opens (creating it if needed) the database file at path and brings its schema up to date.
@@ -77,7 +57,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
@@ -97,34 +77,59 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 }
 
-// migrateOne applies the next pending migration; done reports that none was pending.
+// migrateOne applies the next pending migration; done reports that none was pending. Its
+// transaction takes the write lock up front (_txlock=immediate), so processes that open the same file
+// at once apply each migration exactly once, one after the other.
 func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_ns INTEGER NOT NULL)`); err != nil {
 		return false, err
+	}
+	var n, version int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(version), 0) FROM schema_migrations`).Scan(&n, &version); err != nil {
+		return false, err
+	}
+	if n == 0 {
+		// Databases made before schema_migrations counted their migrations in PRAGMA user_version.
+		var legacy int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&legacy); err != nil {
+			return false, err
+		}
+		for v := 1; v <= legacy && v <= len(migrations); v++ {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
+				v, migrations[v-1].Name, s.now().UnixNano()); err != nil {
+				return false, err
+			}
+			version = v
+		}
 	}
 	if version > len(migrations) {
 		return false, fmt.Errorf("database schema version %d is newer than this program (%d)", version, len(migrations))
 	}
 	if version == len(migrations) {
-		return true, nil
+		return true, tx.Commit()
 	}
-	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
-		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	m := migrations[version]
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version+1)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
+		m.Version, m.Name, s.now().UnixNano()); err != nil {
 		return false, err
 	}
 	return false, tx.Commit()
 }
 
 const jobColumns = `name, arn, request, spec, status, secondary_status, created_ns, modified_ns, ended_ns,
-	deadline_ns, failure_reason, result, progress, stop_requested, lease_owner, lease_expiry_ns, attempts`
+	deadline_ns, failure_reason, result, progress, checkpoint, stop_requested, lease_owner, lease_expiry_ns,
+	lease_token, attempts`
 
 // summaryColumns are what a list needs; the documents (request, spec, result, progress) stay unread.
 const summaryColumns = `name, arn, status, secondary_status, created_ns, modified_ns, ended_ns, failure_reason`
@@ -133,15 +138,16 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanJob(r scanner) (*store.Job, error) {
 	var (
-		j                            store.Job
-		request, spec                string
-		created, modified            int64
-		ended, deadline, leaseExp    sql.NullInt64
-		result, progress, leaseOwner sql.NullString
-		stop                         int
+		j                                        store.Job
+		request, spec                            string
+		created, modified                        int64
+		ended, deadline, leaseExp                sql.NullInt64
+		result, progress, checkpoint, leaseOwner sql.NullString
+		stop                                     int
 	)
 	err := r.Scan(&j.Name, &j.ARN, &request, &spec, &j.Status, &j.Secondary, &created, &modified, &ended,
-		&deadline, &j.FailureReason, &result, &progress, &stop, &leaseOwner, &leaseExp, &j.Attempts)
+		&deadline, &j.FailureReason, &result, &progress, &checkpoint, &stop, &leaseOwner, &leaseExp,
+		&j.LeaseToken, &j.Attempts)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +162,9 @@ func scanJob(r scanner) (*store.Job, error) {
 	}
 	if progress.Valid {
 		j.Progress = json.RawMessage(progress.String)
+	}
+	if checkpoint.Valid {
+		j.Checkpoint = json.RawMessage(checkpoint.String)
 	}
 	j.StopRequested = stop != 0
 	j.LeaseOwner = leaseOwner.String
@@ -194,11 +203,11 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, tags []store.Tag) e
 	}
 	defer tx.Rollback()
 	_, err = tx.ExecContext(ctx, `INSERT INTO jobs (lower_name, `+jobColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		strings.ToLower(j.Name), j.Name, j.ARN, string(j.Request), string(j.Spec), j.Status, j.Secondary,
 		j.Created.UnixNano(), j.Modified.UnixNano(), nullNS(j.Ended), nullNS(j.Deadline), j.FailureReason,
-		nullJSON(j.Result), nullJSON(j.Progress), boolInt(j.StopRequested), nullString(j.LeaseOwner),
-		nullNS(j.LeaseExpiry), j.Attempts)
+		nullJSON(j.Result), nullJSON(j.Progress), nullJSON(j.Checkpoint), boolInt(j.StopRequested),
+		nullString(j.LeaseOwner), nullNS(j.LeaseExpiry), j.LeaseToken, j.Attempts)
 	if err != nil {
 		if isConstraint(err) {
 			return fmt.Errorf("create job %s: %w", j.Name, store.ErrExists)
@@ -244,21 +253,6 @@ func (s *Store) GetJob(ctx context.Context, name string) (*store.Job, error) {
 	return j, nil
 }
 
-// cursor is the position after the last row of a page. Filter pins the query it was made for, so a
-// cursor cannot be replayed against a different filter or order.
-type cursor struct {
-	Filter string `json:"f"`
-	Key    string `json:"k"` // the sort column's value: status text, or created_ns in decimal
-	Name   string `json:"n"` // lower_name, the tie-breaker
-}
-
-func filterFingerprint(q store.JobQuery) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%d|%d|%d|%d|%q|%t", q.NameContains, q.Status,
-		q.CreatedAfter.UnixNano(), q.CreatedBefore.UnixNano(), q.ModifiedAfter.UnixNano(),
-		q.ModifiedBefore.UnixNano(), q.SortBy, q.Descending))
-	return hex.EncodeToString(h[:8])
-}
-
 // ListJobs returns one page of jobs, filtered and ordered in SQL (keyset pagination).
 func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage, error) {
 	if q.Limit <= 0 {
@@ -286,26 +280,22 @@ func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage,
 			args = append(args, f.t.UnixNano())
 		}
 	}
-	var keyCol string
-	switch q.SortBy {
-	case "", store.SortByName:
-		keyCol = ""
-	case store.SortByCreationTime:
+	keyCol, err := store.SortColumn(q)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if keyCol == "created" {
 		keyCol = "created_ns"
-	case store.SortByStatus:
-		keyCol = "status"
-	default:
-		return nil, fmt.Errorf("list jobs: unknown sort key %q", q.SortBy)
 	}
 	dir, cmp := "ASC", ">"
 	if q.Descending {
 		dir, cmp = "DESC", "<"
 	}
-	fp := filterFingerprint(q)
+	fp := store.Fingerprint(q)
 	if q.After != "" {
-		c, err := decodeCursor(q.After)
-		if err != nil || c.Filter != fp {
-			return nil, store.ErrBadCursor
+		c, err := store.DecodeCursor(q.After, q)
+		if err != nil {
+			return nil, err
 		}
 		switch keyCol {
 		case "":
@@ -362,38 +352,16 @@ func (s *Store) ListJobs(ctx context.Context, q store.JobQuery) (*store.JobPage,
 	if len(page.Jobs) > q.Limit {
 		page.Jobs = page.Jobs[:q.Limit]
 		last := page.Jobs[q.Limit-1]
-		c := cursor{Filter: fp, Name: lowerNames[q.Limit-1]}
+		c := store.Cursor{Filter: fp, Name: lowerNames[q.Limit-1]}
 		switch keyCol {
 		case "created_ns":
 			c.Key = fmt.Sprint(last.Created.UnixNano())
 		case "status":
 			c.Key = last.Status
 		}
-		page.Next = encodeCursor(c)
+		page.Next = c.Encode()
 	}
 	return page, nil
-}
-
-func encodeCursor(c cursor) string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (cursor, error) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return c, err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, err
-	}
-	if c.Filter == "" || c.Name == "" {
-		return c, errors.New("incomplete cursor")
-	}
-	return c, nil
 }
 
 // RequestStop moves an InProgress job to Stopping and flags the stop for its worker.
@@ -424,14 +392,18 @@ func (s *Store) RequestStop(ctx context.Context, name string, now time.Time) (*s
 
 // ClaimJob leases the oldest runnable job to owner. One UPDATE ... RETURNING picks and leases the
 // row, and SQLite runs one writer at a time, so two workers can never claim the same job.
-func (s *Store) ClaimJob(ctx context.Context, owner string, now, leaseUntil time.Time) (*store.Job, error) {
+func (s *Store) ClaimJob(ctx context.Context, owner string, d time.Duration) (*store.Job, error) {
+	if d < 0 {
+		return nil, fmt.Errorf("claim job for %s: negative lease duration %v", owner, d)
+	}
+	now := s.now()
 	j, err := scanJob(s.db.QueryRowContext(ctx, `UPDATE jobs
-		SET lease_owner = ?, lease_expiry_ns = ?, attempts = attempts + 1
-		WHERE lower_name = (
-			SELECT lower_name FROM jobs
-			WHERE status IN ('InProgress', 'Stopping') AND (lease_owner IS NULL OR lease_expiry_ns < ?)
-			ORDER BY created_ns LIMIT 1)
-		RETURNING `+jobColumns, owner, leaseUntil.UnixNano(), now.UnixNano()))
+		SET lease_owner = ?, lease_expiry_ns = ?, lease_token = lease_token + 1, attempts = attempts + 1
+		WHERE id = (
+			SELECT id FROM jobs
+			WHERE status IN ('InProgress', 'Stopping') AND (lease_owner IS NULL OR lease_expiry_ns <= ?)
+			ORDER BY created_ns, id LIMIT 1)
+		RETURNING `+jobColumns, owner, now.Add(d).UnixNano(), now.UnixNano()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -441,70 +413,73 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, now, leaseUntil time
 	return j, nil
 }
 
-// RenewLease extends owner's lease on the job and reports whether a stop was requested.
-func (s *Store) RenewLease(ctx context.Context, name, owner string, leaseUntil time.Time) (bool, error) {
+// leased is the condition of every write made under a lease: the token is still the job's and the
+// lease has not been released or ended with the job.
+const leased = `lower_name = ? AND lease_token = ? AND lease_owner = ?`
+
+func leaseArgs(l store.Lease) []any { return []any{strings.ToLower(l.Job), l.Token, l.Owner} }
+
+// RenewLease extends the lease and reports whether a stop was requested.
+func (s *Store) RenewLease(ctx context.Context, l store.Lease, d time.Duration) (bool, error) {
 	var stop int
-	err := s.db.QueryRowContext(ctx, `UPDATE jobs SET lease_expiry_ns = ?
-		WHERE lower_name = ? AND lease_owner = ? RETURNING stop_requested`,
-		leaseUntil.UnixNano(), strings.ToLower(name), owner).Scan(&stop)
+	err := s.db.QueryRowContext(ctx, `UPDATE jobs SET lease_expiry_ns = ? WHERE `+leased+` RETURNING stop_requested`,
+		append([]any{s.now().Add(d).UnixNano()}, leaseArgs(l)...)...).Scan(&stop)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("renew lease on job %s: %w", name, store.ErrLeaseLost)
+		return false, fmt.Errorf("renew lease %d on job %s: %w", l.Token, l.Job, store.ErrFenced)
 	}
 	if err != nil {
-		return false, fmt.Errorf("renew lease on job %s: %w", name, err)
+		return false, fmt.Errorf("renew lease %d on job %s: %w", l.Token, l.Job, err)
 	}
 	return stop != 0, nil
 }
 
-// exec runs a single-row update guarded by the lease and maps "no row" to ErrLeaseLost.
-func (s *Store) execLeased(ctx context.Context, what, name, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+// execLeased runs a single-row update guarded by the lease and maps "no row" to ErrFenced.
+func (s *Store) execLeased(ctx context.Context, what string, l store.Lease, set string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET `+set+` WHERE `+leased, append(args, leaseArgs(l)...)...)
 	if err != nil {
-		return fmt.Errorf("%s job %s: %w", what, name, err)
+		return fmt.Errorf("%s job %s: %w", what, l.Job, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("%s job %s: %w", what, name, err)
+		return fmt.Errorf("%s job %s: %w", what, l.Job, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s job %s: %w", what, name, store.ErrLeaseLost)
+		return fmt.Errorf("%s job %s under lease %d: %w", what, l.Job, l.Token, store.ErrFenced)
 	}
 	return nil
 }
 
 // SetSecondaryStatus records the phase of a running job. A job that is Stopping keeps its Stopping
 // secondary status: the stop request wins over a phase change that races with it.
-func (s *Store) SetSecondaryStatus(ctx context.Context, name, owner, secondary string, now time.Time) error {
-	return s.execLeased(ctx, "set phase of", name, `UPDATE jobs
-		SET secondary_status = CASE WHEN status = 'InProgress' THEN ? ELSE secondary_status END,
-		    modified_ns = ?
-		WHERE lower_name = ? AND lease_owner = ?`,
-		secondary, now.UnixNano(), strings.ToLower(name), owner)
+func (s *Store) SetSecondaryStatus(ctx context.Context, l store.Lease, secondary string, now time.Time) error {
+	return s.execLeased(ctx, "set phase of", l,
+		`secondary_status = CASE WHEN status = 'InProgress' THEN ? ELSE secondary_status END, modified_ns = ?`,
+		secondary, now.UnixNano())
 }
 
 // SetProgress records the latest progress of a running job. It does not touch LastModifiedTime:
 // progress is not a change of the job's state.
-func (s *Store) SetProgress(ctx context.Context, name, owner string, progress json.RawMessage, _ time.Time) error {
-	return s.execLeased(ctx, "set progress of", name, `UPDATE jobs SET progress = ?
-		WHERE lower_name = ? AND lease_owner = ?`, nullJSON(progress), strings.ToLower(name), owner)
+func (s *Store) SetProgress(ctx context.Context, l store.Lease, progress json.RawMessage, _ time.Time) error {
+	return s.execLeased(ctx, "set progress of", l, `progress = ?`, nullJSON(progress))
+}
+
+// SetCheckpoint records the latest checkpoint of a running job.
+func (s *Store) SetCheckpoint(ctx context.Context, l store.Lease, checkpoint json.RawMessage) error {
+	return s.execLeased(ctx, "set checkpoint of", l, `checkpoint = ?`, nullJSON(checkpoint))
 }
 
 // FinishJob writes the final state of a job and drops its lease.
-func (s *Store) FinishJob(ctx context.Context, name, owner string, f store.FinalState) error {
-	return s.execLeased(ctx, "finish", name, `UPDATE jobs
-		SET status = ?, secondary_status = ?, failure_reason = ?, result = ?, ended_ns = ?, modified_ns = ?,
-		    lease_owner = NULL, lease_expiry_ns = NULL
-		WHERE lower_name = ? AND lease_owner = ?`,
-		f.Status, f.Secondary, f.FailureReason, nullJSON(f.Result), f.Ended.UnixNano(), f.Ended.UnixNano(),
-		strings.ToLower(name), owner)
+func (s *Store) FinishJob(ctx context.Context, l store.Lease, f store.FinalState) error {
+	return s.execLeased(ctx, "finish", l, `status = ?, secondary_status = ?, failure_reason = ?, result = ?,
+		ended_ns = ?, modified_ns = ?, lease_owner = NULL, lease_expiry_ns = NULL`,
+		f.Status, f.Secondary, f.FailureReason, nullJSON(f.Result), f.Ended.UnixNano(), f.Ended.UnixNano())
 }
 
 // ReleaseLease gives the job back to the queue without changing its state. A released claim does
 // not count as an attempt: only claims that ended without a word (a crash) do.
-func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
-	return s.execLeased(ctx, "release", name, `UPDATE jobs
-		SET lease_owner = NULL, lease_expiry_ns = NULL, attempts = max(attempts - 1, 0)
-		WHERE lower_name = ? AND lease_owner = ?`, strings.ToLower(name), owner)
+func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
+	return s.execLeased(ctx, "release", l,
+		`lease_owner = NULL, lease_expiry_ns = NULL, attempts = max(attempts - 1, 0)`)
 }
 
 // AddTags sets tags on a resource in one transaction, refusing to go over maxTags.
@@ -574,4 +549,22 @@ func (s *Store) DeleteTags(ctx context.Context, arn string, keys []string) error
 		return fmt.Errorf("delete tags of %s: commit: %w", arn, err)
 	}
 	return nil
+}
+
+// AppliedMigrations returns the versions recorded in schema_migrations, in order.
+func (s *Store) AppliedMigrations(ctx context.Context) ([]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
 }
