@@ -110,7 +110,7 @@ type Request struct {
 	index   int
 	opt     Options
 	onToken func(Token) error
-	cache   *model.KVCache
+	cache   Cache
 	rng     *rand.Rand
 	seen    []bool        // tokens in the prompt or the output (repetition penalty)
 	top     []Alternative // the step's most likely tokens, filled by sample (Options.TopLogprobs)
@@ -139,20 +139,23 @@ func (r *Request) Cancel() { r.cancel.Store(true) }
 // forward as the other requests' next tokens) and leave when they finish. It is not safe for
 // concurrent use (except Request.Cancel): one goroutine owns it and calls Add and Step.
 type Decoder struct {
-	m      *model.Model
+	m      Model
 	detok  Detokenize
 	active []*Request
 	logits []float32
 	work   []float64
 	probs  []float64
 	order  []int32
-	caches []*model.KVCache
+	caches []Cache
 	inputs [][]int32
 }
 
 // NewDecoder returns a decoder over m; detok may be nil when no text is wanted.
-func NewDecoder(m *model.Model, detok Detokenize) *Decoder {
-	V := m.Config().Vocab
+func NewDecoder(m *model.Model, detok Detokenize) *Decoder { return NewDecoderFor(DecoderOnly(m), detok) }
+
+// NewDecoderFor returns a decoder over any Model (an encoder-decoder's adapter included).
+func NewDecoderFor(m Model, detok Detokenize) *Decoder {
+	V := m.Vocab()
 	return &Decoder{m: m, detok: detok, work: make([]float64, V), probs: make([]float64, V), order: make([]int32, V)}
 }
 
@@ -172,17 +175,16 @@ func (d *Decoder) add(index int, prompt []int32, opt Options, onToken func(Token
 	if d.detok == nil && len(opt.StopSequences) > 0 {
 		return nil, fmt.Errorf("generate: stop sequences need a detokenizer")
 	}
-	cfg := d.m.Config()
-	V := cfg.Vocab
+	V, ctxLen := d.m.Vocab(), d.m.ContextLen()
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("generate: prompt %d is empty (start it with BOS)", index)
 	}
 	n := len(prompt) + opt.MaxNewTokens
-	if cfg.ContextLen > 0 {
-		n = min(n, cfg.ContextLen)
+	if ctxLen > 0 {
+		n = min(n, ctxLen)
 	}
 	if len(prompt) >= n {
-		return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", index, len(prompt), cfg.ContextLen)
+		return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's context is %d", index, len(prompt), ctxLen)
 	}
 	r := &Request{index: index, opt: opt, onToken: onToken, rng: rand.New(rand.NewPCG(opt.Seed, uint64(index))),
 		seen: make([]bool, V), next: slices.Clone(prompt)}
@@ -192,7 +194,7 @@ func (d *Decoder) add(index int, prompt []int32, opt Options, onToken func(Token
 		}
 		r.seen[t] = true
 	}
-	r.cache = d.m.NewKVCache(n)
+	r.cache = d.m.NewCache(n)
 	d.active = append(d.active, r)
 	return r, nil
 }
@@ -201,7 +203,7 @@ func (d *Decoder) add(index int, prompt []int32, opt Options, onToken func(Token
 // for the others), samples each request's next token, streams it, and drops the requests that
 // finished or were cancelled. An error from the model fails every active request.
 func (d *Decoder) Step() error {
-	V := d.m.Config().Vocab
+	V := d.m.Vocab()
 	kept := d.active[:0]
 	for _, r := range d.active {
 		if r.cancel.Load() {
@@ -254,7 +256,12 @@ func (d *Decoder) Step() error {
 // (Token.Seq is the prompt's index); an error from it, or ctx's cancellation, ends generation with the
 // results so far. detok may be nil when no text is wanted (then StopSequences must be empty).
 func Generate(ctx context.Context, m *model.Model, prompts [][]int32, opt Options, detok Detokenize, onToken func(Token) error) ([]Result, error) {
-	d := NewDecoder(m, detok)
+	return GenerateWith(ctx, DecoderOnly(m), prompts, opt, detok, onToken)
+}
+
+// GenerateWith is Generate over any Model.
+func GenerateWith(ctx context.Context, m Model, prompts [][]int32, opt Options, detok Detokenize, onToken func(Token) error) ([]Result, error) {
+	d := NewDecoderFor(m, detok)
 	reqs := make([]*Request, len(prompts))
 	for i, p := range prompts {
 		r, err := d.add(i, p, opt, onToken)

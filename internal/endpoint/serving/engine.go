@@ -19,6 +19,7 @@ import (
 	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
+	"github.com/lathe-ml/lathe/llm/t5"
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 )
 
@@ -106,7 +107,7 @@ func (e *InputError) Error() string { return e.Msg }
 
 // Engine is one loaded model with its decoding loop.
 type Engine struct {
-	m       *model.Model
+	m       generate.Model // a decoder-only model, or an encoder-decoder's adapter (llm/t5)
 	tok     *tokenizer.Tokenizer
 	stops   []int32
 	format  PromptFormat
@@ -172,6 +173,9 @@ func Load(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t5.IsCheckpoint(path) {
+		return loadSeq2Seq(path, opts)
+	}
 	ck, err := format.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open model %s: %w", path, err)
@@ -200,7 +204,7 @@ func Load(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
-	e := &Engine{m: m, tok: tok, format: opts.Format, weights: weights, opts: opts}
+	e := &Engine{m: generate.DecoderOnly(m), tok: tok, format: opts.Format, weights: weights, opts: opts}
 	if e.format == "" {
 		e.format = FormatPlain
 	}
@@ -213,6 +217,31 @@ func Load(path string, opts Options) (*Engine, error) {
 	if len(e.stops) == 0 && tok.EOS >= 0 {
 		e.stops = []int32{int32(tok.EOS)}
 	}
+	e.start()
+	return e, nil
+}
+
+// loadSeq2Seq loads a T5 (Flan-T5) checkpoint directory. Its prompts are the input itself
+// (FormatRaw, whatever the format asked: the pipeline fine-tunes T5 on raw inputs, and Flan-T5 was
+// instruction-tuned on them), its tokenizer's encoding of a prompt ends with </s> as the encoder
+// expects, and its weights stay float32.
+func loadSeq2Seq(path string, opts Options) (*Engine, error) {
+	m, err := t5.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	tok, err := tokenizer.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer: %w", err)
+	}
+	e := &Engine{m: m.Decoding(), tok: tok, format: FormatRaw, weights: WeightsFloat32, opts: opts,
+		stops: []int32{m.Config().EOS}}
+	e.start()
+	return e, nil
+}
+
+// start sizes the queue and starts the decoding loop.
+func (e *Engine) start() {
 	if e.opts.MaxBatch <= 0 {
 		e.opts.MaxBatch = 32
 	}
@@ -222,7 +251,6 @@ func Load(path string, opts Options) (*Engine, error) {
 	e.pending = make(chan *Generation, e.opts.MaxBatch+e.opts.MaxQueue)
 	e.quit, e.done = make(chan struct{}), make(chan struct{})
 	go e.loop()
-	return e, nil
 }
 
 // Format is the engine's prompt format.
@@ -236,7 +264,7 @@ func (e *Engine) Weights() Weights { return e.weights }
 func (e *Engine) Capacity() int { return e.opts.MaxBatch + e.opts.MaxQueue }
 
 // ContextLen is the longest sequence (prompt and generated tokens) the model takes.
-func (e *Engine) ContextLen() int { return e.m.Config().ContextLen }
+func (e *Engine) ContextLen() int { return e.m.ContextLen() }
 
 // Prompt renders a caller's input as the text the model continues.
 func (e *Engine) Prompt(input string) (string, error) {
@@ -253,8 +281,13 @@ func (e *Engine) Prompt(input string) (string, error) {
 // a model without one gets the turns as plain lines (role: content) ending with "assistant:".
 func (e *Engine) ChatPrompt(messages []tokenizer.Message) (string, error) {
 	if e.tok.ChatTemplate == "" {
-		if e.format == FormatPlain && len(messages) == 1 && messages[0].Role == "user" {
-			return dataset.Plain{}.Prompt(messages[0].Content), nil
+		if len(messages) == 1 && messages[0].Role == "user" {
+			switch e.format {
+			case FormatPlain:
+				return dataset.Plain{}.Prompt(messages[0].Content), nil
+			case FormatRaw: // T5's input, or a continuation: the user's text is the prompt
+				return messages[0].Content, nil
+			}
 		}
 		var b strings.Builder
 		for _, m := range messages {
@@ -385,7 +418,7 @@ func (e *Engine) shut() {
 // hands each finished generation its result.
 func (e *Engine) loop() {
 	defer close(e.done)
-	d := generate.NewDecoder(e.m, e.detokenize)
+	d := generate.NewDecoderFor(e.m, e.detokenize)
 	var active []*Generation
 	end := func(g *Generation, res generate.Result, err error) {
 		switch {
