@@ -151,7 +151,9 @@ type Decoder struct {
 }
 
 // NewDecoder returns a decoder over m; detok may be nil when no text is wanted.
-func NewDecoder(m *model.Model, detok Detokenize) *Decoder { return NewDecoderFor(DecoderOnly(m), detok) }
+func NewDecoder(m *model.Model, detok Detokenize) *Decoder {
+	return NewDecoderFor(DecoderOnly(m), detok)
+}
 
 // NewDecoderFor returns a decoder over any Model (an encoder-decoder's adapter included).
 func NewDecoderFor(m Model, detok Detokenize) *Decoder {
