@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -153,7 +152,8 @@ func serve(ctx context.Context, addr, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	// Read, idle and stalled-body timeouts and the per-address cap on unauthenticated connections.
+	srv := server.NewHTTPServer(h, server.Limits{}, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 

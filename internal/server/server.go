@@ -125,7 +125,12 @@ func Caller(ctx context.Context) *sigv4.Result {
 	return res
 }
 
+// withCaller records a verified signature on the request, and on its connection, which then no
+// longer counts against Limits.MaxUnauthenticatedPerIP.
 func withCaller(r *http.Request, res *sigv4.Result) *http.Request {
+	if c := connFrom(r.Context()); c != nil {
+		c.authenticate()
+	}
 	return r.WithContext(context.WithValue(r.Context(), callerKey, res))
 }
 
@@ -161,6 +166,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", id)
 	rec := &recorder{ResponseWriter: w}
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+	if c := connFrom(r.Context()); c != nil {
+		rec.conn = c
+		if r.ContentLength != 0 {
+			rec.body = watchBody(w, r, c.srv.limits.BodyReadTimeout)
+			r.Body = rec.body
+		}
+	}
 	which := route(r)
 	if which == apiS3 {
 		w.Header().Set("x-amz-request-id", id)
@@ -182,6 +194,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveLathe(rec, r)
 	case apiOpenAI:
 		s.serveOpenAI(rec, r)
+		// The OpenAI handler checks its bearer key itself: any answer but 401/403 means it passed.
+		if rec.conn != nil && rec.wrote && rec.status != http.StatusUnauthorized && rec.status != http.StatusForbidden {
+			rec.conn.authenticate()
+		}
 	case apiSageMaker:
 		s.serveSageMaker(rec, r)
 	case apiRuntime:
@@ -272,10 +288,24 @@ type recorder struct {
 	wrote     bool
 	op        string
 	accessKey string
+
+	conn *trackedConn // nil unless served by an HTTPServer
+	body *watchedBody // nil when the request has no body
+}
+
+// beforeHeader runs once, just before the status line goes out. A connection on which nothing
+// has authenticated is closed after an answer sent before its body was read (a refused
+// signature): otherwise the server would keep reading, to reuse the connection, a body its
+// sender need never finish.
+func (w *recorder) beforeHeader() {
+	if w.conn != nil && w.body != nil && !w.conn.authenticated() && !w.body.complete() {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if !w.wrote {
+		w.beforeHeader()
 		w.status, w.wrote = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -283,6 +313,7 @@ func (w *recorder) WriteHeader(code int) {
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if !w.wrote {
+		w.beforeHeader()
 		w.status, w.wrote = http.StatusOK, true
 	}
 	n, err := w.ResponseWriter.Write(b)
@@ -294,6 +325,7 @@ func (w *recorder) Write(b []byte) (int, error) {
 func (w *recorder) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		if !w.wrote {
+			w.beforeHeader()
 			w.status, w.wrote = http.StatusOK, true
 		}
 		f.Flush()
