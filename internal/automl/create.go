@@ -288,9 +288,6 @@ func (s *Service) resolve(r *createRequest) (*job.Spec, error) {
 		if ct := *c.ContentType; ct != contentTypeCSV && ct != contentTypeParquet {
 			return nil, awserr.Validation("%s.ContentType '%s' is not supported for text generation: use '%s' or '%s'.", at, ct, contentTypeCSV, contentTypeParquet)
 		}
-		if *c.CompressionType != "None" {
-			return nil, awserr.Validation("%s.CompressionType '%s' is not supported for text generation: only None is.", at, *c.CompressionType)
-		}
 		if c.DataSource == nil {
 			return nil, awserr.Validation("%s.DataSource is required: give DataSource.S3DataSource with S3DataType S3Prefix and an S3Uri.", at)
 		}
@@ -301,7 +298,9 @@ func (s *Service) resolve(r *createRequest) (*job.Spec, error) {
 		if !strings.HasPrefix(*s3.S3Uri, "s3://") || len(*s3.S3Uri) <= len("s3://") {
 			return nil, awserr.Validation("%s.DataSource.S3DataSource.S3Uri '%s' must be an s3:// URI.", at, *s3.S3Uri)
 		}
-		spec.Channels = append(spec.Channels, job.Channel{Type: *c.ChannelType, ContentType: *c.ContentType, S3URI: *s3.S3Uri})
+		// CompressionType is None or Gzip (the enum checks it), for CSV and Parquet alike.
+		spec.Channels = append(spec.Channels, job.Channel{Type: *c.ChannelType, ContentType: *c.ContentType, S3URI: *s3.S3Uri,
+			Compression: *c.CompressionType})
 	}
 	if training != 1 {
 		return nil, awserr.Validation("AutoMLJobInputDataConfig must have exactly one channel with ChannelType training; it has %d.", training)

@@ -91,7 +91,7 @@ func TestDescribeResolvesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if spec.BaseModel != "Stories260K" || spec.ValidationFraction != 0.2 || spec.MaxRuntimePerTrainingJob != 72*time.Hour ||
-		len(spec.Channels) != 1 || spec.Channels[0] != (job.Channel{Type: "training", ContentType: "text/csv;header=present", S3URI: "s3://b/t"}) ||
+		len(spec.Channels) != 1 || spec.Channels[0] != (job.Channel{Type: "training", ContentType: "text/csv;header=present", S3URI: "s3://b/t", Compression: "None"}) ||
 		spec.OutputPath != "s3://b/o" || spec.EndpointName != "" || spec.Name != "m" || !j.Deadline.IsZero() {
 		t.Fatalf("spec = %+v", spec)
 	}

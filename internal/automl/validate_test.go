@@ -63,8 +63,6 @@ func TestCreateValidation(t *testing.T) {
 			message: "1 validation error detected: Value 'test' at 'autoMLJobInputDataConfig.1.member.channelType' failed to satisfy constraint: Member must satisfy enum value set: [training, validation]"},
 		{name: "compression not in enum", body: c(change{"AutoMLJobInputDataConfig.0.CompressionType", "Zip"}), code: "ValidationException",
 			parts: []string{"'autoMLJobInputDataConfig.1.member.compressionType'", "enum value set: [None, Gzip]"}},
-		{name: "gzip", body: c(change{"AutoMLJobInputDataConfig.0.CompressionType", "Gzip"}), code: "ValidationException",
-			parts: []string{"CompressionType 'Gzip'", "only None"}},
 		{name: "json content type", body: c(change{"AutoMLJobInputDataConfig.0.ContentType", "application/json"}), code: "ValidationException",
 			parts: []string{"ContentType 'application/json'", "text/csv;header=present", "x-application/vnd.amazon+parquet"}},
 		{name: "content type too long", body: c(change{"AutoMLJobInputDataConfig.0.ContentType", strings.Repeat("a", 257)}), code: "ValidationException",
@@ -280,6 +278,13 @@ func TestCreateAccepts(t *testing.T) {
 		}},
 		{"parquet training and validation channels", func(t *testing.T) string {
 			return edit(t, sampleRequest, change{"AutoMLJobInputDataConfig", jsonValue(t, "["+trainParquet+","+valParquet+"]")}, change{"DataSplitConfig", del})
+		}},
+		{"gzip-compressed CSV", func(t *testing.T) string {
+			return edit(t, sampleRequest, change{"AutoMLJobInputDataConfig.0.CompressionType", "Gzip"})
+		}},
+		{"gzip-compressed Parquet", func(t *testing.T) string {
+			gz := strings.Replace(trainParquet, "{", `{"CompressionType":"Gzip",`, 1)
+			return edit(t, sampleRequest, change{"AutoMLJobInputDataConfig", jsonValue(t, "["+gz+"]")})
 		}},
 		{"all hyperparameters at their bounds", func(t *testing.T) string {
 			return edit(t, sampleRequest, change{tg + "TextGenerationHyperParameters", map[string]any{

@@ -14,7 +14,12 @@
 //     a value that is empty or only whitespace is a problem.
 //   - Parquet columns must be strings: BYTE_ARRAY with the STRING (UTF8) annotation, or plain
 //     BYTE_ARRAY holding UTF-8. Nulls are problems.
-//   - A file may be gzip-compressed (CompressionType Gzip); Read detects it by its magic bytes.
+//   - Compression follows the channel's CompressionType, checked against the bytes: with Gzip every
+//     object must be gzip-compressed (CSV or Parquet inside); with None a gzip-compressed object is
+//     a problem that says to set CompressionType to Gzip, rather than being decompressed silently,
+//     so the request says what the data is. Without a CompressionType (local runs), gzip is
+//     detected by its magic bytes.
+//   - A JSON or JSON Lines file in a CSV channel is reported as such, not as a CSV syntax error.
 //
 // Everything wrong is collected as a Problem (file, row, line, column, message) rather than
 // stopping at the first, so one FailureReason (see Summarize) can tell the user most of what to
@@ -25,6 +30,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,11 +63,32 @@ const (
 
 var parquetMagic = []byte("PAR1")
 
+// Channel compression types (AutoMLJobChannel.CompressionType).
+const (
+	CompressionNone = "None"
+	CompressionGzip = "Gzip"
+)
+
 // Read reads one dataset object. contentType is the channel's ContentType; "" means detect the
 // format from the bytes. Gzip-compressed objects are decompressed first. The error is for I/O
 // failures only; everything wrong with the content is returned as problems.
 func Read(name, contentType string, data []byte) ([]Example, []Problem, error) {
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+	return ReadAs(name, contentType, "", data)
+}
+
+// ReadAs is Read for a channel whose CompressionType is compression (CompressionNone,
+// CompressionGzip, or "" to detect gzip by its magic bytes).
+func ReadAs(name, contentType, compression string, data []byte) ([]Example, []Problem, error) {
+	gzipped := len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
+	switch {
+	case compression == CompressionGzip && !gzipped:
+		return nil, []Problem{{File: name, Message: "is not gzip-compressed, but the channel's CompressionType is Gzip: " +
+			"upload gzip-compressed files (gzip train.csv) or set CompressionType to None"}}, nil
+	case compression == CompressionNone && gzipped:
+		return nil, []Problem{{File: name, Message: "is gzip-compressed, but the channel's CompressionType is None: " +
+			"set CompressionType to Gzip or upload the file uncompressed"}}, nil
+	}
+	if gzipped {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
 			return nil, []Problem{{File: name, Message: fmt.Sprintf("looks gzip-compressed but cannot be decompressed: %v", err)}}, nil
@@ -96,7 +123,8 @@ type File struct {
 // ReadChannel reads every object under one channel's S3 prefix (uri, used in messages). Empty
 // objects whose key ends in "/" are folder markers (the S3 console makes them) and are skipped;
 // a prefix with no other object is a problem.
-func ReadChannel(uri, contentType string, files []File) ([]Example, []Problem, error) {
+// compression is the channel's CompressionType (see ReadAs).
+func ReadChannel(uri, contentType, compression string, files []File) ([]Example, []Problem, error) {
 	var examples []Example
 	var problems []Problem
 	read := 0
@@ -105,7 +133,7 @@ func ReadChannel(uri, contentType string, files []File) ([]Example, []Problem, e
 			continue
 		}
 		read++
-		ex, ps, err := Read(f.Name, contentType, f.Data)
+		ex, ps, err := ReadAs(f.Name, contentType, compression, f.Data)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -131,6 +159,10 @@ func ReadCSV(name string, r io.Reader) ([]Example, []Problem, error) {
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fileProblem(`is empty: a CSV dataset needs the header row "input,output" and at least one data row`), nil
+	}
+	if kind := jsonKind(data); kind != "" {
+		return nil, fileProblem(fmt.Sprintf(`is %s, not CSV: a CSV dataset starts with the header row "input,output"; `+
+			`convert it to CSV (or Parquet) with the columns input and output`, kind)), nil
 	}
 
 	cr := csv.NewReader(bytes.NewReader(data))
@@ -437,4 +469,21 @@ func parquetTypeName(t parquet.Type) string {
 		return t.Kind().String() // INT(64,true) says no more than INT64
 	}
 	return t.Kind().String() + " (" + lt.String() + ")"
+}
+
+// jsonKind says whether data is a JSON document ("JSON") or JSON Lines ("JSON Lines"), or neither
+// (""). A CSV header never starts with '{' or '[', so only such data is parsed.
+func jsonKind(data []byte) string {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return ""
+	}
+	if json.Valid(trimmed) {
+		return "JSON"
+	}
+	first, _, _ := bytes.Cut(trimmed, []byte("\n"))
+	if json.Valid(bytes.TrimSpace(first)) {
+		return "JSON Lines"
+	}
+	return ""
 }

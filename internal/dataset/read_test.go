@@ -284,7 +284,7 @@ func TestReadChannel(t *testing.T) {
 		{Name: "train/a.csv", Data: []byte("input,output\na,b\n")},
 		{Name: "train/b.parquet", Data: writeParquet(t, []stringRow{{"c", "d"}})},
 	}
-	got, problems, err := ReadChannel("s3://bucket/train/", "", files)
+	got, problems, err := ReadChannel("s3://bucket/train/", "", CompressionNone, files)
 	if err != nil || len(problems) > 0 {
 		t.Fatalf("err %v, problems %v", err, problems)
 	}
@@ -294,7 +294,7 @@ func TestReadChannel(t *testing.T) {
 	}
 
 	for _, files := range [][]File{nil, {{Name: "train/"}}} {
-		_, problems, _ := ReadChannel("s3://bucket/train/", ContentTypeCSV, files)
+		_, problems, _ := ReadChannel("s3://bucket/train/", ContentTypeCSV, CompressionNone, files)
 		want := "s3://bucket/train/: there are no objects under this prefix: upload the dataset"
 		if s := Summarize(problems, 3); !strings.HasPrefix(s, want) {
 			t.Errorf("empty prefix: %q, want it to start with %q", s, want)

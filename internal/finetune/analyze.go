@@ -50,7 +50,7 @@ func (e *Executor) analyze(ctx context.Context, spec job.Spec, entry catalog.Mod
 			}
 			files = append(files, dataset.File{Name: o.URI, Data: data})
 		}
-		examples, problems, err := dataset.ReadChannel(ch.S3URI, ch.ContentType, files)
+		examples, problems, err := dataset.ReadChannel(ch.S3URI, ch.ContentType, ch.Compression, files)
 		if err != nil {
 			return nil, fmt.Errorf("read the %s channel %s: %w", ch.Type, ch.S3URI, err)
 		}

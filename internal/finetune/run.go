@@ -69,6 +69,18 @@ type metricsReport struct {
 // checkpoint and returns ctx's error; running the same spec again resumes from that checkpoint and
 // ends exactly as an uninterrupted run would.
 func (e *Executor) Execute(ctx context.Context, spec job.Spec, r job.Reporter) (*job.Result, error) {
+	res, err := e.execute(ctx, spec, r)
+	if err != nil && ctx.Err() == nil && e.WorkDir != "" {
+		// The job failed, and a failed job is not run again: its scratch (an empty folder at least)
+		// would stay behind, job after job. An interrupted one (Stop, a shutdown) keeps it to resume.
+		if rmErr := os.RemoveAll(filepath.Join(e.WorkDir, spec.Name)); rmErr != nil && e.Logger != nil {
+			e.Logger.Warn("remove the failed job's work dir", "job", spec.Name, "err", rmErr)
+		}
+	}
+	return res, err
+}
+
+func (e *Executor) execute(ctx context.Context, spec job.Spec, r job.Reporter) (*job.Result, error) {
 	logger := e.Logger
 	if logger == nil {
 		logger = slog.Default()

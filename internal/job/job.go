@@ -20,6 +20,9 @@ type Channel struct {
 	Type        string // "training" or "validation"
 	ContentType string // "text/csv;header=present" or "x-application/vnd.amazon+parquet"
 	S3URI       string // s3://bucket/prefix
+	// Compression is the channel's CompressionType, "None" or "Gzip"; "" (a local run, or a job
+	// stored before it was recorded) detects gzip by its magic bytes.
+	Compression string `json:",omitempty"`
 }
 
 // Spec is everything an executor needs to know about a job.
