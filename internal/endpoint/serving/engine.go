@@ -34,22 +34,27 @@ const (
 	FormatChat PromptFormat = "chat"
 	// FormatRaw feeds the input unchanged (plain text continuation).
 	FormatRaw PromptFormat = "raw"
+	// FormatInstruct is FormatChat for a model with a chat template and FormatPlain for one without
+	// (an instruct model such as Falcon-7B-Instruct ships none): what the pipeline trained it with.
+	// Load resolves it; Engine.Format never returns it.
+	FormatInstruct PromptFormat = "instruct"
 )
 
 // ParsePromptFormat checks a format name.
 func ParsePromptFormat(s string) (PromptFormat, error) {
 	switch f := PromptFormat(s); f {
-	case FormatPlain, FormatChat, FormatRaw:
+	case FormatPlain, FormatChat, FormatRaw, FormatInstruct:
 		return f, nil
 	}
-	return "", fmt.Errorf("prompt format %q is not one of plain, chat, raw", s)
+	return "", fmt.Errorf("prompt format %q is not one of plain, chat, raw, instruct", s)
 }
 
-// FormatFor is the prompt format the pipeline trains a base model with: the chat template for
-// instruct catalog models (finetune's engineModel.Prompt), the plain template otherwise.
+// FormatFor is the prompt format the pipeline trains a base model with: for instruct catalog models the
+// chat template when the model has one (finetune's engineModel.Prompt: FormatInstruct), the plain
+// template otherwise.
 func FormatFor(baseModel string) PromptFormat {
 	if m, ok := catalog.Lookup(baseModel); ok && m.Instruct {
-		return FormatChat
+		return FormatInstruct
 	}
 	return FormatPlain
 }
@@ -205,7 +210,12 @@ func Load(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
 	e := &Engine{m: generate.DecoderOnly(m), tok: tok, format: opts.Format, weights: weights, opts: opts}
-	if e.format == "" {
+	switch {
+	case e.format == "":
+		e.format = FormatPlain
+	case e.format == FormatInstruct && tok.ChatTemplate != "":
+		e.format = FormatChat
+	case e.format == FormatInstruct:
 		e.format = FormatPlain
 	}
 	if e.format == FormatChat && tok.ChatTemplate == "" {
