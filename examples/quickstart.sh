@@ -22,11 +22,6 @@ if ! bin/lathe models list --data-dir "$DATA" | grep -Eq '^Stories260K +gguf '; 
   fi
 fi
 
-# Credentials: the server generates root keys on first start and keeps them in the data dir; fixed ones
-# here so the aws CLI below can sign.
-export LATHE_ROOT_ACCESS_KEY_ID=${LATHE_ROOT_ACCESS_KEY_ID:-AKIAQUICKSTART000001}
-export LATHE_ROOT_SECRET_ACCESS_KEY=${LATHE_ROOT_SECRET_ACCESS_KEY:-quickstartSecretKey000000000000000000000}
-export AWS_ACCESS_KEY_ID=$LATHE_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$LATHE_ROOT_SECRET_ACCESS_KEY
 export AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
@@ -35,6 +30,11 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "$AWS_ENDPOINT_URL/_lathe/health" >/dev/null && break; sleep 0.2; done
 curl -sf "$AWS_ENDPOINT_URL/_lathe/health" >/dev/null || { cat "$DATA/server.log"; exit 1; }
+
+# Credentials: the data dir's root keys, which the server generated on its first start (or took from
+# LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY) and keeps in $DATA/credentials.json, so a
+# later `lathe serve --data-dir $DATA` signs with the same ones.
+eval "$(bin/lathe credentials --data-dir "$DATA")"
 
 aws s3 mb s3://quickstart 2>/dev/null || true
 aws s3 cp examples/data/train.csv s3://quickstart/train/train.csv
@@ -51,3 +51,7 @@ import json, sys
 m = json.load(sys.stdin)
 for k in ("ValidationLoss", "Perplexity", "Rouge1", "Rouge2", "RougeL", "RougeLSum"):
     print("  %-16s %10.4f -> %10.4f" % (k, m["base"][k], m["fine_tuned"][k]))'
+
+echo
+echo "The data dir's root keys (every lathe serve --data-dir $DATA uses them):"
+echo "  eval \"\$(bin/lathe credentials --data-dir $DATA)\"   # sets AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID and its secret"

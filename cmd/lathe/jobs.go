@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -350,16 +349,9 @@ func clientCredentials(dataDir string) (key, secret string, err error) {
 	if k, s := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); k != "" && s != "" {
 		return k, s, nil
 	}
-	if k, s := os.Getenv(server.EnvRootAccessKeyID), os.Getenv(server.EnvRootSecretAccessKey); k != "" && s != "" {
-		return k, s, nil
-	}
-	data, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
+	keys, err := server.LoadRootKeys(dataDir, false)
 	if err != nil {
 		return "", "", fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --data-dir to the server's data dir (%w)", err)
 	}
-	var c server.Credentials
-	if err := json.Unmarshal(data, &c); err != nil {
-		return "", "", fmt.Errorf("read %s: %w", filepath.Join(dataDir, "credentials.json"), err)
-	}
-	return c.AccessKeyID, c.SecretAccessKey, nil
+	return keys.AccessKeyID, keys.SecretAccessKey, nil
 }

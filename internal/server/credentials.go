@@ -33,40 +33,87 @@ func (c Credentials) Lookup(accessKeyID string) (string, bool) {
 	return c.SecretAccessKey, true
 }
 
-// LoadOrCreateCredentials returns the root credentials: from LATHE_ROOT_ACCESS_KEY_ID and
-// LATHE_ROOT_SECRET_ACCESS_KEY when both are set, else from <dataDir>/credentials.json, else newly
-// generated AWS-shaped keys written there with mode 0600. created is true only in the last case,
-// so the caller prints them once.
-func LoadOrCreateCredentials(dataDir string) (creds Credentials, created bool, err error) {
+// RootKeys are a data dir's root credentials and where they came from.
+type RootKeys struct {
+	Credentials
+	Path      string // <dataDir>/credentials.json, where the data dir keeps them
+	Generated bool   // no keys existed: new ones were generated and written to Path
+	FromEnv   bool   // LATHE_ROOT_ACCESS_KEY_ID and LATHE_ROOT_SECRET_ACCESS_KEY set them
+	// Saved: the environment's keys were written to Path (the data dir had none), so a later start
+	// without the variables keeps them.
+	Saved bool
+	// Differ: the environment's keys override different ones kept in Path, which stay there.
+	Differ bool
+}
+
+// LoadRootKeys returns a data dir's one set of root credentials: LATHE_ROOT_ACCESS_KEY_ID and
+// LATHE_ROOT_SECRET_ACCESS_KEY when both are set, else <dataDir>/credentials.json. When the data dir
+// has no keys yet and create is true, it keeps the environment's (or, without them, newly generated
+// AWS-shaped keys) there with mode 0600: every later start over the same data dir, with or without
+// the variables, signs with the same keys. Without create, a data dir without keys is an error
+// wrapping fs.ErrNotExist.
+func LoadRootKeys(dataDir string, create bool) (RootKeys, error) {
+	keys := RootKeys{Path: filepath.Join(dataDir, credentialsFile)}
 	id, secret := os.Getenv(EnvRootAccessKeyID), os.Getenv(EnvRootSecretAccessKey)
+	if (id == "") != (secret == "") {
+		return keys, fmt.Errorf("set both %s and %s, or neither", EnvRootAccessKeyID, EnvRootSecretAccessKey)
+	}
+	stored, err := readCredentials(keys.Path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return keys, err
+	}
 	switch {
-	case id != "" && secret != "":
-		return Credentials{AccessKeyID: id, SecretAccessKey: secret}, false, nil
-	case id != "" || secret != "":
-		return Credentials{}, false, fmt.Errorf("set both %s and %s, or neither", EnvRootAccessKeyID, EnvRootSecretAccessKey)
-	}
-	path := filepath.Join(dataDir, credentialsFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(b, &creds); err != nil {
-			return Credentials{}, false, fmt.Errorf("read root credentials %s: %w", path, err)
+	case id != "":
+		keys.Credentials, keys.FromEnv = Credentials{AccessKeyID: id, SecretAccessKey: secret}, true
+		keys.Differ = exists && stored != keys.Credentials
+		if !exists && create {
+			if err := writeCredentials(dataDir, keys.Path, keys.Credentials); err != nil {
+				return keys, err
+			}
+			keys.Saved = true
 		}
-		if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
-			return Credentials{}, false, fmt.Errorf("read root credentials %s: AccessKeyId or SecretAccessKey is empty", path)
-		}
-		return creds, false, nil
+		return keys, nil
+	case exists:
+		keys.Credentials = stored
+		return keys, nil
+	case !create:
+		return keys, fmt.Errorf("no root credentials in %s (the server writes them there on its first start): %w", dataDir, err)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return Credentials{}, false, fmt.Errorf("read root credentials: %w", err)
+	if keys.Credentials, err = GenerateCredentials(); err != nil {
+		return keys, err
 	}
-	creds, err = GenerateCredentials()
+	if err := writeCredentials(dataDir, keys.Path, keys.Credentials); err != nil {
+		return keys, err
+	}
+	keys.Generated = true
+	return keys, nil
+}
+
+// LoadOrCreateCredentials is LoadRootKeys(dataDir, true) for callers that only need to know whether
+// the keys were generated (to print them).
+func LoadOrCreateCredentials(dataDir string) (creds Credentials, created bool, err error) {
+	keys, err := LoadRootKeys(dataDir, true)
 	if err != nil {
 		return Credentials{}, false, err
 	}
-	if err := writeCredentials(dataDir, path, creds); err != nil {
-		return Credentials{}, false, err
+	return keys.Credentials, keys.Generated, nil
+}
+
+// readCredentials reads a credentials file; a missing file is an error wrapping fs.ErrNotExist.
+func readCredentials(path string) (Credentials, error) {
+	var creds Credentials
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return creds, fmt.Errorf("read root credentials: %w", err)
 	}
-	return creds, true, nil
+	if err := json.Unmarshal(b, &creds); err != nil {
+		return creds, fmt.Errorf("read root credentials %s: %w", path, err)
+	}
+	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
+		return creds, fmt.Errorf("read root credentials %s: AccessKeyId or SecretAccessKey is empty", path)
+	}
+	return creds, nil
 }
 
 // GenerateCredentials returns a random key pair shaped like AWS's: "AKIA" and 16 upper-case

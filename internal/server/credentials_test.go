@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,5 +69,48 @@ func TestGeneratedCredentialsDiffer(t *testing.T) {
 	b, _ := GenerateCredentials()
 	if a == b {
 		t.Fatalf("two generated key pairs are equal: %+v", a)
+	}
+}
+
+// One set of keys per data dir: keys first given in the environment (as the quickstart did) are kept
+// in the data dir, so a later start without the variables signs with the same keys instead of
+// generating new ones; environment keys that differ from the kept ones override them for that start
+// only, and say so.
+func TestRootKeysStayWithTheDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	t.Setenv(EnvRootAccessKeyID, "")
+	t.Setenv(EnvRootSecretAccessKey, "")
+	if _, err := LoadRootKeys(dir, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading keys of a data dir without any: %v, want ErrNotExist", err)
+	}
+
+	t.Setenv(EnvRootAccessKeyID, "AKIAQUICKSTART000001")
+	t.Setenv(EnvRootSecretAccessKey, "quickstart-secret")
+	first, err := LoadRootKeys(dir, true)
+	if err != nil || !first.FromEnv || !first.Saved || first.Generated || first.AccessKeyID != "AKIAQUICKSTART000001" {
+		t.Fatalf("first start with LATHE_ROOT_*: %+v, %v", first, err)
+	}
+	if info, err := os.Stat(first.Path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("kept keys: %v, %v; want a 0600 file", info, err)
+	}
+
+	t.Setenv(EnvRootAccessKeyID, "")
+	t.Setenv(EnvRootSecretAccessKey, "")
+	again, err := LoadRootKeys(dir, true)
+	if err != nil || again.Generated || again.FromEnv || again.Credentials != first.Credentials {
+		t.Fatalf("restart without LATHE_ROOT_*: %+v, %v; want the quickstart's keys", again, err)
+	}
+	if read, err := LoadRootKeys(dir, false); err != nil || read.Credentials != first.Credentials {
+		t.Errorf("reading the data dir's keys: %+v, %v", read, err)
+	}
+
+	t.Setenv(EnvRootAccessKeyID, "AKIAOTHER00000000001")
+	t.Setenv(EnvRootSecretAccessKey, "other-secret")
+	other, err := LoadRootKeys(dir, true)
+	if err != nil || !other.FromEnv || !other.Differ || other.Saved || other.AccessKeyID != "AKIAOTHER00000000001" {
+		t.Fatalf("other keys in the environment: %+v, %v", other, err)
+	}
+	if kept, _ := readCredentials(first.Path); kept != first.Credentials {
+		t.Errorf("the data dir's keys were replaced by the environment's: %+v", kept)
 	}
 }
