@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
 	"github.com/lathe-ml/lathe/llm/tensor"
@@ -194,6 +195,7 @@ func benchMatmulCommand() *cobra.Command {
 
 type trainResult struct {
 	Bench   string `json:"bench"`
+	Arch    string `json:"arch"`
 	Dim     int    `json:"dim"`
 	Layers  int    `json:"layers"`
 	Heads   int    `json:"heads"`
@@ -228,9 +230,10 @@ func benchTrainCommand() *cobra.Command {
 	var cfg model.Config
 	var batch, seq, steps int
 	var lora bool
+	var arch string
 	cmd := &cobra.Command{
-		Use:   "train --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --batch B --seq T --steps S",
-		Short: "Tokens/s and MFU of training steps of a randomly initialised llama (full fine-tuning with AdamW, or --lora)",
+		Use:   "train [--arch A] --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --batch B --seq T --steps S",
+		Short: "Tokens/s and MFU of training steps of a randomly initialised model of a family (full fine-tuning with AdamW, or --lora)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if batch < 1 || seq < 1 || steps < 1 {
@@ -241,6 +244,13 @@ func benchTrainCommand() *cobra.Command {
 			}
 			cfg.HeadDim = cfg.Dim / cfg.Heads
 			cfg.NormEps, cfg.RopeTheta, cfg.ContextLen = 1e-5, 10000, seq
+			if arch != "llama" {
+				fc, err := familyConfig(arch, cfg, seq)
+				if err != nil {
+					return err
+				}
+				cfg = fc
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -258,16 +268,22 @@ func benchTrainCommand() *cobra.Command {
 			method, flopPerToken := "full", 6.0
 			if lora {
 				method, flopPerToken = "lora", 4.0
-				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, Targets: []model.Target{model.TargetQ, model.TargetK,
-					model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}}
+				// As the job pipeline does: the frozen base in bfloat16 (what makes a 7B fit in 24 GiB).
+				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, FrozenBF16: true}
+				for _, t := range []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO,
+					model.TargetGate, model.TargetUp, model.TargetDown} {
+					if cfg.HasTarget(t) { // falcon's, gpt_neox's and mpt's MLP has no gate
+						tc.LoRA.Targets = append(tc.LoRA.Targets, t)
+					}
+				}
 			}
 			tr, err := train.New(m, tc)
 			if err != nil {
 				return err
 			}
 			params := cfg.NumParams()
-			fmt.Fprintf(stderr, "train: %.1fM parameters (%s), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
-				float64(params)/1e6, method, batch, seq, tensor.Workers(), tensor.KernelName(), steps)
+			fmt.Fprintf(stderr, "train: %s, %.1fM parameters (%s), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
+				arch, float64(params)/1e6, method, batch, seq, tensor.Workers(), tensor.KernelName(), steps)
 
 			// Random tokens: the speed of a step does not depend on what the tokens are.
 			rng := rand.New(rand.NewPCG(7, 7))
@@ -326,7 +342,7 @@ func benchTrainCommand() *cobra.Command {
 			mean, best := total.Seconds()/float64(len(times)), slices.Min(times).Seconds()
 			tps, tpsBest := float64(batch*seq)/mean, float64(batch*seq)/best
 			gflops := flopPerToken * float64(params) * tps / 1e9
-			res := trainResult{Bench: "train", Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
+			res := trainResult{Bench: "train", Arch: arch, Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
 				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: params,
 				MsPerStep: mean * 1e3, MsPerStepBest: best * 1e3, TokensPerSecond: tps, TokensPerSecondBest: tpsBest,
 				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, MFUBest: flopPerToken * float64(params) * tpsBest / PeakFLOPS,
@@ -346,8 +362,55 @@ func benchTrainCommand() *cobra.Command {
 	f.IntVar(&batch, "batch", 4, "sequences per step")
 	f.IntVar(&seq, "seq", 128, "tokens per sequence")
 	f.IntVar(&steps, "steps", 5, "timed steps (after one warm-up step)")
-	f.BoolVar(&lora, "lora", false, "train LoRA adapters (rank 16 on every projection) instead of every weight")
+	f.BoolVar(&lora, "lora", false, "train LoRA adapters (rank 16 on every projection, the frozen base in bfloat16) instead of every weight")
+	f.StringVar(&arch, "arch", "llama", "the block's family, as its checkpoints lay it out: llama, falcon-7b (multi-query, parallel attention, "+
+		"4x GELU MLP; --ffn and --kv-heads are the family's), falcon-40b (grouped kv, two norms), gpt_neox (biases, partial rotary, "+
+		"parallel residual, untied head), mpt (ALiBi, LayerNorm without bias; --ffn a multiple of --dim)")
 	return cmd
+}
+
+// familyConfig is the model of a family at the benchmark's dimensions: the config.json the family's
+// checkpoints carry, read by llm/format as a real one would be, so the block is the family's own.
+func familyConfig(arch string, c model.Config, seq int) (model.Config, error) {
+	var js map[string]any
+	switch arch {
+	case "falcon-7b", "falcon-40b":
+		js = map[string]any{"model_type": "falcon", "hidden_size": c.Dim, "num_hidden_layers": c.Layers,
+			"num_attention_heads": c.Heads, "parallel_attn": true, "bias": false, "alibi": false, "vocab_size": c.Vocab}
+		if arch == "falcon-7b" {
+			js["multi_query"], js["new_decoder_architecture"] = true, false
+		} else {
+			js["num_kv_heads"], js["new_decoder_architecture"] = c.KVHeads, true
+		}
+	case "gpt_neox":
+		js = map[string]any{"model_type": "gpt_neox", "hidden_size": c.Dim, "num_hidden_layers": c.Layers,
+			"num_attention_heads": c.Heads, "intermediate_size": c.FFN, "hidden_act": "gelu", "rotary_pct": 0.25,
+			"use_parallel_residual": true, "tie_word_embeddings": false, "vocab_size": c.Vocab, "max_position_embeddings": seq}
+	case "mpt":
+		if c.FFN%c.Dim != 0 {
+			return model.Config{}, fmt.Errorf("--arch mpt: --ffn %d must be a multiple of --dim %d (expansion_ratio)", c.FFN, c.Dim)
+		}
+		js = map[string]any{"model_type": "mpt", "d_model": c.Dim, "n_heads": c.Heads, "n_layers": c.Layers,
+			"expansion_ratio": c.FFN / c.Dim, "max_seq_len": seq, "vocab_size": c.Vocab, "no_bias": true,
+			"attn_config": map[string]any{"alibi": true, "alibi_bias_max": 8}}
+	default:
+		return model.Config{}, fmt.Errorf("--arch %q: want llama, falcon-7b, falcon-40b, gpt_neox or mpt", arch)
+	}
+	raw, err := json.Marshal(js)
+	if err != nil {
+		return model.Config{}, err
+	}
+	a, _ := format.LookupArch(js["model_type"].(string))
+	mc, err := a.ParseHF(raw)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--arch %s: %w", arch, err)
+	}
+	cfg, err := model.ConfigFrom(mc)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--arch %s: %w", arch, err)
+	}
+	cfg.ContextLen = seq
+	return cfg, nil
 }
 
 type generateResult struct {
