@@ -25,39 +25,39 @@ import (
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
-	"github.com/lathe-ml/lathe/internal/store/sqlite"
+	"github.com/lathe-ml/lathe/internal/store/storeopen"
 	"github.com/lathe-ml/lathe/internal/worker"
 )
 
 func serveCommand() *cobra.Command {
-	var addr, dataDir string
+	var addr, dataDir, database string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
 		Long: `Serve the SageMaker AutoML V2 control plane (AWS JSON 1.1), the SageMaker Runtime and a path-style
-S3 API on one port, with metadata in SQLite and objects under the data dir, and run the jobs it accepts.
+S3 API on one port, with metadata in SQLite (or PostgreSQL: --database) and objects under the data dir,
+and run the jobs it accepts.
 
 Environment: LATHE_REGION (us-east-1), LATHE_ACCOUNT_ID (12 digits, used in ARNs),
-LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (the data dir keeps one set of root keys in
-credentials.json: the first start writes these there, or generated ones when they are unset; later
-starts reuse them; "lathe credentials" prints them),
+LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (generated into the data dir when unset),
 LATHE_S3_ENDPOINT (use an external S3 for s3:// URIs instead of the embedded one), HF_ENDPOINT and
 HF_TOKEN (downloading base models from the Hugging Face hub), LATHE_OPENAI_API_KEY (the bearer key of
 the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, addr, dataDir)
+			return serve(ctx, addr, dataDir, database)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "where metadata, objects, models and job scratch live (env LATHE_DATA_DIR)")
+	cmd.Flags().StringVar(&database, "database", os.Getenv("LATHE_DATABASE"), storeopen.Usage+" (env LATHE_DATABASE)")
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir string) error {
+func serve(ctx context.Context, addr, dataDir, database string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -68,18 +68,21 @@ func serve(ctx context.Context, addr, dataDir string) error {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	keys, err := server.LoadRootKeys(dataDir, true)
+	creds, created, err := server.LoadOrCreateCredentials(dataDir)
 	if err != nil {
 		return err
 	}
-	announceRootKeys(keys, dataDir)
-	creds := keys.Credentials
+	if created {
+		fmt.Fprintf(os.Stderr, "Generated root credentials (kept in %s, shown once):\n  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n",
+			filepath.Join(dataDir, "credentials.json"), creds.AccessKeyID, creds.SecretAccessKey)
+	}
 
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "lathe.db"))
+	st, err := storeopen.Open(ctx, database, dataDir)
 	if err != nil {
-		return fmt.Errorf("open metadata store: %w", err)
+		return fmt.Errorf("open metadata store %s: %w", storeopen.Describe(database, dataDir), err)
 	}
 	defer st.Close()
+	logger.Info("metadata store", "database", storeopen.Describe(database, dataDir))
 	models, err := modelstore.OpenDataDir(dataDir)
 	if err != nil {
 		return fmt.Errorf("open model store: %w", err)
