@@ -116,16 +116,11 @@ func responseDocument(ns, action string, result any, requestID string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<%sResponse xmlns="%s">`, action, ns)
 	if result != nil {
-		inner, err := xml.Marshal(result)
-		if err != nil {
-			inner = nil
+		enc := xml.NewEncoder(&b)
+		if err := enc.EncodeElement(result, xml.StartElement{Name: xml.Name{Local: action + "Result"}}); err != nil {
+			// Every result is a struct of strings, numbers, times and lists: this is a bug.
+			panic(fmt.Sprintf("encode %s result: %v", action, err))
 		}
-		fmt.Fprintf(&b, "<%sResult>", action)
-		// The result struct's own element is dropped: its fields go directly under <ActionResult>.
-		if i, j := bytes.IndexByte(inner, '>'), bytes.LastIndexByte(inner, '<'); i >= 0 && j > i && !bytes.HasSuffix(inner[:i+1], []byte("/>")) {
-			b.Write(inner[i+1 : j])
-		}
-		fmt.Fprintf(&b, "</%sResult>", action)
 	}
 	b.WriteString("<ResponseMetadata><RequestId>")
 	_ = xml.EscapeText(&b, []byte(requestID))
@@ -279,4 +274,19 @@ func parseDocument(param, doc string, kind policy.Kind) error {
 		return err
 	}
 	return nil
+}
+
+// ErrorDocument renders an error as the Query protocol of service ("iam" or "sts") writes it, for
+// failures the front door answers itself (signatures, expired tokens).
+func ErrorDocument(service string, e *Error, requestID string) []byte {
+	ns := iamNamespace
+	if service == "sts" {
+		ns = stsNamespace
+	}
+	return errorDocument(ns, e, requestID)
+}
+
+// NewError returns a Query protocol error.
+func NewError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
 }

@@ -23,7 +23,7 @@ func getCallerIdentity(s *Service, c *call) (any, error) {
 	}{p.ARN, p.UserID, p.Account}, nil
 }
 
-var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]*$`)
 
 // roleChainMax is the longest session AWS grants when a role session assumes another role.
 const roleChainMax = time.Hour
@@ -39,6 +39,9 @@ func assumeRole(s *Service, c *call) (any, error) {
 	sessionName, err := c.required("RoleSessionName")
 	if err != nil {
 		return nil, err
+	}
+	if len(sessionName) < 2 || len(sessionName) > 64 {
+		return nil, validationError("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64", sessionName)
 	}
 	if !sessionNamePattern.MatchString(sessionName) {
 		return nil, validationError(`1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\w+=,.@-]*`, sessionName)

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
+	"github.com/lathe-ml/lathe/internal/iam/policy"
 	"github.com/lathe-ml/lathe/internal/sigv4"
 )
 
@@ -35,6 +38,13 @@ func (s *server) serveRuntime(w *recorder, r *http.Request) {
 		return
 	}
 	r = withCaller(r, res)
+	if m := runtimePath.FindStringSubmatch(r.URL.Path); m != nil {
+		name, _ := url.PathUnescape(m[1])
+		resource := "arn:aws:sagemaker:" + s.cfg.Region + ":" + s.cfg.AccountID + ":endpoint/" + strings.ToLower(name)
+		if !s.allowJSON(w, r, apiRuntime, res, "sagemaker:"+w.op, resource, policy.Context{}) {
+			return
+		}
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	s.cfg.Runtime.ServeHTTP(w, r)

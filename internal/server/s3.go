@@ -39,6 +39,9 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 	}
 	w.accessKey = res.AccessKeyID
 	r = withCaller(r, res)
+	if !s.allowS3(w, r, res) {
+		return
+	}
 
 	switch {
 	case res.Streaming():

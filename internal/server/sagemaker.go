@@ -57,6 +57,9 @@ func (s *server) serveSageMaker(w *recorder, r *http.Request) {
 		writeJSONError(w, apiSageMaker, http.StatusBadRequest, "SerializationException", err.Error())
 		return
 	}
+	if resource, c := s.sageMakerResource(name, body); !s.allowJSON(w, r, apiSageMaker, res, "sagemaker:"+name, resource, c) {
+		return
+	}
 	out, err := s.call(r.Context(), name, op, body)
 	if err != nil {
 		if e := awserr.As(err); e != nil {

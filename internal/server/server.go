@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/sigv4"
 )
 
@@ -44,8 +45,12 @@ type Config struct {
 
 	// Credentials is the root key pair every request may be signed with.
 	Credentials Credentials
-	// LookupSecret, when set, is asked for access keys other than the root one (more users later).
+	// LookupSecret, when set, is asked for access keys other than the root one; nil with IAM set
+	// means IAM's users and sessions.
 	LookupSecret sigv4.SecretLookup
+	// IAM, when set, serves IAM and STS (Query protocol) on the port and authorizes every request
+	// signed by a key other than the root one. Nil: every key is the root.
+	IAM *iam.Service
 
 	// SageMaker maps operation names ("CreateAutoMLJobV2") to their handlers.
 	SageMaker map[string]Operation
@@ -92,6 +97,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if cfg.LookupSecret == nil && cfg.IAM != nil {
+		cfg.LookupSecret = cfg.IAM.LookupSecret
 	}
 	root := cfg.Credentials
 	s.lookup = func(akid string) (string, bool) {
@@ -153,9 +161,10 @@ const (
 	apiRuntime
 	apiOpenAI
 	apiLathe
+	apiIAM
 )
 
-var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe"}
+var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam"}
 
 // runtimePath matches the SageMaker Runtime's two invocation paths.
 var runtimePath = regexp.MustCompile(`^/endpoints/([^/]+)/(invocations|invocations-response-stream)$`)
@@ -202,6 +211,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveSageMaker(rec, r)
 	case apiRuntime:
 		s.serveRuntime(rec, r)
+	case apiIAM:
+		s.serveIAM(rec, r)
 	default:
 		s.serveS3(rec, r)
 	}
@@ -217,6 +228,8 @@ func route(r *http.Request) api {
 		return apiLathe
 	case p == "/v1" || strings.HasPrefix(p, "/v1/"):
 		return apiOpenAI
+	case isQueryProtocol(r):
+		return apiIAM
 	case p == "/" && r.Method == http.MethodPost && (r.Header.Get("X-Amz-Target") != "" ||
 		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json")):
 		return apiSageMaker
