@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
+	"github.com/lathe-ml/lathe/llm/t5"
 	"github.com/lathe-ml/lathe/llm/tensor"
 	"github.com/lathe-ml/lathe/llm/train"
 )
@@ -244,7 +246,9 @@ func benchTrainCommand() *cobra.Command {
 			}
 			cfg.HeadDim = cfg.Dim / cfg.Heads
 			cfg.NormEps, cfg.RopeTheta, cfg.ContextLen = 1e-5, 10000, seq
-			if arch != "llama" {
+			if arch == "t5" {
+				cfg.KVHeads = cfg.Heads // T5 has no grouped kv heads; the rest of cfg is only its dimensions
+			} else if arch != "llama" {
 				fc, err := familyConfig(arch, cfg, seq)
 				if err != nil {
 					return err
@@ -255,10 +259,6 @@ func benchTrainCommand() *cobra.Command {
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
-			m, err := model.NewRandom(cfg, 1)
-			if err != nil {
-				return err
-			}
 			tc := train.Config{
 				Schedule:    train.Schedule{PeakLR: 1e-4, MinLR: 1e-4, TotalSteps: steps + 1, Decay: "constant"},
 				AdamW:       train.AdamWConfig{WeightDecay: 0.1},
@@ -270,41 +270,58 @@ func benchTrainCommand() *cobra.Command {
 				method, flopPerToken = "lora", 4.0
 				// As the job pipeline does: the frozen base in bfloat16 (what makes a 7B fit in 24 GiB).
 				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, FrozenBF16: true}
-				for _, t := range []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO,
-					model.TargetGate, model.TargetUp, model.TargetDown} {
-					if cfg.HasTarget(t) { // falcon's, gpt_neox's and mpt's MLP has no gate
-						tc.LoRA.Targets = append(tc.LoRA.Targets, t)
+			}
+			// Random tokens: the speed of a step does not depend on what the tokens are.
+			rng := rand.New(rand.NewPCG(7, 7))
+			var step func() (train.StepResult, error)
+			var params int64
+			if arch == "t5" {
+				var err error
+				if step, params, err = t5BenchStep(cfg, tc, batch, seq, rng); err != nil {
+					return err
+				}
+				// A token runs through the encoder or the decoder, about half the weights each.
+				flopPerToken /= 2
+			} else {
+				m, err := model.NewRandom(cfg, 1)
+				if err != nil {
+					return err
+				}
+				if tc.LoRA != nil {
+					for _, t := range []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO,
+						model.TargetGate, model.TargetUp, model.TargetDown} {
+						if cfg.HasTarget(t) { // falcon's, gpt_neox's and mpt's MLP has no gate
+							tc.LoRA.Targets = append(tc.LoRA.Targets, t)
+						}
 					}
 				}
+				tr, err := train.New(m, tc)
+				if err != nil {
+					return err
+				}
+				params = int64(cfg.NumParams())
+				examples := make([]model.Example, batch)
+				for i := range examples {
+					examples[i].Tokens = make([]int32, seq+1)
+				}
+				var b model.Batch
+				step = func() (train.StepResult, error) {
+					for _, ex := range examples {
+						for j := range ex.Tokens {
+							ex.Tokens[j] = int32(rng.IntN(cfg.Vocab))
+						}
+					}
+					if b.Tokens == nil {
+						b = model.PackBatch(examples, seq, 0)
+					} else {
+						model.PackInto(&b, examples, 0)
+					}
+					return tr.Step(b)
+				}
 			}
-			tr, err := train.New(m, tc)
-			if err != nil {
-				return err
-			}
-			params := cfg.NumParams()
 			fmt.Fprintf(stderr, "train: %s, %.1fM parameters (%s), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
 				arch, float64(params)/1e6, method, batch, seq, tensor.Workers(), tensor.KernelName(), steps)
 
-			// Random tokens: the speed of a step does not depend on what the tokens are.
-			rng := rand.New(rand.NewPCG(7, 7))
-			examples := make([]model.Example, batch)
-			for i := range examples {
-				examples[i].Tokens = make([]int32, seq+1)
-			}
-			var b model.Batch
-			next := func() model.Batch {
-				for _, ex := range examples {
-					for j := range ex.Tokens {
-						ex.Tokens[j] = int32(rng.IntN(cfg.Vocab))
-					}
-				}
-				if b.Tokens == nil {
-					b = model.PackBatch(examples, seq, 0)
-				} else {
-					model.PackInto(&b, examples, 0)
-				}
-				return b
-			}
 			ctx := cmd.Context()
 			times := make([]time.Duration, 0, steps)
 			var loss float64
@@ -314,9 +331,8 @@ func benchTrainCommand() *cobra.Command {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				bt := next()
 				start := time.Now()
-				r, err := tr.Step(bt)
+				r, err := step()
 				if err != nil {
 					return fmt.Errorf("step %d: %w", i, err)
 				}
@@ -332,7 +348,7 @@ func benchTrainCommand() *cobra.Command {
 				}
 				times = append(times, d)
 				fmt.Fprintf(stderr, "step %d/%d: %.0f ms, %.0f tokens/s, loss %.4f\n", i, steps, d.Seconds()*1e3,
-					float64(bt.B*bt.T)/d.Seconds(), loss)
+					float64(batch*seq)/d.Seconds(), loss)
 			}
 			share := cpuShare(wall0, cpu0)
 			var total time.Duration
@@ -343,7 +359,7 @@ func benchTrainCommand() *cobra.Command {
 			tps, tpsBest := float64(batch*seq)/mean, float64(batch*seq)/best
 			gflops := flopPerToken * float64(params) * tps / 1e9
 			res := trainResult{Bench: "train", Arch: arch, Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
-				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: params,
+				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: int(params),
 				MsPerStep: mean * 1e3, MsPerStepBest: best * 1e3, TokensPerSecond: tps, TokensPerSecondBest: tpsBest,
 				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, MFUBest: flopPerToken * float64(params) * tpsBest / PeakFLOPS,
 				FinalLoss: loss, CPUShare: share, resources: measureResources()}
@@ -365,8 +381,53 @@ func benchTrainCommand() *cobra.Command {
 	f.BoolVar(&lora, "lora", false, "train LoRA adapters (rank 16 on every projection, the frozen base in bfloat16) instead of every weight")
 	f.StringVar(&arch, "arch", "llama", "the block's family, as its checkpoints lay it out: llama, falcon-7b (multi-query, parallel attention, "+
 		"4x GELU MLP; --ffn and --kv-heads are the family's), falcon-40b (grouped kv, two norms), gpt_neox (biases, partial rotary, "+
-		"parallel residual, untied head), mpt (ALiBi, LayerNorm without bias; --ffn a multiple of --dim)")
+		"parallel residual, untied head), mpt (ALiBi, LayerNorm without bias; --ffn a multiple of --dim), t5 (Flan-T5's "+
+		"encoder-decoder, --layers each; LoRA on q and v)")
 	return cmd
+}
+
+// t5BenchStep is a Flan-T5-shaped encoder-decoder at the benchmark's dimensions (d_kv = dim/heads,
+// gated-GELU, untied head, as many decoder as encoder layers) and its training step: each sequence is
+// seq/2 encoder tokens and seq/2 target tokens, so that a step moves as many tokens as a decoder-only
+// model's of the same --seq. LoRA goes on q and v, as jobs put it.
+func t5BenchStep(c model.Config, tc train.Config, batch, seq int, rng *rand.Rand) (func() (train.StepResult, error), int64, error) {
+	cfg := t5.Config{DModel: c.Dim, DKV: c.Dim / c.Heads, DFF: c.FFN, EncoderLayers: c.Layers, DecoderLayers: c.Layers,
+		Heads: c.Heads, Buckets: 32, MaxDistance: 128, Eps: 1e-6, FeedForwardProj: "gated-gelu", Act: t5.ActGELUTanh,
+		Gated: true, Vocab: c.Vocab, DecoderStart: 0, EOS: 1, Pad: 0}
+	m, err := t5.NewRandom(cfg, 1)
+	if err != nil {
+		return nil, 0, err
+	}
+	if tc.LoRA != nil {
+		tc.LoRA.Targets = []model.Target{model.TargetQ, model.TargetV}
+	}
+	tr, err := train.NewNetwork(m, cfg, tc)
+	if err != nil {
+		return nil, 0, err
+	}
+	var params int64
+	for _, t := range m.Tensors() {
+		params += int64(len(t.Data))
+	}
+	te, td := max(1, seq/2), max(1, seq-seq/2)
+	examples := make([]t5.Example, batch)
+	step := func() (train.StepResult, error) {
+		for i := range examples {
+			in, tg := make([]int32, te), make([]int32, td)
+			for j := range in {
+				in[j] = int32(rng.IntN(cfg.Vocab))
+			}
+			for j := range tg {
+				tg[j] = int32(rng.IntN(cfg.Vocab))
+			}
+			examples[i] = t5.Example{Input: in, Target: tg}
+		}
+		b := t5.PackBatch(cfg, examples, te, td)
+		return tr.StepFunc(context.Background(), b.Count(), 1, func(_ context.Context, _ int, scale float64, _ uint64) (float64, error) {
+			return m.ForwardBackward(b, scale)
+		})
+	}
+	return step, params, nil
 }
 
 // familyConfig is the model of a family at the benchmark's dimensions: the config.json the family's

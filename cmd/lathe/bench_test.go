@@ -126,3 +126,33 @@ func TestBenchCPUProfile(t *testing.T) {
 		t.Errorf("%s is not a gzip-compressed profile (%d bytes)", path, len(data))
 	}
 }
+
+// TestBenchTrainFamilies: --arch builds each family's block (falcon-7b's parameters counted by hand:
+// tied embedding 100·32, final LayerNorm 2·32, per layer one LayerNorm 2·32, fused QKV of 4 query heads
+// and 1 kv head of 8: 32·48, dense 32·32, a 4× MLP 2·32·128) and trains it; a family it does not know
+// is refused naming the flag.
+func TestBenchTrainFamilies(t *testing.T) {
+	const falcon7B = 100*32 + 2*32 + 2*(2*32+32*48+32*32+2*32*128)
+	for _, arch := range []string{"falcon-7b", "falcon-40b", "gpt_neox", "mpt", "t5"} {
+		for _, lora := range []bool{false, true} {
+			args := []string{"train", "--arch", arch, "--dim", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+				"--ffn", "64", "--vocab", "100", "--batch", "2", "--seq", "16", "--steps", "2"}
+			if lora {
+				args = append(args, "--lora")
+			}
+			res := benchJSON(t, args...)
+			requirePositive(t, res, "tokens_per_second", "ms_per_step", "gflops", "final_loss", "params")
+			if arch == "falcon-7b" && res["params"] != falcon7B {
+				t.Errorf("falcon-7b params %v, want %d", res["params"], falcon7B)
+			}
+			if arch != "t5" { // T5's initialisation starts far from uniform predictions
+				if l := res["final_loss"]; math.Abs(l-math.Log(100)) > 0.7 {
+					t.Errorf("%s lora=%v: loss %v, want about ln(100) = %.2f", arch, lora, l, math.Log(100))
+				}
+			}
+		}
+	}
+	if _, err := runCommand(context.Background(), benchCommand(), nil, nil, "train", "--arch", "bloom", "--steps", "1"); err == nil || !strings.Contains(err.Error(), "--arch") {
+		t.Fatalf("--arch bloom: %v, want an error naming --arch", err)
+	}
+}
