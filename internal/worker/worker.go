@@ -56,6 +56,9 @@ type Worker struct {
 	opts Options
 	log  *slog.Logger
 	wake chan struct{}
+	// stops is signalled when a stop is requested for a job this worker does not run: Run then
+	// closes the Stopping jobs waiting in the queue without waiting for a free slot.
+	stops chan struct{}
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // by lower-cased job name
@@ -100,7 +103,7 @@ func New(q store.Queue, exec job.Executor, opts Options) *Worker {
 	}
 	return &Worker{
 		q: q, exec: exec, opts: opts, log: opts.Logger.With("worker", opts.Owner),
-		wake: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
+		wake: make(chan struct{}, 1), stops: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
 	}
 }
 
@@ -111,15 +114,20 @@ func (w *Worker) Owner() string { return w.opts.Owner }
 func (w *Worker) JobCreated() { w.poke() }
 
 // StopRequested cancels the job at once if this worker runs it (other workers see the stop flag at
-// their next heartbeat).
+// their next heartbeat). A job still waiting in the queue is closed as Stopped at once too, even
+// while every slot is busy: a stop takes effect in seconds, not after the job ahead of it.
 func (w *Worker) StopRequested(name string) {
 	w.mu.Lock()
 	cancel := w.running[strings.ToLower(name)]
 	w.mu.Unlock()
 	if cancel != nil {
 		cancel(errStopRequested)
+		return
 	}
-	w.poke() // a Stopping job that nobody runs is claimed and closed
+	select {
+	case w.stops <- struct{}{}:
+	default:
+	}
 }
 
 func (w *Worker) poke() {
@@ -162,9 +170,51 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.stops:
+			w.closeStopped(ctx)
 		case <-w.wake:
 		case <-poll.C:
 		}
+	}
+}
+
+// maxStopSweep bounds the claims of one closeStopped: how far down the queue it looks.
+const maxStopSweep = 1000
+
+// closeStopped finishes, as Stopped, the Stopping jobs that no worker runs, without a free slot.
+// Claims come oldest first, so it claims job after job, holding each only until the sweep ends so
+// that the next claim reaches further down the queue. Then it gives back the jobs that were not
+// stopped, unchanged (a released claim is not counted as an attempt), and closes the Stopping ones
+// as runJob would, in that order: once a job shows Stopped, the queue is as it was. A job that
+// another worker runs is not claimable; that worker's heartbeat stops it.
+func (w *Worker) closeStopped(ctx context.Context) {
+	var held, stopped []*store.Job
+	for range maxStopSweep {
+		j, err := w.q.ClaimJob(ctx, w.opts.Owner, w.opts.LeaseDuration)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("claim job to close stopped ones", "err", err)
+			}
+			break
+		}
+		if j == nil {
+			break
+		}
+		if j.Status == store.StatusStopping || j.StopRequested {
+			stopped = append(stopped, j)
+		} else {
+			held = append(held, j)
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, j := range held {
+		if err := w.q.ReleaseLease(rctx, j.Lease()); err != nil {
+			w.log.Error("give back a queued job after closing stopped ones", "job", j.Name, "err", err)
+		}
+	}
+	for _, j := range stopped {
+		w.finish(w.log.With("job", j.Name, "lease", j.LeaseToken), j.Lease(), store.StatusStopped, "Stopped", "", nil)
 	}
 }
 

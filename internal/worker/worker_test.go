@@ -652,3 +652,47 @@ func TestCrashLoopingJobFails(t *testing.T) {
 		t.Fatalf("executed %d times", n)
 	}
 }
+
+// A stop of a job that waits in the queue behind a running one takes effect at once (Stopped, never
+// executed), without waiting for the worker's only slot; the jobs around it keep their places and
+// their attempt counts, and the running one goes on.
+func TestStopOfAQueuedJobDoesNotWaitForTheWorker(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	w := worker.New(r.store, exec, fastOptions("w1")) // Concurrency 1
+	r.notify(t, w)
+	start(t, w)
+	r.call(t, "CreateAutoMLJobV2", createBody("running", ""))
+	x := exec.next(t)
+	x.phase(t, job.PhaseTrainingModels)
+	for _, name := range []string{"queued-1", "stopped", "queued-2"} {
+		r.call(t, "CreateAutoMLJobV2", createBody(name, ""))
+	}
+	r.call(t, "StopAutoMLJob", `{"AutoMLJobName":"stopped"}`)
+	// The running job is still running (it returns only when told to, below) while the queued one
+	// is already Stopped.
+	d := r.waitStatus(t, "stopped", "Stopped", "Stopped")
+	if _, ok := d["EndTime"]; !ok {
+		t.Error("no EndTime on the stopped job")
+	}
+	if n := exec.callsOf("stopped"); n != 0 {
+		t.Errorf("the stopped job was executed %d times", n)
+	}
+	for _, name := range []string{"queued-1", "queued-2"} {
+		j, err := r.store.GetJob(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != store.StatusInProgress || j.Attempts != 0 || j.LeaseOwner != "" {
+			t.Errorf("%s after the stop: status %s, %d attempts, lease %q; want InProgress, untouched", name, j.Status, j.Attempts, j.LeaseOwner)
+		}
+	}
+	if got := r.describe(t, "running")["AutoMLJobStatus"]; got != "InProgress" {
+		t.Errorf("the running job is %v", got)
+	}
+	x.finish(t, result, nil)
+	r.waitStatus(t, "running", "Completed", "Completed")
+	exec.next(t).finish(t, result, nil) // queued-1, then queued-2, run in turn
+	exec.next(t).finish(t, result, nil)
+	r.waitStatus(t, "queued-2", "Completed", "Completed")
+}
