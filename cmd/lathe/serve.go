@@ -22,6 +22,8 @@ import (
 	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/iam"
+	iamsqlite "github.com/lathe-ml/lathe/internal/iam/sqlite"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
@@ -83,6 +85,17 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	}
 	defer st.Close()
 	logger.Info("metadata store", "database", storeopen.Describe(database, dataDir))
+	// IAM's users, roles and policies live in their own SQLite file in the data dir, whichever
+	// database holds the jobs.
+	iamStore, err := iamsqlite.Open(ctx, filepath.Join(dataDir, "iam.db"))
+	if err != nil {
+		return fmt.Errorf("open iam store: %w", err)
+	}
+	defer iamStore.Close()
+	iamSvc, err := iam.New(iam.Config{Store: iamStore, AccountID: account, Logger: logger})
+	if err != nil {
+		return err
+	}
 	models, err := modelstore.OpenDataDir(dataDir)
 	if err != nil {
 		return fmt.Errorf("open model store: %w", err)
@@ -150,7 +163,7 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	}
 	var ready atomic.Bool
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
-		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger,
+		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc,
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai})
 	if err != nil {
 		return err
