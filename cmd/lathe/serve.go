@@ -41,7 +41,9 @@ S3 API on one port, with metadata in SQLite (or PostgreSQL: --database) and obje
 and run the jobs it accepts.
 
 Environment: LATHE_REGION (us-east-1), LATHE_ACCOUNT_ID (12 digits, used in ARNs),
-LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (generated into the data dir when unset),
+LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (the data dir keeps one set of root keys in
+credentials.json: the first start writes these there, or generated ones when they are unset; later
+starts reuse them; "lathe credentials" prints them),
 LATHE_S3_ENDPOINT (use an external S3 for s3:// URIs instead of the embedded one), HF_ENDPOINT and
 HF_TOKEN (downloading base models from the Hugging Face hub), LATHE_OPENAI_API_KEY (the bearer key of
 the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
@@ -70,14 +72,12 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	creds, created, err := server.LoadOrCreateCredentials(dataDir)
+	keys, err := server.LoadRootKeys(dataDir, true)
 	if err != nil {
 		return err
 	}
-	if created {
-		fmt.Fprintf(os.Stderr, "Generated root credentials (kept in %s, shown once):\n  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n",
-			filepath.Join(dataDir, "credentials.json"), creds.AccessKeyID, creds.SecretAccessKey)
-	}
+	announceRootKeys(keys, dataDir)
+	creds := keys.Credentials
 
 	st, err := storeopen.Open(ctx, database, dataDir)
 	if err != nil {
