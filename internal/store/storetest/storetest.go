@@ -59,6 +59,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"list jobs", testListJobs},
 		{"request stop", testRequestStop},
 		{"claims are exclusive across handles", testClaimIsExclusive},
+		{"claimers racing for one job", testClaimRace},
 		{"expired lease is taken over and the old holder fenced", testTakeover},
 		{"a worker that restarts under its old id is fenced", testSameOwnerReclaim},
 		{"release and finish end the lease", testReleaseAndFinish},
@@ -480,6 +481,52 @@ func testClaimIsExclusive(t *testing.T, newDB NewDatabase) {
 	}
 	if j, err := handles[1].ClaimJob(ctx, "late", time.Hour); err != nil || j != nil {
 		t.Fatalf("claim with every lease live: %+v, %v", j, err)
+	}
+}
+
+// testClaimRace starts claimers on several handles at the same instant, round after round, each
+// round on one new job: exactly one of them gets it, with the token of the first claim.
+func testClaimRace(t *testing.T, newDB NewDatabase) {
+	ctx := context.Background()
+	open := newDB(t)
+	handles := []store.Store{handle(t, open), handle(t, open), handle(t, open), handle(t, open)}
+	const rounds, claimers = 40, 8
+	for r := range rounds {
+		name := fmt.Sprintf("round-%02d", r)
+		if err := handles[0].CreateJob(ctx, NewJob(name, t0.Add(time.Duration(r)*time.Second)), nil); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			got   = make([]*store.Job, claimers)
+			errs  = make([]error, claimers)
+		)
+		for c := range claimers {
+			wg.Go(func() {
+				<-start
+				got[c], errs[c] = handles[c%len(handles)].ClaimJob(ctx, fmt.Sprintf("w%d", c), time.Hour)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winners []string
+		for c := range claimers {
+			if errs[c] != nil {
+				t.Fatalf("round %d, claimer %d: %v", r, c, errs[c])
+			}
+			if got[c] != nil {
+				winners = append(winners, fmt.Sprintf("w%d (token %d)", c, got[c].LeaseToken))
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: the one job was claimed by %v", r, winners)
+		}
+		// The jobs of the previous rounds stay leased for an hour, so each round races for its own job only.
+		j := mustGet(t, handles[0], name)
+		if j.LeaseToken != 1 || j.Attempts != 1 {
+			t.Fatalf("round %d: token %d, attempts %d after one claim", r, j.LeaseToken, j.Attempts)
+		}
 	}
 }
 
