@@ -61,6 +61,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"claims are exclusive across handles", testClaimIsExclusive},
 		{"claimers racing for one job", testClaimRace},
 		{"expired lease is taken over and the old holder fenced", testTakeover},
+		{"a lease runs out on the store's clock", testLeaseRunsOut},
 		{"a worker that restarts under its old id is fenced", testSameOwnerReclaim},
 		{"release and finish end the lease", testReleaseAndFinish},
 		{"concurrent writes of an old and a new holder", testConcurrentFencedWrites},
@@ -624,6 +625,38 @@ func testTakeover(t *testing.T, newDB NewDatabase) {
 	if j, err := a.ClaimJob(ctx, "w3", time.Hour); err != nil || j != nil {
 		t.Fatalf("claim of a finished job: %+v, %v", j, err)
 	}
+}
+
+func testLeaseRunsOut(t *testing.T, newDB NewDatabase) {
+	ctx := context.Background()
+	open := newDB(t)
+	a, b := handle(t, open), handle(t, open)
+	mustCreate(t, a, "j")
+	const lease = 300 * time.Millisecond
+	before := time.Now()
+	old := mustClaim(t, a, "w1", lease)
+	if d := time.Until(old.LeaseExpiry); d > lease {
+		t.Fatalf("lease expires in %v, want at most %v", d, lease)
+	}
+	// The holder stops renewing; another worker polls until the lease has run out.
+	var nu *store.Job
+	for deadline := time.Now().Add(30 * time.Second); nu == nil; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if nu, err = b.ClaimJob(ctx, "w2", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a %v lease not taken over after 30 s", lease)
+		}
+	}
+	if since := time.Since(before); since < lease {
+		t.Fatalf("taken over %v after the claim, before the %v lease ran out", since, lease)
+	}
+	t.Logf("taken over after %v", time.Since(before))
+	if nu.LeaseToken != old.LeaseToken+1 || nu.LeaseOwner != "w2" {
+		t.Fatalf("takeover: %+v", nu)
+	}
+	wantFenced(t, "the holder whose lease ran out", fencedWrites(a, old.Lease()))
 }
 
 func testSameOwnerReclaim(t *testing.T, newDB NewDatabase) {
