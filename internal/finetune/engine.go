@@ -157,14 +157,20 @@ func (e *engineModel) Generate(ctx context.Context, prompts [][]int, maxNew int)
 	return out, nil
 }
 
-func (e *engineModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps int) train.Config {
-	cfg := train.Config{
+// trainConfig is the trainer's configuration for the resolved hyperparameters, without LoRA: the
+// schedule decays to a tenth of the peak learning rate.
+func trainConfig(hp HyperParameters, totalSteps, warmupSteps int) train.Config {
+	return train.Config{
 		Schedule: train.Schedule{PeakLR: hp.LearningRate, MinLR: hp.LearningRate / 10, WarmupSteps: warmupSteps,
 			TotalSteps: totalSteps, Decay: hp.Schedule},
 		AdamW:       train.AdamWConfig{WeightDecay: hp.WeightDecay},
 		MaxGradNorm: hp.GradClip,
 		Seed:        uint64(hp.Seed),
 	}
+}
+
+func (e *engineModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps int) train.Config {
+	cfg := trainConfig(hp, totalSteps, warmupSteps)
 	if hp.Method == "lora" {
 		// The frozen base stays in bfloat16, half its float32 memory: the large models LoRA is chosen
 		// for are published in bfloat16, so this loses nothing of theirs.

@@ -146,18 +146,12 @@ func (s *seq2seqModel) Generate(ctx context.Context, prompts [][]int, maxNew int
 	return out, nil
 }
 
-// loraTargets are PEFT's default target modules for T5: q and v of every attention (the encoder's,
+// seq2seqLoRATargets are PEFT's default target modules for T5: q and v of every attention (the encoder's,
 // the decoder's self- and cross-attention).
 var seq2seqLoRATargets = []model.Target{model.TargetQ, model.TargetV}
 
 func (s *seq2seqModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps int) train.Config {
-	cfg := train.Config{
-		Schedule: train.Schedule{PeakLR: hp.LearningRate, MinLR: hp.LearningRate / 10, WarmupSteps: warmupSteps,
-			TotalSteps: totalSteps, Decay: hp.Schedule},
-		AdamW:       train.AdamWConfig{WeightDecay: hp.WeightDecay},
-		MaxGradNorm: hp.GradClip,
-		Seed:        uint64(hp.Seed),
-	}
+	cfg := trainConfig(hp, totalSteps, warmupSteps)
 	if hp.Method == "lora" {
 		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Targets: seq2seqLoRATargets}
 	}
