@@ -66,8 +66,12 @@ func embeddingForward[F float](out []F, tokens []int32, table []F, N, C int) {
 	}
 }
 
-// embeddingBackward: dtable[tokens[n],:] += dout[n,:], rows in order (deterministic).
+// embeddingBackward: dtable[tokens[n],:] += dout[n,:], rows in order (deterministic); nothing for a
+// frozen table (nil).
 func embeddingBackward[F float](dtable, dout []F, tokens []int32, N, C int) {
+	if dtable == nil {
+		return
+	}
 	for n := 0; n < N; n++ {
 		t := int(tokens[n])
 		d, g := dtable[t*C:(t+1)*C], dout[n*C:(n+1)*C]
@@ -101,7 +105,8 @@ func rmsnormForward[F float](out, rstd, inp, weight []F, N, C int, eps float64) 
 }
 
 // rmsnormBackward, with x̂ = inp·rstd and g = dout·weight:
-// dweight[c] += Σ_n dout[n,c]·x̂[n,c];  dinp[n,:] += rstd[n]·(g − x̂·mean_c(g·x̂))
+// dweight[c] += Σ_n dout[n,c]·x̂[n,c] (skipped when dweight is nil: frozen);
+// dinp[n,:] += rstd[n]·(g − x̂·mean_c(g·x̂))
 func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C int) {
 	tensor.Parallel(N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
@@ -117,6 +122,9 @@ func rmsnormBackward[F float](dinp, dweight, dout, inp, weight, rstd []F, N, C i
 			}
 		}
 	})
+	if dweight == nil {
+		return // a frozen gain
+	}
 	// Workers own columns; each column sums its rows in order whatever the number of workers.
 	tensor.Parallel(C, func(lo, hi int) {
 		dw := dweight[lo:hi]

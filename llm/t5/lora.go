@@ -269,6 +269,9 @@ func (m *Model) AttachLoRA(lc model.LoRAConfig, seed uint64) error {
 		return err
 	}
 	n.lora, n.hook, n.frozen = lo, lo, true
+	// The base gets no gradient at all: an empty set of gradient tensors (every backward skips a nil
+	// one), so a LoRA run holds the weights once, not twice.
+	n.g = &weights[float32]{enc: make([]encoderBlock[float32], n.cfg.EncoderLayers), dec: make([]decoderBlock[float32], n.cfg.DecoderLayers)}
 	return nil
 }
 
@@ -324,5 +327,5 @@ func (m *Model) MergeLoRA() {
 			w[i] += lo.scale * v
 		}
 	}
-	n.lora, n.hook, n.frozen = nil, nil, false
+	n.lora, n.hook, n.frozen, n.g = nil, nil, false, nil
 }

@@ -98,6 +98,16 @@ func TestLoRAAttachAndMerge(t *testing.T) {
 	if n := len(m.Trainable()); n != len(ads) {
 		t.Fatalf("%d trainable tensors with adapters, want the %d adapters", n, len(ads))
 	}
+	tb := tinyBatch()
+	if _, err := m.ForwardBackward(tb, 1); err != nil {
+		t.Fatal(err)
+	}
+	if m.n.g.slab != nil {
+		t.Fatalf("a LoRA step allocated %d base gradients", len(m.n.g.slab))
+	}
+	if !slices.ContainsFunc(ads[len(ads)-1].Grad, func(v float32) bool { return v != 0 }) {
+		t.Fatal("the adapters got no gradient")
+	}
 	m.MergeLoRA()
 	merged, _ := m.Logits(b)
 	if d := maxAbsDiff(adapted, merged); d > 1e-5 {
