@@ -44,6 +44,9 @@ func mustLoad() []store.Migration {
 	return ms
 }
 
+// maxConns is the size of the connection pool.
+const maxConns = 16
+
 // Open opens (creating it if needed) the database file at path and brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
@@ -57,6 +60,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// database/sql keeps 2 idle connections by default: under concurrent requests every other
+	// request would open a new SQLite connection (and run the pragmas) and close it again. A fixed
+	// pool that is kept open serves readers in parallel (WAL); writers queue on SQLite's lock.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	s := &Store{db: db, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
