@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 
@@ -376,7 +378,8 @@ func (s *server) allowS3(w *recorder, r *http.Request, res *sigv4.Result) bool {
 		c[k] = v
 	}
 	for _, perm := range perms {
-		denied, err := s.authorize(r, p, perm.action, perm.resource, c, nil)
+		bp := s.bucketPolicy(r, perm.resource)
+		denied, err := s.authorize(r, p, perm.action, perm.resource, c, bp)
 		if err != nil {
 			s.log.Error("authorize", "request_id", RequestID(r.Context()), "err", err)
 			s.writeS3Error(w, r, s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: internalMessage})
@@ -386,6 +389,112 @@ func (s *server) allowS3(w *recorder, r *http.Request, res *sigv4.Result) bool {
 			s.writeS3Error(w, r, s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: denied})
 			return false
 		}
+	}
+	return true
+}
+
+// bucketPolicy returns the policy of the bucket a resource ARN is in, or nil.
+func (s *server) bucketPolicy(r *http.Request, resource string) *policy.Policy {
+	rest, ok := strings.CutPrefix(resource, "arn:aws:s3:::")
+	bucket, _, _ := strings.Cut(rest, "/")
+	if !ok || bucket == "" || bucket == "*" {
+		return nil
+	}
+	doc, ok, err := s.cfg.IAM.BucketPolicy(r.Context(), bucket)
+	if err != nil || !ok {
+		if err != nil {
+			s.log.Error("read bucket policy", "bucket", bucket, "err", err)
+		}
+		return nil
+	}
+	p, err := policy.Parse([]byte(doc), policy.Resource)
+	if err != nil {
+		s.log.Error("stored bucket policy does not parse", "bucket", bucket, "err", err)
+		return nil
+	}
+	return p
+}
+
+// serveBucketPolicy answers PutBucketPolicy, GetBucketPolicy and DeleteBucketPolicy (the policies
+// are IAM's to keep and evaluate), and drops a bucket's policy with the bucket. It reports whether
+// it answered the request.
+func (s *server) serveBucketPolicy(w *recorder, r *http.Request) bool {
+	if s.cfg.IAM == nil || s.cfg.S3 == nil {
+		return false
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if bucket == "" || key != "" {
+		return false
+	}
+	q := r.URL.Query()
+	if !q.Has("policy") {
+		if r.Method == http.MethodDelete && len(q) == 0 {
+			s.cfg.S3.ServeHTTP(w, r)
+			if w.status == http.StatusNoContent {
+				if err := s.cfg.IAM.DeleteBucketPolicy(r.Context(), bucket); err != nil {
+					s.log.Error("delete the policy of a deleted bucket", "bucket", bucket, "err", err)
+				}
+			}
+			return true
+		}
+		return false
+	}
+	w.op = "BucketPolicy"
+	head := httptest.NewRequest(http.MethodHead, "/"+url.PathEscape(bucket), nil).WithContext(r.Context())
+	probe := httptest.NewRecorder()
+	s.cfg.S3.ServeHTTP(probe, head)
+	if probe.Code == http.StatusNotFound {
+		s.writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchBucket", Message: "The specified bucket does not exist"})
+		return true
+	}
+	switch r.Method {
+	case http.MethodGet:
+		w.op = "GetBucketPolicy"
+		doc, ok, err := s.cfg.IAM.BucketPolicy(r.Context(), bucket)
+		if err != nil {
+			s.log.Error("read bucket policy", "bucket", bucket, "err", err)
+			s.writeS3Error(w, r, s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: internalMessage})
+			return true
+		}
+		if !ok {
+			s.writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchBucketPolicy", Message: "The bucket policy does not exist"})
+			return true
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, doc)
+	case http.MethodPut:
+		w.op = "PutBucketPolicy"
+		body, err := io.ReadAll(io.LimitReader(r.Body, policy.MaxDocumentSize+1))
+		if err != nil {
+			s.writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: "The request body could not be read: " + err.Error()})
+			return true
+		}
+		if len(body) > policy.MaxDocumentSize {
+			s.writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "PolicyTooLarge", Message: "Policy exceeds the maximum allowed document size."})
+			return true
+		}
+		if err := s.cfg.IAM.PutBucketPolicy(r.Context(), bucket, string(body)); err != nil {
+			var e *iam.Error
+			if errors.As(err, &e) {
+				s.writeS3Error(w, r, s3Error{Status: e.Status, Code: e.Code, Message: e.Message})
+				return true
+			}
+			s.log.Error("put bucket policy", "bucket", bucket, "err", err)
+			s.writeS3Error(w, r, s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: internalMessage})
+			return true
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodDelete:
+		w.op = "DeleteBucketPolicy"
+		if err := s.cfg.IAM.DeleteBucketPolicy(r.Context(), bucket); err != nil {
+			s.log.Error("delete bucket policy", "bucket", bucket, "err", err)
+			s.writeS3Error(w, r, s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: internalMessage})
+			return true
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		s.writeS3Error(w, r, s3Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "The specified method is not allowed against this resource."})
 	}
 	return true
 }

@@ -461,3 +461,84 @@ func TestIAMPolicyDocumentsAreCheckedAsIAMDoes(t *testing.T) {
 		t.Fatalf("AWS managed policies: %v %v", pols, err)
 	}
 }
+
+func TestBucketPolicies(t *testing.T) {
+	is := startIAMServer(t)
+	ctx := context.Background()
+	root := is.s3(rootCreds)
+	if _, err := root.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shared"), Key: aws.String("a.csv"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	guest := is.s3(is.newUser(t, "guest", ""))
+	get := func(c *s3.Client) error {
+		_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("a.csv")})
+		return err
+	}
+	wantCode(t, get(guest), "AccessDenied", "")
+	_, err := root.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("shared")})
+	wantCode(t, err, "NoSuchBucketPolicy", "The bucket policy does not exist")
+	_, err = root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared"),
+		Policy: aws.String(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}}`)})
+	wantCode(t, err, "MalformedPolicy", "Policy has invalid resource")
+	_, err = root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("missing-bucket"),
+		Policy: aws.String(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::missing-bucket/*"}}`)})
+	wantCode(t, err, "NoSuchBucket", "")
+
+	// The bucket policy alone grants the named user (same account); nobody else.
+	doc := `{"Version":"2012-10-17","Statement":[{"Sid":"Guest","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:user/guest"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"},
+		{"Sid":"NoWriter","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:user/writer"},"Action":"s3:*","Resource":["arn:aws:s3:::shared","arn:aws:s3:::shared/*"]}]}`
+	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared"), Policy: aws.String(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := root.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("shared")})
+	if err != nil || *got.Policy != doc {
+		t.Fatalf("policy back: %v %v", got, err)
+	}
+	if err := get(guest); err != nil {
+		t.Fatalf("guest with the bucket policy: %v", err)
+	}
+	other := is.s3(is.newUser(t, "other", ""))
+	wantCode(t, get(other), "AccessDenied", "")
+	writerCreds := is.newUser(t, "writer", "")
+	if _, err := is.iam(rootCreds).AttachUserPolicy(ctx, &awsiam.AttachUserPolicyInput{UserName: aws.String("writer"), PolicyArn: aws.String("arn:aws:iam::aws:policy/AmazonS3FullAccess")}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, get(is.s3(writerCreds)), "AccessDenied", "User: arn:aws:iam::"+testAccount+":user/writer is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::shared/a.csv with an explicit deny in a resource-based policy")
+
+	// A deny on plain HTTP (aws:SecureTransport) holds for every principal but the root.
+	tlsOnly := `{"Version":"2012-10-17","Statement":[{"Sid":"Guest","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:user/guest"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"},
+		{"Sid":"TLSOnly","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::shared","arn:aws:s3:::shared/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`
+	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared"), Policy: aws.String(tlsOnly)}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, get(guest), "AccessDenied", "")
+	if err := get(root); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := root.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, get(guest), "AccessDenied", "")
+	_, err = root.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("shared")})
+	wantCode(t, err, "NoSuchBucketPolicy", "")
+
+	// A deleted bucket takes its policy with it: a new bucket of the same name starts without one.
+	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared"), Policy: aws.String(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("shared"), Key: aws.String("a.csv")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = root.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("shared")})
+	wantCode(t, err, "NoSuchBucketPolicy", "")
+}

@@ -52,6 +52,9 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 	case res.HexPayloadHash():
 		r.Body = readCloser{sigv4.NewPayloadHashReader(r.Body, res.PayloadHash), r.Body}
 	}
+	if s.serveBucketPolicy(w, r) {
+		return
+	}
 	if s.cfg.S3 == nil {
 		s.writeS3Error(w, r, s3Error{Status: http.StatusNotImplemented, Code: "NotImplemented",
 			Message: "This server has no S3 API configured."})
