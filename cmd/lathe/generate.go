@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -8,12 +9,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 )
@@ -21,18 +27,24 @@ import (
 // generateCommand is `lathe generate`: continue one prompt with a local model, streaming the text.
 func generateCommand() *cobra.Command {
 	var (
-		modelPath, prompt string
-		raw, chat         bool
-		opt               generate.Options
+		modelRef, prompt string
+		raw, chat        bool
+		opt              generate.Options
+		cf               clientFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "generate --model PATH [--prompt TEXT]",
-		Short: "Generate text with a local model (GGUF file or Hugging Face directory), streamed as it comes",
-		Long: `Generate text with a local model. The prompt (--prompt, or standard input) is an instruction
+		Use:   "generate --model PATH|NAME|s3://... [--prompt TEXT]",
+		Short: "Generate text with a model (local file or folder, store name, or s3:// artifact), streamed as it comes",
+		Long: `Generate text with a model: a GGUF file or Hugging Face directory on disk, a model of the store
+("Stories260K"; a catalog model not downloaded yet is pulled first), or an s3:// URI as endpoints take
+it (a job's ModelDataUrl, a .gguf object, a model.tar.gz), read through the Lathe server's S3 API
+(--endpoint, signed with the data dir's keys or AWS_ACCESS_KEY_ID) or LATHE_S3_ENDPOINT. The prompt (--prompt, or standard input) is an instruction
 formatted with the same template fine-tuning uses (### Instruction / ### Response, or the model's chat
 template with --chat), so a model from "lathe finetune" answers as it was trained to; --raw continues
 the text as it is. The generated text is written to standard output token by token.`,
 		Example: `  lathe generate --model tuned/model.gguf --prompt "Summarize: ..."
+  lathe generate --model Stories260K --raw --prompt "Once upon a time"
+  lathe generate --model s3://quickstart/output/stories-quickstart/model/ --prompt "Write a story about a cat."
   lathe generate --model ../shared/models/stories260K.gguf --raw --prompt "Once upon a time" --temperature 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,9 +66,14 @@ the text as it is. The generated text is written to standard output token by tok
 				_, _ = rand.Read(b[:])
 				opt.Seed = binary.LittleEndian.Uint64(b[:])
 			}
-			lm, err := finetune.LoadModel(modelPath, finetune.LocalEntry(modelPath, chat))
+			modelPath, entryName, cleanup, err := resolveModel(cmd.Context(), modelRef, &cf, cmd.ErrOrStderr())
 			if err != nil {
-				return fmt.Errorf("load model %s: %w", modelPath, err)
+				return err
+			}
+			defer cleanup()
+			lm, err := finetune.LoadModel(modelPath, finetune.LocalEntry(entryName, chat))
+			if err != nil {
+				return fmt.Errorf("load model %s: %w", modelRef, err)
 			}
 			m, tok, stops, err := finetune.Engine(lm)
 			if err != nil {
@@ -107,7 +124,7 @@ the text as it is. The generated text is written to standard output token by tok
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&modelPath, "model", "", "a GGUF file or a Hugging Face directory")
+	f.StringVar(&modelRef, "model", "", "a GGUF file or Hugging Face directory, a model of the store, or an s3:// model artifact")
 	f.StringVar(&prompt, "prompt", "", "the prompt (default: read standard input)")
 	f.IntVar(&opt.MaxNewTokens, "max-new-tokens", 256, "most tokens to generate")
 	f.Float64Var(&opt.Temperature, "temperature", 0.8, "sampling temperature; 0 is greedy decoding")
@@ -119,7 +136,73 @@ the text as it is. The generated text is written to standard output token by tok
 	f.BoolVar(&raw, "raw", false, "continue the prompt as it is, without the instruction template")
 	f.BoolVar(&chat, "chat", false, "format the prompt with the model's chat template")
 	_ = cmd.MarkFlagRequired("model")
+	f.StringVar(&cf.endpoint, "endpoint", envOr("LATHE_ENDPOINT", "http://127.0.0.1:8080"), "Lathe server URL whose S3 API serves s3:// models (env LATHE_ENDPOINT)")
+	f.StringVar(&cf.region, "region", envOr("LATHE_REGION", "us-east-1"), "signing region for s3:// models")
+	f.StringVar(&cf.dataDir, "data-dir", defaultDataDir(), "Lathe's data dir: its model store, and its keys for s3:// models (env LATHE_DATA_DIR)")
 	return cmd
+}
+
+// resolveModel finds what --model names, in the order a user would expect: a file or folder on disk;
+// an s3:// URI, downloaded to a temporary folder (cleanup removes it) as an endpoint downloads its
+// ModelDataUrl; else a model of the store (a catalog model not downloaded yet is pulled, as endpoints
+// and jobs do). name is what picks the prompt template: the file's name, the store name, or the base
+// model a job's metrics.json names.
+func resolveModel(ctx context.Context, ref string, cf *clientFlags, stderr io.Writer) (path, name string, cleanup func(), err error) {
+	cleanup = func() {}
+	if _, statErr := os.Stat(ref); statErr == nil {
+		return ref, ref, cleanup, nil
+	}
+	if strings.HasPrefix(ref, "s3://") {
+		key, secret, err := clientCredentials(cf.dataDir)
+		if err != nil {
+			return "", "", cleanup, err
+		}
+		objects, err := blob.New(ctx, blob.OptionsFromEnv(blob.Options{Endpoint: cf.endpoint, Region: cf.region,
+			AccessKeyID: key, SecretAccessKey: secret, PathStyle: true}))
+		if err != nil {
+			return "", "", cleanup, err
+		}
+		dir, err := os.MkdirTemp("", "lathe-generate-")
+		if err != nil {
+			return "", "", cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		fmt.Fprintf(stderr, "downloading %s\n", ref)
+		path, err := endpoint.FetchModel(ctx, objects, ref, filepath.Join(dir, "model"))
+		if err != nil {
+			cleanup()
+			return "", "", func() {}, fmt.Errorf("model %s: %w", ref, err)
+		}
+		name := path
+		if base := endpoint.TrainedFrom(ctx, objects, ref); base != "" {
+			name = base // a job's artifact is prompted as its base model was during training
+		}
+		return path, name, cleanup, nil
+	}
+	notFound := fmt.Errorf("--model %s: no such file or folder, and no model of that name in the store of %s (lathe models list shows them)", ref, cf.dataDir)
+	_, inCatalog := catalog.Lookup(ref)
+	if _, err := os.Stat(filepath.Join(cf.dataDir, modelstore.DirName)); err != nil && !inCatalog {
+		return "", "", cleanup, notFound // and no store to create on the way
+	}
+	store, err := modelstore.OpenDataDir(cf.dataDir)
+	if err != nil {
+		return "", "", cleanup, err
+	}
+	if _, err := store.Get(ref); err != nil && !inCatalog {
+		return "", "", cleanup, notFound
+	}
+	pulled := false
+	path, err = finetune.StoreSource{Store: store}.Resolve(ctx, ref, func(done, total int64) {
+		pulled = true
+		fmt.Fprintf(stderr, "\rpulling %s into the store: %d/%d MB", ref, done>>20, total>>20)
+	})
+	if pulled {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return "", "", cleanup, fmt.Errorf("model %s: %w", ref, err)
+	}
+	return path, ref, cleanup, nil
 }
 
 // streamDetokenizer decodes generated ids as a continuation of the prompt: unlike Tokenizer.Decode,

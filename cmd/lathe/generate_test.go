@@ -97,7 +97,8 @@ func TestGenerateRejectsBadInput(t *testing.T) {
 		{"no model", []string{"--prompt", "hi"}, `required flag(s) "model" not set`},
 		{"raw and chat", []string{"--model", storiesModel, "--prompt", "hi", "--raw", "--chat"}, "--raw and --chat exclude each other"},
 		{"no new tokens", []string{"--model", storiesModel, "--prompt", "hi", "--max-new-tokens", "0"}, "--max-new-tokens must be at least 1"},
-		{"missing model", []string{"--model", "nope.gguf", "--prompt", "hi"}, "load model nope.gguf"},
+		{"missing model", []string{"--model", "nope.gguf", "--prompt", "hi", "--data-dir", "testdata-none"},
+			"--model nope.gguf: no such file or folder, and no model of that name in the store of testdata-none (lathe models list shows them)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -55,13 +55,13 @@ func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*
 		modelPath = p
 	} else {
 		dir := filepath.Join(s.endpointDir(key), strings.ToLower(v.Name))
-		p, err := s.download(ctx, v.Source, dir)
+		p, err := FetchModel(ctx, s.cfg.Objects, v.Source, dir)
 		if err != nil {
 			return nil, err
 		}
 		modelPath = p
 		if base == "" {
-			base = s.trainedFrom(ctx, v.Source)
+			base = TrainedFrom(ctx, s.cfg.Objects, v.Source)
 		}
 	}
 	format := serving.FormatFor(base)
@@ -84,9 +84,10 @@ func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*
 	return serving.Load(modelPath, opts)
 }
 
-// trainedFrom reads the base model of a fine-tuning job's artifact from the metrics.json the
-// pipeline writes beside the model prefix (S3OutputPath/<job>/model/ -> .../<job>/metrics.json).
-func (s *Service) trainedFrom(ctx context.Context, source string) string {
+// TrainedFrom reads the base model of a fine-tuning job's artifact from the metrics.json the
+// pipeline writes beside the model prefix (S3OutputPath/<job>/model/ -> .../<job>/metrics.json);
+// "" when there is none.
+func TrainedFrom(ctx context.Context, objects Objects, source string) string {
 	if strings.HasSuffix(source, ".gguf") {
 		return ""
 	}
@@ -95,7 +96,7 @@ func (s *Service) trainedFrom(ctx context.Context, source string) string {
 	if i < len("s3://") {
 		return ""
 	}
-	data, err := s.cfg.Objects.Get(ctx, parent[:i+1]+"metrics.json")
+	data, err := objects.Get(ctx, parent[:i+1]+"metrics.json")
 	if err != nil {
 		return ""
 	}
@@ -108,11 +109,12 @@ func (s *Service) trainedFrom(ctx context.Context, source string) string {
 	return m.BaseModel
 }
 
-// download fetches a model artifact into dir: every object under an s3:// prefix (a Hugging Face
-// directory; its .gguf copy is skipped when config.json is there), or one .gguf object. It returns
-// what to load.
-func (s *Service) download(ctx context.Context, source, dir string) (string, error) {
-	if s.cfg.Objects == nil {
+// FetchModel fetches a model artifact into dir, as CreateModel's ModelDataUrl names it: every
+// object under an s3:// prefix (a Hugging Face directory, such as a job's ModelDataUrl; its .gguf
+// copy is skipped when config.json is there), one .gguf object, or a model.tar.gz. It returns what
+// to load. A dir already holding a complete download of source is reused.
+func FetchModel(ctx context.Context, objects Objects, source, dir string) (string, error) {
+	if objects == nil {
 		return "", errors.New("this server has no object store to read model data from")
 	}
 	bucket, key, err := blob.ParseURI(source)
@@ -125,14 +127,14 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
-	objs, err := s.cfg.Objects.List(ctx, source)
+	objs, err := objects.List(ctx, source)
 	if err != nil {
 		return "", fmt.Errorf("list %s: %w", source, err)
 	}
 	prefix := key
 	if len(objs) == 1 && objs[0].Key == key {
 		if strings.HasSuffix(key, ".tar.gz") {
-			return s.downloadTarball(ctx, source, dir)
+			return downloadTarball(ctx, objects, source, dir)
 		}
 		if !strings.HasSuffix(key, ".gguf") {
 			return "", fmt.Errorf("%s is neither a .gguf file, a model.tar.gz nor a model directory", source)
@@ -140,7 +142,7 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 		prefix = path.Dir(key) + "/"
 	} else if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
-		if objs, err = s.cfg.Objects.List(ctx, "s3://"+bucket+"/"+prefix); err != nil {
+		if objs, err = objects.List(ctx, "s3://"+bucket+"/"+prefix); err != nil {
 			return "", fmt.Errorf("list %s: %w", source, err)
 		}
 	}
@@ -163,7 +165,7 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			return "", err
 		}
-		if err := s.cfg.Objects.Download(ctx, o.URI, local); err != nil {
+		if err := objects.Download(ctx, o.URI, local); err != nil {
 			return "", fmt.Errorf("download %s: %w", o.URI, err)
 		}
 	}
@@ -174,12 +176,12 @@ func (s *Service) download(ctx context.Context, source, dir string) (string, err
 }
 
 // downloadTarball fetches a model.tar.gz (SageMaker's usual model artifact) and unpacks it into dir.
-func (s *Service) downloadTarball(ctx context.Context, source, dir string) (string, error) {
+func downloadTarball(ctx context.Context, objects Objects, source, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	tarball := filepath.Join(dir, ".model.tar.gz")
-	if err := s.cfg.Objects.Download(ctx, source, tarball); err != nil {
+	if err := objects.Download(ctx, source, tarball); err != nil {
 		return "", fmt.Errorf("download %s: %w", source, err)
 	}
 	defer os.Remove(tarball)
