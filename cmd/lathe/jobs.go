@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,11 +42,55 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 }
 
 func (f *clientFlags) clients() (*client.Clients, error) {
+	// A server that is not there is the first thing to say, before credentials, and at once: the SDK
+	// would retry the refused connection and then print its retry error.
+	if err := f.reachable(); err != nil {
+		return nil, err
+	}
 	key, secret, err := clientCredentials(f.dataDir)
 	if err != nil {
 		return nil, err
 	}
 	return client.New(client.Options{Endpoint: f.endpoint, Region: f.region, AccessKeyID: key, SecretAccessKey: secret})
+}
+
+// reachable asks the server's health route, which answers without credentials; a connection that
+// fails (refused, no such host, timed out) means there is no server to talk to.
+func (f *clientFlags) reachable() error {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get(strings.TrimSuffix(f.endpoint, "/") + "/_lathe/health")
+	if err != nil {
+		return f.noServer(err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// noServer is the error a client verb reports when nothing answers at its endpoint: what to do, not
+// the transport's words (still there to errors.Is / errors.As).
+func (f *clientFlags) noServer(cause error) error {
+	return &noServerError{endpoint: f.endpoint, cause: cause}
+}
+
+type noServerError struct {
+	endpoint string
+	cause    error
+}
+
+func (e *noServerError) Error() string {
+	return fmt.Sprintf("no Lathe server at %s; start one with lathe serve (or set --endpoint / LATHE_ENDPOINT to yours)", e.endpoint)
+}
+
+func (e *noServerError) Unwrap() error { return e.cause }
+
+// explain rewords a connection failure that happened after the check above (the server went away
+// in the middle of a command).
+func (f *clientFlags) explain(err error) error {
+	var opErr *net.OpError
+	if err != nil && errors.As(err, &opErr) && opErr.Op == "dial" {
+		return f.noServer(opErr)
+	}
+	return err
 }
 
 func jobsCommand() *cobra.Command {
@@ -52,6 +99,11 @@ func jobsCommand() *cobra.Command {
 	cf.register(cmd)
 	cmd.AddCommand(jobsCreateCommand(&cf), jobsDescribeCommand(&cf), jobsListCommand(&cf),
 		jobsStopCommand(&cf), jobsWaitCommand(&cf), jobsLogsCommand(&cf))
+	for _, sub := range cmd.Commands() {
+		if run := sub.RunE; run != nil {
+			sub.RunE = func(c *cobra.Command, args []string) error { return cf.explain(run(c, args)) }
+		}
+	}
 	return cmd
 }
 
