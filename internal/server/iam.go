@@ -205,8 +205,7 @@ func (s *server) allowJSON(w *recorder, r *http.Request, which api, res *sigv4.R
 }
 
 // sageMakerResource is the ARN a SageMaker operation acts on, from the names in its request:
-// arn:aws:sagemaker:REGION:ACCOUNT:automl-job/name (names lower-cased, as SageMaker's ARNs are),
-// or "*" for the List operations.
+// arn:aws:sagemaker:REGION:ACCOUNT:automl-job/name (names lower-cased, as SageMaker's ARNs are).
 func (s *server) sageMakerResource(op string, body []byte) (string, policy.Context) {
 	var in map[string]json.RawMessage
 	_ = json.Unmarshal(body, &in)
@@ -242,7 +241,8 @@ func (s *server) sageMakerResource(op string, body []byte) (string, policy.Conte
 	case strings.Contains(op, "Model") && str("ModelName") != "":
 		return arn("model", str("ModelName")), c
 	}
-	return "*", c
+	// The List operations act on no one resource: AWS names the service's whole account scope.
+	return "arn:aws:sagemaker:" + s.cfg.Region + ":" + s.cfg.AccountID + ":*", c
 }
 
 // s3Authz is one permission an S3 request needs.

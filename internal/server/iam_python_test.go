@@ -82,8 +82,8 @@ func TestBoto3IAMUserKeyAndRole(t *testing.T) {
 		t.Errorf("users: %v", r)
 	}
 	denied := map[string]string{
-		"list_before": "User: arn:aws:iam::123456789012:user/analyst is not authorized to perform: sagemaker:ListAutoMLJobs on resource: * because no identity-based policy allows the sagemaker:ListAutoMLJobs action",
-		"role_list":   "User: arn:aws:sts::123456789012:assumed-role/reader/py is not authorized to perform: sagemaker:ListAutoMLJobs on resource: * because no identity-based policy allows the sagemaker:ListAutoMLJobs action",
+		"list_before": "User: arn:aws:iam::123456789012:user/analyst is not authorized to perform: sagemaker:ListAutoMLJobs on resource: arn:aws:sagemaker:us-east-1:123456789012:* because no identity-based policy allows the sagemaker:ListAutoMLJobs action",
+		"role_list":   "User: arn:aws:sts::123456789012:assumed-role/reader/py is not authorized to perform: sagemaker:ListAutoMLJobs on resource: arn:aws:sagemaker:us-east-1:123456789012:* because no identity-based policy allows the sagemaker:ListAutoMLJobs action",
 		"role_s3":     "User: arn:aws:sts::123456789012:assumed-role/reader/py is not authorized to perform: s3:ListAllMyBuckets on resource: arn:aws:s3:::* because no identity-based policy allows the s3:ListAllMyBuckets action",
 	}
 	for name, msg := range denied {

@@ -324,6 +324,33 @@ func TestBucketConfinedUserAndExplicitDeny(t *testing.T) {
 	_, err = confined.ListBuckets(ctx, &s3.ListBucketsInput{})
 	wantCode(t, err, "AccessDenied", "")
 
+	// s3:prefix and ${aws:username}: each user lists and writes only their own home folder.
+	homer := is.s3(is.newUser(t, "homer", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::bucket-a","Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}},
+		{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::bucket-a/home/${aws:username}/*"}]}`))
+	if _, err := homer.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/homer/notes.txt"), Body: strings.NewReader("d'oh")}); err != nil {
+		t.Fatal(err)
+	}
+	own, err := homer.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bucket-a"), Prefix: aws.String("home/homer/")})
+	if err != nil || len(own.Contents) != 1 {
+		t.Fatalf("own home: %v %v", own, err)
+	}
+	_, err = homer.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bucket-a"), Prefix: aws.String("home/marge/")})
+	wantCode(t, err, "AccessDenied", "")
+	_, err = homer.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bucket-a")})
+	wantCode(t, err, "AccessDenied", "")
+	_, err = homer.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/marge/x"), Body: strings.NewReader("x")})
+	wantCode(t, err, "AccessDenied", "")
+
+	// aws:SourceIp: the test client connects from 127.0.0.1.
+	local := is.s3(is.newUser(t, "local", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}}`))
+	if _, err := local.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket-b"), Key: aws.String("data/x.csv")}); err != nil {
+		t.Fatalf("from an allowed address: %v", err)
+	}
+	office := is.s3(is.newUser(t, "office", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}}`))
+	_, err = office.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket-b"), Key: aws.String("data/x.csv")})
+	wantCode(t, err, "AccessDenied", "")
+
 	// Explicit Deny beats Allow: a group grants all of S3, the user's own policy denies bucket-b.
 	admin := is.iam(rootCreds)
 	if _, err := admin.CreateGroup(ctx, &awsiam.CreateGroupInput{GroupName: aws.String("s3-admins")}); err != nil {
