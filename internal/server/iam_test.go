@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -59,6 +61,10 @@ func startIAMServer(t *testing.T) *iamServer {
 	is.testServer = startServer(t, false, func(cfg *Config) {
 		cfg.IAM = svc
 		cfg.S3 = objects
+		cfg.Runtime = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `[{"generated_text":"ok"}]`)
+		})
 		cfg.SageMaker["CreateAutoMLJobV2"] = func(ctx context.Context, body []byte) (any, error) {
 			var in struct{ AutoMLJobName string }
 			if err := json.Unmarshal(body, &in); err != nil {
@@ -568,4 +574,20 @@ func TestBucketPolicies(t *testing.T) {
 	}
 	_, err = root.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("shared")})
 	wantCode(t, err, "NoSuchBucketPolicy", "")
+}
+
+func TestInvokeEndpointIsAuthorizedOnTheEndpoint(t *testing.T) {
+	is := startIAMServer(t)
+	ctx := context.Background()
+	user := is.newUser(t, "caller", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sagemaker:InvokeEndpoint","Resource":"arn:aws:sagemaker:us-east-1:`+testAccount+`:endpoint/stories"}}`)
+	rt := sagemakerruntime.New(sagemakerruntime.Options{Region: testRegion, BaseEndpoint: aws.String(is.URL), Credentials: user,
+		HTTPClient: is.sdkHTTPClient(), Retryer: aws.NopRetryer{}})
+	invoke := func(name string) error {
+		_, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String(name), ContentType: aws.String("application/json"), Body: []byte(`{"inputs":"hi"}`)})
+		return err
+	}
+	if err := invoke("Stories"); err != nil { // endpoint ARNs carry the name in lower case
+		t.Fatal(err)
+	}
+	wantCode(t, invoke("other"), "AccessDeniedException", "User: arn:aws:iam::"+testAccount+":user/caller is not authorized to perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:"+testAccount+":endpoint/other because no identity-based policy allows the sagemaker:InvokeEndpoint action")
 }
