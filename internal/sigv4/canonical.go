@@ -6,12 +6,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // canonicalHeaders renders "name:value\n" for every signed header, in the order of SignedHeaders
 // (which SDKs sort; the string to sign uses the order the client gave, so a client that did not
 // sort fails as it would on AWS).
-func canonicalHeaders(r *http.Request, signed []string) (string, error) {
+func canonicalHeaders(r *http.Request, signed []string, trim func(string) string) (string, error) {
 	var b strings.Builder
 	for _, name := range signed {
 		var values []string
@@ -38,20 +39,33 @@ func canonicalHeaders(r *http.Request, signed []string) (string, error) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(trimAll(v))
+			b.WriteString(trim(v))
 		}
 		b.WriteByte('\n')
 	}
 	return b.String(), nil
 }
 
-// trimAll trims a header value and collapses runs of spaces, as the SigV4 rules ask.
+// The SigV4 rule for header values, "trim and collapse sequential spaces", is read two ways by
+// the SDKs, and a signature is checked against both when they differ:
+//
+//   - trimAll, botocore's `' '.join(value.split())`: any whitespace (tab, NBSP, ...) separates;
+//   - trimSpaces, the Go and Java SDKs': only the space character is trimmed and collapsed, so a
+//     tab inside a value is signed as a tab.
 func trimAll(v string) string {
 	v = strings.TrimSpace(v)
-	if !strings.Contains(v, "  ") && !strings.ContainsAny(v, "\t") {
+	if !strings.Contains(v, "  ") && !strings.ContainsFunc(v, func(r rune) bool { return r != ' ' && unicode.IsSpace(r) }) {
 		return v
 	}
 	return strings.Join(strings.Fields(v), " ")
+}
+
+func trimSpaces(v string) string {
+	v = strings.Trim(v, " ")
+	for strings.Contains(v, "  ") {
+		v = strings.ReplaceAll(v, "  ", " ")
+	}
+	return v
 }
 
 // canonicalPaths returns the canonical URI forms a client may have signed for this request.

@@ -473,23 +473,29 @@ func verifyPresigned(r *http.Request, lookup SecretLookup, now time.Time) (*Resu
 // checkSignature rebuilds the canonical request for each plausible form of the path and accepts
 // the request when one of them yields res.Signature.
 func checkSignature(r *http.Request, res *Result, amzDate, query string, signedHeaders []string) error {
-	headers, err := canonicalHeaders(r, signedHeaders)
+	headers, err := canonicalHeaders(r, signedHeaders, trimAll)
 	if err != nil {
 		return err
+	}
+	headerForms := []string{headers}
+	if spaced, _ := canonicalHeaders(r, signedHeaders, trimSpaces); spaced != headers {
+		headerForms = append(headerForms, spaced)
 	}
 	scope := res.Scope()
 	var first *Error
 	for _, path := range canonicalPaths(r, res.Service) {
-		creq := strings.Join([]string{r.Method, path, query, headers, strings.Join(signedHeaders, ";"), res.PayloadHash}, "\n")
-		sts := stringToSign(amzDate, scope, creq)
-		want := hex.EncodeToString(hmacSHA256(res.signingKey, sts))
-		if hmac.Equal([]byte(want), []byte(res.Signature)) {
-			return nil
-		}
-		if first == nil {
-			first = &Error{Kind: KindSignatureMismatch, AccessKeyID: res.AccessKeyID,
-				CanonicalRequest: creq, StringToSign: sts, SignatureGiven: res.Signature,
-				Detail: "the signature does not match the canonical request"}
+		for _, headers := range headerForms {
+			creq := strings.Join([]string{r.Method, path, query, headers, strings.Join(signedHeaders, ";"), res.PayloadHash}, "\n")
+			sts := stringToSign(amzDate, scope, creq)
+			want := hex.EncodeToString(hmacSHA256(res.signingKey, sts))
+			if hmac.Equal([]byte(want), []byte(res.Signature)) {
+				return nil
+			}
+			if first == nil {
+				first = &Error{Kind: KindSignatureMismatch, AccessKeyID: res.AccessKeyID,
+					CanonicalRequest: creq, StringToSign: sts, SignatureGiven: res.Signature,
+					Detail: "the signature does not match the canonical request"}
+			}
 		}
 	}
 	return first
