@@ -433,6 +433,20 @@ func TestAssumeRoleCredentialsWorkUntilTheyExpire(t *testing.T) {
 	_, err = is.sm(session).CreateAutoMLJobV2(ctx, createJobInput("j"))
 	wantCode(t, err, "AccessDeniedException", "User: arn:aws:sts::"+testAccount+":assumed-role/trainer/nightly is not authorized to perform: sagemaker:CreateAutoMLJobV2 on resource: arn:aws:sagemaker:us-east-1:"+testAccount+":automl-job/j because no identity-based policy allows the sagemaker:CreateAutoMLJobV2 action")
 
+	// A session policy passed to AssumeRole narrows the role's permissions for that session.
+	narrow, err := is.sts(dev).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("narrow"),
+		Policy: aws.String(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sagemaker:DescribeAutoMLJobV2","Resource":"*"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := narrow.Credentials
+	narrowed := is.sm(credentials.NewStaticCredentialsProvider(*nc.AccessKeyId, *nc.SecretAccessKey, *nc.SessionToken))
+	if _, err := narrowed.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = narrowed.ListAutoMLJobs(ctx, &sagemaker.ListAutoMLJobsInput{})
+	wantCode(t, err, "AccessDeniedException", "User: arn:aws:sts::"+testAccount+":assumed-role/trainer/narrow is not authorized to perform: sagemaker:ListAutoMLJobs on resource: arn:aws:sagemaker:us-east-1:"+testAccount+":* because no session policy allows the sagemaker:ListAutoMLJobs action")
+
 	// The session's key without its token, or with another token, is refused.
 	_, err = is.sm(credentials.NewStaticCredentialsProvider(*c.AccessKeyId, *c.SecretAccessKey, "")).ListAutoMLJobs(ctx, &sagemaker.ListAutoMLJobsInput{})
 	wantCode(t, err, "UnrecognizedClientException", "The security token included in the request is invalid.")
