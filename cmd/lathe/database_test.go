@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/lathe-ml/lathe/internal/hubtest"
 	"github.com/lathe-ml/lathe/internal/store/pgtest"
 )
 
@@ -83,8 +87,15 @@ func TestServeWithPostgres(t *testing.T) {
 	url := pgtest.Start(t).NewDatabase(t)
 	t.Setenv("LATHE_ROOT_ACCESS_KEY_ID", dbTestAccessKey)
 	t.Setenv("LATHE_ROOT_SECRET_ACCESS_KEY", dbTestSecretKey)
-	// No hub is reachable: a job that gets as far as pulling a model fails at once.
-	t.Setenv("HF_ENDPOINT", "http://127.0.0.1:1")
+	// A hub that has Stories260K's repository but not its file: the job is accepted (create checks
+	// that the hub answers) and fails at once when it pulls the model.
+	hubRoot := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(hubRoot, "ggml-org", "models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hub := httptest.NewServer(hubtest.Hub{Root: hubRoot})
+	t.Cleanup(hub.Close)
+	t.Setenv("HF_ENDPOINT", hub.URL)
 	ctx := context.Background()
 	a, b := startServe(t, url), startServe(t, url)
 

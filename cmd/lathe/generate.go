@@ -97,7 +97,15 @@ the text as it is. The generated text is written to standard output token by tok
 				opt.MaxNewTokens = room
 			}
 			opt.StopTokens = stops
-			fmt.Fprintf(cmd.ErrOrStderr(), "prompt: %d tokens, seed %d\n", len(ids), opt.Seed)
+			// Greedy decoding draws nothing: a seed would suggest that another one changes the text.
+			if opt.Temperature == 0 || opt.TopK == 1 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prompt: %d tokens, greedy decoding\n", len(ids))
+				if cmd.Flags().Changed("seed") {
+					fmt.Fprintln(cmd.ErrOrStderr(), "--seed has no effect: greedy decoding (--temperature 0 or --top-k 1) draws no random numbers")
+				}
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prompt: %d tokens, seed %d\n", len(ids), opt.Seed)
+			}
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -22,6 +22,12 @@ func TestGenerate(t *testing.T) {
 	}{
 		{"greedy raw prompt", []string{"--raw", "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "30"},
 			"", storiesGreedy, "finish: length"},
+		{"greedy says so, not a seed", []string{"--raw", "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "3"},
+			"", "", "prompt: 5 tokens, greedy decoding\n"},
+		{"a seed with greedy decoding has no effect", []string{"--raw", "--prompt", "Once upon a time", "--temperature", "0", "--seed", "3", "--max-new-tokens", "3"},
+			"", "", "--seed has no effect: greedy decoding"},
+		{"sampling prints its seed", []string{"--raw", "--prompt", "Once upon a time", "--seed", "3", "--max-new-tokens", "3"},
+			"", "", "prompt: 5 tokens, seed 3\n"},
 		{"prompt from stdin", []string{"--raw", "--temperature", "0", "--max-new-tokens", "30"},
 			"Once upon a time\n", storiesGreedy, "finish: length"},
 		{"chat without a template", []string{"--chat", "--prompt", "Tell me a story.", "--temperature", "0", "--max-new-tokens", "4"},

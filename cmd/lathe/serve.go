@@ -140,7 +140,8 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 			}
 			return e.Architecture, true
 		},
-		TagResourceExists: endpoints.ResourceExists,
+		BaseModelAvailable: baseModelAvailable(models, logger),
+		TagResourceExists:  endpoints.ResourceExists,
 	})
 	if err != nil {
 		return err

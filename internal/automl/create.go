@@ -77,6 +77,13 @@ func (s *Service) createAutoMLJobV2(ctx context.Context, body []byte) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	// A base model that the job could not get (not in the store, the hub unreachable) is refused now,
+	// in the words the job would fail with a moment after it starts.
+	if s.baseModelReady != nil {
+		if err := s.baseModelReady(ctx, spec.BaseModel); err != nil {
+			return nil, awserr.Validation("%s", err.Error())
+		}
+	}
 	now := s.now()
 	name := *req.AutoMLJobName
 	spec.Name = name

@@ -37,6 +37,10 @@ type Config struct {
 	// RegisteredModel reports the architecture of a base model registered in the model store (models
 	// beyond the catalog). May be nil.
 	RegisteredModel func(name string) (arch string, ok bool)
+	// BaseModelAvailable is asked, at create time, whether the job will find its (resolved) base
+	// model: nil when it is in the model store or can be pulled, else the error the job would fail
+	// with, which refuses the request as a ValidationException in the same words. May be nil.
+	BaseModelAvailable func(ctx context.Context, name string) error
 	// Notifier is told about new jobs and stop requests. May be nil (workers then find them by polling).
 	Notifier Notifier
 	// TagResourceExists answers whether a SageMaker resource of another type (endpoint, model, ...)
@@ -52,6 +56,7 @@ type Service struct {
 	store             Store
 	region, account   string
 	registeredModel   func(string) (string, bool)
+	baseModelReady    func(context.Context, string) error
 	notifier          Notifier
 	tagResourceExists func(context.Context, string) (bool, error)
 	now               func() time.Time
@@ -69,7 +74,8 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		store: cfg.Store, region: cfg.Region, account: cfg.AccountID, registeredModel: cfg.RegisteredModel,
-		notifier: cfg.Notifier, tagResourceExists: cfg.TagResourceExists, now: cfg.Now,
+		baseModelReady: cfg.BaseModelAvailable,
+		notifier:       cfg.Notifier, tagResourceExists: cfg.TagResourceExists, now: cfg.Now,
 	}
 	if s.region == "" {
 		s.region = "us-east-1"
