@@ -207,9 +207,12 @@ func (s *Service) Authorize(ctx context.Context, req Request) (Decision, error) 
 		c[k] = v
 	}
 	s.principalContext(p, c)
-	identity, err := s.identityPolicies(ctx, p)
+	identity, tags, err := s.identityPolicies(ctx, p)
 	if err != nil {
 		return Decision{}, err
+	}
+	for _, t := range tags {
+		c.Set("aws:PrincipalTag/"+t.Key, t.Value)
 	}
 	preq := &policy.Request{Action: req.Action, Resource: req.Resource, Context: c,
 		Principals: principalARNs(p), Account: p.Account}
@@ -279,14 +282,16 @@ func principalARNs(p *Principal) []string {
 	return []string{p.ARN}
 }
 
-// identityPolicies gathers the policies of a user (its own and its groups') or an assumed role.
-func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.Named, error) {
+// identityPolicies gathers the policies of a user (its own and its groups') or an assumed role,
+// and the user's or role's tags (aws:PrincipalTag).
+func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.Named, []Tag, error) {
 	type source struct {
 		owner    string
 		inline   map[string]string
 		attached []string
 	}
 	var sources []source
+	var tags []Tag
 	err := s.store.View(ctx, func(tx Tx) error {
 		switch p.Type {
 		case TypeUser:
@@ -295,6 +300,7 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 				return err
 			}
 			sources = append(sources, source{"user/" + u.Name, u.Inline, u.Attached})
+			tags = u.Tags
 			for _, g := range u.Groups {
 				grp, err := getDoc[Group](tx, kindGroup, strings.ToLower(g))
 				if errors.Is(err, ErrNotFound) {
@@ -311,14 +317,15 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 				return err
 			}
 			sources = append(sources, source{"role/" + r.Name, r.Inline, r.Attached})
+			tags = r.Tags
 		}
 		return nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil // a deleted user or role has no policies left: everything is denied
+		return nil, nil, nil // a deleted user or role has no policies left: everything is denied
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []policy.Named
 	for _, src := range sources {
@@ -333,7 +340,7 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 		for _, arn := range src.attached {
 			doc, err := s.managedDocument(ctx, arn)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if doc == "" {
 				continue
@@ -346,7 +353,7 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 			out = append(out, policy.Named{Name: arn, Policy: p})
 		}
 	}
-	return out, nil
+	return out, tags, nil
 }
 
 // managedDocument returns the default version's document of a managed policy ("" if it is gone).

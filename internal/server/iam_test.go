@@ -605,3 +605,34 @@ func TestInvokeEndpointIsAuthorizedOnTheEndpoint(t *testing.T) {
 	}
 	wantCode(t, invoke("other"), "AccessDeniedException", "User: arn:aws:iam::"+testAccount+":user/caller is not authorized to perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:"+testAccount+":endpoint/other because no identity-based policy allows the sagemaker:InvokeEndpoint action")
 }
+
+func TestPrincipalTagsInConditions(t *testing.T) {
+	is := startIAMServer(t)
+	ctx := context.Background()
+	admin := is.iam(rootCreds)
+	doc := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sagemaker:Describe*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"ml"}}}}`
+	for _, u := range []struct{ name, team string }{{"mlperson", "ml"}, {"webperson", "web"}} {
+		if _, err := admin.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String(u.name), Tags: []iamtypes.Tag{{Key: aws.String("team"), Value: aws.String(u.team)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.PutUserPolicy(ctx, &awsiam.PutUserPolicyInput{UserName: aws.String(u.name), PolicyName: aws.String("team"), PolicyDocument: aws.String(doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := admin.GetUser(ctx, &awsiam.GetUserInput{UserName: aws.String("mlperson")})
+	if err != nil || len(got.User.Tags) != 1 || *got.User.Tags[0].Value != "ml" {
+		t.Fatalf("user tags: %+v %v", got, err)
+	}
+	keyFor := func(name string) aws.CredentialsProvider {
+		k, err := admin.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return credentials.NewStaticCredentialsProvider(*k.AccessKey.AccessKeyId, *k.AccessKey.SecretAccessKey, "")
+	}
+	if _, err := is.sm(keyFor("mlperson")).DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = is.sm(keyFor("webperson")).DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")})
+	wantCode(t, err, "AccessDeniedException", "")
+}
