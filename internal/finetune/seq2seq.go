@@ -153,7 +153,8 @@ var seq2seqLoRATargets = []model.Target{model.TargetQ, model.TargetV}
 func (s *seq2seqModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps int) train.Config {
 	cfg := trainConfig(hp, totalSteps, warmupSteps)
 	if hp.Method == "lora" {
-		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Targets: seq2seqLoRATargets}
+		// The frozen base in bfloat16, as for the decoder families: half its float32 memory.
+		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Targets: seq2seqLoRATargets, FrozenBF16: true}
 	}
 	return cfg
 }

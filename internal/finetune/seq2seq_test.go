@@ -151,3 +151,44 @@ func TestSeq2SeqJobResumesBitIdentically(t *testing.T) {
 		t.Errorf("model.safetensors differs from the uninterrupted run's")
 	}
 }
+
+// A T5 LoRA run (the base frozen in bfloat16) stopped mid-training resumes from its checkpoint (the
+// base's fingerprint checked) and ends with the uninterrupted run's metrics and model bytes.
+func TestSeq2SeqLoRAResumesBitIdentically(t *testing.T) {
+	data := familyTaskCSV(t)
+	dir := writeT5Model(t)
+	run := func(ctx context.Context, out string, r job.Reporter) (*LocalReport, error) {
+		return Local{ModelPath: dir, Entry: LocalEntry(dir, false), Training: data, ValidationFraction: 0.2,
+			HyperParameters: map[string]string{"epochCount": "3", "batchSize": "4", "learningRate": "0.01"},
+			Method:          "lora", OutDir: out, Reporter: r}.Run(ctx)
+	}
+	straight := t.TempDir()
+	want, err := run(context.Background(), straight, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := run(ctx, out, &recorder{onStep: func(p job.Progress) {
+		if p.Step == 10 {
+			cancel()
+		}
+	}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run returned %v, want context.Canceled", err)
+	}
+	got, err := run(context.Background(), out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FineTuned != want.FineTuned {
+		t.Errorf("metrics differ from the uninterrupted run's:\n got %+v\nwant %+v", got.FineTuned, want.FineTuned)
+	}
+	for _, f := range []string{"model.safetensors", filepath.Join("adapter", "adapter_model.safetensors")} {
+		a, err1 := os.ReadFile(filepath.Join(straight, f))
+		b, err2 := os.ReadFile(filepath.Join(out, f))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs from the uninterrupted run's (%v, %v)", f, err1, err2)
+		}
+	}
+}

@@ -258,7 +258,8 @@ func (f *ffnWeights[F]) proj(p Proj) []F {
 }
 
 // AttachLoRA adds adapters (A random from seed, B zero: the outputs do not change) and freezes the base
-// weights. The dropout of lc is not applied (see the comment at the top of this file).
+// weights, in bfloat16 with lc.FrozenBF16. The dropout of lc is not applied (see the comment at the top
+// of this file).
 func (m *Model) AttachLoRA(lc model.LoRAConfig, seed uint64) error {
 	n := m.n
 	if n.lora != nil {
@@ -272,6 +273,9 @@ func (m *Model) AttachLoRA(lc model.LoRAConfig, seed uint64) error {
 	// The base gets no gradient at all: an empty set of gradient tensors (every backward skips a nil
 	// one), so a LoRA run holds the weights once, not twice.
 	n.g = &weights[float32]{enc: make([]encoderBlock[float32], n.cfg.EncoderLayers), dec: make([]decoderBlock[float32], n.cfg.DecoderLayers)}
+	if lc.FrozenBF16 {
+		n.freezeBF16()
+	}
 	return nil
 }
 
@@ -318,6 +322,7 @@ func (m *Model) MergeLoRA() {
 	if lo == nil {
 		return
 	}
+	n.thaw()
 	r := lo.cfg.Rank
 	for _, ad := range lo.order {
 		tmp := make([]float32, ad.OC*ad.C)

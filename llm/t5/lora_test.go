@@ -132,3 +132,54 @@ func maxAbsDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+// TestLoRAFrozenBF16: with FrozenBF16 the projections move to bfloat16 (the float32 weights shrink to
+// the embedding, head, norms and biases), the model computes what its bfloat16-rounded self computes,
+// the fingerprint does not change, and merging restores float32 weights equal to the adapted model.
+func TestLoRAFrozenBF16(t *testing.T) {
+	cfg := tinyConfig("gated-gelu", false)
+	m, err := NewRandom(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tinyBatch()
+	before, _ := m.Logits(b)
+	fp := m.Fingerprint()
+	full := len(m.n.w.slab)
+	lc := model.LoRAConfig{Rank: 4, Alpha: 8, Targets: []model.Target{model.TargetQ, model.TargetV}, FrozenBF16: true}
+	if err := m.AttachLoRA(lc, 1); err != nil {
+		t.Fatal(err)
+	}
+	if m.n.bf16 == nil || len(m.n.w.slab) >= full {
+		t.Fatalf("float32 weights %d of %d after freezing", len(m.n.w.slab), full)
+	}
+	if got := m.Fingerprint(); got != fp {
+		t.Fatalf("fingerprint %s after freezing, %s before", got, fp)
+	}
+	frozen, err := m.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(before, frozen); d > 0.05 || d == 0 {
+		t.Fatalf("bfloat16 base moved the logits by %g (want a rounding's worth, not 0)", d)
+	}
+	for _, a := range m.Adapters() {
+		for i := range a.Data {
+			a.Data[i] += 0.01
+		}
+	}
+	if _, err := m.ForwardBackward(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	adapted, _ := m.Logits(b)
+	m.MergeLoRA()
+	merged, _ := m.Logits(b)
+	if d := maxAbsDiff(adapted, merged); d > 1e-4 {
+		t.Fatalf("merged logits differ from the adapted model's by %g", d)
+	}
+	for _, ts := range m.Tensors() {
+		if ts.Data == nil {
+			t.Fatalf("%s has no float32 data after merging", ts.Name)
+		}
+	}
+}

@@ -99,6 +99,7 @@ func Load(dir string) (*Model, error) {
 // Save writes dir/config.json and dir/model.safetensors (float32, transformers' tensor names, shared
 // embedding once as shared.weight as save_pretrained writes it), creating dir if needed.
 func (m *Model) Save(dir string) error {
+	m.n.thaw() // a base frozen in bfloat16 is written as its float32 widening
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("t5 save: %w", err)
 	}
@@ -136,7 +137,8 @@ type Param struct {
 	Grad []float32
 }
 
-// Tensors returns views of every weight, in transformers' state-dict order.
+// Tensors returns views of every weight, in transformers' state-dict order. While LoRA holds the base
+// frozen in bfloat16 the projections' Data are nil (MergeLoRA and Save restore float32).
 func (m *Model) Tensors() []Tensor {
 	var ts []Tensor
 	m.n.w.visit(m.n.cfg, func(name string, shape []int, kind Kind, t *[]float32) {

@@ -19,6 +19,9 @@ type net[F float] struct {
 	// lora is the attached adapters (also the hook); frozen says the base weights get no gradients.
 	lora   *loraAdapters[F]
 	frozen bool
+	// bf16 holds the projection matrices in bfloat16 while frozen with LoRAConfig.FrozenBF16 (their
+	// slices in w are then nil); nil otherwise.
+	bf16 *bf16Base[F]
 }
 
 // Part says which sub-layer a projection belongs to; with Proj it names a projection, which is what
@@ -194,7 +197,7 @@ func newActivations[F float](c Config, key actsKey) *activations[F] {
 
 // lin is a projection with its adapter, if any: out = inp·Wᵀ (+ the adapter's term).
 func (m *net[F]) lin(s site, out, inp, w []F, N, C, OC int, train bool) {
-	linearForward(out, inp, w, N, C, OC)
+	linearForward(out, inp, m.weight(s, w), N, C, OC)
 	if m.hook != nil {
 		m.hook.forward(s, out, inp, N, C, OC, train)
 	}
@@ -205,7 +208,7 @@ func (m *net[F]) linBack(s site, dinp, dw, dout, inp, w []F, N, C, OC int, accum
 	if m.frozen {
 		dw = nil // a frozen base matrix's gradient is never used: skip its N·C·OC product
 	}
-	linearBackward(dinp, dw, dout, inp, w, N, C, OC, accumulate)
+	linearBackward(dinp, dw, dout, inp, m.weight(s, w), N, C, OC, accumulate)
 	if m.hook != nil {
 		m.hook.backward(s, dinp, dout, inp, N, C, OC)
 	}

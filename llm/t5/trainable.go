@@ -4,8 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math"
 
+	"github.com/lathe-ml/lathe/llm/format/half"
 	"github.com/lathe-ml/lathe/llm/model"
 )
 
@@ -54,19 +54,32 @@ func (m *Model) DiscardGrads() {
 }
 
 // Fingerprint identifies the base weights: a hash of their names, shapes and a strided sample of about
-// a million values, so that LoRA checkpoints are resumed only on the base they were trained on.
+// a million values rounded to bfloat16, so that a model and its bfloat16-frozen form agree and LoRA
+// checkpoints are resumed only on the base they were trained on.
 func (m *Model) Fingerprint() string {
-	ts := m.Tensors()
+	n := m.n
+	c := n.cfg
+	sites := map[string]site{}
+	for _, s := range c.sites() {
+		sites[c.moduleName(s)+".weight"] = s
+	}
 	h := sha256.New()
-	var buf [4]byte
-	for _, t := range ts {
-		fmt.Fprintf(h, "%s%v;", t.Name, t.Shape)
-		stride := max(1, len(t.Data)/(1<<20/len(ts)+1))
-		for i := 0; i < len(t.Data); i += stride {
-			b := math.Float32bits(t.Data[i])
-			buf[0], buf[1], buf[2], buf[3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+	count := 0
+	n.w.visit(c, func(string, []int, Kind, *[]float32) { count++ })
+	var buf [2]byte
+	n.w.visit(c, func(name string, shape []int, kind Kind, t *[]float32) {
+		fmt.Fprintf(h, "%s%v;", name, shape)
+		size := numel(shape)
+		get := func(i int) uint16 { return half.F32ToBF16((*t)[i]) }
+		if *t == nil && n.bf16 != nil {
+			b := n.bf16.mats[sites[name]]
+			get = func(i int) uint16 { return b[i] }
+		}
+		for i := 0; i < size; i += max(1, size/(1<<20/count+1)) {
+			v := get(i)
+			buf[0], buf[1] = byte(v), byte(v>>8)
 			h.Write(buf[:])
 		}
-	}
+	})
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
