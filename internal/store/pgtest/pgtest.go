@@ -118,7 +118,13 @@ func StartCluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "lathe-pg-")
+	// The socket lives in the directory, and a Unix socket's path is limited to 107 bytes: a long
+	// TMPDIR falls back to /tmp.
+	parent := os.TempDir()
+	if len(parent) > 60 {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "lathe-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
