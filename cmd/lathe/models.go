@@ -34,7 +34,7 @@ func modelsCommand() *cobra.Command {
 func modelsListCommand(dataDir *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the models in the store, then the catalog models not downloaded yet",
+		Short: "List the models in the store, then the catalog models not downloaded yet, with what each can do",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := modelstore.OpenDataDir(*dataDir)
@@ -50,14 +50,15 @@ func modelsListCommand(dataDir *string) *cobra.Command {
 	}
 }
 
-// printModels writes the store's models, then the catalog's models that are not in the store.
+// printModels writes the store's models, then the catalog's models that are not in the store, each
+// with what Lathe can do with it (CAN), so that "not downloaded" never hides "cannot run".
 func printModels(w io.Writer, entries []modelstore.Entry, cat []catalog.Model) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tFORMAT\tARCHITECTURE\tSIZE\tSOURCE")
+	fmt.Fprintln(tw, "NAME\tFORMAT\tARCHITECTURE\tSIZE\tCAN\tSOURCE")
 	stored := map[string]bool{}
 	for _, e := range entries {
 		stored[e.Name] = true
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Format, e.Architecture, formatBytes(e.Size()), e.Source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Format, e.Architecture, formatBytes(e.Size()), canDo(e.Architecture), e.Source)
 	}
 	for _, m := range cat {
 		if stored[m.Name] {
@@ -67,9 +68,27 @@ func printModels(w io.Writer, entries []modelstore.Entry, cat []catalog.Model) e
 		if m.HubFile != "" {
 			src += "/" + m.HubFile
 		}
-		fmt.Fprintf(tw, "%s\t-\t%s\tnot downloaded\t%s\n", m.Name, m.Architecture, src)
+		fmt.Fprintf(tw, "%s\t-\t%s\tnot downloaded\t%s\t%s\n", m.Name, m.Architecture, canDo(m.Architecture), src)
 	}
 	return tw.Flush()
+}
+
+// canDo is what Lathe can do with a model of the architecture: fine-tune it and serve it, or, when
+// the engine does not run it, why not.
+func canDo(arch string) string {
+	if catalog.Runnable(arch) {
+		return "fine-tune, serve"
+	}
+	return "nothing: no " + arch + " engine"
+}
+
+// checkRunnable refuses to pull a catalog model the engine cannot run: gigabytes for nothing.
+func checkRunnable(m catalog.Model) error {
+	if catalog.Runnable(m.Architecture) {
+		return nil
+	}
+	return fmt.Errorf("%s is a %s model, which the engine cannot run yet (it runs %s): not pulling it",
+		m.Name, m.Architecture, strings.Join(catalog.SupportedArchitectures, ", "))
 }
 
 func modelsImportCommand(dataDir *string) *cobra.Command {
@@ -132,6 +151,9 @@ HF_TOKEN is sent for gated models (accept the licence on the model's page first)
 			if !ok {
 				return fmt.Errorf("%s is not a catalog model; the catalog has %s (to add another model use \"lathe models import\")",
 					args[0], strings.Join(catalog.Names(), ", "))
+			}
+			if err := checkRunnable(m); err != nil {
+				return err
 			}
 			store, err := modelstore.OpenDataDir(*dataDir)
 			if err != nil {
