@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/lathe-ml/lathe/internal/awserr"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/iam/policy"
 	"github.com/lathe-ml/lathe/internal/sigv4"
@@ -298,9 +301,9 @@ func s3Permissions(r *http.Request) ([]s3Authz, policy.Context) {
 			return one("s3:DeleteBucket"), c
 		case http.MethodPost:
 			if q.Has("delete") {
-				// DeleteObjects names its keys in the body, which streams past unread here: it
-				// needs s3:DeleteObject on every object of the bucket.
-				return []s3Authz{{"s3:DeleteObject", bucketARN + "/*"}}, c
+				// DeleteObjects names its keys in the body: allowDeleteObjects checks
+				// s3:DeleteObject on each once the body is decoded.
+				return nil, c
 			}
 		}
 		for _, k := range []string{"prefix", "delimiter", "max-keys"} {
@@ -415,10 +418,11 @@ func (s *server) bucketPolicy(r *http.Request, resource string) *policy.Policy {
 	return p
 }
 
-// serveBucketPolicy answers PutBucketPolicy, GetBucketPolicy and DeleteBucketPolicy (the policies
-// are IAM's to keep and evaluate), and drops a bucket's policy with the bucket. It reports whether
+// serveS3IAM is IAM's part of an S3 request once its body is decoded: it answers PutBucketPolicy,
+// GetBucketPolicy and DeleteBucketPolicy (the policies are IAM's to keep and evaluate), drops a
+// bucket's policy with the bucket, and authorizes each key of a DeleteObjects. It reports whether
 // it answered the request.
-func (s *server) serveBucketPolicy(w *recorder, r *http.Request) bool {
+func (s *server) serveS3IAM(w *recorder, r *http.Request, res *sigv4.Result) bool {
 	if s.cfg.IAM == nil || s.cfg.S3 == nil {
 		return false
 	}
@@ -427,6 +431,9 @@ func (s *server) serveBucketPolicy(w *recorder, r *http.Request) bool {
 		return false
 	}
 	q := r.URL.Query()
+	if r.Method == http.MethodPost && q.Has("delete") {
+		return !s.allowDeleteObjects(w, r, res, bucket)
+	}
 	if !q.Has("policy") {
 		if r.Method == http.MethodDelete && len(q) == 0 {
 			s.cfg.S3.ServeHTTP(w, r)
@@ -496,5 +503,58 @@ func (s *server) serveBucketPolicy(w *recorder, r *http.Request) bool {
 	default:
 		s.writeS3Error(w, r, s3Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "The specified method is not allowed against this resource."})
 	}
+	return true
+}
+
+// maxDeleteObjectsBody bounds a DeleteObjects request: 1,000 keys of up to 1,024 bytes, escaped.
+const maxDeleteObjectsBody = 8 << 20
+
+// allowDeleteObjects reads a DeleteObjects body, checks s3:DeleteObject on every key it names and
+// puts the body back for the S3 handler. One denied key refuses the whole request (AWS would
+// delete the others and list that key as AccessDenied; refusing all never deletes more).
+func (s *server) allowDeleteObjects(w *recorder, r *http.Request, res *sigv4.Result, bucket string) bool {
+	p, status, _, _ := s.principal(r, res)
+	if p == nil {
+		s.writeS3Error(w, r, s3Error{Status: status, Code: "AccessDenied", Message: "Access Denied"})
+		return false
+	}
+	if p.Type == iam.TypeRoot {
+		return true
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxDeleteObjectsBody+1))
+	if err != nil {
+		if e := awserr.As(err); e != nil {
+			s.writeS3Error(w, r, s3Error{Status: e.Status, Code: e.Code, Message: e.Message})
+		} else {
+			s.writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: "The request body could not be read: " + err.Error()})
+		}
+		return false
+	}
+	var doc struct {
+		Objects []struct {
+			Key string `xml:"Key"`
+		} `xml:"Object"`
+	}
+	if len(body) > maxDeleteObjectsBody || xml.Unmarshal(body, &doc) != nil {
+		s.writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "MalformedXML",
+			Message: "The XML you provided was not well-formed or did not validate against our published schema"})
+		return false
+	}
+	c := requestContext(r, res)
+	bucketARN := "arn:aws:s3:::" + bucket
+	bp := s.bucketPolicy(r, bucketARN)
+	for _, o := range doc.Objects {
+		denied, err := s.authorize(r, p, "s3:DeleteObject", bucketARN+"/"+o.Key, c, bp)
+		if err != nil {
+			s.log.Error("authorize", "request_id", RequestID(r.Context()), "err", err)
+			s.writeS3Error(w, r, s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: internalMessage})
+			return false
+		}
+		if denied != "" {
+			s.writeS3Error(w, r, s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: denied})
+			return false
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	return true
 }

@@ -18,6 +18,7 @@ import (
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
@@ -333,7 +334,7 @@ func TestBucketConfinedUserAndExplicitDeny(t *testing.T) {
 	// s3:prefix and ${aws:username}: each user lists and writes only their own home folder.
 	homer := is.s3(is.newUser(t, "homer", `{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::bucket-a","Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}},
-		{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::bucket-a/home/${aws:username}/*"}]}`))
+		{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"],"Resource":"arn:aws:s3:::bucket-a/home/${aws:username}/*"}]}`))
 	if _, err := homer.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/homer/notes.txt"), Body: strings.NewReader("d'oh")}); err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +348,26 @@ func TestBucketConfinedUserAndExplicitDeny(t *testing.T) {
 	wantCode(t, err, "AccessDenied", "")
 	_, err = homer.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/marge/x"), Body: strings.NewReader("x")})
 	wantCode(t, err, "AccessDenied", "")
+
+	// DeleteObjects is checked key by key: one key outside the home folder refuses the request.
+	del := func(keys ...string) error {
+		var ids []s3types.ObjectIdentifier
+		for _, k := range keys {
+			ids = append(ids, s3types.ObjectIdentifier{Key: aws.String(k)})
+		}
+		_, err := homer.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("bucket-a"), Delete: &s3types.Delete{Objects: ids}})
+		return err
+	}
+	wantCode(t, del("home/homer/notes.txt", "data/x.csv"), "AccessDenied", "User: arn:aws:iam::"+testAccount+":user/homer is not authorized to perform: s3:DeleteObject on resource: arn:aws:s3:::bucket-a/data/x.csv because no identity-based policy allows the s3:DeleteObject action")
+	if _, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/homer/notes.txt")}); err != nil {
+		t.Fatalf("the refused DeleteObjects deleted the allowed key: %v", err)
+	}
+	if err := del("home/homer/notes.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("bucket-a"), Key: aws.String("home/homer/notes.txt")}); err == nil {
+		t.Fatal("DeleteObjects of the own key did not delete it")
+	}
 
 	// aws:SourceIp: the test client connects from 127.0.0.1.
 	local := is.s3(is.newUser(t, "local", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}}`))

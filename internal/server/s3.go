@@ -52,7 +52,7 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 	case res.HexPayloadHash():
 		r.Body = readCloser{sigv4.NewPayloadHashReader(r.Body, res.PayloadHash), r.Body}
 	}
-	if s.serveBucketPolicy(w, r) {
+	if s.serveS3IAM(w, r, res) {
 		return
 	}
 	if s.cfg.S3 == nil {
