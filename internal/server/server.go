@@ -59,6 +59,9 @@ type Config struct {
 	Runtime http.Handler
 	// OpenAI serves /v1/...; it authenticates requests itself (bearer keys). Nil answers 404.
 	OpenAI http.Handler
+	// Console, when set, builds the web console's handler around the front door it is given (so the
+	// console's API calls are routed, signed and authorized as any client's); see console.go.
+	Console func(api http.Handler) http.Handler
 	// S3 serves every other path (path-style S3) after the signature check, with aws-chunked bodies
 	// decoded and hex payload hashes checked as the body streams. Nil answers 501.
 	S3 http.Handler
@@ -77,6 +80,8 @@ type server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	lookup sigv4.SecretLookup
+
+	console http.Handler // nil without Config.Console
 }
 
 // New returns the front door's handler.
@@ -110,6 +115,9 @@ func New(cfg Config) (http.Handler, error) {
 			return cfg.LookupSecret(akid)
 		}
 		return "", false
+	}
+	if cfg.Console != nil {
+		s.console = cfg.Console(s)
 	}
 	return s, nil
 }
@@ -170,6 +178,10 @@ var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam
 var runtimePath = regexp.MustCompile(`^/endpoints/([^/]+)/(invocations|invocations-response-stream)$`)
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.console != nil && isConsole(r) {
+		s.serveConsole(w, r)
+		return
+	}
 	start := time.Now()
 	id := newRequestID()
 	w.Header().Set("x-amzn-RequestId", id)
