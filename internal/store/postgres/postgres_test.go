@@ -5,6 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lathe-ml/lathe/internal/store"
 	"github.com/lathe-ml/lathe/internal/store/pgtest"
@@ -43,6 +46,49 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	}
 	if _, err := open(); err == nil || !strings.Contains(err.Error(), "newer than this program") {
 		t.Fatalf("open of a newer schema: %v", err)
+	}
+}
+
+// A claimer passes over a job whose row another transaction holds locked (a claimer in the middle
+// of its claim) and takes the next one at once, rather than queueing behind the lock.
+func TestClaimSkipsLockedRows(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Shared(t).NewDatabase(t)
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, name := range []string{"older", "newer"} {
+		if err := s.CreateJob(ctx, storetest.NewJob(name, storetest.T0.Add(time.Duration(i)*time.Second)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM jobs WHERE lower_name = 'older' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// Were the claim to wait for the lock, it would wait until this context ends.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	j, err := s.ClaimJob(cctx, "w", time.Hour)
+	if err != nil || j == nil || j.Name != "newer" {
+		t.Fatalf("claim while the oldest job's row is locked: %+v, %v; want the next job", j, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := s.ClaimJob(ctx, "w", time.Hour); err != nil || j == nil || j.Name != "older" {
+		t.Fatalf("claim once the lock is gone: %+v, %v", j, err)
 	}
 }
 
