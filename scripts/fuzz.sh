@@ -26,18 +26,31 @@ fi
 
 failed=()
 count=0
+flaked=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 while read -r dir name; do
   if [ -n "$only" ] && ! [[ "$dir $name" =~ $only ]]; then
     continue
   fi
   count=$((count + 1))
   echo "== fuzz ./$dir $name ($fuzztime)"
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel "$parallel" "./$dir"; then
-    failed+=("./$dir $name")
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel "$parallel" "./$dir" 2>&1 | tee "$out"
+  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+    # Go 1.26's fuzz coordinator can report the end of -fuzztime itself as a failure, "context
+    # deadline exceeded" with no failing input, on a loaded machine (go.dev/issue/75804, fixed in
+    # Go 1.27). Only that exact outcome is forgiven; any written input or other error fails.
+    if ! grep -q 'Failing input written to' "$out" && grep -q '^    context deadline exceeded$' "$out" &&
+      [ "$(grep -c -- '^--- FAIL' "$out")" -eq 1 ]; then
+      echo "fuzz: $name: the Go 1.26 end-of-fuzztime race (no failing input); not a failure" >&2
+      flaked=$((flaked + 1))
+    else
+      failed+=("./$dir $name")
+    fi
   fi
 done <<<"$targets"
 
-echo "fuzz: ran $count targets for $fuzztime each"
+echo "fuzz: ran $count targets for $fuzztime each ($flaked hit the Go 1.26 end-of-fuzztime race)"
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'fuzz: FAILED %s (failing inputs are under its testdata/fuzz/)\n' "${failed[@]}" >&2
   exit 1
