@@ -27,6 +27,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
+	"github.com/lathe-ml/lathe/internal/store"
 	"github.com/lathe-ml/lathe/internal/store/storeopen"
 	"github.com/lathe-ml/lathe/internal/worker"
 )
@@ -164,7 +165,7 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	}
 	var ready atomic.Bool
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
-		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc,
+		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, ResourceTags: resourceTags(st),
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai})
 	if err != nil {
 		return err
@@ -196,4 +197,25 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// resourceTags reads a SageMaker resource's tags for aws:ResourceTag conditions.
+func resourceTags(tags store.Tags) func(ctx context.Context, arn string) (map[string]string, error) {
+	return func(ctx context.Context, arn string) (map[string]string, error) {
+		out := map[string]string{}
+		after := ""
+		for {
+			page, more, err := tags.ListTags(ctx, arn, after, 100)
+			if err != nil {
+				return nil, fmt.Errorf("list tags of %s: %w", arn, err)
+			}
+			for _, t := range page {
+				out[t.Key] = t.Value
+				after = t.Key
+			}
+			if !more || len(page) == 0 {
+				return out, nil
+			}
+		}
+	}
 }

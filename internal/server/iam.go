@@ -194,6 +194,17 @@ func (s *server) allowJSON(w *recorder, r *http.Request, which api, res *sigv4.R
 			c[k] = v
 		}
 	}
+	if s.cfg.ResourceTags != nil && p.Type != iam.TypeRoot && strings.HasPrefix(resource, "arn:") && !strings.HasSuffix(resource, ":*") {
+		tags, err := s.cfg.ResourceTags(r.Context(), resource)
+		if err != nil {
+			s.log.Error("read resource tags", "request_id", RequestID(r.Context()), "resource", resource, "err", err)
+			writeJSONError(w, which, http.StatusInternalServerError, "InternalFailure", internalMessage)
+			return false
+		}
+		for k, v := range tags {
+			c.Set("aws:ResourceTag/"+k, v)
+		}
+	}
 	denied, err := s.authorize(r, p, action, resource, c, nil)
 	if err != nil {
 		s.log.Error("authorize", "request_id", RequestID(r.Context()), "err", err)

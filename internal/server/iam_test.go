@@ -62,6 +62,12 @@ func startIAMServer(t *testing.T) *iamServer {
 	is.testServer = startServer(t, false, func(cfg *Config) {
 		cfg.IAM = svc
 		cfg.S3 = objects
+		cfg.ResourceTags = func(ctx context.Context, arn string) (map[string]string, error) {
+			if arn == "arn:aws:sagemaker:us-east-1:"+testAccount+":automl-job/tagged" {
+				return map[string]string{"team": "ml"}, nil
+			}
+			return nil, nil
+		}
 		cfg.Runtime = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `[{"generated_text":"ok"}]`)
@@ -655,5 +661,16 @@ func TestPrincipalTagsInConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = is.sm(keyFor("webperson")).DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")})
+	wantCode(t, err, "AccessDeniedException", "")
+}
+
+func TestResourceTagsInConditions(t *testing.T) {
+	is := startIAMServer(t)
+	ctx := context.Background()
+	sm := is.sm(is.newUser(t, "teammate", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sagemaker:DescribeAutoMLJobV2","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"ml"}}}}`))
+	if _, err := sm.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("tagged")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sm.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("untagged")})
 	wantCode(t, err, "AccessDeniedException", "")
 }

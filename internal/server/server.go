@@ -51,6 +51,9 @@ type Config struct {
 	// IAM, when set, serves IAM and STS (Query protocol) on the port and authorizes every request
 	// signed by a key other than the root one. Nil: every key is the root.
 	IAM *iam.Service
+	// ResourceTags, when set, returns the tags of a SageMaker resource by ARN, for aws:ResourceTag
+	// conditions.
+	ResourceTags func(ctx context.Context, arn string) (map[string]string, error)
 
 	// SageMaker maps operation names ("CreateAutoMLJobV2") to their handlers.
 	SageMaker map[string]Operation
