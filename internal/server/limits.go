@@ -28,7 +28,7 @@ type Limits struct {
 	// answers such a stall with 400 RequestTimeout after about 20s.
 	BodyReadTimeout time.Duration
 	// MaxUnauthenticatedPerIP caps the connections one client address may hold open before a
-	// request on them has passed a signature check (default 256; negative: no cap). New
+	// request on them has passed a signature check (default 512; negative: no cap). New
 	// connections beyond it are answered 503 and closed. Connections that authenticated do not
 	// count, so a client with credentials is never kept out by its own open connections.
 	MaxUnauthenticatedPerIP int
@@ -39,7 +39,7 @@ var DefaultLimits = Limits{
 	ReadHeaderTimeout:       20 * time.Second,
 	IdleTimeout:             2 * time.Minute,
 	BodyReadTimeout:         30 * time.Second,
-	MaxUnauthenticatedPerIP: 256,
+	MaxUnauthenticatedPerIP: 512,
 }
 
 func (l Limits) withDefaults() Limits {
