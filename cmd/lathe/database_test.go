@@ -29,9 +29,14 @@ const (
 )
 
 // startServe runs `lathe serve --database URL` in-process on a free port with a data dir of its own
-// and returns a SageMaker client for it; the server stops when the test ends.
+// (holding the base model Stories260K) and returns a SageMaker client for it; the server stops when
+// the test ends.
 func startServe(t *testing.T, database string) *sagemaker.Client {
 	t.Helper()
+	dataDir := t.TempDir()
+	if _, err := runModels(t, "import", "../../../shared/models/stories260K.gguf", "--name", "Stories260K", "--data-dir", dataDir); err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +46,7 @@ func startServe(t *testing.T, database string) *sagemaker.Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cmd := serveCommand()
-	cmd.SetArgs([]string{"--addr", addr, "--data-dir", t.TempDir(), "--database", database})
+	cmd.SetArgs([]string{"--addr", addr, "--data-dir", dataDir, "--database", database})
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -122,7 +127,7 @@ func TestServeWithPostgres(t *testing.T) {
 		t.Fatalf("create of the same name on the other node: %v, want ResourceInUse", err)
 	}
 
-	// Whichever node's worker claims it, the job ends (it cannot read its data or model here).
+	// Whichever node's worker claims it, the job ends (its bucket does not exist).
 	var da *sagemaker.DescribeAutoMLJobV2Output
 	deadline := time.Now().Add(120 * time.Second)
 	for {
@@ -138,6 +143,7 @@ func TestServeWithPostgres(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("job ended %s: %s", da.AutoMLJobStatus, aws.ToString(da.FailureReason))
 	db, err := b.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("SHARED-JOB")})
 	if err != nil {
 		t.Fatal(err)
