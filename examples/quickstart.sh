@@ -28,8 +28,27 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 bin/lathe serve --addr 127.0.0.1:"$PORT" --data-dir "$DATA" > "$DATA/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "$AWS_ENDPOINT_URL/_lathe/health" >/dev/null && break; sleep 0.2; done
-curl -sf "$AWS_ENDPOINT_URL/_lathe/health" >/dev/null || { cat "$DATA/server.log"; exit 1; }
+# Wait for *this* server: it logs "lathe is serving" once it holds the port. Another process already on
+# the port would answer the health check too (and then refuse our keys), so the check alone proves nothing.
+for _ in $(seq 150); do
+  if ! kill -0 "$SERVER" 2>/dev/null; then
+    if grep -q "address already in use" "$DATA/server.log"; then
+      echo "quickstart: port $PORT in use: another process listens on 127.0.0.1:$PORT, so Lathe could not start." >&2
+      echo "  Stop it, or run the quickstart on another port: PORT=9000 bash examples/quickstart.sh" >&2
+    else
+      echo "quickstart: lathe serve exited; its log ($DATA/server.log):" >&2
+      cat "$DATA/server.log" >&2
+    fi
+    exit 1
+  fi
+  grep -q 'msg="lathe is serving"' "$DATA/server.log" && break
+  sleep 0.2
+done
+grep -q 'msg="lathe is serving"' "$DATA/server.log" && curl -sf "$AWS_ENDPOINT_URL/_lathe/health" >/dev/null || {
+  echo "quickstart: lathe serve did not come up in 30 s; its log ($DATA/server.log):" >&2
+  cat "$DATA/server.log" >&2
+  exit 1
+}
 
 # Credentials: the data dir's root keys, which the server generated on its first start (or took from
 # LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY) and keeps in $DATA/credentials.json, so a
