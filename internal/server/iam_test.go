@@ -674,3 +674,37 @@ func TestResourceTagsInConditions(t *testing.T) {
 	_, err := sm.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("untagged")})
 	wantCode(t, err, "AccessDeniedException", "")
 }
+
+// The raw documents, as IAM's API reference shows them (whitespace aside).
+func TestIAMQueryWireShapes(t *testing.T) {
+	is := startIAMServer(t)
+	post := func(form string) (int, string, string) {
+		t.Helper()
+		r := signedRequest(t, http.MethodPost, is.URL+"/", "iam", http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}}, []byte(form), "", time.Now())
+		resp, body := do(t, r)
+		if ct := resp.Header.Get("Content-Type"); ct != "text/xml" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		return resp.StatusCode, string(body), resp.Header.Get("x-amzn-RequestId")
+	}
+	status, body, id := post("Action=GetUser&UserName=nobody&Version=2010-05-08")
+	want := `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>NoSuchEntity</Code>` +
+		`<Message>The user with name nobody cannot be found.</Message></Error><RequestId>` + id + `</RequestId></ErrorResponse>`
+	if status != http.StatusNotFound || body != want {
+		t.Fatalf("%d %s\nwant %s", status, body, want)
+	}
+	status, body, id = post("Action=CreateGroup&GroupName=Admins&Version=2010-05-08")
+	if status != http.StatusOK || !strings.HasPrefix(body, `<CreateGroupResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><CreateGroupResult><Group><Path>/</Path><GroupName>Admins</GroupName><GroupId>AGPA`) ||
+		!strings.HasSuffix(body, `</Group></CreateGroupResult><ResponseMetadata><RequestId>`+id+`</RequestId></ResponseMetadata></CreateGroupResponse>`) ||
+		!strings.Contains(body, `<Arn>arn:aws:iam::`+testAccount+`:group/Admins</Arn>`) {
+		t.Fatalf("%d %s", status, body)
+	}
+	status, body, _ = post("Action=ListGroups&Version=2010-05-08&MaxItems=1&Marker=Admins")
+	if status != http.StatusOK || !strings.Contains(body, `<ListGroupsResult><Groups></Groups><IsTruncated>false</IsTruncated></ListGroupsResult>`) {
+		t.Fatalf("an empty list must still be an element (boto3 reads it as []): %d %s", status, body)
+	}
+	status, body, _ = post("Action=CreateUsers&Version=2010-05-08")
+	if status != http.StatusBadRequest || !strings.Contains(body, `<Code>InvalidAction</Code><Message>Could not find operation CreateUsers for version 2010-05-08</Message>`) {
+		t.Fatalf("%d %s", status, body)
+	}
+}
