@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -57,6 +58,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
+	}
+	// Named in pg_stat_activity, so an operator can tell Lathe's sessions from others'.
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "lathe"
 	}
 	where := cfg.ConnConfig.Host + "/" + cfg.ConnConfig.Database
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
@@ -115,6 +120,7 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
+		slog.Info("metadata store migrated", "backend", "postgres", "version", m.Version, "migration", m.Name)
 	}
 	return nil
 }

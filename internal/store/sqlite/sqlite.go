@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -132,7 +133,11 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 		m.Version, m.Name, s.now().UnixNano()); err != nil {
 		return false, err
 	}
-	return false, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return false, err
+	}
+	slog.Info("metadata store migrated", "backend", "sqlite", "version", m.Version, "migration", m.Name)
+	return false, nil
 }
 
 const jobColumns = `name, arn, request, spec, status, secondary_status, created_ns, modified_ns, ended_ns,
