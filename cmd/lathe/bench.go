@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -283,7 +284,15 @@ func benchTrainCommand() *cobra.Command {
 				// A token runs through the encoder or the decoder, about half the weights each.
 				flopPerToken /= 2
 			} else {
-				m, err := model.NewRandom(cfg, 1)
+				var m *model.Model
+				var err error
+				if lora {
+					// Straight into the bfloat16 base, as a LoRA job loads a large model: a 7B's float32
+					// copy (28 GB) would never fit where the job does.
+					m, err = model.FromSourceBF16(cfg, randomSource{cfg: cfg, rng: rand.New(rand.NewPCG(1, 1))})
+				} else {
+					m, err = model.NewRandom(cfg, 1)
+				}
 				if err != nil {
 					return err
 				}
@@ -384,6 +393,37 @@ func benchTrainCommand() *cobra.Command {
 		"parallel residual, untied head), mpt (ALiBi, LayerNorm without bias; --ffn a multiple of --dim), t5 (Flan-T5's "+
 		"encoder-decoder, --layers each; LoRA on q and v)")
 	return cmd
+}
+
+// randomSource yields N(0, 0.02²) tensors (norm gains 1, biases 0) one at a time, for a model built
+// straight into bfloat16.
+type randomSource struct {
+	cfg model.Config
+	rng *rand.Rand
+}
+
+func (r randomSource) Tensor(name string) ([]float32, []int, error) {
+	shape, ok := r.cfg.TensorShape(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("no tensor %s", name)
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	data := make([]float32, n)
+	switch {
+	case strings.Contains(name, "norm") && strings.HasSuffix(name, ".weight"):
+		for i := range data {
+			data[i] = 1
+		}
+	case strings.HasSuffix(name, ".bias"):
+	default:
+		for i := range data {
+			data[i] = float32(r.rng.NormFloat64() * 0.02)
+		}
+	}
+	return data, shape, nil
 }
 
 // t5BenchStep is a Flan-T5-shaped encoder-decoder at the benchmark's dimensions (d_kv = dim/heads,

@@ -50,7 +50,13 @@ func LoadModel(path string, entry catalog.Model) (LanguageModel, error) {
 		return nil, fmt.Errorf("the base model's architecture %q is not one Lathe's engine runs (%s)",
 			base.Architecture, strings.Join(catalog.SupportedArchitectures, ", "))
 	}
-	m, err := model.FromCheckpoint(ck)
+	load := model.FromCheckpoint
+	if cfg, err := model.ConfigFrom(base); err == nil && cfg.NumParams() >= fullFineTuneMaxParams {
+		// A model this large trains LoRA on a base frozen in bfloat16: load it so from the start, so
+		// its float32 copy never exists (a Falcon-7B: 13 GiB of matrices instead of 26).
+		load = model.FromCheckpointBF16
+	}
+	m, err := load(ck)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,10 @@ package model
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/format/half"
 )
 
@@ -86,6 +88,58 @@ func TestFrozenBF16Base(t *testing.T) {
 	for i, tn := range bf.Tensors() {
 		if rt := ref.Tensors()[i]; maxAbsDiff(tn.Data, rt.Data) != 0 {
 			t.Fatalf("%s differs after merge", tn.Name)
+		}
+	}
+}
+
+// FromCheckpointBF16 loads the block matrices straight into bfloat16: the model is the one
+// FromCheckpoint + a FrozenBF16 LoRA makes (same fingerprint, same logits and training step to the
+// bit), without a float32 copy of the matrices ever held, and it thaws to the rounded weights.
+func TestFromCheckpointBF16(t *testing.T) {
+	open := func() format.Checkpoint {
+		ck, err := format.Open(storiesPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ck.Close() })
+		return ck
+	}
+	direct, err := FromCheckpointBF16(open())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if direct.n.frozen == nil || direct.n.w.layers[0].wq != nil {
+		t.Fatal("block matrices held in float32")
+	}
+	via, err := FromCheckpoint(open())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := LoRAConfig{Rank: 2, Alpha: 4, Targets: []Target{TargetQ, TargetV, TargetDown}, FrozenBF16: true}
+	if direct.Fingerprint() != via.Fingerprint() {
+		t.Fatal("fingerprints differ")
+	}
+	for _, m := range []*Model{direct, via} {
+		if err := m.AttachLoRA(lc, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := []int32{1, 400, 300, 17, 99, 260, 5, 411}
+	a, _ := direct.Logits(tokens, 1, len(tokens))
+	b, _ := via.Logits(tokens, 1, len(tokens))
+	if !slices.Equal(a, b) {
+		t.Fatal("logits differ between the direct bfloat16 load and freezing after a float32 load")
+	}
+	batch := PackBatch([]Example{{Tokens: tokens, PromptLen: 1}}, len(tokens)-1, 0)
+	la, _ := direct.ForwardBackward(batch, 1, 7)
+	lb, _ := via.ForwardBackward(batch, 1, 7)
+	ga, gb := direct.Trainable(), via.Trainable()
+	if la != lb || !slices.Equal(ga[0].Grad, gb[0].Grad) {
+		t.Fatalf("training step differs: loss %g vs %g", la, lb)
+	}
+	for i, ts := range direct.Tensors() {
+		if want := via.Tensors()[i]; !slices.Equal(ts.Data, want.Data) {
+			t.Fatalf("%s thaws to other values", ts.Name)
 		}
 	}
 }

@@ -36,8 +36,11 @@ type net[F float] struct {
 // stopped reports whether the training pass in progress should end now.
 func (m *net[F]) stopped() bool { return m.stop != nil && m.stop() }
 
-func newNet[F float](cfg Config) *net[F] {
-	n := &net[F]{cfg: cfg, w: newWeights[F](cfg), ropeFreq: cfg.ropeFrequencies(),
+func newNet[F float](cfg Config) *net[F] { return newNetWith(cfg, newWeights[F](cfg)) }
+
+// newNetWith is newNet over weights already allocated (FromCheckpointBF16's, without block matrices).
+func newNetWith[F float](cfg Config, w *weights[F]) *net[F] {
+	n := &net[F]{cfg: cfg, w: w, ropeFreq: cfg.ropeFrequencies(),
 		noGrads: &weights[F]{layers: make([]layerWeights[F], cfg.Layers)}}
 	if cfg.ALiBi {
 		// falcon adds the bias to q·k before the 1/√HD scaling: the same as a slope scaled with it.

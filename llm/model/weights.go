@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/lathe-ml/lathe/llm/hugemem"
@@ -261,4 +262,15 @@ func isFinite[F float](xs []F) bool {
 		}
 	}
 	return true
+}
+
+// TensorShape is the row-major shape of the model's tensor name (a GGUF name), or false when the
+// model has no such tensor.
+func (c Config) TensorShape(name string) ([]int, bool) {
+	for _, s := range c.tensorSpecs() {
+		if s.name == name {
+			return slices.Clone(s.shape), true
+		}
+	}
+	return nil, false
 }
