@@ -12,6 +12,8 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+echo "== go mod tidy -diff"
+go mod tidy -diff
 if command -v staticcheck >/dev/null; then
   echo "== staticcheck"
   staticcheck ./...
@@ -21,6 +23,9 @@ fi
 
 echo "== go test"
 go test -count=1 -timeout 20m ./...
+
+echo "== fuzz targets (FUZZTIME each, default 10s)"
+bash scripts/fuzz.sh
 
 echo "== end to end (aws CLI + boto3)"
 bash scripts/e2e.sh
