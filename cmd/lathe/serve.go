@@ -23,7 +23,6 @@ import (
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/finetune"
 	"github.com/lathe-ml/lathe/internal/iam"
-	iamsqlite "github.com/lathe-ml/lathe/internal/iam/sqlite"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
@@ -86,9 +85,7 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	}
 	defer st.Close()
 	logger.Info("metadata store", "database", storeopen.Describe(database, dataDir))
-	// IAM's users, roles and policies live in their own SQLite file in the data dir, whichever
-	// database holds the jobs.
-	iamStore, err := iamsqlite.Open(ctx, filepath.Join(dataDir, "iam.db"))
+	iamStore, err := openIAMStore(ctx, database, dataDir)
 	if err != nil {
 		return fmt.Errorf("open iam store: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/iam/iamtest"
 	"github.com/lathe-ml/lathe/internal/iam/sqlite"
 )
 
@@ -68,4 +69,15 @@ func TestIAMStateSurvivesReopening(t *testing.T) {
 	if err != nil || d.Allowed || d.Message != "User: arn:aws:iam::123456789012:user/kept is not authorized to perform: s3:PutObject on resource: arn:aws:s3:::b/k because no identity-based policy allows the s3:PutObject action" {
 		t.Fatalf("put: %+v %v", d, err)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	iamtest.Run(t, func(t *testing.T) iam.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "iam.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
