@@ -347,7 +347,7 @@ func listPolicies(s *Service, c *call) (any, error) {
 	}
 	onlyAttached := strings.EqualFold(c.Form.Get("OnlyAttached"), "true")
 	prefix := c.Form.Get("PathPrefix")
-	if err := s.authorize(c, "iam:ListPolicies", "arn:aws:iam::"+s.account+":policy/*"); err != nil {
+	if err := s.authorize(c, "iam:ListPolicies", "arn:aws:iam::"+s.account+":policy/"); err != nil {
 		return nil, err
 	}
 	var all []policyXML

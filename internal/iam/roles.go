@@ -119,7 +119,7 @@ func listRoles(s *Service, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "iam:ListRoles", s.arn("role", "/", "*")); err != nil {
+	if err := s.authorize(c, "iam:ListRoles", s.arn("role", "/", "")); err != nil {
 		return nil, err
 	}
 	var roles []*Role

@@ -168,7 +168,8 @@ func listUsers(s *Service, c *call) (any, error) {
 		return nil, err
 	}
 	prefix := c.Form.Get("PathPrefix")
-	if err := s.authorize(c, "iam:ListUsers", s.arn("user", "/", "*")); err != nil {
+	// The List calls act on the root path; AWS's denials name arn:aws:iam::ACCOUNT:user/.
+	if err := s.authorize(c, "iam:ListUsers", s.arn("user", "/", "")); err != nil {
 		return nil, err
 	}
 	var users []*User
@@ -426,7 +427,7 @@ func listGroups(s *Service, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "iam:ListGroups", s.arn("group", "/", "*")); err != nil {
+	if err := s.authorize(c, "iam:ListGroups", s.arn("group", "/", "")); err != nil {
 		return nil, err
 	}
 	var groups []*Group

@@ -201,7 +201,7 @@ func TestIAMUsersKeysAndErrorsThroughTheSDK(t *testing.T) {
 
 	// A user with no policy is denied IAM too, in IAM's words.
 	_, err = is.iam(alice).ListUsers(ctx, &awsiam.ListUsersInput{})
-	wantCode(t, err, "AccessDenied", "User: arn:aws:iam::"+testAccount+":user/team/alice is not authorized to perform: iam:ListUsers on resource: arn:aws:iam::"+testAccount+":user/* because no identity-based policy allows the iam:ListUsers action")
+	wantCode(t, err, "AccessDenied", "User: arn:aws:iam::"+testAccount+":user/team/alice is not authorized to perform: iam:ListUsers on resource: arn:aws:iam::"+testAccount+":user/ because no identity-based policy allows the iam:ListUsers action")
 
 	if _, err := admin.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("alice")}); err != nil {
 		t.Fatal(err)
