@@ -161,6 +161,11 @@ func resolveModel(ctx context.Context, ref string, cf *clientFlags, stderr io.Wr
 		return ref, ref, cleanup, nil
 	}
 	if strings.HasPrefix(ref, "s3://") {
+		if os.Getenv("LATHE_S3_ENDPOINT") == "" {
+			if err := cf.reachable(); err != nil { // the Lathe server's S3 API it would read from
+				return "", "", cleanup, err
+			}
+		}
 		key, secret, err := clientCredentials(cf.dataDir)
 		if err != nil {
 			return "", "", cleanup, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,5 +66,15 @@ func TestGenerateFromStoreNameAndS3(t *testing.T) {
 	if _, err := runCommand(ctx, generateCommand(), nil, nil, "--model", "s3://gen-bucket/out/nothing/", "--endpoint", *url, "--prompt", "x"); err == nil ||
 		!strings.Contains(err.Error(), "model s3://gen-bucket/out/nothing/: no model data at s3://gen-bucket/out/nothing/") {
 		t.Errorf("an empty prefix: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + l.Addr().String()
+	l.Close()
+	if _, err := runCommand(ctx, generateCommand(), nil, nil, "--model", "s3://gen-bucket/out/job/model/", "--endpoint", gone, "--prompt", "x"); err == nil ||
+		err.Error() != "no Lathe server at "+gone+"; start one with lathe serve (or set --endpoint / LATHE_ENDPOINT to yours)" {
+		t.Errorf("no server at --endpoint: %v", err)
 	}
 }
