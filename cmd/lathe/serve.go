@@ -18,6 +18,7 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/console"
 	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
@@ -163,7 +164,8 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	var ready atomic.Bool
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
 		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, ResourceTags: resourceTags(st),
-		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai})
+		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
+		Console: console.Handler(console.Config{Region: region, AccountID: account, Models: console.StoreModels(models), Logger: logger})})
 	if err != nil {
 		return err
 	}
@@ -177,7 +179,8 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- w.Run(workerCtx) }()
 	ready.Store(true)
-	logger.Info("lathe is serving", "addr", ln.Addr().String(), "data_dir", dataDir, "region", region, "account", account)
+	logger.Info("lathe is serving", "addr", ln.Addr().String(), "data_dir", dataDir, "region", region, "account", account,
+		"console", selfURL+console.Prefix)
 
 	select {
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -59,4 +60,19 @@ func (s *server) serveConsole(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Log(r.Context(), slog.LevelDebug, "console request", "method", r.Method, "path", r.URL.Path,
 		"status", status, "bytes", rec.bytes, "duration", time.Since(start))
+}
+
+// ConsoleAuthorized reports whether IAM allows the principal of an access key (and session token)
+// action on resource: the console asks, for a signed-in session, which controls to show. It is the
+// same question authorize asks for a signed request; the API still decides every call.
+func (s *server) ConsoleAuthorized(r *http.Request, accessKeyID, sessionToken, action, resource string) (bool, error) {
+	if s.cfg.IAM == nil || accessKeyID == s.cfg.Credentials.AccessKeyID {
+		return true, nil
+	}
+	p, err := s.cfg.IAM.Resolve(r.Context(), accessKeyID, sessionToken)
+	if err != nil {
+		return false, fmt.Errorf("resolve %s: %w", accessKeyID, err)
+	}
+	denied, err := s.authorize(r, p, action, resource, requestContext(r, nil), nil)
+	return denied == "", err
 }
