@@ -173,7 +173,10 @@ func (s *server) authorize(r *http.Request, p *iam.Principal, action, resource s
 // allowJSON authorizes a SageMaker control-plane or runtime call and answers the denial itself
 // (AccessDeniedException, or the token errors of AWS's JSON services). It reports whether the call
 // may go on.
-func (s *server) allowJSON(w *recorder, r *http.Request, which api, res *sigv4.Result, action, resource string, c policy.Context) bool {
+//
+// target names the resource and the request's own condition keys; it is only called for a non-root
+// caller, so the root's requests are not parsed twice.
+func (s *server) allowJSON(w *recorder, r *http.Request, which api, res *sigv4.Result, action string, target func() (string, policy.Context)) bool {
 	if s.cfg.IAM == nil {
 		return true
 	}
@@ -189,12 +192,16 @@ func (s *server) allowJSON(w *recorder, r *http.Request, which api, res *sigv4.R
 		}
 		return false
 	}
+	if p.Type == iam.TypeRoot {
+		return true
+	}
+	resource, c := target()
 	for k, v := range requestContext(r, res) {
 		if _, ok := c[k]; !ok {
 			c[k] = v
 		}
 	}
-	if s.cfg.ResourceTags != nil && p.Type != iam.TypeRoot && strings.HasPrefix(resource, "arn:") && !strings.HasSuffix(resource, ":*") {
+	if s.cfg.ResourceTags != nil && strings.HasPrefix(resource, "arn:") && !strings.HasSuffix(resource, ":*") {
 		tags, err := s.cfg.ResourceTags(r.Context(), resource)
 		if err != nil {
 			s.log.Error("read resource tags", "request_id", RequestID(r.Context()), "resource", resource, "err", err)

@@ -41,7 +41,7 @@ func (s *server) serveRuntime(w *recorder, r *http.Request) {
 	if m := runtimePath.FindStringSubmatch(r.URL.Path); m != nil {
 		name, _ := url.PathUnescape(m[1])
 		resource := "arn:aws:sagemaker:" + s.cfg.Region + ":" + s.cfg.AccountID + ":endpoint/" + strings.ToLower(name)
-		if !s.allowJSON(w, r, apiRuntime, res, "sagemaker:"+w.op, resource, policy.Context{}) {
+		if !s.allowJSON(w, r, apiRuntime, res, "sagemaker:"+w.op, func() (string, policy.Context) { return resource, policy.Context{} }) {
 			return
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/iam/policy"
 	"github.com/lathe-ml/lathe/internal/sigv4"
 )
 
@@ -57,7 +58,7 @@ func (s *server) serveSageMaker(w *recorder, r *http.Request) {
 		writeJSONError(w, apiSageMaker, http.StatusBadRequest, "SerializationException", err.Error())
 		return
 	}
-	if resource, c := s.sageMakerResource(name, body); !s.allowJSON(w, r, apiSageMaker, res, "sagemaker:"+name, resource, c) {
+	if !s.allowJSON(w, r, apiSageMaker, res, "sagemaker:"+name, func() (string, policy.Context) { return s.sageMakerResource(name, body) }) {
 		return
 	}
 	out, err := s.call(r.Context(), name, op, body)
