@@ -55,6 +55,10 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 	if s.serveS3IAM(w, r, res) {
 		return
 	}
+	if reservedBucket(r) {
+		s.writeReservedBucket(w, r)
+		return
+	}
 	if s.cfg.S3 == nil {
 		s.writeS3Error(w, r, s3Error{Status: http.StatusNotImplemented, Code: "NotImplemented",
 			Message: "This server has no S3 API configured."})

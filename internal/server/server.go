@@ -69,6 +69,12 @@ type Config struct {
 	// decoded and hex payload hashes checked as the body streams. Nil answers 501.
 	S3 http.Handler
 
+	// Metrics, when set, serves GET /metrics (Prometheus' text format) without a signature; the
+	// path is never the S3 bucket "metrics", which cannot be created (see reservedBucket).
+	Metrics http.Handler
+	// Observe, when set, is told about every answered request (for the metrics).
+	Observe func(RequestInfo)
+
 	// Ready reports whether the server is ready; GET /_lathe/health answers 503 until it is. Nil
 	// means always ready.
 	Ready func() bool
@@ -173,9 +179,10 @@ const (
 	apiOpenAI
 	apiLathe
 	apiIAM
+	apiMetrics
 )
 
-var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam"}
+var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam", "metrics"}
 
 // runtimePath matches the SageMaker Runtime's two invocation paths.
 var runtimePath = regexp.MustCompile(`^/endpoints/([^/]+)/(invocations|invocations-response-stream)$`)
@@ -212,10 +219,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.logAccess(r, rec, which, start)
+		s.observe(r, rec, which, start)
 	}()
 	switch which {
 	case apiLathe:
 		s.serveLathe(rec, r)
+	case apiMetrics:
+		s.serveMetrics(rec, r)
 	case apiOpenAI:
 		s.serveOpenAI(rec, r)
 		// The OpenAI handler checks its bearer key itself: any answer but 401/403 means it passed.
@@ -241,6 +251,8 @@ func route(r *http.Request) api {
 	switch {
 	case strings.HasPrefix(p, "/_lathe/"):
 		return apiLathe
+	case p == metricsPath && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		return apiMetrics
 	case p == "/v1" || strings.HasPrefix(p, "/v1/"):
 		return apiOpenAI
 	case isQueryProtocol(r):
@@ -299,8 +311,8 @@ func (s *server) logAccess(r *http.Request, rec *recorder, which api, start time
 		attrs = append(attrs, "access_key", rec.accessKey)
 	}
 	level := slog.LevelInfo
-	if which == apiLathe && status < 400 {
-		level = slog.LevelDebug // health probes every few seconds would drown the log
+	if (which == apiLathe || which == apiMetrics) && status < 400 {
+		level = slog.LevelDebug // health probes and scrapes every few seconds would drown the log
 	}
 	if status >= 500 {
 		level = slog.LevelError
