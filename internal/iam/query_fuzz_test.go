@@ -24,6 +24,9 @@ func FuzzServeQuery(f *testing.F) {
 	f.Add("CreatePolicyVersion", "PolicyArn", "arn:aws:iam::123456789012:policy/x", "PolicyDocument", "{")
 	f.Add("GetPolicyVersion", "PolicyArn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "VersionId", "v1")
 	f.Add("AttachUserPolicy", "UserName", "alice", "PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")
+	f.Add("TagUser", "UserName", "fuzzer", "Tags.member.1.Key", "")
+	f.Add("UntagRole", "RoleName", "r", "TagKeys.member.1", "k")
+	f.Add("GetAccessKeyLastUsed", "AccessKeyId", "AKIA", "UserName", "x")
 	f.Add("AssumeRole", "RoleArn", "arn:aws:iam::123456789012:role/r", "RoleSessionName", "s")
 	st, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "iam.db"))
 	if err != nil {

@@ -437,6 +437,12 @@ func TestAssumeRoleCredentialsWorkUntilTheyExpire(t *testing.T) {
 	wantCode(t, err, "AccessDenied", "User: arn:aws:iam::"+testAccount+":user/dev is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::"+testAccount+":role/nope")
 	_, err = is.sts(dev).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(7200)})
 	wantCode(t, err, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+	if _, err := admin.UpdateRole(ctx, &awsiam.UpdateRoleInput{RoleName: aws.String("trainer"), MaxSessionDuration: aws.Int32(7200)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.sts(dev).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(7200)}); err != nil {
+		t.Fatalf("after raising MaxSessionDuration: %v", err)
+	}
 
 	out, err := is.sts(dev).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("nightly"), DurationSeconds: aws.Int32(900)})
 	if err != nil {
@@ -660,7 +666,25 @@ func TestPrincipalTagsInConditions(t *testing.T) {
 	if _, err := is.sm(keyFor("mlperson")).DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = is.sm(keyFor("webperson")).DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")})
+	web := is.sm(keyFor("webperson"))
+	_, err = web.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")})
+	wantCode(t, err, "AccessDeniedException", "")
+
+	// Retagging the user changes what it may do at once.
+	if _, err := admin.TagUser(ctx, &awsiam.TagUserInput{UserName: aws.String("webperson"), Tags: []iamtypes.Tag{{Key: aws.String("team"), Value: aws.String("ml")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := web.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")}); err != nil {
+		t.Fatalf("after TagUser: %v", err)
+	}
+	tags, err := admin.ListUserTags(ctx, &awsiam.ListUserTagsInput{UserName: aws.String("webperson")})
+	if err != nil || len(tags.Tags) != 1 || *tags.Tags[0].Value != "ml" {
+		t.Fatalf("tags: %+v %v", tags, err)
+	}
+	if _, err := admin.UntagUser(ctx, &awsiam.UntagUserInput{UserName: aws.String("webperson"), TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = web.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("j")})
 	wantCode(t, err, "AccessDeniedException", "")
 }
 
