@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 
 	"github.com/lathe-ml/lathe/internal/iam"
 	_ "modernc.org/sqlite" // the database/sql driver
@@ -27,7 +28,19 @@ const schema = `CREATE TABLE IF NOT EXISTS iam_documents (
 ) WITHOUT ROWID`
 
 // Open opens (creating them if needed) the IAM tables in the database file at path.
+//
+// The file holds secret access keys, so it is made readable by its owner only (SQLite gives its
+// -wal and -shm files the database file's mode).
 func Open(ctx context.Context, path string) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open iam store %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("open iam store %s: %w", path, err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")

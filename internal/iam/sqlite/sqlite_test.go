@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -80,4 +81,29 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// The file keeps secret access keys: only its owner may read it.
+func TestTheFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "iam.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil { // as an older Lathe might have left it
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(context.Background(), func(tx iam.Tx) error { return tx.Put("key", "AKIA", []byte("{}")) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
 }
