@@ -3,7 +3,6 @@ package modelstore
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -12,22 +11,22 @@ import (
 // repository; otherwise exactly the error Ensure gives (the job's FailureReason), so a job can be
 // refused when it is created.
 func TestCheckEnsure(t *testing.T) {
-	closed := httptest.NewServer(nil)
-	closed.Close()
+	// Nothing listens on port 1 (a closed test server's port could be reused by the hub below).
+	const closed = "http://127.0.0.1:1"
 	ctx := context.Background()
 	m := lookup(t, "Stories260K")
 
 	s := openStore(t)
-	err := s.CheckEnsure(ctx, m, PullOptions{Endpoint: closed.URL})
+	err := s.CheckEnsure(ctx, m, PullOptions{Endpoint: closed})
 	var pe *PullError
 	if !errors.As(err, &pe) || !pe.NotInStore {
 		t.Fatalf("hub unreachable: %v, want a PullError", err)
 	}
-	_, ensureErr := s.Ensure(ctx, m, PullOptions{Endpoint: closed.URL})
+	_, ensureErr := s.Ensure(ctx, m, PullOptions{Endpoint: closed})
 	if ensureErr == nil || err.Error() != ensureErr.Error() {
 		t.Errorf("CheckEnsure says\n%v\nEnsure says\n%v", err, ensureErr)
 	}
-	if !strings.Contains(err.Error(), `model Stories260K is not in the model store and could not be downloaded from `+closed.URL) {
+	if !strings.Contains(err.Error(), `model Stories260K is not in the model store and could not be downloaded from `+closed) {
 		t.Errorf("message %q", err)
 	}
 
@@ -46,7 +45,7 @@ func TestCheckEnsure(t *testing.T) {
 	if _, err := s.Ensure(ctx, m, PullOptions{Endpoint: h.URL}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckEnsure(ctx, m, PullOptions{Endpoint: closed.URL}); err != nil {
+	if err := s.CheckEnsure(ctx, m, PullOptions{Endpoint: closed}); err != nil {
 		t.Errorf("in the store, hub down: %v", err)
 	}
 }
