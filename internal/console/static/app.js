@@ -707,8 +707,9 @@ async function renderEndpoint(main, name) {
   main.append(head);
   const refresh = async () => {
     const d = await sm('DescribeEndpoint', {EndpointName: name});
-    head.replaceChildren(h('div', {class: 'actions'}, h('h1', {}, name), statusEl(d.EndpointStatus)),
-      d.FailureReason ? h('div', {class: 'alert'}, d.FailureReason) : null);
+    head.replaceChildren();
+    append(head, [h('div', {class: 'actions'}, h('h1', {}, name), statusEl(d.EndpointStatus)),
+      d.FailureReason ? h('div', {class: 'alert', role: 'alert'}, 'FailureReason: ' + d.FailureReason) : null]);
     return d;
   };
   const t = every(4000, async () => { const d = await refresh(); if (d.EndpointStatus === 'InService') t.stop(); });
@@ -809,12 +810,12 @@ async function renderBuckets(main) {
   const list = await s3Buckets();
   const err = h('div', {'aria-live': 'assertive'});
   const nameIn = h('input', {id: 'new-bucket', placeholder: 'new-bucket-name', 'aria-label': 'New bucket name'});
-  main.append(err, can('s3:CreateBucket') ? h('form', {class: 'actions', id: 'create-bucket', onsubmit: async (ev) => {
+  append(main, [err, can('s3:CreateBucket') ? h('form', {class: 'actions', id: 'create-bucket', onsubmit: async (ev) => {
     ev.preventDefault();
     try { await request('PUT', s3Path(nameIn.value.trim()) + '/'); route(); } catch (e) { err.replaceChildren(alertBox(e)); }
   }}, nameIn, h('button', {type: 'submit'}, 'Create bucket')) : null,
   h('table', {id: 'buckets'}, h('thead', {}, h('tr', {}, h('th', {}, 'Bucket'), h('th', {}, 'Created'))),
-    h('tbody', {}, list.map((b) => h('tr', {}, h('td', {}, h('a', {href: '#/buckets/' + encodeURIComponent(b.name) + '/'}, b.name)), h('td', {}, fmtTime(b.created)))))));
+    h('tbody', {}, list.map((b) => h('tr', {}, h('td', {}, h('a', {href: '#/buckets/' + encodeURIComponent(b.name) + '/'}, b.name)), h('td', {}, fmtTime(b.created))))))]);
 }
 
 async function renderBucket(main, bucket, prefix) {
