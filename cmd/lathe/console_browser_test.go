@@ -234,6 +234,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do("jobs list", chromedp.Navigate(base+"/console/#/jobs"), chromedp.WaitVisible(css(`#jobs tr[data-job="`+job+`"]`)))
 	shot("jobs")
 
+	// On a phone the pages fit the screen's width: wide tables scroll inside their own box.
+	b.do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(base+"/console/#/jobs/"+job),
+		chromedp.WaitVisible(css("#metrics-table")))
+	if w := run(b, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
+		t.Errorf("at 390 px the job page is %d px wide", w)
+	}
+	shot("job-phone")
+	b.do("desktop", chromedp.EmulateReset())
+
 	// The playground streams an answer from the job's endpoint.
 	b.do("playground", chromedp.Navigate(base+"/console/#/endpoints/"+endpoint), chromedp.WaitVisible(css("#generate")))
 	run(b, "in service", chromedp.Poll[bool](`(document.querySelector('.status') || {}).textContent === 'InService'`, chromedp.WithPollingTimeout(2*time.Minute)))
