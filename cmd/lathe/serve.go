@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,8 +25,10 @@ import (
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/finetune"
 	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/metrics"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
+	"github.com/lathe-ml/lathe/internal/s3proxy"
 	"github.com/lathe-ml/lathe/internal/server"
 	"github.com/lathe-ml/lathe/internal/store"
 	"github.com/lathe-ml/lathe/internal/store/storeopen"
@@ -33,7 +36,7 @@ import (
 )
 
 func serveCommand() *cobra.Command {
-	var addr, dataDir, database string
+	var addr, dataDir, database, s3Endpoint string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -45,24 +48,28 @@ Environment: LATHE_REGION (us-east-1), LATHE_ACCOUNT_ID (12 digits, used in ARNs
 LATHE_ROOT_ACCESS_KEY_ID / LATHE_ROOT_SECRET_ACCESS_KEY (the data dir keeps one set of root keys in
 credentials.json: the first start writes these there, or generated ones when they are unset; later
 starts reuse them; "lathe credentials" prints them),
-LATHE_S3_ENDPOINT (use an external S3 for s3:// URIs instead of the embedded one), HF_ENDPOINT and
+LATHE_S3_ENDPOINT (--s3-endpoint), LATHE_S3_PATH_STYLE=false (address the external S3 virtual-hosted),
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE / AWS_REGION (the external S3's credentials and
+region), HF_ENDPOINT and
 HF_TOKEN (downloading base models from the Hugging Face hub), LATHE_OPENAI_API_KEY (the bearer key of
 the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, addr, dataDir, database)
+			return serve(ctx, addr, dataDir, database, s3Endpoint)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "where metadata, objects, models and job scratch live (env LATHE_DATA_DIR)")
 	cmd.Flags().StringVar(&database, "database", os.Getenv("LATHE_DATABASE"), storeopen.Usage+" (env LATHE_DATABASE)")
+	cmd.Flags().StringVar(&s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"),
+		"keep buckets, datasets, artifacts and checkpoints on this external S3 (URL), signed with the standard AWS credentials; the S3 API on --addr forwards to it (env LATHE_S3_ENDPOINT; default: the embedded S3 under the data dir)")
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database string) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -99,25 +106,21 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 	if err != nil {
 		return fmt.Errorf("open model store: %w", err)
 	}
-	s3h, err := s3api.New(filepath.Join(dataDir, "s3"), logger)
-	if err != nil {
-		return fmt.Errorf("open object store: %w", err)
-	}
-
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	// Lathe reads and writes s3:// through the S3 API like any client: its own, unless LATHE_S3_ENDPOINT
+	// Lathe reads and writes s3:// through the S3 API like any client: its own, unless --s3-endpoint
 	// names another.
 	self := ln.Addr().(*net.TCPAddr)
 	selfURL := fmt.Sprintf("http://127.0.0.1:%d", self.Port)
 	if !self.IP.IsUnspecified() && !self.IP.IsLoopback() {
 		selfURL = "http://" + self.String()
 	}
-	objects, err := blob.New(ctx, blob.OptionsFromEnv(blob.Options{Endpoint: selfURL, Region: region,
-		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, PathStyle: true}))
+	objects, s3h, err := openObjects(ctx, s3Endpoint, blob.Options{Endpoint: selfURL, Region: region,
+		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, PathStyle: true}, dataDir, logger)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	// Endpoints load their models in the background (from the S3 API above once it serves).
@@ -162,7 +165,10 @@ func serve(ctx context.Context, addr, dataDir, database string) error {
 		ops[name] = op
 	}
 	var ready atomic.Bool
+	// /metrics: this process's requests, and the job figures of the (possibly shared) store.
+	prom := metrics.New(st, logger)
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
+		Metrics: prom.Handler(), Observe: func(i server.RequestInfo) { prom.Observe(metrics.Request(i)) },
 		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, ResourceTags: resourceTags(st),
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
 		Console: console.Handler(console.Config{Region: region, AccountID: account, Models: console.StoreModels(models), Logger: logger})})
@@ -218,4 +224,45 @@ func resourceTags(tags store.Tags) func(ctx context.Context, arn string) (map[st
 			}
 		}
 	}
+}
+
+// openObjects returns the client of the S3 that jobs and endpoints read and write, and the handler
+// of the S3 routes on the front door: the embedded S3 over <data dir>/s3, or, with an external
+// endpoint, a client of that service and a proxy to it (signed with the same AWS credentials).
+func openObjects(ctx context.Context, external string, embedded blob.Options, dataDir string, logger *slog.Logger) (*blob.Client, http.Handler, error) {
+	if external == "" {
+		s3h, err := s3api.New(filepath.Join(dataDir, "s3"), logger)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open object store: %w", err)
+		}
+		objects, err := blob.New(ctx, embedded)
+		if err != nil {
+			return nil, nil, err
+		}
+		return objects, s3h, nil
+	}
+	opts := blob.External(external)
+	objects, err := blob.New(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	sdk := objects.S3().Options()
+	// Fail at start, not at the first upload, when the chain has no keys for the service.
+	if sdk.Credentials == nil {
+		return nil, nil, fmt.Errorf("--s3-endpoint %s: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)", external)
+	}
+	if _, err := sdk.Credentials.Retrieve(ctx); err != nil {
+		return nil, nil, fmt.Errorf("--s3-endpoint %s: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): %w", external, err)
+	}
+	spool := filepath.Join(dataDir, "work", "s3proxy")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", spool, err)
+	}
+	s3h, err := s3proxy.New(s3proxy.Options{Endpoint: external, PathStyle: opts.PathStyle, Region: sdk.Region,
+		Credentials: sdk.Credentials, Logger: logger, SpoolDir: spool})
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("object store", "s3_endpoint", external, "path_style", opts.PathStyle, "region", sdk.Region)
+	return objects, s3h, nil
 }

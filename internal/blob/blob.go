@@ -64,7 +64,14 @@ func OptionsFromEnv(embedded Options) Options {
 	if ep == "" {
 		return embedded
 	}
-	return Options{Endpoint: ep, PathStyle: os.Getenv("LATHE_S3_PATH_STYLE") != "false"}
+	return External(ep)
+}
+
+// External returns the options of an external S3 at endpoint: path style unless
+// LATHE_S3_PATH_STYLE=false, region and credentials from the standard AWS chain (AWS_REGION,
+// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared files, ...).
+func External(endpoint string) Options {
+	return Options{Endpoint: endpoint, PathStyle: os.Getenv("LATHE_S3_PATH_STYLE") != "false"}
 }
 
 // Client reads and writes s3:// URIs. It is safe for concurrent use.
