@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -256,6 +258,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("models")
 	b.do("objects", chromedp.Navigate(base+"/console/#/buckets/data/"), chromedp.WaitVisible(css("#objects")))
 	shot("buckets")
+
+	// A file of 17 MiB goes up in parts (8 MiB each) and comes back whole.
+	big := filepath.Join(t.TempDir(), "big.bin")
+	bigData := make([]byte, 17<<20)
+	for i := range bigData {
+		bigData[i] = byte(i * 7 % 251)
+	}
+	if err := os.WriteFile(big, bigData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.do("multipart upload", chromedp.SetUploadFiles(css("#upload"), []string{big}), chromedp.Click(css("#upload-form button")))
+	run(b, "uploaded", chromedp.Poll[bool](`[...document.querySelectorAll('#objects td')].some(td => td.textContent === 'big.bin')`,
+		chromedp.WithPollingTimeout(2*time.Minute)))
+	s3c := s3.NewFromConfig(consoleTestConfig(), func(o *s3.Options) { o.BaseEndpoint = aws.String(base); o.UsePathStyle = true })
+	got, err := s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("big.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotData, err := io.ReadAll(got.Body)
+	got.Body.Close()
+	if err != nil || !bytes.Equal(gotData, bigData) || !strings.HasSuffix(aws.ToString(got.ETag), `-3"`) {
+		t.Errorf("the upload came back as %d bytes (equal: %v), ETag %s, want 17 MiB in 3 parts", len(gotData), bytes.Equal(gotData, bigData), aws.ToString(got.ETag))
+	}
 
 	// A read-only IAM user: no create button, and the API's refusal when it tries anyway.
 	viewerID, viewerSecret := readOnlyUser(t, base)

@@ -149,8 +149,34 @@ function tagText(el, tag) {
   return t ? t.textContent : '';
 }
 
-async function s3Put(bucket, key, file) {
-  await request('PUT', s3Path(bucket, key), file, {'Content-Type': file.type || 'application/octet-stream'});
+// Files from MULTIPART_FROM bytes up go up as a multipart upload in PART_SIZE parts, so a large
+// upload is not one request the size of the file, and its progress can be shown part by part.
+const PART_SIZE = 8 << 20, MULTIPART_FROM = 16 << 20;
+
+const xmlEscape = (v) => String(v).replace(/[<>&"']/g, (c) => ({'<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;'}[c]));
+
+async function s3Put(bucket, key, file, onProgress) {
+  const contentType = file.type || 'application/octet-stream';
+  if (file.size < MULTIPART_FROM) {
+    await request('PUT', s3Path(bucket, key), file, {'Content-Type': contentType});
+    if (onProgress) onProgress(file.size, file.size);
+    return;
+  }
+  const created = await request('POST', s3Path(bucket, key) + '?uploads', '', {'Content-Type': contentType});
+  const uploadId = tagText(new DOMParser().parseFromString(await created.text(), 'application/xml'), 'UploadId');
+  const q = (extra) => s3Path(bucket, key) + '?' + new URLSearchParams(Object.assign(extra, {uploadId})).toString();
+  const parts = [];
+  try {
+    for (let start = 0, n = 1; start < file.size; start += PART_SIZE, n++) {
+      const res = await request('PUT', q({partNumber: String(n)}), file.slice(start, start + PART_SIZE));
+      parts.push(`<Part><PartNumber>${n}</PartNumber><ETag>${xmlEscape(res.headers.get('ETag'))}</ETag></Part>`);
+      if (onProgress) onProgress(Math.min(start + PART_SIZE, file.size), file.size);
+    }
+    await request('POST', q({}), `<CompleteMultipartUpload>${parts.join('')}</CompleteMultipartUpload>`, {'Content-Type': 'application/xml'});
+  } catch (e) {
+    await request('DELETE', q({})).catch(() => {}); // abort: the parts would otherwise stay
+    throw e;
+  }
 }
 
 async function s3Delete(bucket, key) { await request('DELETE', s3Path(bucket, key)); }
@@ -485,6 +511,7 @@ async function renderJob(main, name) {
     h('h2', {}, 'Samples'), samplesBox,
     h('h2', {}, 'Artifacts'), artifactsBox);
   const seen = []; // status transitions this page has watched
+  const live = new Map(); // step -> loss from Describe, for the steps the uploaded log has not reached
   let log = [], loaded = {};
   const loop = every(2500, async () => {
     let d;
@@ -503,6 +530,7 @@ async function renderJob(main, name) {
       h('span', {id: 'secondary-status'}, d.AutoMLJobSecondaryStatus || ''), stop));
     failure.replaceChildren(d.FailureReason ? h('div', {class: 'alert', role: 'alert', id: 'failure-reason'}, 'FailureReason: ' + d.FailureReason) : '');
     const p = d.TrainingProgress || {};
+    if (p.Step && isFinite(p.Loss)) live.set(p.Step, p.Loss);
     const last = log.filter((e) => e.event === 'step').pop() || {};
     cards.replaceChildren(
       card('Base model', baseModelOf(d)),
@@ -519,7 +547,7 @@ async function renderJob(main, name) {
       if (!loaded.log || !terminal || !loaded.finalLog) {
         try { log = parseJSONL(await s3Text(out.bucket, out.key + 'training-log.jsonl')); loaded.log = true; loaded.finalLog = terminal; } catch (_) { /* not written yet */ }
       }
-      drawLoss(chartBox, log, d);
+      drawLoss(chartBox, log, live, p.TotalSteps);
       await loadOnce(loaded, 'metrics', () => s3JSON(out.bucket, out.key + 'metrics.json'), (m) => metricsBox.replaceChildren(metricsTable(m)), terminal);
       await loadOnce(loaded, 'report', () => s3JSON(out.bucket, out.key + 'data-report.json'), (r) => reportBox.replaceChildren(dataReport(r)), terminal);
       await loadOnce(loaded, 'samples', async () => parseJSONL(await s3Text(out.bucket, out.key + 'samples.jsonl')), (x) => samplesBox.replaceChildren(samplesTable(x)), terminal);
@@ -547,19 +575,19 @@ function card(k, v) { return h('div', {class: 'card'}, h('div', {class: 'k'}, k)
 // drawLoss draws the training loss by step from the log (one point per logged step), the live
 // point from Describe when training has gone past the log, the validation loss of the base model
 // (at step 0) and of the fine-tuned one (at the last step), and the learning rate on its own scale.
-function drawLoss(box, log, d) {
+function drawLoss(box, log, liveSteps, totalSteps) {
   const steps = log.filter((e) => e.event === 'step' && isFinite(e.loss));
   const pts = steps.map((e) => ({x: e.step, y: e.loss, lr: e.lr}));
-  const p = d.TrainingProgress;
-  const live = p && p.Step && (!pts.length || p.Step > pts[pts.length - 1].x) && isFinite(p.Loss) ? {x: p.Step, y: p.Loss} : null;
+  const lastLogged = pts.length ? pts[pts.length - 1].x : 0;
+  const livePts = [...liveSteps].filter(([x]) => x > lastLogged).sort((a, b) => a[0] - b[0]).map(([x, y]) => ({x, y}));
   const evalEv = log.filter((e) => e.event === 'eval').pop();
-  const total = (log.find((e) => e.event === 'start' || e.event === 'resumed') || {}).total_steps || (p && p.TotalSteps) || 0;
+  const total = (log.find((e) => e.event === 'start' || e.event === 'resumed') || {}).total_steps || totalSteps || 0;
   const vals = [];
   if (evalEv) {
     if (evalEv.base && isFinite(evalEv.base.ValidationLoss)) vals.push({x: 0, y: evalEv.base.ValidationLoss, label: 'base'});
     if (evalEv.fine_tuned && isFinite(evalEv.fine_tuned.ValidationLoss)) vals.push({x: pts.length ? pts[pts.length - 1].x : total, y: evalEv.fine_tuned.ValidationLoss, label: 'fine-tuned'});
   }
-  const all = pts.concat(live ? [live] : [], vals);
+  const all = pts.concat(livePts, vals);
   if (!all.length) { box.replaceChildren(h('p', {class: 'hint', id: 'no-curve'}, 'No training steps logged yet.')); return; }
   const W = 800, H = 300, L = 56, R = 56, T = 14, B = 34;
   const xMax = Math.max(total, ...all.map((q) => q.x), 1);
@@ -577,7 +605,7 @@ function drawLoss(box, log, d) {
   }
   svg.append(s('line', {class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B}), s('line', {class: 'axis', x1: L, x2: L, y1: T, y2: H - B}),
     s('text', {x: (W) / 2, y: H - 2, 'text-anchor': 'middle'}, 'step'), s('text', {x: 12, y: T + 10}, 'loss'));
-  const line = pts.concat(live ? [live] : []);
+  const line = pts.concat(livePts);
   if (line.length) {
     svg.append(s('path', {class: 'train', id: 'train-path', d: line.map((q, i) => (i ? 'L' : 'M') + X(q.x).toFixed(1) + ' ' + Y(q.y).toFixed(1)).join(' ')}));
   }
@@ -592,7 +620,7 @@ function drawLoss(box, log, d) {
     svg.append(s('circle', {class: 'val', cx: X(v.x), cy: Y(v.y), r: 5}, s('title', {}, `validation loss (${v.label}): ${fmtNum(v.y)}`)));
   }
   box.replaceChildren(svg, h('div', {class: 'legend'},
-    h('span', {}, h('span', {class: 'swatch train'}), `training loss (${pts.length} logged steps${live ? ', live' : ''})`),
+    h('span', {}, h('span', {class: 'swatch train'}), `training loss (${pts.length} logged steps${livePts.length ? `, ${livePts.length} seen live` : ''})`),
     h('span', {}, h('span', {class: 'swatch val'}), 'validation loss: base at step 0, fine-tuned at the end'),
     h('span', {}, h('span', {class: 'swatch lr'}), 'learning rate (right scale)')));
 }
@@ -834,8 +862,11 @@ async function renderBucket(main, bucket, prefix) {
       ev.preventDefault();
       try {
         for (const file of fileIn.files) {
-          err.replaceChildren(h('div', {class: 'note', role: 'status'}, `Uploading ${file.name} (${fmtBytes(file.size)}) …`));
-          await s3Put(bucket, prefix + file.name, file);
+          const note = h('div', {class: 'note', role: 'status'});
+          err.replaceChildren(note);
+          await s3Put(bucket, prefix + file.name, file, (done, total) => {
+            note.textContent = `Uploading ${file.name}: ${fmtBytes(done)} of ${fmtBytes(total)} (${Math.round(100 * done / total)}%)`;
+          });
         }
         route();
       } catch (e) { err.replaceChildren(alertBox(e)); }
