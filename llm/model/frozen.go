@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 
 	"github.com/lathe-ml/lathe/llm/format"
@@ -216,6 +217,13 @@ func FromSourceBF16(cfg Config, src TensorSource) (*Model, error) {
 			if f == s.field {
 				fb.layers[s.layer][t] = dst
 			}
+		}
+		if len(data) >= 1<<24 {
+			// The float32 tensor just read is garbage now, but with the bfloat16 base live (13 GiB for
+			// a 7B) the collector would let such garbage grow to as much again before it ran: collect
+			// now, which is cheap (the base holds no pointers), so the load peaks at the base plus one
+			// tensor.
+			runtime.GC()
 		}
 	}
 	n.frozen = fb
