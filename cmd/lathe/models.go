@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,22 +17,51 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/modelstore"
+	"github.com/lathe-ml/lathe/internal/modelstore/s3models"
 )
 
 // modelsCommand is `lathe models`: the base-model store in <data dir>/models. It works on the
 // folder directly, so it runs whether or not a server is using the same data dir.
 func modelsCommand() *cobra.Command {
 	var dataDir string
+	var sh sharedFlags
 	cmd := &cobra.Command{
 		Use:   "models",
 		Short: "Base models: list the store and the catalog, import a GGUF file or Hugging Face directory, pull from the Hugging Face hub",
+		Long: `Base models: list the store and the catalog, import a GGUF file or Hugging Face directory, pull from the Hugging Face hub.
+
+With --s3-endpoint (the external S3 that "lathe serve --s3-endpoint" uses, with the standard AWS
+credentials), import and pull also publish the model under s3://BUCKET/` + s3models.Prefix + `NAME/, where every
+Lathe process sharing that S3 finds it and caches it in its own data dir; list shows those models
+too, and rm removes the shared copy as well.`,
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir(), "Lathe's data dir; models live in its models/ folder ($LATHE_DATA_DIR)")
-	cmd.AddCommand(modelsListCommand(&dataDir), modelsImportCommand(&dataDir), modelsPullCommand(&dataDir), modelsRemoveCommand(&dataDir))
+	cmd.PersistentFlags().StringVar(&sh.s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"), "the external S3 whose models every process shares (env LATHE_S3_ENDPOINT)")
+	cmd.PersistentFlags().StringVar(&sh.bucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
+	cmd.AddCommand(modelsListCommand(&dataDir, &sh), modelsImportCommand(&dataDir, &sh), modelsPullCommand(&dataDir, &sh), modelsRemoveCommand(&dataDir, &sh))
 	return cmd
 }
 
-func modelsListCommand(dataDir *string) *cobra.Command {
+// sharedFlags name the fleet's copy of the model store on an external S3.
+type sharedFlags struct{ s3Endpoint, bucket string }
+
+func (f *sharedFlags) open(ctx context.Context, store *modelstore.Store) (*s3models.Shared, error) {
+	return sharedModelsFor(ctx, store, f.s3Endpoint, f.bucket)
+}
+
+// publish uploads a model of the local store to the shared copy, when there is one.
+func publish(ctx context.Context, w io.Writer, shared *s3models.Shared, name string) error {
+	if shared == nil {
+		return nil
+	}
+	if _, err := shared.Publish(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "published %s to %s for every process sharing this S3\n", name, shared.URI(name, ""))
+	return nil
+}
+
+func modelsListCommand(dataDir *string, sh *sharedFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the models in the store, then the catalog models not downloaded yet, with what each can do",
@@ -44,6 +74,27 @@ func modelsListCommand(dataDir *string) *cobra.Command {
 			entries, err := store.List()
 			if err != nil {
 				return err
+			}
+			shared, err := sh.open(cmd.Context(), store)
+			if err != nil {
+				return err
+			}
+			if shared != nil {
+				// The fleet's models that this data dir has not cached yet are as usable as its own.
+				remote, err := shared.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				have := map[string]bool{}
+				for _, e := range entries {
+					have[e.Name] = true
+				}
+				for _, e := range remote {
+					if !have[e.Name] {
+						entries = append(entries, e)
+					}
+				}
+				slices.SortFunc(entries, func(a, b modelstore.Entry) int { return strings.Compare(a.Name, b.Name) })
 			}
 			return printModels(cmd.OutOrStdout(), entries, catalog.All())
 		},
@@ -91,7 +142,7 @@ func checkRunnable(m catalog.Model) error {
 		m.Name, m.Architecture, strings.Join(catalog.SupportedArchitectures, ", "))
 }
 
-func modelsImportCommand(dataDir *string) *cobra.Command {
+func modelsImportCommand(dataDir *string, sh *sharedFlags) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
 		Use:   "import PATH --name NAME",
@@ -106,6 +157,10 @@ func modelsImportCommand(dataDir *string) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
+			shared, err := sh.open(ctx, store)
+			if err != nil {
+				return err
+			}
 			e, err := store.Import(ctx, args[0], name)
 			if err != nil {
 				return err
@@ -116,7 +171,7 @@ func modelsImportCommand(dataDir *string) *cobra.Command {
 				fmt.Fprintf(out, "  %s  %s  %s\n", f.SHA256, formatBytes(f.Size), f.Path)
 			}
 			warnAboutModel(cmd.ErrOrStderr(), e)
-			return nil
+			return publish(ctx, out, shared, e.Name)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the model's name in the store (a catalog name such as Stories260K to use it as BaseModelName)")
@@ -135,7 +190,7 @@ func warnAboutModel(w io.Writer, e modelstore.Entry) {
 	}
 }
 
-func modelsPullCommand(dataDir *string) *cobra.Command {
+func modelsPullCommand(dataDir *string, sh *sharedFlags) *cobra.Command {
 	var revision string
 	cmd := &cobra.Command{
 		Use:   "pull NAME",
@@ -161,13 +216,17 @@ HF_TOKEN is sent for gated models (accept the licence on the model's page first)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
+			shared, err := sh.open(ctx, store)
+			if err != nil {
+				return err
+			}
 			bar := newPullBar(cmd.ErrOrStderr(), m.Name)
 			e, err := store.Pull(ctx, m.Name, modelstore.SourceFor(m), modelstore.PullOptions{Revision: revision, Progress: bar.update})
 			bar.finish(err == nil)
 			switch {
 			case errors.Is(err, modelstore.ErrExists):
 				fmt.Fprintf(cmd.OutOrStdout(), "%s is already in the store (%s); remove it first to pull it again\n", m.Name, store.Dir())
-				return nil
+				return publish(ctx, cmd.OutOrStdout(), shared, m.Name)
 			case errors.Is(err, context.Canceled):
 				return fmt.Errorf("pull of %s interrupted; run it again to resume", m.Name)
 			case err != nil:
@@ -175,25 +234,44 @@ HF_TOKEN is sent for gated models (accept the licence on the model's page first)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s from %s: %s, %s, %s, %s\n", e.Name, e.Source, e.Format, e.Architecture, files(len(e.Files)), formatBytes(e.Size()))
 			warnAboutModel(cmd.ErrOrStderr(), e)
-			return nil
+			return publish(ctx, cmd.OutOrStdout(), shared, e.Name)
 		},
 	}
 	cmd.Flags().StringVar(&revision, "revision", "main", "branch, tag or commit of the hub repository")
 	return cmd
 }
 
-func modelsRemoveCommand(dataDir *string) *cobra.Command {
+func modelsRemoveCommand(dataDir *string, sh *sharedFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Delete a model from the store",
+		Short: "Delete a model from the store (and its shared copy, with --s3-endpoint)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := modelstore.OpenDataDir(*dataDir)
 			if err != nil {
 				return err
 			}
-			if err := store.Remove(args[0]); err != nil {
+			shared, err := sh.open(cmd.Context(), store)
+			if err != nil {
 				return err
+			}
+			if shared == nil {
+				if err := store.Remove(args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
+				return nil
+			}
+			// Either copy may be missing: the model is gone when neither is left.
+			localErr := store.Remove(args[0])
+			sharedErr := shared.Remove(cmd.Context(), args[0])
+			for _, err := range []error{localErr, sharedErr} {
+				if err != nil && !errors.Is(err, modelstore.ErrNotFound) {
+					return err
+				}
+			}
+			if localErr != nil && sharedErr != nil {
+				return localErr
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
 			return nil
