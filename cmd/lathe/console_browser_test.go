@@ -243,7 +243,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("at 390 px the job page is %d px wide", w)
 	}
 	shot("job-phone")
-	b.do("desktop", chromedp.EmulateReset())
+	b.do("desktop", chromedp.EmulateViewport(1280, 900))
 
 	// The playground streams an answer from the job's endpoint.
 	b.do("playground", chromedp.Navigate(base+"/console/#/endpoints/"+endpoint), chromedp.WaitVisible(css("#generate")))
@@ -254,7 +254,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the playground streamed %q (%s)", answer, stats)
 	}
 	shot("playground")
-	b.do("models", chromedp.Navigate(base+"/console/#/models"), chromedp.WaitVisible(css("#models-table")))
+	b.do("models", chromedp.Navigate(base+"/console/#/models"), chromedp.WaitVisible(css(`#models-table tr[data-model="Stories260K"]`)))
 	shot("models")
 	b.do("objects", chromedp.Navigate(base+"/console/#/buckets/data/"), chromedp.WaitVisible(css("#objects")))
 	shot("buckets")

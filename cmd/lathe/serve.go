@@ -171,7 +171,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint string) erro
 		Metrics: prom.Handler(), Observe: func(i server.RequestInfo) { prom.Observe(metrics.Request(i)) },
 		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, ResourceTags: resourceTags(st),
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
-		Console: console.Handler(console.Config{Region: region, AccountID: account, Models: console.StoreModels(models), Logger: logger})})
+		Console: console.Handler(console.Config{Region: region, AccountID: account, ModelStore: models, Logger: logger})})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/lathe-ml/lathe/internal/modelstore"
 )
 
 //go:embed static
@@ -45,10 +48,12 @@ type Config struct {
 	// IdleTimeout ends a session not used for this long; MaxLifetime ends any session this old.
 	// Zero means DefaultIdleTimeout, DefaultMaxLifetime.
 	IdleTimeout, MaxLifetime time.Duration
-	// Models lists the base models for the Models page and the create form (StoreModels); nil
-	// lists none.
-	Models func() ([]Model, error)
-	Logger *slog.Logger
+	// ModelStore is the base-model store the Models page lists, pulls into and imports into; nil
+	// lists no models.
+	ModelStore ModelStore
+	// PullOptions are the hub's endpoint and token for pulls (empty: HF_ENDPOINT and HF_TOKEN).
+	PullOptions modelstore.PullOptions
+	Logger      *slog.Logger
 	// Now is the clock sessions expire by; nil means time.Now. (API calls are always signed with
 	// the real time: the front door checks signatures against its own clock.)
 	Now func() time.Time
@@ -61,6 +66,9 @@ type Console struct {
 	api      http.Handler
 	sessions *sessions
 	assets   http.Handler
+
+	mu        sync.Mutex
+	transfers map[string]*transfer // model name -> the pull or import the console runs
 }
 
 // Handler returns a constructor for server.Config.Console: given the front door, the console's
@@ -86,7 +94,8 @@ func New(cfg Config, api http.Handler) *Console {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, api: api, sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.MaxLifetime)}
+	c := &Console{cfg: cfg, log: cfg.Logger, api: api, sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.MaxLifetime),
+		transfers: map[string]*transfer{}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -169,6 +178,10 @@ func (c *Console) serveAPI(w http.ResponseWriter, r *http.Request, rest string) 
 		}
 	case rest == "models" && r.Method == http.MethodGet:
 		c.models(w)
+	case rest == "models/pull" && r.Method == http.MethodPost:
+		c.pull(w, r, s)
+	case rest == "models/import" && r.Method == http.MethodPost:
+		c.importModel(w, r, s)
 	case rest == "permissions" && r.Method == http.MethodGet:
 		c.permissions(w, r, s)
 	case strings.HasPrefix(rest, "sagemaker/") && r.Method == http.MethodPost:

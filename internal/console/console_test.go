@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,12 +28,16 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/console"
+	"github.com/lathe-ml/lathe/internal/hubtest"
 	"github.com/lathe-ml/lathe/internal/iam"
 	iamsqlite "github.com/lathe-ml/lathe/internal/iam/sqlite"
+	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/s3api"
 	"github.com/lathe-ml/lathe/internal/server"
 	"github.com/lathe-ml/lathe/internal/store/storeopen"
 )
+
+const storiesGGUF = "../../../shared/models/stories260K.gguf"
 
 var rootCreds = server.Credentials{AccessKeyID: "AKIACONSOLETEST00001", SecretAccessKey: "console/test/secret+key/0123456789abcdef"}
 
@@ -89,10 +94,29 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	models, err := modelstore.Open(filepath.Join(dir, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A local hub with Stories260K where the catalog says the real one is.
+	hubDir := filepath.Join(dir, "hub", "ggml-org", "models", "tinyllamas")
+	if err := os.MkdirAll(hubDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gguf, err := os.ReadFile(storiesGGUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hubDir, "stories260K.gguf"), gguf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub := httptest.NewServer(hubtest.Hub{Root: filepath.Join(dir, "hub")})
+	t.Cleanup(hub.Close)
 	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: rootCreds,
 		SageMaker: svc.Operations(), S3: s3h, IAM: iamSvc, Logger: logger,
 		Console: console.Handler(console.Config{Region: region, AccountID: account, Logger: logger, Now: clk.Now,
+			ModelStore: models, PullOptions: modelstore.PullOptions{Endpoint: hub.URL},
 			IdleTimeout: time.Hour, MaxLifetime: 4 * time.Hour})})
 	if err != nil {
 		t.Fatal(err)
@@ -496,5 +520,108 @@ func TestObjects(t *testing.T) {
 	a = b.do("GET", path, nil, nil)
 	if code, _ := a.errorCode(); a.status != http.StatusNotFound || code != "NoSuchKey" {
 		t.Errorf("after delete: %d %s, want 404 NoSuchKey", a.status, a.body)
+	}
+}
+
+// modelRow returns the Models page's row for name.
+func (b *browser) modelRow(name string) (console.Model, bool) {
+	b.t.Helper()
+	var out struct{ Models []console.Model }
+	if err := json.Unmarshal(b.do("GET", "/console/api/models", nil, nil).body, &out); err != nil {
+		b.t.Fatal(err)
+	}
+	for _, m := range out.Models {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return console.Model{}, false
+}
+
+// waitInStore polls the Models page until name is in the store, failing on a failed transfer.
+func (b *browser) waitInStore(name string) {
+	b.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m, ok := b.modelRow(name)
+		if ok && m.InStore && m.Transfer == nil {
+			return
+		}
+		if ok && m.Transfer != nil && m.Transfer.State == "failed" {
+			b.t.Fatalf("%s: %s failed: %s", name, m.Transfer.Kind, m.Transfer.Error)
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s is not in the store after 60 s: %+v", name, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestModels: the root pulls a catalog model from the hub and imports a GGUF file from a bucket;
+// an IAM user, even an administrator, may do neither (the store has no IAM actions).
+func TestModels(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser(t)
+	if a := b.signIn(rootCreds.AccessKeyID, rootCreds.SecretAccessKey); a.status != http.StatusOK {
+		t.Fatal(a.status)
+	}
+	post := func(b *browser, path, body string) answer {
+		return b.do("POST", path, []byte(body), map[string]string{"Content-Type": "application/json", "X-CSRF-Token": b.csrf})
+	}
+	if m, ok := b.modelRow("Stories260K"); !ok || m.InStore || !m.Runnable || m.Family != "llama" {
+		t.Fatalf("before the pull, Stories260K is %+v", m)
+	}
+	if a := post(b, "/console/api/models/pull", `{"name":"Stories260K"}`); a.status != http.StatusAccepted {
+		t.Fatalf("pull: %d %s", a.status, a.body)
+	}
+	b.waitInStore("Stories260K")
+	if a := post(b, "/console/api/models/pull", `{"name":"NoSuchModel"}`); a.status != http.StatusBadRequest {
+		t.Errorf("pull of an unknown name: %d %s", a.status, a.body)
+	}
+
+	c := e.s3Client(rootCreds.AccessKeyID, rootCreds.SecretAccessKey)
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("models")}); err != nil {
+		t.Fatal(err)
+	}
+	gguf, err := os.ReadFile(storiesGGUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String("tiny/stories.gguf"), Body: bytes.NewReader(gguf)}); err != nil {
+		t.Fatal(err)
+	}
+	if a := post(b, "/console/api/models/import", `{"s3Uri":"s3://models/tiny/missing.gguf","name":"Missing"}`); a.status != http.StatusNotFound {
+		t.Errorf("import of a missing object: %d %s, want S3's 404", a.status, a.body)
+	}
+	if a := post(b, "/console/api/models/import", `{"s3Uri":"s3://models/tiny/stories.gguf","name":"MyStories"}`); a.status != http.StatusAccepted {
+		t.Fatalf("import: %d %s", a.status, a.body)
+	}
+	b.waitInStore("MyStories")
+	if m, _ := b.modelRow("MyStories"); m.Family != "llama" || !m.Runnable {
+		t.Errorf("the imported model reads %+v", m)
+	}
+
+	admin := awsiam.NewFromConfig(e.cfg, func(o *awsiam.Options) { o.BaseEndpoint = aws.String(e.url) })
+	if _, err := admin.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("admin")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AttachUserPolicy(ctx, &awsiam.AttachUserPolicyInput{UserName: aws.String("admin"),
+		PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := admin.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("admin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := e.browser(t)
+	if a := u.signIn(*key.AccessKey.AccessKeyId, *key.AccessKey.SecretAccessKey); a.status != http.StatusOK {
+		t.Fatal(a.status)
+	}
+	for _, path := range []string{"/console/api/models/pull", "/console/api/models/import"} {
+		a := post(u, path, `{"name":"SmolLM2-135M","s3Uri":"s3://models/tiny/stories.gguf"}`)
+		if code, _ := a.errorCode(); a.status != http.StatusForbidden || code != "AccessDeniedException" {
+			t.Errorf("%s as an IAM user: %d %s, want 403 AccessDeniedException", path, a.status, a.body)
+		}
 	}
 }

@@ -819,16 +819,54 @@ async function renderEndpoint(main, name) {
 // ---------- models ----------
 
 async function renderModels(main) {
-  main.append(h('h1', {}, 'Base models'));
-  const m = await models();
-  main.append(h('p', {class: 'hint'}, 'The catalog (names a job may give as BaseModelName) and the models in this server\'s store. ',
-    'Pull or import a model with lathe models pull NAME or lathe models import FILE --name NAME.'),
-  h('div', {class: 'scroll'}, h('table', {id: 'models-table'},
+  main.append(h('h1', {}, 'Base models'),
+    h('p', {class: 'hint'}, 'The catalog (the names a job may give as BaseModelName) and the models in this server\'s store. ',
+      session.root ? 'Pull a catalog model from the Hugging Face hub, or import a GGUF file from a bucket.' :
+        'Only the account\'s root can pull or import models (the model store has no IAM actions yet).'));
+  const err = h('div', {'aria-live': 'assertive', id: 'models-errors'});
+  main.append(err);
+  if (session.root) {
+    const uri = h('input', {id: 'import-uri', placeholder: 's3://bucket/models/model.gguf'});
+    const name = h('input', {id: 'import-name', placeholder: 'MyModel'});
+    main.append(h('form', {id: 'import-form', class: 'grid', onsubmit: async (ev) => {
+      ev.preventDefault();
+      err.replaceChildren();
+      try {
+        await request('POST', '/console/api/models/import', JSON.stringify({s3Uri: uri.value.trim(), name: name.value.trim()}), {'Content-Type': 'application/json'});
+        modelList = null;
+      } catch (e) { err.replaceChildren(alertBox(e)); }
+    }}, h('fieldset', {}, h('legend', {}, 'Import a GGUF file from a bucket'),
+      h('label', {for: 'import-uri'}, 'S3 URI'), uri, h('label', {for: 'import-name'}, 'Name in the store'), name,
+      h('div', {class: 'actions'}, h('button', {type: 'submit', id: 'import'}, 'Import')))));
+  }
+  const body = h('tbody', {});
+  main.append(h('div', {class: 'scroll'}, h('table', {id: 'models-table'},
     h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Family'), h('th', {class: 'num'}, 'Size'), h('th', {}, 'EULA'),
-      h('th', {}, 'In store'), h('th', {}, 'Can'), h('th', {class: 'hide-sm'}, 'Source'))),
-    h('tbody', {}, (m.models || []).map((x) => h('tr', {}, h('td', {}, x.name), h('td', {}, x.family), h('td', {class: 'num'}, x.sizeText),
-      h('td', {}, x.needsEula ? 'required' : ''), h('td', {}, x.inStore ? 'yes' : 'no'), h('td', {}, x.runnable ? 'fine-tune, serve' : (x.why || 'no')),
-      h('td', {class: 'hide-sm'}, x.source || '')))))));
+      h('th', {}, 'In store'), h('th', {}, 'Can'), h('th', {class: 'hide-sm'}, 'Source'))), body)));
+  const pull = async (name) => {
+    err.replaceChildren();
+    try { await request('POST', '/console/api/models/pull', JSON.stringify({name}), {'Content-Type': 'application/json'}); } catch (e) { err.replaceChildren(alertBox(e)); }
+  };
+  const storeCell = (x) => {
+    const t = x.transfer;
+    if (t && t.state === 'running') {
+      return t.total ? h('span', {}, h('progress', {max: t.total, value: t.done, 'aria-label': `${t.kind} ${x.name}`}), ` ${fmtBytes(t.done)} of ${fmtBytes(t.total)}`) :
+        h('span', {}, `${t.kind === 'pull' ? 'pulling' : 'importing'} …`);
+    }
+    const failed = t && t.state === 'failed' ? h('div', {class: 'alert'}, `${t.kind} failed: ${t.error}`) : null;
+    if (x.inStore) return h('span', {}, 'yes', failed);
+    if (session.root && x.runnable && x.source.startsWith('huggingface.co/')) {
+      return h('span', {}, h('button', {type: 'button', class: 'secondary', dataset: {pull: x.name}, onclick: () => pull(x.name)}, 'Pull'), failed);
+    }
+    return h('span', {}, 'no', failed);
+  };
+  every(2000, async () => {
+    modelList = null;
+    const m = await models();
+    body.replaceChildren(...(m.models || []).map((x) => h('tr', {dataset: {model: x.name}}, h('td', {}, x.name), h('td', {}, x.family), h('td', {class: 'num'}, x.sizeText),
+      h('td', {}, x.needsEula ? 'required' : ''), h('td', {class: 'store'}, storeCell(x)), h('td', {}, x.runnable ? 'fine-tune, serve' : (x.why || 'no')),
+      h('td', {class: 'hide-sm'}, x.source || ''))));
+  });
 }
 
 // ---------- buckets ----------
