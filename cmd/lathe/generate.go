@@ -75,7 +75,7 @@ the text as it is. The generated text is written to standard output token by tok
 			if err != nil {
 				return fmt.Errorf("load model %s: %w", modelRef, err)
 			}
-			m, tok, stops, err := finetune.Engine(lm)
+			m, tok, stops, err := finetune.Decoding(lm)
 			if err != nil {
 				return err
 			}
@@ -90,9 +90,9 @@ the text as it is. The generated text is written to standard output token by tok
 			for _, id := range lm.Tokenize(text, true) {
 				ids = append(ids, int32(id))
 			}
-			if room := m.Config().ContextLen - len(ids); room < opt.MaxNewTokens {
+			if room := m.ContextLen() - len(ids); room < opt.MaxNewTokens {
 				if room < 1 {
-					return fmt.Errorf("the prompt is %d tokens, the model's context only %d", len(ids), m.Config().ContextLen)
+					return fmt.Errorf("the prompt is %d tokens, the model's context only %d", len(ids), m.ContextLen())
 				}
 				opt.MaxNewTokens = room
 			}
@@ -111,7 +111,7 @@ the text as it is. The generated text is written to standard output token by tok
 			defer stop()
 			w := cmd.OutOrStdout()
 			var werr error
-			res, err := generate.Generate(ctx, m, [][]int32{ids}, opt, streamDetokenizer(tok), func(t generate.Token) error {
+			res, err := generate.GenerateWith(ctx, m, [][]int32{ids}, opt, streamDetokenizer(tok), func(t generate.Token) error {
 				if _, err := io.WriteString(w, t.Text); err != nil {
 					werr = err
 					return err

@@ -14,6 +14,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
 	"github.com/lathe-ml/lathe/internal/job"
+	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
 	"github.com/lathe-ml/lathe/llm/tokenizer"
 )
@@ -135,6 +136,19 @@ func Engine(lm LanguageModel) (*model.Model, *tokenizer.Tokenizer, []int32, erro
 		return nil, nil, nil, fmt.Errorf("the model is not backed by Lathe's engine (%T)", lm)
 	}
 	return e.m, e.tok, e.stops, nil
+}
+
+// Decoding returns the model behind a LanguageModel that LoadModel returned as llm/generate decodes it
+// (a decoder-only model, or T5's encoder-decoder), with its tokenizer and stop tokens: for callers
+// that stream generation themselves.
+func Decoding(lm LanguageModel) (generate.Model, *tokenizer.Tokenizer, []int32, error) {
+	switch e := lm.(type) {
+	case *engineModel:
+		return generate.DecoderOnly(e.m), e.tok, e.stops, nil
+	case *seq2seqModel:
+		return e.m.Decoding(), e.tok, []int32{e.m.Config().EOS}, nil
+	}
+	return nil, nil, nil, fmt.Errorf("the model is not backed by Lathe's engine (%T)", lm)
 }
 
 type silentReporter struct{}
