@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,10 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	"github.com/aws/smithy-go"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -104,11 +107,20 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 	t.Setenv("AWS_REGION", ext.Region)
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	dataDir := t.TempDir()
-	if _, err := runModels(t, "import", "../../../shared/models/stories260K.gguf", "--name", "Stories260K", "--data-dir", dataDir); err != nil {
-		t.Fatal(err)
+	// No hub: the base model can only come from the shared copy on the external S3.
+	t.Setenv("HF_ENDPOINT", "http://127.0.0.1:1")
+	// The model is imported once, from another data dir, and published on the external S3.
+	out, err := runModels(t, "import", "../../../shared/models/stories260K.gguf", "--name", "Stories260K",
+		"--data-dir", t.TempDir(), "--s3-endpoint", ext.URL, "--models-bucket", "fleet")
+	if err != nil || !strings.Contains(out, "published Stories260K to s3://fleet/_lathe/models/Stories260K/") {
+		t.Fatalf("models import --s3-endpoint: %v\n%s", err, out)
 	}
-	addr := serveArgs(t, dataDir, "--s3-endpoint", ext.URL)
+	if out, err := runModels(t, "list", "--data-dir", t.TempDir(), "--s3-endpoint", ext.URL, "--models-bucket", "fleet"); err != nil ||
+		!strings.Contains(out, "Stories260K gguf llama 1.2 MB fine-tune, serve") {
+		t.Fatalf("models list --s3-endpoint from an empty data dir: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+	addr := serveArgs(t, dataDir, "--s3-endpoint", ext.URL, "--models-bucket", "fleet")
 	front := awsConfig(dbTestAccessKey, dbTestSecretKey)
 	lathe := s3.NewFromConfig(front, func(o *s3.Options) { o.BaseEndpoint = aws.String("http://" + addr); o.UsePathStyle = true })
 	sm := sagemaker.NewFromConfig(front, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + addr) })
@@ -135,7 +147,7 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 		t.Fatalf("the dataset is not on the external S3: %v", err)
 	}
 
-	_, err := sm.CreateAutoMLJobV2(ctx, &sagemaker.CreateAutoMLJobV2Input{
+	_, err = sm.CreateAutoMLJobV2(ctx, &sagemaker.CreateAutoMLJobV2Input{
 		AutoMLJobName: aws.String("moo"),
 		AutoMLJobInputDataConfig: []types.AutoMLJobChannel{{ChannelType: types.AutoMLChannelTypeTraining,
 			DataSource: &types.AutoMLDataSource{S3DataSource: &types.AutoMLS3DataSource{S3DataType: types.AutoMLS3DataTypeS3Prefix,
@@ -165,10 +177,10 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 	if d.AutoMLJobStatus != types.AutoMLJobStatusCompleted {
 		t.Fatalf("job ended %s/%s: %s", d.AutoMLJobStatus, d.AutoMLJobSecondaryStatus, aws.ToString(d.FailureReason))
 	}
-	out, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("moo-endpoint"),
+	inv, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("moo-endpoint"),
 		ContentType: aws.String("application/json"), Body: []byte(`{"inputs":"What says moo 3?","parameters":{"max_new_tokens":8}}`)})
-	if err != nil || !bytes.Contains(out.Body, []byte("generated_text")) {
-		t.Fatalf("InvokeEndpoint: %v %s", err, out.Body)
+	if err != nil || !bytes.Contains(inv.Body, []byte("generated_text")) {
+		t.Fatalf("InvokeEndpoint: %v %+v", err, inv)
 	}
 
 	// The artifacts are the external service's, and Lathe's S3 API serves the same bytes.
@@ -178,9 +190,42 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 			t.Errorf("%s: %d bytes through Lathe, %d on the external S3", key, len(got), len(want))
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dataDir, "models", "Stories260K", "manifest.json")); err != nil {
+		t.Errorf("the server did not cache the shared base model: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, "s3")); !os.IsNotExist(err) {
 		t.Errorf("the embedded S3's directory exists with --s3-endpoint: %v", err)
 	}
+	// Lathe's authorization stays in front of the external S3: an IAM user allowed to read the
+	// bucket reads through Lathe, and is refused a write that never reaches the service.
+	admin := awsiam.NewFromConfig(front, func(o *awsiam.Options) { o.BaseEndpoint = aws.String("http://" + addr) })
+	if _, err := admin.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("reader")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.PutUserPolicy(ctx, &awsiam.PutUserPolicyInput{UserName: aws.String("reader"), PolicyName: aws.String("read"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::tuning/*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := admin.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("reader")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := s3.NewFromConfig(awsConfig(aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey)), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String("http://" + addr)
+		o.UsePathStyle = true
+	})
+	if got := readObject(t, reader, "tuning", "train/data.csv"); string(got) != csv.String() {
+		t.Errorf("the reader got %d bytes of the dataset", len(got))
+	}
+	var ae smithy.APIError
+	if _, err := reader.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("tuning"), Key: aws.String("forged.csv"),
+		Body: strings.NewReader("x")}); !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" {
+		t.Fatalf("PutObject by a read-only user: %v, want AccessDenied", err)
+	}
+	if _, err := direct.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("tuning"), Key: aws.String("forged.csv")}); err == nil {
+		t.Fatal("a refused upload reached the external S3")
+	}
+
 	// An error for the metrics to count.
 	if _, err := sm.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String("nosuchjob")}); err == nil {
 		t.Fatal("Describe of a missing job succeeded")
@@ -199,8 +244,10 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 		{"lathe_endpoint_request_duration_seconds", map[string]string{"endpoint": "moo-endpoint", "operation": "InvokeEndpoint"}, 1},
 		{"lathe_http_requests_total", map[string]string{"api": "sagemaker", "operation": "CreateAutoMLJobV2", "code": "200"}, 1},
 		{"lathe_http_requests_total", map[string]string{"api": "runtime", "operation": "InvokeEndpoint", "code": "200"}, 1},
-		// CreateBucket, PutObject and the four GETs: the job itself reads and writes the external S3 directly.
-		{"lathe_http_requests_total", map[string]string{"api": "s3", "code": "200"}, 6},
+		// CreateBucket, PutObject, the four GETs and the reader's: the job itself reads and writes the
+		// external S3 directly.
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "code": "200"}, 7},
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "code": "403"}, 1},
 		{"lathe_errors_total", map[string]string{"api": "sagemaker", "type": "ResourceNotFound"}, 1},
 	}
 	for _, c := range checks {

@@ -36,7 +36,7 @@ import (
 )
 
 func serveCommand() *cobra.Command {
-	var addr, dataDir, database, s3Endpoint string
+	var addr, dataDir, database, s3Endpoint, modelsBucket string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -56,7 +56,7 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, addr, dataDir, database, s3Endpoint)
+			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
@@ -64,12 +64,13 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 	cmd.Flags().StringVar(&database, "database", os.Getenv("LATHE_DATABASE"), storeopen.Usage+" (env LATHE_DATABASE)")
 	cmd.Flags().StringVar(&s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"),
 		"keep buckets, datasets, artifacts and checkpoints on this external S3 (URL), signed with the standard AWS credentials; the S3 API on --addr forwards to it (env LATHE_S3_ENDPOINT; default: the embedded S3 under the data dir)")
+	cmd.Flags().StringVar(&modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database, s3Endpoint string) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -123,26 +124,22 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint string) erro
 		ln.Close()
 		return err
 	}
+	// Base models: the data dir's store, and the fleet's copy on the external S3 behind it.
+	bases := newBaseModels(models, objects, s3Endpoint, modelsBucket, logger)
 	// Endpoints load their models in the background (from the S3 API above once it serves).
 	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Logger: logger})
+		Objects: objects, Models: bases.source(), Tags: st, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open endpoints: %w", err)
 	}
 	defer endpoints.Close()
-	exec := &finetune.Executor{Objects: objects, Models: finetune.StoreSource{Store: models},
+	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
 	w := worker.New(st, exec, worker.Options{Logger: logger})
 	svc, err := automl.New(automl.Config{
 		Store: st, Region: region, AccountID: account, Notifier: w,
-		RegisteredModel: func(name string) (string, bool) {
-			e, err := models.Get(name)
-			if err != nil {
-				return "", false
-			}
-			return e.Architecture, true
-		},
-		BaseModelAvailable: baseModelAvailable(models, logger),
+		RegisteredModel:    bases.registered,
+		BaseModelAvailable: bases.available(),
 		TagResourceExists:  endpoints.ResourceExists,
 	})
 	if err != nil {
