@@ -425,6 +425,7 @@ async function renderCreateJob(main) {
     h('fieldset', {}, h('legend', {}, 'Model and hyperparameters'),
       field('base-model', 'Base model', select),
       h('label', {class: 'inline'}, h('input', {type: 'checkbox', id: 'eula'}), 'I accept the model\'s end-user licence (EULA)'),
+      h('p', {class: 'hint', id: 'eula-note', 'aria-live': 'polite'}),
       field('hp-epochCount', 'epochCount', h('input', {type: 'number', min: '1', max: '10'}), '1-10'),
       field('hp-batchSize', 'batchSize', h('input', {type: 'number', min: '1', max: '64'}), '1-64'),
       field('hp-learningRate', 'learningRate', h('input', {type: 'number', step: 'any', min: '0', max: '1'}), '0-1'),
@@ -454,7 +455,14 @@ async function renderCreateJob(main) {
     json.textContent = text;
     cli.textContent = `aws sagemaker create-auto-ml-job-v2 --endpoint-url ${location.origin} \\\n  --cli-input-json ${shellQuote(JSON.stringify(req))}`;
   };
-  $('#base-model', f).addEventListener('change', () => { if (eulaOf[$('#base-model', f).value]) $('#eula', f).checked = true; preview(); });
+  // A model under a licence that must be accepted says so; accepting stays the person's own act.
+  const eulaNote = $('#eula-note', f);
+  const showEula = () => {
+    const needs = !!eulaOf[$('#base-model', f).value];
+    eulaNote.textContent = needs ? 'This model\'s licence must be accepted (ModelAccessConfig.AcceptEula).' : '';
+  };
+  $('#base-model', f).addEventListener('change', showEula);
+  showEula();
   f.addEventListener('input', preview);
   f.addEventListener('change', preview);
   preview();
