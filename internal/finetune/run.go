@@ -161,6 +161,11 @@ func (e *Executor) execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 		Metrics:         candidateMetrics(tuned),
 	}
 	if spec.EndpointName != "" {
+		// Only the run that holds the job deploys it: a run that was taken over must not create a
+		// second endpoint beside the one its successor creates.
+		if err := job.CheckLease(ctx, r); err != nil {
+			return nil, err
+		}
 		if err := e.deploy(ctx, spec, r, res); err != nil {
 			return nil, err
 		}
@@ -171,6 +176,10 @@ func (e *Executor) execute(ctx context.Context, spec job.Spec, r job.Reporter) (
 	// only: a completed job is not run again, and on a real S3 it would be paid for month after month.
 	if err := os.RemoveAll(work); err != nil {
 		logger.Warn("remove the job's work dir", "dir", work, "err", err)
+	}
+	// A run that was taken over leaves the checkpoint to the run that resumes from it.
+	if err := job.CheckLease(ctx, r); err != nil {
+		return nil, err
 	}
 	if err := e.Objects.Delete(ctx, out+"checkpoints/checkpoint.bin"); err != nil {
 		logger.Warn("remove the job's checkpoint", "uri", out+"checkpoints/checkpoint.bin", "err", err)
@@ -249,6 +258,11 @@ func (e *Executor) fineTune(ctx context.Context, s runSetup) (*metricsReport, er
 	s.tlog.Event("eval", map[string]any{"base": report.Base, "fine_tuned": tuned})
 	s.timer.end("evaluate_fine_tuned")
 
+	// The artifacts are written only by the run that holds the job (a worker that stalled past its
+	// lease and was replaced stops here), each write right after the lease was renewed.
+	if err := job.CheckLease(ctx, s.r); err != nil {
+		return nil, err
+	}
 	if err := s.export(s.lm); err != nil {
 		return nil, fmt.Errorf("export fine-tuned model: %w", err)
 	}
@@ -256,6 +270,9 @@ func (e *Executor) fineTune(ctx context.Context, s runSetup) (*metricsReport, er
 		return nil, err
 	}
 	s.timer.end("writing_artifacts")
+	if err := job.CheckLease(ctx, s.r); err != nil {
+		return nil, err
+	}
 	if err := e.putJSON(ctx, s.prefix+"metrics.json", report); err != nil {
 		return nil, err
 	}
@@ -327,7 +344,15 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		if err := tr.Save(ckptPath, user); err != nil {
 			return fmt.Errorf("save checkpoint: %w", err)
 		}
+		// A run that lost the job to another worker must not upload: the lease is checked (and
+		// renewed) right before the upload, and the checkpoint is recorded with the job under it.
+		if err := job.CheckLease(ctx, r); err != nil {
+			return err
+		}
 		if err := e.Objects.PutFile(ctx, ckptURI, ckptPath); err != nil {
+			return err
+		}
+		if err := job.RecordCheckpoint(ctx, r, job.Checkpoint{URI: ckptURI, Step: state.Step}); err != nil {
 			return err
 		}
 		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
@@ -346,7 +371,10 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 	for state.Step < total {
 		if ctx.Err() != nil {
 			cause := context.Cause(ctx)
-			if err := save(context.WithoutCancel(ctx)); err != nil {
+			if err := save(context.WithoutCancel(ctx)); errors.Is(err, job.ErrLeaseLost) {
+				logger.Warn("job taken over by another worker: no checkpoint saved, giving it up", "step", state.Step, "err", err)
+				return 0, err
+			} else if err != nil {
 				logger.Error("checkpoint on stop failed", "err", err)
 			}
 			tlog.Event("stopped", map[string]any{"step": state.Step, "reason": fmt.Sprint(cause)})
@@ -388,7 +416,10 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		// without the cancelled ctx: an upload cut short by the stop must not lose the step just done.
 		if state.Step%ckptEvery == 0 && state.Step < total && ctx.Err() == nil && time.Since(lastSave) >= 9*lastSaveTook {
 			t0 := time.Now()
-			if err := save(ctx); err != nil && ctx.Err() == nil {
+			if err := save(ctx); errors.Is(err, job.ErrLeaseLost) {
+				logger.Warn("job taken over by another worker: giving it up", "step", state.Step, "err", err)
+				return 0, err
+			} else if err != nil && ctx.Err() == nil {
 				return 0, err
 			}
 			lastSave, lastSaveTook = time.Now(), time.Since(t0)

@@ -298,8 +298,9 @@ func (w *Worker) runJob(parent context.Context, j *store.Job) {
 			return
 		}
 		log.Info("job released for another worker", "reason", cause)
-	case ctx.Err() != nil && errors.Is(cause, errLeaseLost):
-		log.Warn("job abandoned: lease lost")
+	case errors.Is(err, job.ErrLeaseLost) || ctx.Err() != nil && errors.Is(cause, errLeaseLost):
+		// Another worker holds the job now (this one stalled past its lease): it writes the outcome.
+		log.Warn("job given up: its lease was taken over; this worker writes nothing more of it", "err", err)
 	case ctx.Err() != nil && errors.Is(cause, errStopRequested):
 		w.finish(log, lease, store.StatusStopped, "Stopped", "", nil)
 	case ctx.Err() != nil && errors.Is(cause, errRuntimeLimit):
@@ -338,6 +339,7 @@ func (w *Worker) heartbeat(rep *reporter, done <-chan struct{}) {
 		cancel()
 		switch {
 		case errors.Is(err, store.ErrFenced):
+			w.log.Warn("lease taken over: giving up the job", "job", rep.name, "lease", rep.lease.Token)
 			rep.cancel(errLeaseLost)
 		case err != nil:
 			// A transient store error: the lease stays valid until it expires; try again next beat.
@@ -357,6 +359,12 @@ func (w *Worker) finish(log *slog.Logger, lease store.Lease, status, secondary, 
 		Status: status, Secondary: secondary, FailureReason: truncate(reason, maxFailureReason),
 		Result: result, Ended: time.Now(),
 	})
+	if errors.Is(err, store.ErrFenced) {
+		// The job was taken over (or ended) while this run finished: the run that holds it now writes
+		// the outcome, so the job is never completed twice.
+		log.Warn("job given up: its lease was taken over before the outcome was written", "status", status)
+		return
+	}
 	if err != nil {
 		log.Error("finish job", "status", status, "err", err)
 		return
@@ -387,9 +395,37 @@ type reporter struct {
 }
 
 func (r *reporter) SetPhase(ctx context.Context, secondaryStatus string) error {
-	err := r.w.q.SetSecondaryStatus(ctx, r.lease, secondaryStatus, time.Now())
+	return r.fenced(r.w.q.SetSecondaryStatus(ctx, r.lease, secondaryStatus, time.Now()))
+}
+
+// CheckLease renews the lease at once (job.Leased): the executor calls it right before it uploads a
+// checkpoint or the job's artifacts, so the upload starts with a whole lease duration ahead of it.
+func (r *reporter) CheckLease(ctx context.Context) error {
+	stop, err := r.w.q.RenewLease(ctx, r.lease, r.w.opts.LeaseDuration)
+	if err != nil {
+		return r.fenced(fmt.Errorf("renew the lease of job %s: %w", r.name, err))
+	}
+	if stop {
+		r.cancel(errStopRequested)
+	}
+	return nil
+}
+
+// SetCheckpoint records the job's latest checkpoint under the lease (job.Leased).
+func (r *reporter) SetCheckpoint(ctx context.Context, c job.Checkpoint) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	return r.fenced(r.w.q.SetCheckpoint(ctx, r.lease, b))
+}
+
+// fenced turns a write refused for a stale lease into job.ErrLeaseLost and cancels the run, which
+// must not write anything more of the job.
+func (r *reporter) fenced(err error) error {
 	if errors.Is(err, store.ErrFenced) {
 		r.cancel(errLeaseLost)
+		return fmt.Errorf("%w (%w)", job.ErrLeaseLost, err)
 	}
 	return err
 }
@@ -427,9 +463,5 @@ func (r *reporter) flush(ctx context.Context) {
 }
 
 func (r *reporter) write(ctx context.Context, b json.RawMessage) error {
-	err := r.w.q.SetProgress(ctx, r.lease, b, time.Now())
-	if errors.Is(err, store.ErrFenced) {
-		r.cancel(errLeaseLost)
-	}
-	return err
+	return r.fenced(r.w.q.SetProgress(ctx, r.lease, b, time.Now()))
 }

@@ -42,6 +42,9 @@ type execution struct {
 type command struct {
 	phase    string
 	progress *job.Progress
+	// checkLease and checkpoint call the reporter's job.Leased methods.
+	checkLease bool
+	checkpoint *job.Checkpoint
 	ret      bool
 	res      *job.Result
 	err      error
@@ -70,6 +73,10 @@ func (e *scriptedExecutor) Execute(ctx context.Context, spec job.Spec, r job.Rep
 				c.reply <- r.SetPhase(ctx, c.phase)
 			case c.progress != nil:
 				c.reply <- r.Progress(ctx, *c.progress)
+			case c.checkLease:
+				c.reply <- job.CheckLease(ctx, r)
+			case c.checkpoint != nil:
+				c.reply <- job.RecordCheckpoint(ctx, r, *c.checkpoint)
 			default:
 				c.reply <- nil
 				return c.res, c.err
@@ -99,15 +106,21 @@ func (e *scriptedExecutor) next(t *testing.T) *execution {
 
 func (x *execution) send(t *testing.T, c command) {
 	t.Helper()
+	if err := x.try(t, c); err != nil {
+		t.Fatalf("reporter: %v", err)
+	}
+}
+
+// try sends a command and returns the reporter's answer.
+func (x *execution) try(t *testing.T, c command) error {
+	t.Helper()
 	c.reply = make(chan error, 1)
 	select {
 	case x.cmds <- c:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the execution does not take commands")
 	}
-	if err := <-c.reply; err != nil {
-		t.Fatalf("reporter: %v", err)
-	}
+	return <-c.reply
 }
 
 func (x *execution) phase(t *testing.T, p string) { t.Helper(); x.send(t, command{phase: p}) }
@@ -695,4 +708,87 @@ func TestStopOfAQueuedJobDoesNotWaitForTheWorker(t *testing.T) {
 	exec.next(t).finish(t, result, nil) // queued-1, then queued-2, run in turn
 	exec.next(t).finish(t, result, nil)
 	r.waitStatus(t, "queued-2", "Completed", "Completed")
+}
+
+// A worker that stalled past its lease and was replaced writes nothing more of the job: its lease
+// check, checkpoint, progress and outcome are refused, its run is cancelled, and the job is left to
+// the worker that took it over, which completes it once.
+func TestTakenOverWorkerWritesNothing(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	// w1's heartbeat never comes round within its short lease: a stalled process.
+	o := fastOptions("w1")
+	o.LeaseDuration, o.HeartbeatInterval = 300*time.Millisecond, time.Hour
+	start(t, worker.New(r.store, exec, o))
+	x := exec.next(t)
+	x.phase(t, job.PhaseTrainingModels)
+	// While it holds the job, its checkpoint is recorded with the job.
+	x.send(t, command{checkLease: true})
+	x.send(t, command{checkpoint: &job.Checkpoint{URI: "s3://b/out/j1/checkpoints/checkpoint.bin", Step: 4}})
+	j, err := r.store.GetJob(context.Background(), "j1")
+	if err != nil || string(j.Checkpoint) != `{"URI":"s3://b/out/j1/checkpoints/checkpoint.bin","Step":4}` {
+		t.Fatalf("recorded checkpoint %s, %v", j.Checkpoint, err)
+	}
+
+	// Another worker takes the job over once the lease ran out.
+	var nu *store.Job
+	for nu == nil {
+		time.Sleep(50 * time.Millisecond)
+		if nu, err = r.store.ClaimJob(context.Background(), "w2", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.try(t, command{checkLease: true}); !errors.Is(err, job.ErrLeaseLost) {
+		t.Fatalf("lease check of the replaced worker: %v, want ErrLeaseLost", err)
+	}
+	// The refusal cancelled the run: Execute returns, and w1 writes no outcome.
+	x.waitReturned(t)
+	if context.Cause(x.ctx) == nil {
+		t.Fatal("the replaced run's context was not cancelled")
+	}
+	j, err = r.store.GetJob(context.Background(), "j1")
+	if err != nil || j.Status != "InProgress" || j.LeaseOwner != "w2" || j.LeaseToken != nu.LeaseToken ||
+		string(j.Checkpoint) != `{"URI":"s3://b/out/j1/checkpoints/checkpoint.bin","Step":4}` {
+		t.Fatalf("after the replaced worker gave up: %+v %v", j, err)
+	}
+	// The new holder completes it; the job ends once, as w2 wrote it.
+	if err := r.store.FinishJob(context.Background(), nu.Lease(), store.FinalState{Status: "Completed", Secondary: "Completed", Ended: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "j1", "Completed", "Completed")
+	if c := exec.callsOf("j1"); c != 1 {
+		t.Fatalf("executed %d times by w1", c)
+	}
+}
+
+// A run whose lease was taken over while it finished cannot complete the job: the outcome write is
+// fenced off and the job stays with the worker that holds it.
+func TestTakenOverWorkerCannotComplete(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	o := fastOptions("w1")
+	o.LeaseDuration, o.HeartbeatInterval = 300*time.Millisecond, time.Hour
+	start(t, worker.New(r.store, exec, o))
+	x := exec.next(t)
+	var nu *store.Job
+	for nu == nil {
+		time.Sleep(50 * time.Millisecond)
+		var err error
+		if nu, err = r.store.ClaimJob(context.Background(), "w2", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.finish(t, result, nil)
+	x.waitReturned(t)
+	// Give w1 the time to (try to) write its outcome: it must not land.
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		j, err := r.store.GetJob(context.Background(), "j1")
+		if err != nil || j.Status != "InProgress" || j.LeaseOwner != "w2" {
+			t.Fatalf("the replaced worker's outcome landed: %+v %v", j, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
