@@ -45,10 +45,10 @@ type command struct {
 	// checkLease and checkpoint call the reporter's job.Leased methods.
 	checkLease bool
 	checkpoint *job.Checkpoint
-	ret      bool
-	res      *job.Result
-	err      error
-	reply    chan error
+	ret        bool
+	res        *job.Result
+	err        error
+	reply      chan error
 }
 
 func newExecutor() *scriptedExecutor { return &scriptedExecutor{started: make(chan *execution, 16)} }
