@@ -1,6 +1,7 @@
 // Command lathe is the Lathe server and its command-line client.
 //
 //	lathe serve                 the SageMaker-compatible server (control plane, runtime, S3) on one port
+//	lathe worker                runs the jobs of API nodes sharing a PostgreSQL database, with no public API
 //	lathe credentials           the data dir's root keys as export lines for the aws CLI
 //	lathe jobs ...              create, watch and stop fine-tuning jobs on a running server
 //	lathe models ...            the base-model store (list, import, pull from the Hugging Face hub)
@@ -23,7 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), credentialsCommand(), jobsCommand(), modelsCommand())
+	root.AddCommand(serveCommand(), workerCommand(), credentialsCommand(), jobsCommand(), modelsCommand())
 	root.AddCommand(finetuneCommand(), generateCommand(), benchCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lathe:", err)

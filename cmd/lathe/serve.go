@@ -37,6 +37,7 @@ import (
 
 func serveCommand() *cobra.Command {
 	var addr, dataDir, database, s3Endpoint, modelsBucket string
+	var workers int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -56,7 +57,10 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket)
+			if workers < 0 {
+				return fmt.Errorf("--workers must be 0 (API only) or more, got %d", workers)
+			}
+			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
@@ -65,12 +69,13 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 	cmd.Flags().StringVar(&s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"),
 		"keep buckets, datasets, artifacts and checkpoints on this external S3 (URL), signed with the standard AWS credentials; the S3 API on --addr forwards to it (env LATHE_S3_ENDPOINT; default: the embedded S3 under the data dir)")
 	cmd.Flags().StringVar(&modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
+	cmd.Flags().IntVar(&workers, "workers", 1, "jobs this process runs at once; 0 runs the API only, leaving the jobs to `lathe worker`s on the same --database")
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -135,9 +140,14 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	defer endpoints.Close()
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
-	w := worker.New(st, exec, worker.Options{Logger: logger})
+	w := worker.New(st, exec, worker.Options{Logger: logger, Concurrency: workers})
+	// With --workers 0 no job runs here: other processes find new jobs and stops by polling.
+	var notifier automl.Notifier
+	if workers > 0 {
+		notifier = w
+	}
 	svc, err := automl.New(automl.Config{
-		Store: st, Region: region, AccountID: account, Notifier: w,
+		Store: st, Region: region, AccountID: account, Notifier: notifier,
 		RegisteredModel:    bases.registered,
 		BaseModelAvailable: bases.available(),
 		TagResourceExists:  endpoints.ResourceExists,
@@ -180,7 +190,11 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	// The worker stops first on shutdown, while the S3 API is still up to take its last checkpoint.
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- w.Run(workerCtx) }()
+	if workers > 0 {
+		go func() { workerDone <- w.Run(workerCtx) }()
+	} else {
+		workerDone <- nil
+	}
 	ready.Store(true)
 	logger.Info("lathe is serving", "addr", ln.Addr().String(), "data_dir", dataDir, "region", region, "account", account,
 		"console", selfURL+console.Prefix)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/modelstore"
+	"github.com/lathe-ml/lathe/internal/store/storeopen"
+	"github.com/lathe-ml/lathe/internal/worker"
+)
+
+// workerFlags are the settings of `lathe worker`.
+type workerFlags struct {
+	dataDir, database, s3Endpoint, modelsBucket string
+	concurrency                                 int
+	lease                                       time.Duration
+}
+
+func workerCommand() *cobra.Command {
+	var f workerFlags
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run fine-tuning jobs from a shared PostgreSQL database, with no public API",
+		Long: `Run the fine-tuning jobs that API nodes ("lathe serve --database URL --workers 0") accept: claim
+them from the shared database, hold each with a lease that a heartbeat renews, and write their
+checkpoints and artifacts to the S3 the API nodes use. A worker that dies leaves its job to another
+one, which resumes it from its last checkpoint; a worker that stalls past its lease and was replaced
+writes nothing more of the job (its writes carry a fencing token and are refused). StopAutoMLJob
+reaches a job on any worker at its next heartbeat.
+
+The S3 is --s3-endpoint: the external S3 of "lathe serve --s3-endpoint", or an API node's own
+embedded S3 (http://API-NODE:PORT with its root or an IAM user's keys). Its credentials come from
+the standard AWS chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_REGION (default
+LATHE_REGION, us-east-1). Base models come from the worker's data dir (lathe models import|pull
+--data-dir DIR), or from the fleet's copy on that S3 (lathe models import --s3-endpoint URL), which
+each worker caches in its data dir. Jobs that ask for an endpoint end Completed / ModelDeploymentError
+on a worker (endpoints are served by the process that trains them); run those on an API node with
+--workers 1 or more.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runWorker(ctx, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", defaultDataDir(), "the worker's local cache: base models and job scratch (env LATHE_DATA_DIR)")
+	cmd.Flags().StringVar(&f.database, "database", os.Getenv("LATHE_DATABASE"), "the PostgreSQL database of the API nodes, postgres://... (env LATHE_DATABASE)")
+	cmd.Flags().StringVar(&f.s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"),
+		"the S3 the API nodes use, URL: an external S3, or an API node's embedded S3 (env LATHE_S3_ENDPOINT)")
+	cmd.Flags().StringVar(&f.modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
+	cmd.Flags().IntVar(&f.concurrency, "jobs", 1, "how many jobs this worker runs at once (training uses every core: 1 unless the machine is large)")
+	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second,
+		"how long a job stays this worker's without a heartbeat: after a crash, the job resumes elsewhere this long later")
+	return cmd
+}
+
+func runWorker(ctx context.Context, f workerFlags) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(logger)
+	switch {
+	case f.database == "":
+		return errors.New("--database is required: the PostgreSQL database (postgres://...) of the API nodes whose jobs this worker runs")
+	case f.s3Endpoint == "":
+		return errors.New("--s3-endpoint is required: the S3 the API nodes use (an external S3, or an API node's URL for its embedded S3)")
+	case f.concurrency < 1:
+		return fmt.Errorf("--jobs must be at least 1, got %d", f.concurrency)
+	case f.lease < time.Second:
+		return fmt.Errorf("--lease must be at least 1s, got %s", f.lease)
+	}
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := storeopen.Open(ctx, f.database, f.dataDir)
+	if err != nil {
+		return fmt.Errorf("open metadata store %s: %w", storeopen.Describe(f.database, f.dataDir), err)
+	}
+	defer st.Close()
+	objects, err := workerObjects(ctx, f.s3Endpoint)
+	if err != nil {
+		return err
+	}
+	models, err := modelstore.OpenDataDir(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("open model store: %w", err)
+	}
+	bases := newBaseModels(models, objects, f.s3Endpoint, f.modelsBucket, logger)
+	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger}
+	w := worker.New(st, exec, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Logger: logger})
+	host, _ := os.Hostname()
+	logger.Info("lathe worker is running", "worker", w.Owner(), "host", host, "database", storeopen.Describe(f.database, f.dataDir),
+		"s3_endpoint", f.s3Endpoint, "data_dir", f.dataDir, "jobs", f.concurrency, "lease", f.lease)
+	// On SIGTERM the running jobs checkpoint and are given back at once (not after their lease runs
+	// out), so another worker resumes them without waiting.
+	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("lathe worker stopped", "worker", w.Owner())
+	return nil
+}
+
+// workerObjects is the client of the S3 a worker reads datasets from and writes checkpoints and
+// artifacts to, with the standard AWS credential chain; it fails at start when the chain has no keys.
+func workerObjects(ctx context.Context, endpoint string) (*blob.Client, error) {
+	opts := blob.External(endpoint)
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" && os.Getenv("AWS_PROFILE") == "" {
+		opts.Region = envOr("LATHE_REGION", "us-east-1")
+	}
+	objects, err := blob.New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	sdk := objects.S3().Options()
+	if sdk.Credentials == nil {
+		return nil, fmt.Errorf("--s3-endpoint %s: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)", endpoint)
+	}
+	if _, err := sdk.Credentials.Retrieve(ctx); err != nil {
+		return nil, fmt.Errorf("--s3-endpoint %s: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): %w", endpoint, err)
+	}
+	return objects, nil
+}
