@@ -244,10 +244,13 @@ func testServeWithExternalS3(t *testing.T, ext s3test.Service) {
 		{"lathe_endpoint_request_duration_seconds", map[string]string{"endpoint": "moo-endpoint", "operation": "InvokeEndpoint"}, 1},
 		{"lathe_http_requests_total", map[string]string{"api": "sagemaker", "operation": "CreateAutoMLJobV2", "code": "200"}, 1},
 		{"lathe_http_requests_total", map[string]string{"api": "runtime", "operation": "InvokeEndpoint", "code": "200"}, 1},
-		// CreateBucket, PutObject, the four GETs and the reader's: the job itself reads and writes the
-		// external S3 directly.
-		{"lathe_http_requests_total", map[string]string{"api": "s3", "code": "200"}, 7},
-		{"lathe_http_requests_total", map[string]string{"api": "s3", "code": "403"}, 1},
+		// The four artifacts and the reader's GET: the job itself reads and writes the external S3
+		// directly, not through Lathe's S3 API.
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "operation": "CreateBucket", "code": "200"}, 1},
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "operation": "PutObject", "code": "200"}, 1},
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "operation": "GetObject", "code": "200"}, 5},
+		{"lathe_http_requests_total", map[string]string{"api": "s3", "operation": "PutObject", "code": "403"}, 1},
+		{"lathe_errors_total", map[string]string{"api": "s3", "type": "http_403"}, 1},
 		{"lathe_errors_total", map[string]string{"api": "sagemaker", "type": "ResourceNotFound"}, 1},
 	}
 	for _, c := range checks {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -58,8 +59,8 @@ func TestMetricsPathIsNotABucket(t *testing.T) {
 	defer mu.Unlock()
 	want := []RequestInfo{
 		{API: "metrics", Status: 200},
-		{API: "s3", Status: 409},
-		{API: "s3", Status: 200},
+		{API: "s3", Operation: "CreateBucket", Status: 409},
+		{API: "s3", Operation: "PutObject", Status: 200},
 		{API: "sagemaker", Operation: "DescribeAutoMLJobV2", Status: 400, ErrorType: "ResourceNotFound"},
 	}
 	if len(seen) != len(want) {
@@ -70,6 +71,47 @@ func TestMetricsPathIsNotABucket(t *testing.T) {
 		got.Duration = 0
 		if got != w {
 			t.Errorf("request %d observed as %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+func TestS3OperationNames(t *testing.T) {
+	cases := []struct {
+		method, target string
+		header         string // X-Amz-Copy-Source
+		want           string
+	}{
+		{"GET", "/", "", "ListBuckets"},
+		{"PUT", "/b", "", "CreateBucket"},
+		{"HEAD", "/b", "", "HeadBucket"},
+		{"DELETE", "/b", "", "DeleteBucket"},
+		{"GET", "/b?list-type=2&prefix=a%2F", "", "ListObjectsV2"},
+		{"GET", "/b?prefix=a", "", "ListObjects"},
+		{"GET", "/b?uploads", "", "ListMultipartUploads"},
+		{"GET", "/b?location", "", "GetBucketLocation"},
+		{"POST", "/b?delete", "", "DeleteObjects"},
+		{"PUT", "/b/k/with/slashes", "", "PutObject"},
+		{"PUT", "/b/k", "/src/k", "CopyObject"},
+		{"GET", "/b/k", "", "GetObject"},
+		{"HEAD", "/b/k", "", "HeadObject"},
+		{"DELETE", "/b/k", "", "DeleteObject"},
+		{"POST", "/b/k?uploads", "", "CreateMultipartUpload"},
+		{"PUT", "/b/k?partNumber=1&uploadId=u", "", "UploadPart"},
+		{"PUT", "/b/k?partNumber=1&uploadId=u", "/src/k", "UploadPartCopy"},
+		{"GET", "/b/k?uploadId=u", "", "ListParts"},
+		{"POST", "/b/k?uploadId=u", "", "CompleteMultipartUpload"},
+		{"DELETE", "/b/k?uploadId=u", "", "AbortMultipartUpload"},
+		{"GET", "/b/k?tagging", "", "GetObjectTagging"},
+		{"GET", "/b/k?acl", "", ""},
+		{"PATCH", "/b/k", "", ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		if c.header != "" {
+			r.Header.Set("X-Amz-Copy-Source", c.header)
+		}
+		if got := s3Operation(r); got != c.want {
+			t.Errorf("%s %s: %q, want %q", c.method, c.target, got, c.want)
 		}
 	}
 }
