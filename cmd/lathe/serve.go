@@ -108,6 +108,10 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	if err != nil {
 		return err
 	}
+	kmsSvc, err := openKMS(iamStore, dataDir, region, account, logger)
+	if err != nil {
+		return err
+	}
 	models, err := modelstore.OpenDataDir(dataDir)
 	if err != nil {
 		return fmt.Errorf("open model store: %w", err)
@@ -176,7 +180,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	prom := metrics.New(st, logger)
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
 		Metrics: prom.Handler(), Observe: func(i server.RequestInfo) { prom.Observe(metrics.Request(i)) },
-		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, ResourceTags: resourceTags(st),
+		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, KMS: kmsSvc, ResourceTags: resourceTags(st),
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
 		Console: console.Handler(console.Config{Region: region, AccountID: account, ModelStore: models, Logger: logger})})
 	if err != nil {

@@ -151,7 +151,7 @@ func checkService(res *sigv4.Result, want string) error {
 // which every SDK reads the code from (the Go SDK turns ResourceNotFound and friends into types).
 func writeJSONError(w http.ResponseWriter, which api, status int, code, message string) {
 	ct := jsonContentType
-	if which != apiSageMaker {
+	if which != apiSageMaker && which != apiKMS {
 		ct = "application/json"
 	}
 	w.Header().Set("Content-Type", ct)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/kms"
 	"github.com/lathe-ml/lathe/internal/sigv4"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// ResourceTags, when set, returns the tags of a SageMaker resource by ARN, for aws:ResourceTag
 	// conditions.
 	ResourceTags func(ctx context.Context, arn string) (map[string]string, error)
+
+	// KMS, when set, serves KMS (JSON 1.1, X-Amz-Target TrentService.*) on the port; S3's SSE-KMS
+	// uses the same keys (see kms.go).
+	KMS *kms.Service
 
 	// SageMaker maps operation names ("CreateAutoMLJobV2") to their handlers.
 	SageMaker map[string]Operation
@@ -180,9 +185,10 @@ const (
 	apiLathe
 	apiIAM
 	apiMetrics
+	apiKMS
 )
 
-var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam", "metrics"}
+var apiNames = [...]string{"s3", "sagemaker", "runtime", "openai", "lathe", "iam", "metrics", "kms"}
 
 // runtimePath matches the SageMaker Runtime's two invocation paths.
 var runtimePath = regexp.MustCompile(`^/endpoints/([^/]+)/(invocations|invocations-response-stream)$`)
@@ -238,6 +244,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveRuntime(rec, r)
 	case apiIAM:
 		s.serveIAM(rec, r)
+	case apiKMS:
+		s.serveKMS(rec, r)
 	default:
 		s.serveS3(rec, r)
 	}
@@ -257,6 +265,8 @@ func route(r *http.Request) api {
 		return apiOpenAI
 	case isQueryProtocol(r):
 		return apiIAM
+	case p == "/" && r.Method == http.MethodPost && isKMS(r):
+		return apiKMS
 	case p == "/" && r.Method == http.MethodPost && (r.Header.Get("X-Amz-Target") != "" ||
 		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json")):
 		return apiSageMaker

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/sigv4"
+)
+
+// kmsTargetPrefix is the X-Amz-Target prefix of KMS's JSON 1.1 protocol ("TrentService.Encrypt").
+const kmsTargetPrefix = "TrentService."
+
+// isKMS reports whether a JSON call is for KMS rather than SageMaker.
+func isKMS(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("X-Amz-Target"), kmsTargetPrefix)
+}
+
+// serveKMS answers a KMS call: size check, signature (service "kms"), operation, authorization of
+// each key the request touches (the caller's identity policies and the key's policy), handler.
+func (s *server) serveKMS(w *recorder, r *http.Request) {
+	body, aerr := readBounded(r, MaxSageMakerBody)
+	if aerr != nil {
+		writeJSONError(w, apiKMS, aerr.Status, aerr.Code, aerr.Message)
+		return
+	}
+	res, err := sigv4.Verify(r, body, s.lookup, s.now())
+	if err == nil {
+		err = checkService(res, "kms")
+	}
+	if err != nil {
+		s.writeJSONAuthError(w, r, apiKMS, err)
+		return
+	}
+	w.accessKey = res.AccessKeyID
+	r = withCaller(r, res)
+	target := r.Header.Get("X-Amz-Target")
+	name := strings.TrimPrefix(target, kmsTargetPrefix)
+	w.op = name
+	if s.cfg.KMS == nil {
+		writeJSONError(w, apiKMS, http.StatusNotImplemented, "UnsupportedOperationException", "This server does not serve KMS.")
+		return
+	}
+	op := s.cfg.KMS.Operations()[name]
+	if op == nil {
+		writeJSONError(w, apiKMS, http.StatusBadRequest, "UnknownOperationException",
+			"Operation "+target+" is not supported by this server.")
+		return
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	if err := checkJSONObject(body); err != nil {
+		writeJSONError(w, apiKMS, http.StatusBadRequest, "SerializationException", err.Error())
+		return
+	}
+	ctx := r.Context()
+	p, ok := s.kmsPrincipal(w, r, res)
+	if !ok {
+		return
+	}
+	if p != nil && p.Type != iam.TypeRoot {
+		perms, c, err := s.cfg.KMS.Permissions(ctx, name, body)
+		if err != nil {
+			s.writeKMSError(w, r, name, err)
+			return
+		}
+		for k, v := range requestContext(r, res) {
+			c[k] = v
+		}
+		for _, perm := range perms {
+			denied, err := s.authorize(r, p, perm.Action, perm.Resource, c, perm.Policy)
+			if err != nil {
+				s.writeKMSError(w, r, name, err)
+				return
+			}
+			if denied != "" {
+				writeJSONError(w, apiKMS, http.StatusBadRequest, "AccessDeniedException", denied)
+				return
+			}
+		}
+	}
+	out, err := s.call(ctx, name, op, body)
+	if err != nil {
+		s.writeKMSError(w, r, name, err)
+		return
+	}
+	payload := []byte("{}")
+	if out != nil {
+		if payload, err = json.Marshal(out); err != nil {
+			s.writeKMSError(w, r, name, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", jsonContentType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(payload)
+}
+
+// kmsPrincipal resolves the caller (nil without IAM: every key is the root) and answers a token
+// failure itself.
+func (s *server) kmsPrincipal(w *recorder, r *http.Request, res *sigv4.Result) (*iam.Principal, bool) {
+	if s.cfg.IAM == nil {
+		return nil, true
+	}
+	p, status, code, msg := s.principal(r, res)
+	if p == nil {
+		switch code {
+		case "ExpiredToken":
+			writeJSONError(w, apiKMS, http.StatusBadRequest, "ExpiredTokenException", msg)
+		case "InvalidClientTokenId":
+			writeJSONError(w, apiKMS, http.StatusBadRequest, "UnrecognizedClientException", msg)
+		default:
+			writeJSONError(w, apiKMS, status, code, msg)
+		}
+		return nil, false
+	}
+	return p, true
+}
+
+func (s *server) writeKMSError(w *recorder, r *http.Request, op string, err error) {
+	if e := awserr.As(err); e != nil {
+		status := e.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		writeJSONError(w, apiKMS, status, e.Code, e.Message)
+		return
+	}
+	s.log.Error("kms operation failed", "op", op, "request_id", RequestID(r.Context()), "err", err)
+	writeJSONError(w, apiKMS, http.StatusInternalServerError, "KMSInternalException", internalMessage)
+}
