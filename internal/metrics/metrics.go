@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +41,8 @@ var (
 
 // Metrics holds the process's registry.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg    *prometheus.Registry
+	labels limiter
 
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
@@ -56,7 +58,8 @@ func New(jobs store.Store, logger *slog.Logger) *Metrics {
 		logger = slog.Default()
 	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:    prometheus.NewRegistry(),
+		labels: limiter{seen: map[string]map[string]bool{}},
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lathe_http_requests_total",
 			Help: "HTTP requests answered, by API, operation and status code.",
@@ -90,6 +93,16 @@ func New(jobs store.Store, logger *slog.Logger) *Metrics {
 
 // Observe counts one answered request.
 func (m *Metrics) Observe(r Request) {
+	// Operation names, error types and endpoint names come from requests, some of them not even
+	// signed: each keeps at most maxLabelValues values, so a stream of made-up names cannot grow
+	// the registry without bound.
+	r.Operation = m.labels.value("operation", r.Operation)
+	r.ErrorType = m.labels.value("type", r.ErrorType)
+	switch r.Status {
+	case 400, 401, 403, 404:
+		r.Endpoint = "" // no such endpoint, or a caller it is not for: not the endpoint's traffic
+	}
+	r.Endpoint = m.labels.value("endpoint", r.Endpoint)
 	code := strconv.Itoa(r.Status)
 	m.httpRequests.WithLabelValues(r.API, r.Operation, code).Inc()
 	m.httpDuration.WithLabelValues(r.API).Observe(r.Duration.Seconds())
@@ -171,4 +184,34 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 	for job, tps := range s.tokensPerSecond {
 		ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, tps, job)
 	}
+}
+
+// maxLabelValues bounds the distinct values of one request-derived label; later ones read "other".
+const maxLabelValues = 500
+
+// limiter remembers the values each request-derived label has taken.
+type limiter struct {
+	mu   sync.Mutex
+	seen map[string]map[string]bool
+}
+
+func (l *limiter) value(kind, v string) string {
+	if v == "" {
+		return v
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seen[kind]
+	if s == nil {
+		s = map[string]bool{}
+		l.seen[kind] = s
+	}
+	if s[v] {
+		return v
+	}
+	if len(s) >= maxLabelValues {
+		return "other"
+	}
+	s[v] = true
+	return v
 }

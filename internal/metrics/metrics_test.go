@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -208,5 +209,43 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	if h.GetSampleSum() != 3*0.7+40 {
 		t.Errorf("latency sum %v, want %v", h.GetSampleSum(), 3*0.7+40)
+	}
+}
+
+// Names that callers make up (unknown operations, endpoints that do not exist) cannot grow the
+// registry without bound, and a refused invocation is not counted as the endpoint's traffic.
+func TestRequestLabelsAreBounded(t *testing.T) {
+	m := New(nil, nil)
+	for i := range maxLabelValues + 100 {
+		m.Observe(Request{API: "sagemaker", Operation: fmt.Sprintf("Made.Up%d", i), Status: 400, ErrorType: "UnknownOperationException"})
+		m.Observe(Request{API: "runtime", Operation: "InvokeEndpoint", Endpoint: fmt.Sprintf("ep-%d", i), Status: 200})
+	}
+	m.Observe(Request{API: "runtime", Operation: "InvokeEndpoint", Endpoint: "nosuch", Status: 400, ErrorType: "ValidationError"})
+	fams := scrape(t, m.Handler())
+	ops := map[string]bool{}
+	for _, s := range fams["lathe_http_requests_total"].GetMetric() {
+		for _, l := range s.GetLabel() {
+			if l.GetName() == "operation" {
+				ops[l.GetValue()] = true
+			}
+		}
+	}
+	// InvokeEndpoint took a place first; the other 499 are made-up names, the rest "other".
+	if len(ops) != maxLabelValues+1 || !ops["other"] || !ops["InvokeEndpoint"] {
+		t.Errorf("%d operation values (other: %v), want %d", len(ops), ops["other"], maxLabelValues+1)
+	}
+	if got := value(t, fams, "lathe_http_requests_total", map[string]string{"api": "sagemaker", "operation": "other"}); got != 101 {
+		t.Errorf("made-up operations beyond the bound: %v, want 101", got)
+	}
+	if n := len(fams["lathe_endpoint_requests_total"].GetMetric()); n != maxLabelValues+1 {
+		t.Errorf("%d endpoint series, want %d", n, maxLabelValues+1)
+	}
+	if got := value(t, fams, "lathe_endpoint_requests_total", map[string]string{"endpoint": "other"}); got != 100 {
+		t.Errorf("endpoints beyond the bound: %v, want 100", got)
+	}
+	for _, s := range fams["lathe_endpoint_requests_total"].GetMetric() {
+		if hasLabels(s, map[string]string{"endpoint": "nosuch"}) {
+			t.Error("an invocation of an endpoint that does not exist has a series")
+		}
 	}
 }
