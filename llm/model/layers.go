@@ -221,6 +221,11 @@ func layernormBackward[F float](dinp, dweight, dbias, dout, inp, weight, mean, r
 
 // geluForward: out = x·Φ(x) (exact, erf) or 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (tanh).
 func geluForward[F float](out, inp []F, N int, tanhApprox bool) {
+	if o32, ok := any(out).([]float32); ok {
+		i32 := any(inp).([]float32)
+		tensor.Parallel(N, func(lo, hi int) { tensor.GELU(o32[lo:hi], i32[lo:hi], tanhApprox) })
+		return
+	}
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(inp[i])
@@ -238,6 +243,11 @@ const geluK = 0.7978845608028654 // √(2/π)
 // geluBackward: dinp = dout·gelu'(x); exact: Φ(x) + x·φ(x); tanh: 0.5·(1+t) + 0.5·x·(1−t²)·k·(1+3·0.044715·x²).
 // dinp may be dout (in place).
 func geluBackward[F float](dinp, dout, inp []F, N int, tanhApprox bool) {
+	if d32, ok := any(dinp).([]float32); ok {
+		o32, i32 := any(dout).([]float32), any(inp).([]float32)
+		tensor.Parallel(N, func(lo, hi int) { tensor.GELUBackward(d32[lo:hi], o32[lo:hi], i32[lo:hi], tanhApprox) })
+		return
+	}
 	tensor.Parallel(N, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(inp[i])

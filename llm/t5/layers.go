@@ -199,6 +199,18 @@ func activate(act Activation, x float64) (y, dy float64) {
 
 // actForward: out = act(a)·b when gated (b = wi_1's output), else out = act(a) (b nil).
 func actForward[F float](out, a, b []F, act Activation) {
+	if o32, ok := any(out).([]float32); ok && (act == ActGELU || act == ActGELUTanh) {
+		a32, b32 := any(a).([]float32), any(b).([]float32)
+		tensor.Parallel(len(out), func(lo, hi int) {
+			tensor.GELU(o32[lo:hi], a32[lo:hi], act == ActGELUTanh)
+			if b32 != nil {
+				for i := lo; i < hi; i++ {
+					o32[i] *= b32[i]
+				}
+			}
+		})
+		return
+	}
 	tensor.Parallel(len(out), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			y, _ := activate(act, float64(a[i]))
@@ -212,6 +224,22 @@ func actForward[F float](out, a, b []F, act Activation) {
 
 // actBackward: da = dout·act′(a)·b, db = dout·act(a) (gated), else da = dout·act′(a); overwritten.
 func actBackward[F float](da, db, dout, a, b []F, act Activation) {
+	if da32, ok := any(da).([]float32); ok && (act == ActGELU || act == ActGELUTanh) {
+		db32, d32, a32, b32 := any(db).([]float32), any(dout).([]float32), any(a).([]float32), any(b).([]float32)
+		tensor.Parallel(len(dout), func(lo, hi int) {
+			if b32 == nil {
+				tensor.GELUBackward(da32[lo:hi], d32[lo:hi], a32[lo:hi], act == ActGELUTanh)
+				return
+			}
+			tensor.GELU(db32[lo:hi], a32[lo:hi], act == ActGELUTanh) // db = dout·gelu(a)
+			for i := lo; i < hi; i++ {
+				da32[i] = d32[i] * b32[i]
+				db32[i] *= d32[i]
+			}
+			tensor.GELUBackward(da32[lo:hi], da32[lo:hi], a32[lo:hi], act == ActGELUTanh) // da = dout·b·gelu'(a)
+		})
+		return
+	}
 	tensor.Parallel(len(dout), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			y, dy := activate(act, float64(a[i]))
