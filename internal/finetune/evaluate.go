@@ -21,7 +21,9 @@ type Metrics = eval.Scores
 type Sample struct {
 	Input      string `json:"input"`
 	Reference  string `json:"reference"`
-	Generation string `json:"generation"`
+	Generation string `json:"generation"` // the fine-tuned model's answer
+	// BaseGeneration is the base model's answer to the same prompt, for comparison.
+	BaseGeneration string `json:"base_generation,omitempty"`
 }
 
 // evaluate measures lm on the validation split: mean loss over the response tokens, perplexity, and

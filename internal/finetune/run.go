@@ -228,15 +228,26 @@ func (e *Executor) fineTune(ctx context.Context, s runSetup) (*metricsReport, er
 		return nil, err
 	}
 	report := metricsReport{BaseModel: s.spec.BaseModel, HyperParameters: hp, PhaseSeconds: s.timer.seconds}
-	basePath := filepath.Join(s.work, "metrics-base.json")
+	basePath, baseGenPath := filepath.Join(s.work, "metrics-base.json"), filepath.Join(s.work, "generations-base.json")
+	var baseGenerations []string // the base model's answers, beside the fine-tuned ones in samples.jsonl
 	if !readJSON(basePath, &report.Base) {
 		_ = s.r.Progress(ctx, job.Progress{Phase: job.PhaseTrainingModels, Message: "evaluating the base model"})
-		if report.Base, _, err = evaluate(ctx, s.lm, data.val); err != nil {
+		var samples []Sample
+		if report.Base, samples, err = evaluate(ctx, s.lm, data.val); err != nil {
 			return nil, fmt.Errorf("evaluate base model: %w", err)
+		}
+		for _, smp := range samples {
+			baseGenerations = append(baseGenerations, smp.Generation)
+		}
+		// The generations first: metrics-base.json is what says the base evaluation is done.
+		if err := writeJSON(baseGenPath, baseGenerations); err != nil {
+			return nil, err
 		}
 		if err := writeJSON(basePath, report.Base); err != nil {
 			return nil, err
 		}
+	} else {
+		readJSON(baseGenPath, &baseGenerations) // absent in a work dir from before they were kept
 	}
 	s.timer.end("evaluate_base")
 
@@ -265,6 +276,11 @@ func (e *Executor) fineTune(ctx context.Context, s runSetup) (*metricsReport, er
 	}
 	if err := s.export(s.lm); err != nil {
 		return nil, fmt.Errorf("export fine-tuned model: %w", err)
+	}
+	for i := range samples {
+		if i < len(baseGenerations) {
+			samples[i].BaseGeneration = baseGenerations[i]
+		}
 	}
 	if err := putJSONLines(ctx, e, s.prefix+"samples.jsonl", samples); err != nil {
 		return nil, err

@@ -152,7 +152,7 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	if len(samples) != 24 {
 		t.Errorf("samples.jsonl has %d lines, want one per validation row (24)", len(samples))
 	}
-	generations := map[string]string{}
+	generations, baseGenerations := map[string]string{}, map[string]string{}
 	for _, l := range samples {
 		var s Sample
 		if err := json.Unmarshal([]byte(l), &s); err != nil {
@@ -161,7 +161,7 @@ func TestExecuteFineTunesStories(t *testing.T) {
 		if refs[s.Input] != s.Reference {
 			t.Errorf("sample %+v: reference is not the dataset's output for that input (%q)", s, refs[s.Input])
 		}
-		generations[s.Input] = s.Generation
+		generations[s.Input], baseGenerations[s.Input] = s.Generation, s.BaseGeneration
 	}
 
 	// The training log: a start, one line per step, the evaluation and the end.
@@ -224,6 +224,12 @@ func TestExecuteFineTunesStories(t *testing.T) {
 	for in, gen := range independentGenerations(t, filepath.Join(dir, "model.gguf"), val) {
 		if gen != generations[in] {
 			t.Errorf("the exported GGUF answers %q with %q; samples.jsonl says %q", in, gen, generations[in])
+		}
+	}
+	// Beside each answer, the base model's own answer to the prompt.
+	for in, gen := range independentGenerations(t, storiesPath, val) {
+		if gen != baseGenerations[in] {
+			t.Errorf("the base model answers %q with %q; samples.jsonl's base_generation says %q", in, gen, baseGenerations[in])
 		}
 	}
 }
