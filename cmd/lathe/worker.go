@@ -15,6 +15,7 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/metrics"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/store/storeopen"
 	"github.com/lathe-ml/lathe/internal/worker"
@@ -23,6 +24,7 @@ import (
 // workerFlags are the settings of `lathe worker`.
 type workerFlags struct {
 	dataDir, database, s3Endpoint, modelsBucket string
+	metricsAddr                                 string
 	concurrency                                 int
 	lease                                       time.Duration
 }
@@ -59,6 +61,8 @@ on a worker (endpoints are served by the process that trains them); run those on
 	cmd.Flags().StringVar(&f.s3Endpoint, "s3-endpoint", os.Getenv("LATHE_S3_ENDPOINT"),
 		"the S3 the API nodes use, URL: an external S3, or an API node's embedded S3 (env LATHE_S3_ENDPOINT)")
 	cmd.Flags().StringVar(&f.modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("LATHE_METRICS_ADDR"),
+		"serve GET /metrics (Prometheus: the job queue as the shared database has it, and the process) on HOST:PORT; empty: none (env LATHE_METRICS_ADDR)")
 	cmd.Flags().IntVar(&f.concurrency, "jobs", 1, "how many jobs this worker runs at once (training uses every core: 1 unless the machine is large)")
 	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second,
 		"how long a job stays this worker's without a heartbeat: after a crash, the job resumes elsewhere this long later")
@@ -97,6 +101,14 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	bases := newBaseModels(models, objects, f.s3Endpoint, f.modelsBucket, logger)
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger}
 	w := worker.New(st, exec, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Logger: logger})
+	if f.metricsAddr != "" {
+		bound, stopMetrics, err := serveMetrics(f.metricsAddr, metrics.New(st, logger), logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		logger.Info("metrics", "addr", bound)
+	}
 	host, _ := os.Hostname()
 	logger.Info("lathe worker is running", "worker", w.Owner(), "host", host, "database", storeopen.Describe(f.database, f.dataDir),
 		"s3_endpoint", f.s3Endpoint, "data_dir", f.dataDir, "jobs", f.concurrency, "lease", f.lease)
