@@ -342,6 +342,9 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		}
 	}
 	if tr != nil {
+		if err := tlog.TrimAfter(state.Step); err != nil {
+			return 0, err
+		}
 		tlog.Event("resumed", map[string]any{"step": state.Step, "total_steps": total})
 		logger.Info("resumed from checkpoint", "step", state.Step, "total_steps", total)
 	} else {
@@ -365,14 +368,16 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		if err := job.CheckLease(ctx, r); err != nil {
 			return err
 		}
+		// The log goes first: a crash between the two uploads leaves a log ahead of the checkpoint in
+		// S3, which the resuming run trims back to it (a log behind it would have lost steps).
+		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
+		if err := e.Objects.PutFile(ctx, out+"training-log.jsonl", tlog.path); err != nil {
+			return err
+		}
 		if err := e.Objects.PutFile(ctx, ckptURI, ckptPath); err != nil {
 			return err
 		}
-		if err := job.RecordCheckpoint(ctx, r, job.Checkpoint{URI: ckptURI, Step: state.Step}); err != nil {
-			return err
-		}
-		tlog.Event("checkpoint", map[string]any{"step": state.Step, "uri": ckptURI})
-		return e.Objects.PutFile(ctx, out+"training-log.jsonl", tlog.path)
+		return job.RecordCheckpoint(ctx, r, job.Checkpoint{URI: ckptURI, Step: state.Step})
 	}
 	// A checkpoint every 5% of the steps, but never so often that saving it (the weights and two AdamW
 	// moments: 12 bytes a parameter, gigabytes for a 360M model) takes more than a tenth of the time:

@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -42,3 +43,44 @@ func (l *trainLog) Event(name string, fields map[string]any) {
 }
 
 func (l *trainLog) Close() error { return l.f.Close() }
+
+// TrimAfter drops the step and checkpoint lines past step: a run that resumes from the checkpoint
+// at step trains those steps again, and the log must show each step once. (A crash after the log was
+// uploaded but before its checkpoint was, or one that leaves the local log ahead of the local
+// checkpoint, would otherwise leave them twice.)
+func (l *trainLog) TrimAfter(step int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	data, err := os.ReadFile(l.path)
+	if err != nil {
+		return fmt.Errorf("read training log: %w", err)
+	}
+	var kept []byte
+	for line := range bytes.Lines(data) {
+		var e struct {
+			Event string `json:"event"`
+			Step  int    `json:"step"`
+		}
+		if json.Unmarshal(line, &e) == nil && (e.Event == "step" || e.Event == "checkpoint") && e.Step > step {
+			continue
+		}
+		kept = append(kept, line...)
+	}
+	if len(kept) == len(data) {
+		return nil
+	}
+	tmp := l.path + ".tmp"
+	if err := os.WriteFile(tmp, kept, 0o644); err != nil {
+		return fmt.Errorf("rewrite training log: %w", err)
+	}
+	if err := os.Rename(tmp, l.path); err != nil {
+		return fmt.Errorf("rewrite training log: %w", err)
+	}
+	f, err := os.OpenFile(l.path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open training log: %w", err)
+	}
+	l.f.Close()
+	l.f = f
+	return nil
+}
