@@ -128,7 +128,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 		selfURL = "http://" + self.String()
 	}
 	objects, s3h, err := openObjects(ctx, s3Endpoint, blob.Options{Endpoint: selfURL, Region: region,
-		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, PathStyle: true}, dataDir, logger)
+		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, PathStyle: true}, dataDir, kmsSvc, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -244,9 +244,10 @@ func resourceTags(tags store.Tags) func(ctx context.Context, arn string) (map[st
 // openObjects returns the client of the S3 that jobs and endpoints read and write, and the handler
 // of the S3 routes on the front door: the embedded S3 over <data dir>/s3, or, with an external
 // endpoint, a client of that service and a proxy to it (signed with the same AWS credentials).
-func openObjects(ctx context.Context, external string, embedded blob.Options, dataDir string, logger *slog.Logger) (*blob.Client, http.Handler, error) {
+func openObjects(ctx context.Context, external string, embedded blob.Options, dataDir string, keys s3api.KeyService, logger *slog.Logger) (*blob.Client, http.Handler, error) {
 	if external == "" {
-		s3h, err := s3api.New(filepath.Join(dataDir, "s3"), logger)
+		// SSE-KMS objects are encrypted with Lathe's KMS keys (an external S3 does its own).
+		s3h, err := s3api.NewWithKMS(filepath.Join(dataDir, "s3"), logger, keys)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open object store: %w", err)
 		}

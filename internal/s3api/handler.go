@@ -33,6 +33,7 @@ import (
 type handler struct {
 	st  *store
 	log *slog.Logger
+	kms KeyService // nil: no SSE-KMS (sse.go)
 }
 
 // New returns an http.Handler that serves the S3 API over root, creating root if needed.
@@ -101,6 +102,9 @@ var bucketSubresources = []string{"acl", "policy", "cors", "lifecycle", "tagging
 	"intelligent-tiering", "policyStatus", "versions"}
 
 func (h *handler) serveBucket(w http.ResponseWriter, r *http.Request, bucket string, q url.Values) error {
+	if q.Has("encryption") {
+		return h.serveBucketEncryption(w, r, bucket)
+	}
 	for _, s := range bucketSubresources {
 		if q.Has(s) {
 			return notImplemented("?" + s)

@@ -140,6 +140,16 @@ func (h *handler) createMultipart(w http.ResponseWriter, r *http.Request, bucket
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	u := upload{Bucket: bucket, Key: key, Initiated: time.Now().UTC(), Meta: *metaFromHeaders(r.Header), Algorithm: alg}
+	// An SSE-KMS upload gets its data key now: every part is encrypted with it as it arrives.
+	kmsKey, err := h.sseRequest(r, bucket)
+	if err != nil {
+		return err
+	}
+	if kmsKey != "" {
+		if u.Meta.SSE, _, err = h.sealerFor(r.Context(), kmsKey, bucket, key); err != nil {
+			return err
+		}
+	}
 	rec, err := json.Marshal(u)
 	if err != nil {
 		return err
@@ -153,6 +163,7 @@ func (h *handler) createMultipart(w http.ResponseWriter, r *http.Request, bucket
 	if alg != "" {
 		w.Header().Set("X-Amz-Checksum-Algorithm", alg)
 	}
+	setSSEHeaders(w, u.Meta.SSE)
 	return writeXML(w, initiateResult{Xmlns: xmlns, Bucket: bucket, Key: key, UploadID: id})
 }
 
@@ -203,7 +214,13 @@ func (h *handler) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key
 	if err != nil {
 		return err
 	}
-	body, err := h.receiveBody(r)
+	var enc *sealer
+	if u.Meta.SSE != nil {
+		if enc, err = h.openSealer(r.Context(), u.Meta.SSE, bucket, key); err != nil {
+			return err
+		}
+	}
+	body, err := h.receiveBody(r, enc)
 	if err != nil {
 		return err
 	}
@@ -211,16 +228,13 @@ func (h *handler) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key
 		os.Remove(body.tmp)
 		return invalidRequest("Checksum Type mismatch occurred, expected checksum Type: " + strings.ToLower(u.Algorithm) + ", actual checksum Type: " + strings.ToLower(body.alg))
 	}
-	fi, err := os.Stat(body.tmp)
-	if err != nil {
-		return err
-	}
-	p := &partRecord{Number: n, ETag: hex.EncodeToString(body.md5), Size: fi.Size(), Modified: time.Now().UTC(), Alg: body.alg, Checksum: body.checksum}
+	p := &partRecord{Number: n, ETag: hex.EncodeToString(body.md5), Size: body.size, Modified: time.Now().UTC(), Alg: body.alg, Checksum: body.checksum}
 	if err := h.commitPart(q.Get("uploadId"), p, body.tmp); err != nil {
 		os.Remove(body.tmp)
 		return err
 	}
 	w.Header().Set("ETag", quote(p.ETag))
+	setSSEHeaders(w, u.Meta.SSE)
 	if body.alg != "" {
 		w.Header().Set(checksumHeader(body.alg), body.checksum)
 	}
@@ -239,7 +253,8 @@ func (h *handler) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket,
 	if err != nil {
 		return err
 	}
-	if _, err := h.st.loadUpload(bucket, key, q.Get("uploadId")); err != nil {
+	u, err := h.st.loadUpload(bucket, key, q.Get("uploadId"))
+	if err != nil {
 		return err
 	}
 	srcBucket, srcKey, err := copySource(r)
@@ -265,7 +280,17 @@ func (h *handler) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket,
 		}
 		start, length = first, last-first+1
 	}
-	tmp, sum, err := h.copyToTemp(src, start, length)
+	plain, err := h.plainReader(r.Context(), src, meta, srcBucket, srcKey)
+	if err != nil {
+		return err
+	}
+	var enc *sealer
+	if u.Meta.SSE != nil {
+		if enc, err = h.openSealer(r.Context(), u.Meta.SSE, bucket, key); err != nil {
+			return err
+		}
+	}
+	tmp, sum, err := h.copyToTemp(plain, start, length, enc)
 	if err != nil {
 		return err
 	}
@@ -352,12 +377,22 @@ func (h *handler) completeMultipart(w http.ResponseWriter, r *http.Request, buck
 			return errEntityTooSmall
 		}
 	}
-	tmp, etag, err := h.concatParts(id, chosen)
+	var enc *sealer
+	if u.Meta.SSE != nil {
+		if enc, err = h.openSealer(r.Context(), u.Meta.SSE, bucket, key); err != nil {
+			return err
+		}
+	}
+	tmp, etag, err := h.concatParts(id, chosen, enc)
 	if err != nil {
 		return err
 	}
 	meta := u.Meta
 	meta.ETag, meta.Modified = etag, time.Now().UTC()
+	meta.Size = 0
+	for _, p := range chosen {
+		meta.Size += p.Size
+	}
 	meta.Checksums, meta.ChecksumType = nil, ""
 	for _, p := range chosen {
 		meta.PartSizes = append(meta.PartSizes, p.Size)
@@ -367,13 +402,15 @@ func (h *handler) completeMultipart(w http.ResponseWriter, r *http.Request, buck
 		return err
 	}
 	_ = os.RemoveAll(h.st.uploadDir(id))
+	setSSEHeaders(w, meta.SSE)
 	loc := "/" + bucket + "/" + (&url.URL{Path: key}).EscapedPath()
 	return writeXML(w, completeResult{Xmlns: xmlns, Location: loc, Bucket: bucket, Key: key, ETag: quote(etag)})
 }
 
 // concatParts joins the parts into a fsynced temporary file and computes the multipart ETag,
-// the MD5 of the parts' binary MD5s followed by "-<number of parts>".
-func (h *handler) concatParts(id string, parts []*partRecord) (string, string, error) {
+// the MD5 of the parts' binary MD5s followed by "-<number of parts>". With enc (SSE-KMS), each
+// part is decrypted and the whole encrypted again as one data file.
+func (h *handler) concatParts(id string, parts []*partRecord, enc *sealer) (string, string, error) {
 	f, err := h.st.tempFile()
 	if err != nil {
 		return "", "", err
@@ -382,6 +419,14 @@ func (h *handler) concatParts(id string, parts []*partRecord) (string, string, e
 		f.Close()
 		os.Remove(f.Name())
 		return "", "", err
+	}
+	var dst io.Writer = f
+	var ew *encWriter
+	if enc != nil {
+		if ew, err = enc.writer(f); err != nil {
+			return fail(err)
+		}
+		dst = ew
 	}
 	sums := md5.New()
 	buf := make([]byte, copyBufSize)
@@ -393,7 +438,16 @@ func (h *handler) concatParts(id string, parts []*partRecord) (string, string, e
 		if err != nil {
 			return fail(err)
 		}
-		n, err := io.CopyBuffer(f, pf, buf)
+		var src io.Reader = pf
+		if enc != nil {
+			dr, err := enc.reader(pf, p.Size)
+			if err != nil {
+				pf.Close()
+				return fail(err)
+			}
+			src = io.NewSectionReader(dr, 0, p.Size)
+		}
+		n, err := io.CopyBuffer(dst, src, buf)
 		pf.Close()
 		if err != nil {
 			return fail(err)
@@ -403,6 +457,11 @@ func (h *handler) concatParts(id string, parts []*partRecord) (string, string, e
 		}
 		raw, _ := hex.DecodeString(p.ETag)
 		sums.Write(raw)
+	}
+	if ew != nil {
+		if err := ew.Close(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)

@@ -30,11 +30,12 @@ type received struct {
 	md5      []byte
 	alg      string
 	checksum string // base64, "" when the client named no algorithm
+	size     int64  // the body's length (the file's, unless it is encrypted)
 }
 
 // receiveBody streams r's body into a fsynced temporary file, verifying the declared
-// length and digests. On any failure nothing is left behind.
-func (h *handler) receiveBody(r *http.Request) (_ *received, err error) {
+// length and digests, encrypted when enc is not nil. On any failure nothing is left behind.
+func (h *handler) receiveBody(r *http.Request, enc *sealer) (_ *received, err error) {
 	if r.ContentLength > maxPutSize {
 		return nil, errEntityTooLarge
 	}
@@ -54,12 +55,25 @@ func (h *handler) receiveBody(r *http.Request) (_ *received, err error) {
 	}()
 	hasher := newBodyHasher(digests.alg)
 	buf := make([]byte, copyBufSize)
-	n, err := io.CopyBuffer(io.MultiWriter(f, hasher), io.LimitReader(r.Body, maxPutSize+1), buf)
+	var dst io.Writer = f
+	var ew *encWriter
+	if enc != nil {
+		if ew, err = enc.writer(f); err != nil {
+			return nil, err
+		}
+		dst = ew
+	}
+	n, err := io.CopyBuffer(io.MultiWriter(dst, hasher), io.LimitReader(r.Body, maxPutSize+1), buf)
 	if err != nil {
 		if isWriteErr(err, f) {
 			return nil, err
 		}
 		return nil, asClientError(err)
+	}
+	if ew != nil {
+		if err := ew.Close(); err != nil {
+			return nil, err
+		}
 	}
 	if n > maxPutSize {
 		return nil, errEntityTooLarge
@@ -77,7 +91,7 @@ func (h *handler) receiveBody(r *http.Request) (_ *received, err error) {
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	return &received{tmp: f.Name(), md5: md5sum, alg: digests.alg, checksum: checksum}, nil
+	return &received{tmp: f.Name(), md5: md5sum, alg: digests.alg, checksum: checksum, size: n}, nil
 }
 
 // isWriteErr tells a failure to write the temporary file (ours) from a failure to read the
@@ -142,11 +156,23 @@ func (h *handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if err := h.st.requireBucket(bucket); err != nil {
 		return err
 	}
-	body, err := h.receiveBody(r)
+	kmsKey, err := h.sseRequest(r, bucket)
+	if err != nil {
+		return err
+	}
+	var sse *sseInfo
+	var enc *sealer
+	if kmsKey != "" {
+		if sse, enc, err = h.sealerFor(r.Context(), kmsKey, bucket, key); err != nil {
+			return err
+		}
+	}
+	body, err := h.receiveBody(r, enc)
 	if err != nil {
 		return err
 	}
 	meta := metaFromHeaders(r.Header)
+	meta.Size, meta.SSE = body.size, sse
 	meta.ETag = hex.EncodeToString(body.md5)
 	meta.Modified = time.Now().UTC()
 	if body.alg != "" {
@@ -158,6 +184,7 @@ func (h *handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		return err
 	}
 	w.Header().Set("ETag", quote(meta.ETag))
+	setSSEHeaders(w, meta.SSE)
 	if body.alg != "" {
 		w.Header().Set(checksumHeader(body.alg), body.checksum)
 		w.Header().Set("X-Amz-Checksum-Type", "FULL_OBJECT")
@@ -222,6 +249,13 @@ func (h *handler) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(meta.Size, 10))
 		return err
 	}
+	// Reading an encrypted object's bytes needs its key (kms:Decrypt); HEAD does not, as on S3.
+	var src io.ReaderAt = f
+	if r.Method != http.MethodHead {
+		if src, err = h.plainReader(r.Context(), f, meta, bucket, key); err != nil {
+			return err
+		}
+	}
 	withChecksum := !partial && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED")
 	setObjectHeaders(w, meta, withChecksum)
 	// Presigned links may ask for other response headers, e.g. a download file name.
@@ -241,7 +275,7 @@ func (h *handler) getObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		return nil
 	}
 	// A copy error here is the client going away; the status line is already sent.
-	_, _ = io.CopyBuffer(w, io.NewSectionReader(f, start, length), make([]byte, copyBufSize))
+	_, _ = io.CopyBuffer(w, io.NewSectionReader(src, start, length), make([]byte, copyBufSize))
 	return nil
 }
 
@@ -280,6 +314,7 @@ func setObjectHeaders(w http.ResponseWriter, meta *objectMeta, withChecksum bool
 	hd.Set("Last-Modified", meta.Modified.UTC().Format(http.TimeFormat))
 	hd.Set("Content-Type", meta.ContentType)
 	hd.Set("Accept-Ranges", "bytes")
+	setSSEHeaders(w, meta.SSE)
 	for name, v := range meta.Headers {
 		hd.Set(name, v)
 	}
@@ -438,7 +473,23 @@ func (h *handler) copyObject(w http.ResponseWriter, r *http.Request, bucket, key
 	if !copyConditionsHold(r, srcMeta) {
 		return errPreconditionFail
 	}
-	tmp, sum, err := h.copyToTemp(src, 0, srcMeta.Size)
+	plain, err := h.plainReader(r.Context(), src, srcMeta, srcBucket, srcKey)
+	if err != nil {
+		return err
+	}
+	// The copy is encrypted as the request (or the destination bucket) says, not as its source.
+	kmsKey, err := h.sseRequest(r, bucket)
+	if err != nil {
+		return err
+	}
+	var sse *sseInfo
+	var enc *sealer
+	if kmsKey != "" {
+		if sse, enc, err = h.sealerFor(r.Context(), kmsKey, bucket, key); err != nil {
+			return err
+		}
+	}
+	tmp, sum, err := h.copyToTemp(plain, 0, srcMeta.Size, enc)
 	if err != nil {
 		return err
 	}
@@ -456,10 +507,12 @@ func (h *handler) copyObject(w http.ResponseWriter, r *http.Request, bucket, key
 	if len(srcMeta.PartSizes) > 0 {
 		meta.Checksums, meta.ChecksumType = nil, ""
 	}
+	meta.Size, meta.SSE = srcMeta.Size, sse
 	if err := h.st.commitObject(bucket, key, tmp, &meta, nil); err != nil {
 		os.Remove(tmp)
 		return err
 	}
+	setSSEHeaders(w, meta.SSE)
 	return writeXML(w, copyObjectResult{ETag: quote(meta.ETag), LastModified: isoTime(meta.Modified)})
 }
 
@@ -475,15 +528,28 @@ func copyConditionsHold(r *http.Request, meta *objectMeta) bool {
 	return ok
 }
 
-// copyToTemp copies length bytes of src from off into a fsynced temporary file and returns
-// its name and the MD5 (hex) of the copied bytes.
-func (h *handler) copyToTemp(src *os.File, off, length int64) (string, string, error) {
+// copyToTemp copies length bytes of src from off into a fsynced temporary file (encrypted when
+// enc is not nil) and returns its name and the MD5 (hex) of the copied bytes.
+func (h *handler) copyToTemp(src io.ReaderAt, off, length int64, enc *sealer) (string, string, error) {
 	f, err := h.st.tempFile()
 	if err != nil {
 		return "", "", err
 	}
 	sum := md5.New()
-	_, err = io.CopyBuffer(io.MultiWriter(f, sum), io.NewSectionReader(src, off, length), make([]byte, copyBufSize))
+	var dst io.Writer = f
+	var ew *encWriter
+	if enc != nil {
+		if ew, err = enc.writer(f); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "", "", err
+		}
+		dst = ew
+	}
+	_, err = io.CopyBuffer(io.MultiWriter(dst, sum), io.NewSectionReader(src, off, length), make([]byte, copyBufSize))
+	if err == nil && ew != nil {
+		err = ew.Close()
+	}
 	if err == nil {
 		err = f.Sync()
 	}

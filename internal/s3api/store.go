@@ -67,6 +67,7 @@ type objectMeta struct {
 	Checksums    map[string]string `json:"checksums,omitempty"` // algorithm (CRC32, SHA256, ...) -> base64
 	ChecksumType string            `json:"checksumType,omitempty"`
 	PartSizes    []int64           `json:"partSizes,omitempty"` // of a multipart object, for GET ?partNumber
+	SSE          *sseInfo          `json:"sse,omitempty"`       // SSE-KMS: the data file is encrypted (sse.go)
 	// The data file this sidecar describes. A crash between renaming the data and renaming its
 	// sidecar leaves a sidecar that does not match; it is then ignored (see readObjectMeta).
 	DataIno   uint64 `json:"dataIno"`
@@ -74,7 +75,11 @@ type objectMeta struct {
 }
 
 func (m *objectMeta) matches(fi os.FileInfo) bool {
-	return m.Size == fi.Size() && m.DataMtime == fi.ModTime().UnixNano() && m.DataIno == inode(fi)
+	size := m.Size
+	if m.SSE != nil {
+		size = m.SSE.DiskSize
+	}
+	return size == fi.Size() && m.DataMtime == fi.ModTime().UnixNano() && m.DataIno == inode(fi)
 }
 
 func inode(fi os.FileInfo) uint64 {
@@ -180,6 +185,7 @@ func (s *store) deleteBucket(bucket string) error {
 	}
 	_ = os.RemoveAll(s.metaDir(bucket))
 	_ = os.Remove(s.bucketRecord(bucket))
+	_ = os.Remove(s.encryptionPath(bucket))
 	s.removeUploadsOf(bucket)
 	return fsyncDir(s.root)
 }
@@ -223,7 +229,16 @@ func (s *store) commitObject(bucket, key, tmp string, meta *objectMeta, cond fun
 	if err != nil {
 		return err
 	}
-	meta.Size, meta.DataMtime, meta.DataIno = fi.Size(), fi.ModTime().UnixNano(), inode(fi)
+	meta.DataMtime, meta.DataIno = fi.ModTime().UnixNano(), inode(fi)
+	if meta.SSE != nil {
+		// The caller set the object's size; the file also holds the salt and the GCM tags.
+		if fi.Size() != encryptedSize(meta.Size) {
+			return fmt.Errorf("s3api: encrypted file of %d bytes for an object of %d", fi.Size(), meta.Size)
+		}
+		meta.SSE.DiskSize = fi.Size()
+	} else {
+		meta.Size = fi.Size()
+	}
 	sidecar, err := json.Marshal(meta)
 	if err != nil {
 		return err

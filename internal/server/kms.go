@@ -2,12 +2,15 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
 	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/iam/policy"
+	"github.com/lathe-ml/lathe/internal/kms"
 	"github.com/lathe-ml/lathe/internal/sigv4"
 )
 
@@ -132,4 +135,22 @@ func (s *server) writeKMSError(w *recorder, r *http.Request, op string, err erro
 	}
 	s.log.Error("kms operation failed", "op", op, "request_id", RequestID(r.Context()), "err", err)
 	writeJSONError(w, apiKMS, http.StatusInternalServerError, "KMSInternalException", internalMessage)
+}
+
+// withKMSCaller makes KMS keys used on the request's behalf (S3's SSE-KMS) be authorized as the
+// caller's own KMS calls would be: kms:GenerateDataKey to write an encrypted object, kms:Decrypt to
+// read one. The root (and a server without IAM) may use every key.
+func (s *server) withKMSCaller(r *http.Request, res *sigv4.Result) *http.Request {
+	if s.cfg.KMS == nil || s.cfg.IAM == nil {
+		return r
+	}
+	p, _, _, _ := s.principal(r, res)
+	if p == nil || p.Type == iam.TypeRoot {
+		return r
+	}
+	c := requestContext(r, res)
+	a := func(ctx context.Context, action, keyARN string, keyPolicy *policy.Policy) (string, error) {
+		return s.authorize(r.WithContext(ctx), p, action, keyARN, c, keyPolicy)
+	}
+	return r.WithContext(kms.WithAuthorizer(r.Context(), a))
 }

@@ -53,7 +53,7 @@ func startKMSServer(t *testing.T) *kmsServer {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	objects, err := s3api.New(ks.dataDir, logger)
+	objects, err := s3api.NewWithKMS(ks.dataDir, logger, ks.kms)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ func (s *server) serveS3(w *recorder, r *http.Request) {
 	if !s.allowS3(w, r, res) {
 		return
 	}
+	r = s.withKMSCaller(r, res)
 
 	switch {
 	case res.Streaming():
