@@ -23,15 +23,8 @@ THREADS=${THREADS:-1 2} NEW_TOKENS=${NEW_TOKENS:-128} ROUNDS=${ROUNDS:-3} BUILD=
 BATCHES=${BATCHES:-1 8}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-if [ -d "$src/ml/backend/ggml/ggml" ]; then
-	ggml=$src/ml/backend/ggml/ggml llama=$src/llama/llama.cpp
-else
-	ggml=$src/ggml llama=$src
-fi
-[ -f "$llama/include/llama.h" ] && [ -f "$ggml/include/ggml.h" ] || { echo "no llama.cpp sources under $src" >&2; exit 1; }
-
-mkdir -p "$BUILD/obj"
-cat > "$BUILD/decode.cpp.new" <<'CPP'
+mkdir -p "$BUILD"
+cat > "$BUILD/decode-driver.cpp" <<'CPP'
 // Times llama.cpp's greedy decoding of B sequences: prefill the same prompt in each, then one token
 // per sequence per llama_decode.
 #include "llama.h"
@@ -88,29 +81,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 CPP
-cmp -s "$BUILD/decode.cpp.new" "$BUILD/decode.cpp" || mv "$BUILD/decode.cpp.new" "$BUILD/decode.cpp"
-rm -f "$BUILD/decode.cpp.new"
-
-# The sources: ggml core, the CPU backend (x86), libllama and its model builders.
-flags="-O3 -march=native -DNDEBUG -DGGML_USE_CPU -DGGML_USE_LLAMAFILE -D_GNU_SOURCE -DGGML_VERSION=\"0\" -DGGML_COMMIT=\"0\" -w
- -I$ggml/include -I$ggml/src -I$ggml/src/ggml-cpu -I$llama/include -I$llama/src"
-srcs=$(ls "$ggml"/src/{ggml.c,ggml-alloc.c,ggml-quants.c,ggml-backend.cpp,ggml-backend-reg.cpp,ggml-opt.cpp,ggml-threading.cpp,ggml.cpp,gguf.cpp} \
-	"$ggml"/src/ggml-cpu/*.c "$ggml"/src/ggml-cpu/*.cpp "$ggml"/src/ggml-cpu/arch/x86/*.c* "$ggml"/src/ggml-cpu/llamafile/*.cpp \
-	"$ggml"/src/ggml-cpu/amx/*.cpp "$llama"/src/*.cpp 2>/dev/null; ls "$llama"/src/models/*.cpp 2>/dev/null || true)
-{
-	objs=""
-	for s in $srcs "$BUILD/decode.cpp"; do
-		o="obj/$(echo "${s#"$src"/}" | tr '/' '_').o"
-		objs="$objs $o"
-		case $s in
-		*.c) printf '%s: %s\n\tgcc %s -c $< -o $@\n' "$o" "$s" "$(echo $flags)" ;;
-		*) printf '%s: %s\n\tg++ -std=c++17 %s -c $< -o $@\n' "$o" "$s" "$(echo $flags)" ;;
-		esac
-	done
-	printf 'decode:%s\n\tg++ -o $@ $^ -lpthread -lm\n' "$objs"
-} > "$BUILD/Makefile"
-echo "building llama.cpp from $src in $BUILD" >&2
-make -s -C "$BUILD" -j2 decode >&2
+bash "$repo/bench/llamacpp_build.sh" "$src" "$BUILD/decode-driver.cpp" "$BUILD" decode
 
 cd "$repo"
 go test -c -o "$BUILD/lathe-generate.test" ./llm/generate

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -177,7 +178,7 @@ func (s *seq2seqModel) ResumeTrainer(path string) (Trainer, json.RawMessage, err
 
 // Export writes the adapters (PEFT, task SEQ_2_SEQ_LM) when there are any, merges them, and writes the
 // model as transformers saves a T5ForConditionalGeneration (config.json, model.safetensors) with its
-// tokenizer. There is no model.gguf: Lathe does not write llama.cpp's t5 layout yet.
+// tokenizer, and as llama.cpp's t5 GGUF (model.gguf).
 func (s *seq2seqModel) Export(dir, adapterDir string) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
@@ -203,6 +204,17 @@ func (s *seq2seqModel) Export(dir, adapterDir string) (bool, error) {
 	}
 	if err := s.tok.WriteHF(dir); err != nil {
 		return false, fmt.Errorf("write tokenizer: %w", err)
+	}
+	// model.gguf for llama.cpp, whose t5 buckets assume T5's default maximum distance (every released
+	// T5 and Flan-T5 uses it).
+	if s.m.Config().MaxDistance == 128 {
+		meta, err := s.tok.GGUFMetadata()
+		if err != nil {
+			return false, fmt.Errorf("tokenizer metadata: %w", err)
+		}
+		if err := s.m.WriteGGUF(filepath.Join(dir, "model.gguf"), s.entry.Name+"-finetuned", meta); err != nil {
+			return false, fmt.Errorf("write gguf: %w", err)
+		}
 	}
 	return hasAdapter, nil
 }

@@ -90,8 +90,10 @@ func TestSeq2SeqFineTuneExportAndReload(t *testing.T) {
 			if cfg["model_type"] != "t5" || cfg["num_decoder_layers"] != float64(1) {
 				t.Fatalf("exported config: model_type %v, num_decoder_layers %v", cfg["model_type"], cfg["num_decoder_layers"])
 			}
-			if _, err := os.Stat(filepath.Join(out, "tokenizer.json")); err != nil {
-				t.Fatalf("the export has no tokenizer: %v", err)
+			for _, f := range []string{"tokenizer.json", "model.gguf"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+					t.Fatalf("the export has no %s: %v", f, err)
+				}
 			}
 			if method == "lora" {
 				var pc peftConfig

@@ -111,7 +111,23 @@ func (t *Tokenizer) GGUFMetadata() ([]gguf.KV, error) {
 	var kvs []gguf.KV
 	switch t.kind {
 	case Unigram:
-		return nil, fmt.Errorf("tokenizer: a SentencePiece Unigram (T5) tokenizer cannot be written to GGUF yet")
+		// llama.cpp's "t5" (UGM) tokenizer: the pieces with their log-probabilities, the precompiled
+		// normalization table, a "▁" prefix, runs of spaces merged (WhitespaceSplit + Metaspace).
+		u := t.uni
+		scores := make([]float32, len(t.tokens))
+		for i := range scores {
+			if i < len(u.scores) {
+				scores[i] = float32(u.scores[i])
+			}
+		}
+		kvs = append(kvs, gguf.KV{Key: "tokenizer.ggml.model", Value: "t5"}, gguf.KV{Key: "tokenizer.ggml.scores", Value: scores},
+			gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Value: u.prepend != prependNever},
+			gguf.KV{Key: "tokenizer.ggml.remove_extra_whitespaces", Value: u.wsSplit})
+		for _, n := range u.normalizers {
+			if p, ok := n.(precompiledStep); ok && len(p.cm.raw) > 0 {
+				kvs = append(kvs, gguf.KV{Key: "tokenizer.ggml.precompiled_charsmap", Value: []uint8(p.cm.raw)})
+			}
+		}
 	case SentencePiece:
 		scores := t.scores
 		if t.mode == byRank {
