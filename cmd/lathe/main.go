@@ -2,6 +2,7 @@
 //
 //	lathe serve                 the SageMaker-compatible server (control plane, runtime, S3) on one port
 //	lathe worker                runs the jobs of API nodes sharing a PostgreSQL database, with no public API
+//	lathe workers list          the processes that run jobs: id, host, jobs, last heartbeat
 //	lathe credentials           the data dir's root keys as export lines for the aws CLI
 //	lathe jobs ...              create, watch and stop fine-tuning jobs on a running server
 //	lathe models ...            the base-model store (list, import, pull from the Hugging Face hub)
@@ -24,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), workerCommand(), credentialsCommand(), jobsCommand(), modelsCommand())
+	root.AddCommand(serveCommand(), workerCommand(), workersCommand(), credentialsCommand(), jobsCommand(), modelsCommand())
 	root.AddCommand(finetuneCommand(), generateCommand(), benchCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lathe:", err)

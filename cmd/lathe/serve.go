@@ -144,7 +144,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	defer endpoints.Close()
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
-	w := worker.New(st, exec, worker.Options{Logger: logger, Concurrency: workers})
+	w := worker.New(st, exec, worker.Options{Logger: logger, Concurrency: workers, Registry: st})
 	// With --workers 0 no job runs here: other processes find new jobs and stops by polling.
 	var notifier automl.Notifier
 	if workers > 0 {

@@ -100,7 +100,7 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	}
 	bases := newBaseModels(models, objects, f.s3Endpoint, f.modelsBucket, logger)
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger}
-	w := worker.New(st, exec, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Logger: logger})
+	w := worker.New(st, exec, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Registry: st, Logger: logger})
 	if f.metricsAddr != "" {
 		bound, stopMetrics, err := serveMetrics(f.metricsAddr, metrics.New(st, logger), logger)
 		if err != nil {

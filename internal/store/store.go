@@ -180,5 +180,6 @@ type Store interface {
 	Jobs
 	Queue
 	Tags
+	Workers
 	Close() error
 }

@@ -46,7 +46,11 @@ type Options struct {
 	// the kernel's out-of-memory killer): the claim after that many fails the job instead of
 	// crash-looping every worker on it. Graceful shutdowns do not count. Default 3.
 	MaxAttempts int
-	Logger      *slog.Logger
+	// Registry, when set, lists this worker in the fleet's registry (lathe workers list): Run
+	// registers it, renews its entry every HeartbeatInterval whether it runs a job or not, and
+	// removes it when it returns.
+	Registry store.Workers
+	Logger   *slog.Logger
 }
 
 // Worker claims and runs jobs.
@@ -143,6 +147,13 @@ func (w *Worker) poke() {
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if w.opts.Registry != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.register(ctx)
+		}()
+	}
 	slots := make(chan struct{}, w.opts.Concurrency)
 	poll := time.NewTicker(w.opts.PollInterval)
 	defer poll.Stop()
@@ -174,6 +185,31 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.closeStopped(ctx)
 		case <-w.wake:
 		case <-poll.C:
+		}
+	}
+}
+
+// register keeps this worker's entry in the registry fresh until ctx ends, then removes it.
+func (w *Worker) register(ctx context.Context) {
+	host, _ := os.Hostname()
+	started := time.Now()
+	t := time.NewTicker(w.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		bctx, cancel := context.WithTimeout(ctx, w.opts.HeartbeatInterval)
+		if err := w.opts.Registry.WorkerHeartbeat(bctx, w.opts.Owner, host, started); err != nil && ctx.Err() == nil {
+			w.log.Warn("worker heartbeat", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := w.opts.Registry.RemoveWorker(rctx, w.opts.Owner); err != nil {
+				w.log.Warn("remove worker from the registry", "err", err)
+			}
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -792,3 +792,45 @@ func TestTakenOverWorkerCannotComplete(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A worker lists itself in the fleet's registry while it runs, idle or busy, with the job it holds,
+// and leaves it when it stops.
+func TestRegistry(t *testing.T) {
+	exec := newExecutor()
+	r := newRig(t, "", automl.Config{})
+	o := fastOptions("w1")
+	o.Registry = r.store
+	stop := start(t, worker.New(r.store, exec, o))
+	waitWorkers := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ws, err := r.store.ListWorkers(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range ws {
+				got = append(got, fmt.Sprintf("%s%v", w.ID, w.Jobs))
+			}
+			if fmt.Sprint(got) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("workers %v, want %s", got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitWorkers("[w1[]]")
+	r.call(t, "CreateAutoMLJobV2", createBody("j1", ""))
+	x := exec.next(t)
+	waitWorkers("[w1[j1]]")
+	x.finish(t, result, nil)
+	r.waitStatus(t, "j1", "Completed", "Completed")
+	waitWorkers("[w1[]]")
+	stop()
+	if ws, err := r.store.ListWorkers(context.Background()); err != nil || len(ws) != 0 {
+		t.Fatalf("workers after the worker stopped: %+v, %v", ws, err)
+	}
+}

@@ -411,6 +411,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 	// Twice: wait for a job past a quarter of its steps with a checkpoint recorded, and SIGKILL the
 	// worker that holds it. A fresh worker joins after each kill.
 	killed := map[string]int{} // job -> step at the kill
+	var dead []string          // the killed workers' ids
 	for kill := range 2 {
 		deadline := time.Now().Add(2 * time.Minute)
 		var victim *store.Job
@@ -443,6 +444,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 		}
 		<-p.done
 		delete(workers, victim.LeaseOwner)
+		dead = append(dead, victim.LeaseOwner)
 		addWorker(fmt.Sprintf("worker-%d", 4+kill))
 	}
 
@@ -601,6 +603,33 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 			t.Errorf("%s completed %d times in the workers' logs", n, count[n])
 		}
 	}
+	// The registry lists the live workers, idle now, and the killed ones with their last heartbeat
+	// (they could not say goodbye).
+	cmd := exec.Command(lathe, "workers", "list", "--database", database)
+	cmd.Env = env(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("lathe workers list: %v\n%s", err, out)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		f := strings.Fields(line)
+		rows[f[0]] = f
+	}
+	for id := range workers {
+		if f := rows[id]; len(f) < 4 || f[2] != "-" {
+			t.Errorf("live worker %s in lathe workers list: %q\n%s", id, f, out)
+		}
+	}
+	for _, id := range dead {
+		if rows[id] == nil {
+			t.Errorf("killed worker %s not in lathe workers list:\n%s", id, out)
+		}
+	}
+	if len(rows) != len(workers)+len(dead) {
+		t.Errorf("lathe workers list has %d workers, want %d live and %d killed:\n%s", len(rows), len(workers), len(dead), out)
+	}
+	t.Logf("lathe workers list:\n%s", out)
 	t.Logf("%d jobs completed on the fleet: 2 workers killed mid-training, 1 stalled past its lease and fenced off (%v); one job stopped on a worker", len(names), killed)
 }
 

@@ -67,6 +67,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"concurrent writes of an old and a new holder", testConcurrentFencedWrites},
 		{"tags", testTags},
 		{"concurrent tag adds respect the limit", testConcurrentTags},
+		{"workers registry", testWorkers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}
@@ -836,5 +837,56 @@ func testConcurrentTags(t *testing.T, newDB NewDatabase) {
 	// tags without seeing the other's.
 	if ok != limit/each || len(tags) != ok*each {
 		t.Fatalf("%d writers succeeded and %d tags are stored; want %d and %d", ok, len(tags), limit/each, limit/each*each)
+	}
+}
+
+// testWorkers: workers register with their heartbeat, are listed most recent first with the jobs
+// they hold a live lease on (seen from another handle), and are forgotten when they stop.
+func testWorkers(t *testing.T, newDB NewDatabase) {
+	ctx := context.Background()
+	open := newDB(t)
+	a, b := handle(t, open), handle(t, open)
+	if ws, err := b.ListWorkers(ctx); err != nil || len(ws) != 0 {
+		t.Fatalf("workers of a new store: %+v, %v", ws, err)
+	}
+	started := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	if err := a.WorkerHeartbeat(ctx, "w1", "host-a", started); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WorkerHeartbeat(ctx, "w2", "host-b", started); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, a, "j1", "j2", "j3")
+	mustClaim(t, a, "w1", time.Hour)
+	mustClaim(t, a, "w1", time.Hour)
+	done := mustClaim(t, a, "w2", time.Hour)
+	if err := a.FinishJob(ctx, done.Lease(), store.FinalState{Status: store.StatusCompleted, Secondary: "Completed", Ended: t0}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := b.ListWorkers(ctx)
+	if err != nil || len(ws) != 2 {
+		t.Fatalf("workers: %+v, %v", ws, err)
+	}
+	// w2 beat last; it holds no job any more.
+	if ws[0].ID != "w2" || ws[0].Host != "host-b" || len(ws[0].Jobs) != 0 || ws[1].ID != "w1" ||
+		fmt.Sprint(ws[1].Jobs) != "[j1 j2]" || !ws[1].Started.Equal(started) || ws[1].LastHeartbeat.IsZero() ||
+		ws[0].LastHeartbeat.Before(ws[1].LastHeartbeat) {
+		t.Fatalf("workers: %+v", ws)
+	}
+	// Another beat of w1 puts it first, under the same registration.
+	if err := a.WorkerHeartbeat(ctx, "w1", "host-a", started); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err = b.ListWorkers(ctx); err != nil || len(ws) != 2 || ws[0].ID != "w1" || !ws[0].Started.Equal(started) {
+		t.Fatalf("workers after w1's beat: %+v, %v", ws, err)
+	}
+	if err := a.RemoveWorker(ctx, "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveWorker(ctx, "unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err = b.ListWorkers(ctx); err != nil || len(ws) != 1 || ws[0].ID != "w1" {
+		t.Fatalf("workers after w2 stopped: %+v, %v", ws, err)
 	}
 }
