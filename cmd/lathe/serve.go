@@ -38,6 +38,7 @@ import (
 func serveCommand() *cobra.Command {
 	var addr, dataDir, database, s3Endpoint, modelsBucket string
 	var workers int
+	var requireRoles bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -60,7 +61,7 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 			if workers < 0 {
 				return fmt.Errorf("--workers must be 0 (API only) or more, got %d", workers)
 			}
-			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers)
+			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers, requireRoles)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
@@ -70,12 +71,14 @@ the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
 		"keep buckets, datasets, artifacts and checkpoints on this external S3 (URL), signed with the standard AWS credentials; the S3 API on --addr forwards to it (env LATHE_S3_ENDPOINT; default: the embedded S3 under the data dir)")
 	cmd.Flags().StringVar(&modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
 	cmd.Flags().IntVar(&workers, "workers", 1, "jobs this process runs at once; 0 runs the API only, leaving the jobs to `lathe worker`s on the same --database")
+	cmd.Flags().BoolVar(&requireRoles, "require-roles", false,
+		"refuse jobs and models whose RoleArn names no existing IAM role (by default they run with their creator's permissions)")
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int, requireRoles bool) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -137,14 +140,16 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	bases := newBaseModels(models, objects, s3Endpoint, modelsBucket, logger)
 	// Endpoints load their models in the background (from the S3 API above once it serves).
 	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Objects: objects, Models: bases.source(), Tags: st, Logger: logger})
+		Objects: objects, Models: bases.source(), Tags: st, Logger: logger, ExecutionRole: executionRole(iamSvc, requireRoles)})
 	if err != nil {
 		return fmt.Errorf("open endpoints: %w", err)
 	}
 	defer endpoints.Close()
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
-	w := worker.New(st, exec, worker.Options{Logger: logger, Concurrency: workers, Registry: st})
+	// Each job reads and writes as its execution role, with its KMS keys.
+	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: "jumpstart-cache-prod-" + region}
+	w := worker.New(st, jobs, worker.Options{Logger: logger, Concurrency: workers, Registry: st})
 	// With --workers 0 no job runs here: other processes find new jobs and stops by polling.
 	var notifier automl.Notifier
 	if workers > 0 {
@@ -152,6 +157,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	}
 	svc, err := automl.New(automl.Config{
 		Store: st, Region: region, AccountID: account, Notifier: notifier,
+		ExecutionRole: executionRole(iamSvc, requireRoles), KMSKey: kmsSvc.Key,
 		RegisteredModel:    bases.registered,
 		BaseModelAvailable: bases.available(),
 		TagResourceExists:  endpoints.ResourceExists,

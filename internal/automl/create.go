@@ -84,6 +84,9 @@ func (s *Service) createAutoMLJobV2(ctx context.Context, body []byte) (any, erro
 			return nil, awserr.Validation("%s", err.Error())
 		}
 	}
+	if err := s.secure(ctx, &req, spec); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	name := *req.AutoMLJobName
 	spec.Name = name

@@ -47,6 +47,14 @@ type Config struct {
 	// exists, so the tag operations serve those ARNs too. May be nil: then only automl-job ARNs can
 	// be tagged.
 	TagResourceExists func(ctx context.Context, arn string) (bool, error)
+	// ExecutionRole is asked at create time about the request's RoleArn: it returns the principal
+	// the job runs as (see job.Spec.RunAs), or the error that refuses the request (an
+	// AccessDeniedException without iam:PassRole on the role). May be nil: jobs run unrestricted.
+	ExecutionRole func(ctx context.Context, roleARN string) (runAs string, err error)
+	// KMSKey resolves a KMS key reference (id, key ARN, alias name or alias ARN) to the key's ARN,
+	// failing when the key does not exist or cannot encrypt (disabled, pending deletion). May be
+	// nil: KmsKeyId and VolumeKmsKeyId are then only checked for shape.
+	KMSKey func(ctx context.Context, ref string) (string, error)
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -59,6 +67,8 @@ type Service struct {
 	baseModelReady    func(context.Context, string) error
 	notifier          Notifier
 	tagResourceExists func(context.Context, string) (bool, error)
+	executionRole     func(context.Context, string) (string, error)
+	kmsKey            func(context.Context, string) (string, error)
 	now               func() time.Time
 }
 
@@ -76,6 +86,7 @@ func New(cfg Config) (*Service, error) {
 		store: cfg.Store, region: cfg.Region, account: cfg.AccountID, registeredModel: cfg.RegisteredModel,
 		baseModelReady: cfg.BaseModelAvailable,
 		notifier:       cfg.Notifier, tagResourceExists: cfg.TagResourceExists, now: cfg.Now,
+		executionRole: cfg.ExecutionRole, kmsKey: cfg.KMSKey,
 	}
 	if s.region == "" {
 		s.region = "us-east-1"

@@ -113,6 +113,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		o.UsePathStyle = opts.PathStyle
 		// Multipart objects carry no whole-object checksum to validate; that is expected.
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.APIOptions = append(o.APIOptions, sseMiddleware) // WithSSEKMS (sse.go)
 	})
 	return &Client{s3: client, partSize: partSize}, nil
 }

@@ -117,6 +117,12 @@ func (s *Service) createModel(ctx context.Context, body []byte) (any, error) {
 	if req.PrimaryContainer == nil && len(req.Containers) == 0 {
 		return nil, awserr.Validation("Either PrimaryContainer or Containers must be specified.")
 	}
+	// Passing the execution role to the model needs iam:PassRole on it, as on SageMaker.
+	if s.cfg.ExecutionRole != nil && req.ExecutionRoleArn != nil {
+		if _, err := s.cfg.ExecutionRole(ctx, *req.ExecutionRoleArn); err != nil {
+			return nil, err
+		}
+	}
 	if req.PrimaryContainer != nil && len(req.Containers) > 0 {
 		return nil, awserr.Validation("PrimaryContainer and Containers cannot both be specified.")
 	}

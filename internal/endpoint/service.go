@@ -59,8 +59,11 @@ type Config struct {
 	Tags store.Tags
 	// Serving bounds each loaded model's batch and queue (its Format is set per model).
 	Serving serving.Options
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// ExecutionRole, when set, is asked about CreateModel's ExecutionRoleArn: an error (an
+	// AccessDeniedException without iam:PassRole on the role) refuses the request.
+	ExecutionRole func(ctx context.Context, roleARN string) (runAs string, err error)
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Service implements the hosting operations and owns the loaded endpoints.

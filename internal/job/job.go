@@ -39,6 +39,13 @@ type Spec struct {
 	// MaxRuntimePerTrainingJob bounds the training phase (0 = no bound).
 	MaxRuntimePerTrainingJob time.Duration
 	CreationTime             time.Time
+	// RunAs is the principal whose permissions the job reads and writes S3 with: the execution
+	// role's ARN when the role exists, else the creator's ARN; "" means unrestricted (the root).
+	RunAs string `json:",omitempty"`
+	// OutputKMSKey encrypts the artifacts (OutputDataConfig.KmsKeyId, resolved to a key ARN);
+	// VolumeKMSKey the checkpoints (SecurityConfig.VolumeKmsKeyId). "" leaves them plain.
+	OutputKMSKey string `json:",omitempty"`
+	VolumeKMSKey string `json:",omitempty"`
 }
 
 // Progress is what a running job shows in DescribeAutoMLJobV2 (as extra members) and in the CLI.

@@ -61,6 +61,7 @@ func (s *server) serveSageMaker(w *recorder, r *http.Request) {
 	if !s.allowJSON(w, r, apiSageMaker, res, "sagemaker:"+name, func() (string, policy.Context) { return s.sageMakerResource(name, body) }) {
 		return
 	}
+	r = s.withPrincipal(r, res)
 	out, err := s.call(r.Context(), name, op, body)
 	if err != nil {
 		if e := awserr.As(err); e != nil {

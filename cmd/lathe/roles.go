@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/lathe-ml/lathe/internal/iam"
+	"github.com/lathe-ml/lathe/internal/iam/policy"
+	"github.com/lathe-ml/lathe/internal/server"
+)
+
+// executionRole is automl's and endpoint's ExecutionRole hook: the caller of the request being
+// served (server.Principal) passes roleARN to a job or model (iam:PassRole), and the job runs as
+// the role, or as the caller when there is no such role (refused with requireRoles).
+func executionRole(svc *iam.Service, requireRoles bool) func(ctx context.Context, roleARN string) (string, error) {
+	return func(ctx context.Context, roleARN string) (string, error) {
+		p, c := server.Principal(ctx)
+		return svc.ExecutionRole(ctx, p, roleARN, requireRoles, c)
+	}
+}
+
+// jobAuthorizer is finetune.Guard's Authorize: the job's principal's policies and the bucket's
+// policy, evaluated as for a request the principal signed.
+func jobAuthorizer(svc *iam.Service) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
+	return func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
+		p, err := svc.RunAs(ctx, runAs)
+		if err != nil || p == nil {
+			return "", err
+		}
+		c := policy.Context{}
+		if action == "s3:ListBucket" {
+			c.Set("s3:prefix", prefix)
+		}
+		var bp *policy.Policy
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(resource, "arn:aws:s3:::"), "/")
+		if doc, ok, err := svc.BucketPolicy(ctx, bucket); err != nil {
+			return "", err
+		} else if ok {
+			bp, _ = policy.Parse([]byte(doc), policy.Resource)
+		}
+		d, err := svc.Authorize(ctx, iam.Request{Principal: p, Action: action, Resource: resource, Context: c, ResourcePolicy: bp})
+		if err != nil || d.Allowed {
+			return "", err
+		}
+		return d.Message, nil
+	}
+}
