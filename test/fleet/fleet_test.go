@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -30,8 +31,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/lathe-ml/lathe/internal/job"
+	"github.com/lathe-ml/lathe/internal/s3test"
 	"github.com/lathe-ml/lathe/internal/store"
 	"github.com/lathe-ml/lathe/internal/store/pgtest"
 	"github.com/lathe-ml/lathe/internal/store/postgres"
@@ -41,6 +44,8 @@ const (
 	accessKey = "AKIAIOSFODNN7EXAMPLE"
 	secretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 	model     = "../../../shared/models/stories260K.gguf"
+	// modelsBucket holds the fleet's copy of the model store on an external S3.
+	modelsBucket = "fleet-models"
 )
 
 // lathe is the binary under test, built once by TestMain.
@@ -75,18 +80,23 @@ type proc struct {
 	done chan struct{}
 }
 
-// env is the environment of every process: the API node's root keys (which the workers also use
-// for its embedded S3), and no AWS files of the machine's user.
-func env(t *testing.T) []string {
+// env is the environment of every process: Lathe's root keys, the keys of the S3 the processes
+// share in the standard AWS variables (ext's, or else Lathe's root keys, which the workers use for
+// the API node's embedded S3), and no AWS files of the machine's user nor a hub.
+func env(t *testing.T, ext *s3test.Service) []string {
 	none := filepath.Join(t.TempDir(), "none")
+	s3Key, s3Secret := accessKey, secretKey
+	if ext != nil {
+		s3Key, s3Secret = ext.AccessKeyID, ext.SecretAccessKey
+	}
 	return append(os.Environ(),
 		"LATHE_ROOT_ACCESS_KEY_ID="+accessKey, "LATHE_ROOT_SECRET_ACCESS_KEY="+secretKey,
-		"AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID="+s3Key, "AWS_SECRET_ACCESS_KEY="+s3Secret, "AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+none, "AWS_SHARED_CREDENTIALS_FILE="+none, "HF_ENDPOINT=http://127.0.0.1:1")
 }
 
 // start runs lathe with args until the test ends (SIGTERM, then SIGKILL after 30 s).
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t *testing.T, ext *s3test.Service, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -94,7 +104,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(lathe, args...)
-	cmd.Env = env(t)
+	cmd.Env = env(t, ext)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,14 +139,16 @@ func tail(s string, n int) string {
 	return s
 }
 
-// run runs lathe to completion.
-func run(t *testing.T, args ...string) {
+// run runs lathe to completion and returns its output.
+func run(t *testing.T, ext *s3test.Service, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(lathe, args...)
-	cmd.Env = env(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	cmd.Env = env(t, ext)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("lathe %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return string(out)
 }
 
 func freeAddr(t *testing.T) string {
@@ -149,14 +161,18 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// serveNode starts `lathe serve` with args on a data dir holding Stories260K and waits until it is
-// healthy; it returns its address.
-func serveNode(t *testing.T, name string, args ...string) string {
+// serveNode starts `lathe serve` with args and waits until it is healthy; it returns its address.
+// Its data dir holds Stories260K, unless ext has the fleet's copy.
+func serveNode(t *testing.T, ext *s3test.Service, name string, args ...string) string {
 	t.Helper()
 	dataDir := t.TempDir()
-	run(t, "models", "import", model, "--name", "Stories260K", "--data-dir", dataDir)
+	if ext == nil {
+		run(t, nil, "models", "import", model, "--name", "Stories260K", "--data-dir", dataDir)
+	} else {
+		args = append(args, "--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
+	}
 	addr := freeAddr(t)
-	p := start(t, name, append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, args...)...)
+	p := start(t, ext, name, append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, args...)...)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/_lathe/health")
@@ -178,13 +194,20 @@ func serveNode(t *testing.T, name string, args ...string) string {
 	}
 }
 
-// startWorker starts `lathe worker` on a data dir of its own holding Stories260K and returns it
-// with its worker id (read from its first log line).
-func startWorker(t *testing.T, name, database, s3Endpoint string) (*proc, string) {
+// startWorker starts `lathe worker` on a data dir of its own and returns it with its worker id
+// (read from its first log line). Without ext, it uses the API node's embedded S3 at s3Endpoint and
+// its data dir holds Stories260K; with ext, the model comes from the fleet's copy there.
+func startWorker(t *testing.T, ext *s3test.Service, name, database, s3Endpoint string) (*proc, string) {
 	t.Helper()
 	dataDir := t.TempDir()
-	run(t, "models", "import", model, "--name", "Stories260K", "--data-dir", dataDir)
-	p := start(t, name, "worker", "--database", database, "--s3-endpoint", s3Endpoint, "--data-dir", dataDir, "--lease", "2s")
+	args := []string{"worker", "--database", database, "--data-dir", dataDir, "--lease", "2s"}
+	if ext == nil {
+		run(t, nil, "models", "import", model, "--name", "Stories260K", "--data-dir", dataDir)
+		args = append(args, "--s3-endpoint", s3Endpoint)
+	} else {
+		args = append(args, "--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
+	}
+	p := start(t, ext, name, args...)
 	owner := regexp.MustCompile(`msg="lathe worker is running" worker=(\S+)`)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -343,17 +366,40 @@ func metricsOf(d *sagemaker.DescribeAutoMLJobV2Output) map[string]float64 {
 	return m
 }
 
-// Several jobs on a fleet (PostgreSQL, an API node with no worker, three `lathe worker`s), two of
-// the workers killed with SIGKILL in the middle of training and a third stalled (SIGSTOP) past its
-// lease, then woken: every job is Completed exactly once, the interrupted jobs resume on another
-// worker from their checkpoint, the stalled worker gives its job up, and every job's metrics, model
-// and training log equal those of the same job run by a single `lathe serve`; a stop reaches a job
-// on a worker through the database alone.
-func TestFleetSurvivesKilledWorkers(t *testing.T) {
+// The fleet on the S3 of its API node: PostgreSQL, one API node (`lathe serve --workers 0`) whose
+// embedded S3 the three `lathe worker`s use with its root keys, six jobs.
+func TestFleetOnTheAPINodesS3(t *testing.T) {
+	testFleet(t, nil, 1, 6)
+}
+
+// The fleet on an external S3 (versitygw): PostgreSQL, two API nodes (`lathe serve --workers 0
+// --s3-endpoint`), three `lathe worker`s, the base model imported once into the fleet's copy on
+// that S3, twelve jobs submitted through both API nodes.
+func TestFleetOnExternalS3(t *testing.T) {
+	ext := s3test.VersityGW(t)
+	out := run(t, &ext, "models", "import", model, "--name", "Stories260K", "--data-dir", t.TempDir(),
+		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
+	if !strings.Contains(out, "published Stories260K") {
+		t.Fatalf("models import --s3-endpoint did not publish:\n%s", out)
+	}
+	testFleet(t, &ext, 2, 12)
+}
+
+// testFleet submits jobs to a fleet (PostgreSQL, apiNodes API nodes with no worker, three `lathe
+// worker`s), kills two of the workers with SIGKILL in the middle of training and stalls a third
+// (SIGSTOP) past its lease, then wakes it: every job is Completed exactly once, the interrupted jobs
+// resume on another worker from their checkpoint, the stalled worker gives its job up, every job's
+// metrics, model and training log equal those of the same job run by a single `lathe serve`, and
+// every API node describes every job the same; a stop reaches a job on a worker through the database
+// alone. ext is the external S3 of the fleet; nil uses the first API node's embedded S3.
+func testFleet(t *testing.T, ext *s3test.Service, apiNodes, jobs int) {
 	ctx := context.Background()
+	if ext == nil && apiNodes != 1 {
+		t.Fatal("API nodes share objects only on an external S3")
+	}
 
 	// The reference: the same job on one process with SQLite and its embedded S3.
-	single := clientsOf(serveNode(t, "single"))
+	single := clientsOf(serveNode(t, nil, "single"))
 	putDataset(t, single)
 	if err := createJob(ctx, single, "ref", epochs, "2"); err != nil {
 		t.Fatal(err)
@@ -369,8 +415,13 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 
 	// The fleet.
 	database := pgtest.Shared(t).NewDatabase(t)
-	api := serveNode(t, "api", "--database", database, "--workers", "0")
-	fleet := clientsOf(api)
+	var apis []string
+	var nodes []clients
+	for i := range apiNodes {
+		apis = append(apis, serveNode(t, ext, fmt.Sprintf("api-%d", i+1), "--database", database, "--workers", "0"))
+		nodes = append(nodes, clientsOf(apis[i]))
+	}
+	fleet := nodes[0]
 	putDataset(t, fleet)
 	st, err := postgres.Open(ctx, database)
 	if err != nil {
@@ -380,7 +431,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 	workers := map[string]*proc{} // by worker id
 	var logs []string
 	addWorker := func(name string) {
-		p, id := startWorker(t, name, database, "http://"+api)
+		p, id := startWorker(t, ext, name, database, "http://"+apis[0])
 		workers[id] = p
 		logs = append(logs, p.log)
 	}
@@ -388,7 +439,6 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 		addWorker(fmt.Sprintf("worker-%d", i+1))
 	}
 
-	const jobs = 6
 	names := make([]string, jobs)
 	var wg sync.WaitGroup
 	errs := make(chan error, jobs)
@@ -397,7 +447,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- createJob(ctx, fleet, names[i], epochs, "2")
+			errs <- createJob(ctx, nodes[i%len(nodes)], names[i], epochs, "2")
 		}()
 	}
 	wg.Wait()
@@ -454,7 +504,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 
 	// A worker that stalls past its lease (SIGSTOP: a long pause, a partition) loses its job to an
 	// idle worker and, woken (SIGCONT), writes nothing more of it: its writes are fenced off.
-	if err := createJob(ctx, fleet, "fleet-stalled", epochs, "2"); err != nil {
+	if err := createJob(ctx, nodes[len(nodes)-1], "fleet-stalled", epochs, "2"); err != nil {
 		t.Fatal(err)
 	}
 	var stalledID string
@@ -513,7 +563,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 
 	// A stop reaches a job on a worker: the API node runs no job, so it goes through the database.
 	// (The longest job the API takes: ten epochs of one example a step, twenty seconds or so.)
-	if err := createJob(ctx, fleet, "fleet-stopped", "10", "1"); err != nil {
+	if err := createJob(ctx, nodes[len(nodes)-1], "fleet-stopped", "10", "1"); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(3 * time.Minute)
@@ -543,6 +593,16 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 		if d.AutoMLJobStatus != types.AutoMLJobStatusCompleted || d.AutoMLJobSecondaryStatus != types.AutoMLJobSecondaryStatusCompleted {
 			t.Errorf("%s ended %s/%s: %s", n, d.AutoMLJobStatus, d.AutoMLJobSecondaryStatus, aws.ToString(d.FailureReason))
 			continue
+		}
+		for i, node := range nodes[1:] {
+			other, err := node.sm.DescribeAutoMLJobV2(ctx, &sagemaker.DescribeAutoMLJobV2Input{AutoMLJobName: aws.String(n)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.ResultMetadata, other.ResultMetadata = middleware.Metadata{}, middleware.Metadata{}
+			if !reflect.DeepEqual(d, other) {
+				t.Errorf("%s: API nodes 1 and %d describe it differently:\n%+v\n%+v", n, i+2, d, other)
+			}
 		}
 		if got, want := metricsOf(d), metricsOf(ref); len(want) == 0 || !maps.Equal(got, want) {
 			t.Errorf("%s metrics %v, the single-process run's %v", n, got, want)
@@ -605,12 +665,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 	}
 	// The registry lists the live workers, idle now, and the killed ones with their last heartbeat
 	// (they could not say goodbye).
-	cmd := exec.Command(lathe, "workers", "list", "--database", database)
-	cmd.Env = env(t)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("lathe workers list: %v\n%s", err, out)
-	}
+	out := run(t, ext, "workers", "list", "--database", database)
 	rows := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
 		f := strings.Fields(line)
@@ -630,7 +685,7 @@ func TestFleetSurvivesKilledWorkers(t *testing.T) {
 		t.Errorf("lathe workers list has %d workers, want %d live and %d killed:\n%s", len(rows), len(workers), len(dead), out)
 	}
 	t.Logf("lathe workers list:\n%s", out)
-	t.Logf("%d jobs completed on the fleet: 2 workers killed mid-training, 1 stalled past its lease and fenced off (%v); one job stopped on a worker", len(names), killed)
+	t.Logf("%d jobs submitted through %d API node(s) completed on the fleet: 2 workers killed mid-training, 1 stalled past its lease and fenced off (%v); one job stopped on a worker", len(names), apiNodes, killed)
 }
 
 func jsonEqual(a, b any) bool {
