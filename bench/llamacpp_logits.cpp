@@ -32,6 +32,9 @@ int main(int argc, char **argv) {
 	}
 	llama_context_params cp = llama_context_default_params();
 	cp.n_ctx = 512; cp.n_batch = 512; cp.n_ubatch = 512; cp.n_threads = 2; cp.n_threads_batch = 2;
+	// A float32 KV cache: its default float16 would round every key and value (about 5e-4 of the logits).
+	cp.type_k = GGML_TYPE_F32; cp.type_v = GGML_TYPE_F32;
+	cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED; // its CPU kernel takes Q in float16
 	llama_context *ctx = llama_init_from_model(model, cp);
 	if (!ctx) { fprintf(stderr, "context failed\n"); return 1; }
 	const int V = llama_vocab_n_tokens(llama_model_get_vocab(model));

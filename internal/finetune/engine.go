@@ -231,7 +231,7 @@ func (e *engineModel) Export(dir, adapterDir string) (bool, error) {
 	if err := e.tok.WriteHF(dir); err != nil {
 		return false, fmt.Errorf("write tokenizer: %w", err)
 	}
-	meta, err := e.tok.GGUFMetadata()
+	meta, err := e.tok.GGUFMetadataFor(e.m.Config().Vocab)
 	if err != nil {
 		return false, fmt.Errorf("tokenizer metadata: %w", err)
 	}

@@ -208,7 +208,7 @@ func (s *seq2seqModel) Export(dir, adapterDir string) (bool, error) {
 	// model.gguf for llama.cpp, whose t5 buckets assume T5's default maximum distance (every released
 	// T5 and Flan-T5 uses it).
 	if s.m.Config().MaxDistance == 128 {
-		meta, err := s.tok.GGUFMetadata()
+		meta, err := s.tok.GGUFMetadataFor(s.m.Config().Vocab)
 		if err != nil {
 			return false, fmt.Errorf("tokenizer metadata: %w", err)
 		}

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lathe-ml/lathe/llm/format/gguf"
@@ -103,7 +104,44 @@ func FromGGUF(md *gguf.Metadata) (*Tokenizer, error) {
 
 // GGUFMetadata returns the tokenizer as GGUF metadata (tokenizer.ggml.* and
 // tokenizer.chat_template), for writing a model loaded from Hugging Face files into GGUF.
-func (t *Tokenizer) GGUFMetadata() ([]gguf.KV, error) {
+func (t *Tokenizer) GGUFMetadata() ([]gguf.KV, error) { return t.GGUFMetadataFor(0) }
+
+// GGUFMetadataFor is GGUFMetadata for a model whose embedding has vocab rows: llama.cpp requires as
+// many tokens as rows, so a tokenizer with fewer (Flan-T5's 32,100 for 32,128 rows, Pythia's 50,277
+// for 50,304) is padded with unused tokens "[PAD<id>]", as llama.cpp's converter pads it.
+func (t *Tokenizer) GGUFMetadataFor(vocab int) ([]gguf.KV, error) {
+	kvs, err := t.ggufMetadata()
+	if err != nil || vocab <= len(t.tokens) {
+		return kvs, err
+	}
+	for i, kv := range kvs {
+		switch v := kv.Value.(type) {
+		case []string: // tokenizer.ggml.tokens
+			if kv.Key == "tokenizer.ggml.tokens" {
+				padded := slices.Clone(v)
+				for id := len(v); id < vocab; id++ {
+					padded = append(padded, fmt.Sprintf("[PAD%d]", id))
+				}
+				kvs[i].Value = padded
+			}
+		case []int32: // tokenizer.ggml.token_type
+			padded := slices.Clone(v)
+			for len(padded) < vocab {
+				padded = append(padded, int32(TypeUnused))
+			}
+			kvs[i].Value = padded
+		case []float32: // tokenizer.ggml.scores
+			padded := slices.Clone(v)
+			for len(padded) < vocab {
+				padded = append(padded, -1000)
+			}
+			kvs[i].Value = padded
+		}
+	}
+	return kvs, nil
+}
+
+func (t *Tokenizer) ggufMetadata() ([]gguf.KV, error) {
 	types := make([]int32, len(t.types))
 	for i, v := range t.types {
 		types[i] = int32(v)
