@@ -15,6 +15,7 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/metrics"
 	"github.com/lathe-ml/lathe/internal/modelstore"
 	"github.com/lathe-ml/lathe/internal/store/storeopen"
@@ -46,7 +47,8 @@ embedded S3 (http://API-NODE:PORT with its root or an IAM user's keys). Its cred
 the standard AWS chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_REGION (default
 LATHE_REGION, us-east-1). Base models come from the worker's data dir (lathe models import|pull
 --data-dir DIR), or from the fleet's copy on that S3 (lathe models import --s3-endpoint URL), which
-each worker caches in its data dir. Jobs that ask for an endpoint end Completed / ModelDeploymentError
+each worker caches in its data dir. LATHE_REGION and LATHE_ACCOUNT_ID must be the API nodes': a job
+runs as its execution role (the IAM of the shared database), with its KMS keys. Jobs that ask for an endpoint end Completed / ModelDeploymentError
 on a worker (endpoints are served by the process that trains them); run those on an API node with
 --workers 1 or more.`,
 		Args: cobra.NoArgs,
@@ -82,6 +84,11 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	case f.lease < time.Second:
 		return fmt.Errorf("--lease must be at least 1s, got %s", f.lease)
 	}
+	region := envOr("LATHE_REGION", "us-east-1")
+	account := envOr("LATHE_ACCOUNT_ID", "000000000000")
+	if !accountIDPattern.MatchString(account) {
+		return fmt.Errorf("LATHE_ACCOUNT_ID must be 12 digits, got %q", account)
+	}
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -99,8 +106,20 @@ func runWorker(ctx context.Context, f workerFlags) error {
 		return fmt.Errorf("open model store: %w", err)
 	}
 	bases := newBaseModels(models, objects, f.s3Endpoint, f.modelsBucket, logger)
+	// The fleet's IAM (users, roles, policies) lives in the same database: each job runs as its
+	// execution role, with its KMS keys, as on an API node that runs jobs.
+	iamStore, err := openIAMStore(ctx, f.database, f.dataDir)
+	if err != nil {
+		return fmt.Errorf("open iam store: %w", err)
+	}
+	defer iamStore.Close()
+	iamSvc, err := iam.New(iam.Config{Store: iamStore, AccountID: account, Logger: logger})
+	if err != nil {
+		return err
+	}
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger}
-	w := worker.New(st, exec, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Registry: st, Logger: logger})
+	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: "jumpstart-cache-prod-" + region}
+	w := worker.New(st, jobs, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Registry: st, Logger: logger})
 	if f.metricsAddr != "" {
 		bound, stopMetrics, err := serveMetrics(f.metricsAddr, metrics.New(st, logger), logger)
 		if err != nil {

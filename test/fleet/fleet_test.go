@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
@@ -230,12 +231,17 @@ type clients struct {
 	s3 *s3.Client
 }
 
-func clientsOf(addr string) clients {
-	cfg := aws.Config{
+// clientsConfig is the SDK configuration of Lathe's root.
+func clientsConfig() aws.Config {
+	return aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 		HTTPClient:  awshttp.NewBuildableClient(),
 	}
+}
+
+func clientsOf(addr string) clients {
+	cfg := clientsConfig()
 	return clients{
 		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + addr) }),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String("http://" + addr); o.UsePathStyle = true }),
@@ -263,7 +269,12 @@ func putDataset(t *testing.T, c clients) {
 }
 
 func createJob(ctx context.Context, c clients, name, epochs, batch string) error {
-	_, err := c.sm.CreateAutoMLJobV2(ctx, &sagemaker.CreateAutoMLJobV2Input{
+	_, err := c.sm.CreateAutoMLJobV2(ctx, jobInput(name, epochs, batch))
+	return err
+}
+
+func jobInput(name, epochs, batch string) *sagemaker.CreateAutoMLJobV2Input {
+	return &sagemaker.CreateAutoMLJobV2Input{
 		AutoMLJobName: aws.String(name),
 		AutoMLJobInputDataConfig: []types.AutoMLJobChannel{{ChannelType: types.AutoMLChannelTypeTraining,
 			DataSource: &types.AutoMLDataSource{S3DataSource: &types.AutoMLS3DataSource{S3DataType: types.AutoMLS3DataTypeS3Prefix,
@@ -274,8 +285,7 @@ func createJob(ctx context.Context, c clients, name, epochs, batch string) error
 				"learningRateWarmupSteps": "2"}}},
 		OutputDataConfig: &types.AutoMLOutputDataConfig{S3OutputPath: aws.String("s3://tuning/out/")},
 		RoleArn:          aws.String("arn:aws:iam::123456789012:role/r"),
-	})
-	return err
+	}
 }
 
 const epochs = "6"
@@ -560,6 +570,32 @@ func testFleet(t *testing.T, ext *s3test.Service, apiNodes, jobs int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	names = append(names, "fleet-stalled")
+
+	// A job runs on a worker as its execution role, from the IAM the API nodes share in the
+	// database: a role that may read the dataset but not write the output fails the job there.
+	admin := awsiam.NewFromConfig(clientsConfig(), func(o *awsiam.Options) { o.BaseEndpoint = aws.String("http://" + apis[0]) })
+	role, err := admin.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("reader"), AssumeRolePolicyDocument: aws.String(
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("reader"), PolicyName: aws.String("read"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],
+		"Resource":["arn:aws:s3:::tuning","arn:aws:s3:::tuning/*","arn:aws:s3:::jumpstart-cache-prod-us-east-1","arn:aws:s3:::jumpstart-cache-prod-us-east-1/*"]}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	denied := jobInput("fleet-denied", epochs, "2")
+	denied.RoleArn = role.Role.Arn
+	if _, err := nodes[len(nodes)-1].sm.CreateAutoMLJobV2(ctx, denied); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitEnded(t, fleet, "fleet-denied", time.Minute); d.AutoMLJobStatus != types.AutoMLJobStatusFailed ||
+		!strings.Contains(aws.ToString(d.FailureReason), "s3:PutObject") || !strings.Contains(aws.ToString(d.FailureReason), "tuning/out/fleet-denied/") {
+		t.Fatalf("job of a read-only role ended %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))
+	}
+	if j, err := st.GetJob(ctx, "fleet-denied"); err != nil || j.Attempts != 1 {
+		t.Fatalf("the denied job: %+v, %v", j, err)
+	}
 
 	// A stop reaches a job on a worker: the API node runs no job, so it goes through the database.
 	// (The longest job the API takes: ten epochs of one example a step, twenty seconds or so.)
