@@ -26,7 +26,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCommand(), workerCommand(), workersCommand(), credentialsCommand(), jobsCommand(), modelsCommand())
-	root.AddCommand(finetuneCommand(), generateCommand(), benchCommand())
+	root.AddCommand(finetuneCommand(), generateCommand(), benchCommand(), auditCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lathe:", err)
 		os.Exit(1)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lathe-ml/lathe/internal/audit"
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/console"
@@ -115,6 +116,11 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	if err != nil {
 		return err
 	}
+	auditLog, err := audit.Open(filepath.Join(dataDir, "audit"), auditMaxSize, auditKeep)
+	if err != nil {
+		return err
+	}
+	defer auditLog.Close()
 	models, err := modelstore.OpenDataDir(dataDir)
 	if err != nil {
 		return fmt.Errorf("open model store: %w", err)
@@ -186,7 +192,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	prom := metrics.New(st, logger)
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
 		Metrics: prom.Handler(), Observe: func(i server.RequestInfo) { prom.Observe(metrics.Request(i)) },
-		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, KMS: kmsSvc, ResourceTags: resourceTags(st),
+		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, KMS: kmsSvc, Audit: auditLog, ResourceTags: resourceTags(st),
 		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
 		Console: console.Handler(console.Config{Region: region, AccountID: account, ModelStore: models, Logger: logger})})
 	if err != nil {

@@ -162,6 +162,7 @@ func (s *server) authorize(r *http.Request, p *iam.Principal, action, resource s
 	if err != nil {
 		return "", err
 	}
+	noteDecision(r.Context(), p, action, resource, d)
 	if d.Allowed {
 		return "", nil
 	}

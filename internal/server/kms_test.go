@@ -15,6 +15,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/lathe-ml/lathe/internal/audit"
 	"github.com/lathe-ml/lathe/internal/iam"
 	iamsqlite "github.com/lathe-ml/lathe/internal/iam/sqlite"
 	"github.com/lathe-ml/lathe/internal/kms"
@@ -28,6 +29,7 @@ type kmsServer struct {
 	kms       *kms.Service
 	kmsOffset atomic.Int64
 	dataDir   string // the embedded S3's directory
+	auditDir  string
 }
 
 func startKMSServer(t *testing.T) *kmsServer {
@@ -57,10 +59,17 @@ func startKMSServer(t *testing.T) *kmsServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ks.auditDir = t.TempDir()
+	auditLog, err := audit.Open(ks.auditDir, 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auditLog.Close() })
 	ks.testServer = startServer(t, false, func(cfg *Config) {
 		cfg.IAM = svc
 		cfg.KMS = ks.kms
 		cfg.S3 = objects
+		cfg.Audit = auditLog
 	})
 	return ks
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lathe-ml/lathe/internal/audit"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/kms"
 	"github.com/lathe-ml/lathe/internal/sigv4"
@@ -55,6 +56,9 @@ type Config struct {
 	// ResourceTags, when set, returns the tags of a SageMaker resource by ARN, for aws:ResourceTag
 	// conditions.
 	ResourceTags func(ctx context.Context, arn string) (map[string]string, error)
+
+	// Audit, when set, receives one line per request (audit.go).
+	Audit *audit.Log
 
 	// KMS, when set, serves KMS (JSON 1.1, X-Amz-Target TrentService.*) on the port; S3's SSE-KMS
 	// uses the same keys (see kms.go).
@@ -161,6 +165,7 @@ func withCaller(r *http.Request, res *sigv4.Result) *http.Request {
 	if c := connFrom(r.Context()); c != nil {
 		c.authenticate()
 	}
+	markAuthenticated(r.Context())
 	return r.WithContext(context.WithValue(r.Context(), callerKey, res))
 }
 
@@ -214,6 +219,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if which == apiS3 {
 		w.Header().Set("x-amz-request-id", id)
 	}
+	r = s.startAudit(r, which)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -226,6 +232,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.logAccess(r, rec, which, start)
 		s.observe(r, rec, which, start)
+		s.writeAudit(r, rec, which)
 	}()
 	switch which {
 	case apiLathe:
