@@ -45,3 +45,7 @@ func jobAuthorizer(svc *iam.Service) func(ctx context.Context, runAs, action, re
 		return d.Message, nil
 	}
 }
+
+// jumpStartBucket is the bucket SageMaker keeps JumpStart's models in, in region: Lathe serves its
+// model store under this name.
+func jumpStartBucket(region string) string { return "jumpstart-cache-prod-" + region }

@@ -210,6 +210,34 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 		t.Fatalf("job without the JumpStart statement: %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))
 	}
 
+	// The model store is the JumpStart bucket: readable with the guide's statement, never writable.
+	jsReader := s3.NewFromConfig(e.user(t, "js-reader", jumpStartPolicy), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String("http://" + e.addr)
+		o.UsePathStyle = true
+	})
+	js := aws.String("jumpstart-cache-prod-us-east-1")
+	models, err := jsReader.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: js, Prefix: aws.String("Stories260K/")})
+	if err != nil || len(models.Contents) == 0 {
+		t.Fatalf("list the JumpStart bucket: %+v %v", models, err)
+	}
+	var gguf string
+	for _, o := range models.Contents {
+		if strings.HasSuffix(aws.ToString(o.Key), ".gguf") {
+			gguf = aws.ToString(o.Key)
+		}
+	}
+	want, err := os.ReadFile("../../../shared/models/stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readObject(t, jsReader, "jumpstart-cache-prod-us-east-1", gguf); !bytes.Equal(got, want) {
+		t.Fatalf("GetObject %s from the JumpStart bucket: %d bytes, the imported file has %d", gguf, len(got), len(want))
+	}
+	_, err = e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: js, Key: aws.String("Stories260K/x"), Body: strings.NewReader("x")})
+	wantAPIError(t, err, "AccessDenied", "Access Denied")
+	_, err = jsReader.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("tuning"), Key: aws.String("train/data.csv")})
+	wantAPIError(t, err, "AccessDenied", "s3:GetObject")
+
 	// Every artifact is SSE-KMS under the key, and its bytes on disk are not the plaintext.
 	list, err := e.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("tuning"), Prefix: aws.String("out/moo/")})
 	if err != nil || len(list.Contents) < 4 {

@@ -142,6 +142,9 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 		ln.Close()
 		return err
 	}
+	// The model store is also the JumpStart bucket, read-only: IAM policies on it decide who reads
+	// base models, as the guide's execution-role statement does on SageMaker.
+	s3h = s3api.WithReadOnlyBucket(s3h, jumpStartBucket(region), models.Dir())
 	// Base models: the data dir's store, and the fleet's copy on the external S3 behind it.
 	bases := newBaseModels(models, objects, s3Endpoint, modelsBucket, logger)
 	// Endpoints load their models in the background (from the S3 API above once it serves).
@@ -154,7 +157,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
 	// Each job reads and writes as its execution role, with its KMS keys.
-	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: "jumpstart-cache-prod-" + region}
+	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: jumpStartBucket(region)}
 	w := worker.New(st, jobs, worker.Options{Logger: logger, Concurrency: workers, Registry: st})
 	// With --workers 0 no job runs here: other processes find new jobs and stops by polling.
 	var notifier automl.Notifier
