@@ -445,10 +445,7 @@ func t5BenchStep(c model.Config, tc train.Config, batch, seq int, rng *rand.Rand
 	if err != nil {
 		return nil, 0, err
 	}
-	var params int64
-	for _, t := range m.Tensors() {
-		params += int64(len(t.Data))
-	}
+	params := m.NumParams()
 	te, td := max(1, seq/2), max(1, seq-seq/2)
 	examples := make([]t5.Example, batch)
 	step := func() (train.StepResult, error) {

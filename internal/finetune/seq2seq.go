@@ -30,7 +30,6 @@ type seq2seqModel struct {
 	m     *t5.Model
 	tok   *tokenizer.Tokenizer
 	entry catalog.Model
-	src   string // the checkpoint directory: its config.json is the export's
 }
 
 // loadSeq2Seq opens a T5 checkpoint directory with its tokenizer (tokenizer.json, or spiece.model).
@@ -46,16 +45,10 @@ func loadSeq2Seq(dir string, entry catalog.Model) (*seq2seqModel, error) {
 	if c := m.Config(); tok.VocabSize() > c.Vocab {
 		return nil, fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary %d", tok.VocabSize(), c.Vocab)
 	}
-	return &seq2seqModel{m: m, tok: tok, entry: entry, src: dir}, nil
+	return &seq2seqModel{m: m, tok: tok, entry: entry}, nil
 }
 
-func (s *seq2seqModel) Params() int64 {
-	var n int64
-	for _, t := range s.m.Tensors() {
-		n += int64(len(t.Data))
-	}
-	return n
-}
+func (s *seq2seqModel) Params() int64 { return s.m.NumParams() }
 
 func (s *seq2seqModel) ContextLen() int { return seq2seqContextLen }
 

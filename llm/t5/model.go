@@ -213,3 +213,10 @@ func (m *Model) Logits(b Batch) ([]float32, error) {
 	}
 	return m.n.logits(&b), nil
 }
+
+// NumParams is the number of weights, counted by shape (a base frozen in bfloat16 included).
+func (m *Model) NumParams() int64 {
+	var n int64
+	m.n.w.visit(m.n.cfg, func(_ string, shape []int, _ Kind, _ *[]float32) { n += int64(numel(shape)) })
+	return n
+}
