@@ -132,12 +132,19 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 		if len(e.DataOffsets) != 2 {
 			return nil, fmt.Errorf("tensor %s: data_offsets must be [begin, end]", name)
 		}
+		// A shape with a zero dimension holds nothing, however large its other dimensions: only
+		// the others of a non-empty shape are bounded by the data (a [1, 0] tensor in a file with
+		// no data bytes reads).
+		empty := false
+		for _, d := range e.Shape {
+			empty = empty || d == 0
+		}
 		elems := int64(1)
 		for _, d := range e.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %s: negative dimension in shape %v", name, e.Shape)
 			}
-			if d > 0 && elems > dataSize/int64(d) {
+			if !empty && elems > dataSize/int64(d) {
 				return nil, fmt.Errorf("tensor %s: shape %v holds more values than the file has bytes", name, e.Shape)
 			}
 			elems *= int64(d)
@@ -190,10 +197,20 @@ func (f *File) Raw(name string) ([]byte, error) {
 		return nil, fmt.Errorf("safetensors: no tensor %q", name)
 	}
 	buf := make([]byte, t.End-t.Begin)
-	if _, err := f.r.ReadAt(buf, f.dataOffset+t.Begin); err != nil {
+	if err := f.readAt(buf, f.dataOffset+t.Begin); err != nil {
 		return nil, fmt.Errorf("safetensors: read tensor %s: %w", name, err)
 	}
 	return buf, nil
+}
+
+// readAt fills buf from off. An empty tensor reads nothing: an io.ReaderAt may answer io.EOF to
+// an empty read at the end of its data (bytes.Reader does), where the tensor is still fine.
+func (f *File) readAt(buf []byte, off int64) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	_, err := f.r.ReadAt(buf, off)
+	return err
 }
 
 // Float32 returns the tensor's values as float32 in row-major order, widening F16 and BF16.
@@ -206,7 +223,7 @@ func (f *File) Float32(name string) ([]float32, error) {
 	switch t.DType {
 	case F32:
 		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(out)*4)
-		if _, err := f.r.ReadAt(b, f.dataOffset+t.Begin); err != nil {
+		if err := f.readAt(b, f.dataOffset+t.Begin); err != nil {
 			return nil, fmt.Errorf("safetensors: read tensor %s: %w", name, err)
 		}
 		if !littleEndianHost {
