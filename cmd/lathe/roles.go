@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/lathe-ml/lathe/internal/audit"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/iam/policy"
 	"github.com/lathe-ml/lathe/internal/server"
@@ -15,13 +18,21 @@ import (
 func executionRole(svc *iam.Service, requireRoles bool) func(ctx context.Context, roleARN string) (string, error) {
 	return func(ctx context.Context, roleARN string) (string, error) {
 		p, c := server.Principal(ctx)
-		return svc.ExecutionRole(ctx, p, roleARN, requireRoles, c)
+		return svc.ExecutionRole(ctx, p, roleARN, requireRoles, c, func(p *iam.Principal, action, resource string, d iam.Decision) {
+			server.NoteDecision(ctx, p, action, resource, d)
+		})
 	}
 }
 
 // jobAuthorizer is finetune.Guard's Authorize: the job's principal's policies and the bucket's
 // policy, evaluated as for a request the principal signed.
 func jobAuthorizer(svc *iam.Service) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
+	return auditedJobAuthorizer(svc, nil)
+}
+
+// auditedJobAuthorizer is jobAuthorizer that also writes each decision to the audit log (api
+// "job": the S3 calls a job makes as its role).
+func auditedJobAuthorizer(svc *iam.Service, log *audit.Log) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
 	return func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
 		p, err := svc.RunAs(ctx, runAs)
 		if err != nil || p == nil {
@@ -39,8 +50,22 @@ func jobAuthorizer(svc *iam.Service) func(ctx context.Context, runAs, action, re
 			bp, _ = policy.Parse([]byte(doc), policy.Resource)
 		}
 		d, err := svc.Authorize(ctx, iam.Request{Principal: p, Action: action, Resource: resource, Context: c, ResourcePolicy: bp})
-		if err != nil || d.Allowed {
+		if err != nil {
 			return "", err
+		}
+		if log != nil {
+			ev := audit.Event{Time: time.Now().UTC(), Principal: p.ARN, API: "job", Action: action, Resource: resource,
+				Allowed: d.Allowed, Decision: d.Result.Decision.String(), Policy: d.Result.Policy}
+			if st := d.Result.Statement; st != nil {
+				ev.Statement = st.Sid
+				if ev.Statement == "" {
+					ev.Statement = "#" + strconv.Itoa(st.Index)
+				}
+			}
+			_ = log.Write(ev) // the log's own failures are the server's to report, not the job's
+		}
+		if d.Allowed {
+			return "", nil
 		}
 		return d.Message, nil
 	}

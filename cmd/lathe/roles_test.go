@@ -260,6 +260,22 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 		t.Fatalf("metrics.json: %d bytes read back, on disk %d bytes that hold its plaintext", len(metrics), len(raw))
 	}
 
+	// The audit trail has the PassRole refusal and the S3 calls the jobs made as their roles.
+	auditLines, err := os.ReadFile(filepath.Join(e.dataDir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"principal":"arn:aws:iam::` + rolesAccount + `:user/nopass","accessKeyId":`,
+		`"action":"iam:PassRole","resource":"` + trainer + `","allowed":false,"decision":"ImplicitDeny"`,
+		`"principal":"arn:aws:sts::` + rolesAccount + `:assumed-role/trainer/SageMaker","api":"job","action":"s3:PutObject","resource":"arn:aws:s3:::tuning/out/moo/metrics.json","allowed":true,"decision":"Allow","policy":"role/trainer/p0"`,
+		`"principal":"arn:aws:sts::` + rolesAccount + `:assumed-role/no-input/SageMaker","api":"job","action":"s3:ListBucket","resource":"arn:aws:s3:::tuning","allowed":false,"decision":"ImplicitDeny"`,
+	} {
+		if !bytes.Contains(auditLines, []byte(want)) {
+			t.Errorf("the audit log has no line with %s", want)
+		}
+	}
+
 	// A disabled key makes the artifacts unreadable, even to the root.
 	if _, err := e.kms.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: aws.String(keyARN)}); err != nil {
 		t.Fatal(err)

@@ -23,8 +23,10 @@ const ExecSessionName = "SageMaker"
 // iam:PassRole on it (AccessDeniedException otherwise); the job then runs as the role. A role
 // that does not exist is refused when requireRoles is set, with SageMaker's words; otherwise the
 // job runs with p's own permissions (p's ARN, or the role of an assumed-role session; "" for the
-// root, which may do everything). c is the request's condition keys.
-func (s *Service) ExecutionRole(ctx context.Context, p *Principal, roleARN string, requireRoles bool, c policy.Context) (string, error) {
+// root, which may do everything). c is the request's condition keys; note, when not nil, hears the
+// iam:PassRole decision (for the audit trail).
+func (s *Service) ExecutionRole(ctx context.Context, p *Principal, roleARN string, requireRoles bool, c policy.Context,
+	note func(p *Principal, action, resource string, d Decision)) (string, error) {
 	cannotAssume := awserr.Validation("Could not assume role %s. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", roleARN)
 	role, err := s.lookupRole(ctx, roleARN)
 	if errors.Is(err, ErrNotFound) {
@@ -54,6 +56,9 @@ func (s *Service) ExecutionRole(ctx context.Context, p *Principal, roleARN strin
 		d, err := s.Authorize(ctx, Request{Principal: p, Action: "iam:PassRole", Resource: roleARN, Context: c})
 		if err != nil {
 			return "", err
+		}
+		if note != nil {
+			note(p, "iam:PassRole", roleARN, d)
 		}
 		if !d.Allowed {
 			return "", awserr.New(http.StatusBadRequest, "AccessDeniedException", "%s", d.Message)

@@ -39,6 +39,12 @@ func (s *server) startAudit(r *http.Request, which api) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), auditKey{}, &auditEntry{}))
 }
 
+// NoteDecision records, for the audit line of the request being served (ctx), an authorization
+// made outside the front door (iam:PassRole of an execution role).
+func NoteDecision(ctx context.Context, p *iam.Principal, action, resource string, d iam.Decision) {
+	noteDecision(ctx, p, action, resource, d)
+}
+
 // noteDecision records an authorization of the request being served.
 func noteDecision(ctx context.Context, p *iam.Principal, action, resource string, d iam.Decision) {
 	e, _ := ctx.Value(auditKey{}).(*auditEntry)
