@@ -9,6 +9,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/audit"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/iam/policy"
+	"github.com/lathe-ml/lathe/internal/kms"
 	"github.com/lathe-ml/lathe/internal/server"
 )
 
@@ -27,12 +28,13 @@ func executionRole(svc *iam.Service, requireRoles bool) func(ctx context.Context
 // jobAuthorizer is finetune.Guard's Authorize: the job's principal's policies and the bucket's
 // policy, evaluated as for a request the principal signed.
 func jobAuthorizer(svc *iam.Service) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
-	return auditedJobAuthorizer(svc, nil)
+	return auditedJobAuthorizer(svc, nil, nil)
 }
 
 // auditedJobAuthorizer is jobAuthorizer that also writes each decision to the audit log (api
-// "job": the S3 calls a job makes as its role).
-func auditedJobAuthorizer(svc *iam.Service, log *audit.Log) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
+// "job": the S3 calls a job makes as its role) and evaluates the KMS key policy of the keys the
+// job encrypts with.
+func auditedJobAuthorizer(svc *iam.Service, log *audit.Log, keys *kms.Service) func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
 	return func(ctx context.Context, runAs, action, resource, prefix string) (string, error) {
 		p, err := svc.RunAs(ctx, runAs)
 		if err != nil || p == nil {
@@ -43,11 +45,19 @@ func auditedJobAuthorizer(svc *iam.Service, log *audit.Log) func(ctx context.Con
 			c.Set("s3:prefix", prefix)
 		}
 		var bp *policy.Policy
-		bucket, _, _ := strings.Cut(strings.TrimPrefix(resource, "arn:aws:s3:::"), "/")
-		if doc, ok, err := svc.BucketPolicy(ctx, bucket); err != nil {
-			return "", err
-		} else if ok {
-			bp, _ = policy.Parse([]byte(doc), policy.Resource)
+		if strings.HasPrefix(resource, "arn:aws:kms:") {
+			if keys != nil {
+				if bp, err = keys.KeyPolicy(ctx, resource); err != nil {
+					return "", err
+				}
+			}
+		} else {
+			bucket, _, _ := strings.Cut(strings.TrimPrefix(resource, "arn:aws:s3:::"), "/")
+			if doc, ok, err := svc.BucketPolicy(ctx, bucket); err != nil {
+				return "", err
+			} else if ok {
+				bp, _ = policy.Parse([]byte(doc), policy.Resource)
+			}
 		}
 		d, err := svc.Authorize(ctx, iam.Request{Principal: p, Action: action, Resource: resource, Context: c, ResourcePolicy: bp})
 		if err != nil {

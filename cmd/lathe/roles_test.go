@@ -175,7 +175,10 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 	if _, err := e.kms.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/artifacts"), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
 		t.Fatal(err)
 	}
-	trainer := e.role(t, "trainer", tuningPolicy, jumpStartPolicy)
+	// The role encrypts its artifacts with the key: it needs kms:GenerateDataKey on it, as on SageMaker.
+	keyPolicy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"` + keyARN + `"}]}`
+	trainer := e.role(t, "trainer", tuningPolicy, jumpStartPolicy, keyPolicy)
+	noKMS := e.role(t, "no-kms", tuningPolicy, jumpStartPolicy)
 	noInput := e.role(t, "no-input", jumpStartPolicy)
 	noJumpStart := e.role(t, "no-jumpstart", tuningPolicy)
 	ds := e.sm(e.user(t, "ds", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sagemaker:*","Resource":"*"},
@@ -190,6 +193,9 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 	if _, err := ds.CreateAutoMLJobV2(ctx, guideRequest("moo", trainer, "alias/artifacts")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ds.CreateAutoMLJobV2(ctx, guideRequest("moo-no-kms", noKMS, "alias/artifacts")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ds.CreateAutoMLJobV2(ctx, guideRequest("moo-no-input", noInput, "")); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,12 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 	if d := waitRoleJob(t, ds, "moo"); d.AutoMLJobStatus != types.AutoMLJobStatusCompleted {
 		t.Fatalf("job ended %s/%s: %s", d.AutoMLJobStatus, d.AutoMLJobSecondaryStatus, aws.ToString(d.FailureReason))
 	}
-	d := waitRoleJob(t, ds, "moo-no-input")
+	d := waitRoleJob(t, ds, "moo-no-kms")
+	if d.AutoMLJobStatus != types.AutoMLJobStatusFailed || !strings.Contains(aws.ToString(d.FailureReason),
+		"User: arn:aws:sts::"+rolesAccount+":assumed-role/no-kms/SageMaker is not authorized to perform: kms:GenerateDataKey on resource: "+keyARN) {
+		t.Fatalf("job whose role may not use the key: %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))
+	}
+	d = waitRoleJob(t, ds, "moo-no-input")
 	if d.AutoMLJobStatus != types.AutoMLJobStatusFailed || !strings.Contains(aws.ToString(d.FailureReason),
 		"User: arn:aws:sts::"+rolesAccount+":assumed-role/no-input/SageMaker is not authorized to perform: s3:ListBucket on resource: arn:aws:s3:::tuning") {
 		t.Fatalf("job without the input bucket: %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))

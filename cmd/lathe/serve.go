@@ -157,7 +157,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(),
 		WorkDir: filepath.Join(dataDir, "work"), Logger: logger, Deployer: endpoints}
 	// Each job reads and writes as its execution role, with its KMS keys.
-	jobs := &finetune.Guard{Executor: exec, Authorize: auditedJobAuthorizer(iamSvc, auditLog), ModelsBucket: jumpStartBucket(region)}
+	jobs := &finetune.Guard{Executor: exec, Authorize: auditedJobAuthorizer(iamSvc, auditLog, kmsSvc), ModelsBucket: jumpStartBucket(region)}
 	w := worker.New(st, jobs, worker.Options{Logger: logger, Concurrency: workers, Registry: st})
 	// With --workers 0 no job runs here: other processes find new jobs and stops by polling.
 	var notifier automl.Notifier

@@ -17,7 +17,7 @@ import (
 //     s3:GetObject on the JumpStart bucket (ModelsBucket), as on SageMaker. A denial fails the job
 //     with AWS's message, which names the action and the resource;
 //   - with its KMS keys: uploads ask for SSE-KMS under OutputKMSKey, checkpoints under VolumeKMSKey
-//     (OutputKMSKey when it is unset).
+//     (OutputKMSKey when it is unset); the principal needs kms:GenerateDataKey on the key.
 type Guard struct {
 	*Executor
 	// Authorize answers whether runAs may run action on resource ("" when allowed, else AWS's
@@ -74,13 +74,19 @@ func objectResource(uri string) string {
 	return "arn:aws:s3:::" + bucket + "/" + key
 }
 
-// sse picks the key of an upload: checkpoints are the training volume's, the rest output.
-func (g *guardedStore) sse(ctx context.Context, uri string) context.Context {
+// sse picks the key of an upload (checkpoints are the training volume's, the rest output), which
+// the job's principal must be allowed to make data keys with, as SageMaker's role must.
+func (g *guardedStore) sse(ctx context.Context, uri string) (context.Context, error) {
 	key := g.spec.OutputKMSKey
 	if strings.Contains(uri, "/checkpoints/") && g.spec.VolumeKMSKey != "" {
 		key = g.spec.VolumeKMSKey
 	}
-	return blob.WithSSEKMS(ctx, key)
+	if key != "" {
+		if err := g.check(ctx, "kms:GenerateDataKey", key, ""); err != nil {
+			return nil, err
+		}
+	}
+	return blob.WithSSEKMS(ctx, key), nil
 }
 
 func (g *guardedStore) List(ctx context.Context, uri string) ([]blob.Object, error) {
@@ -109,14 +115,22 @@ func (g *guardedStore) PutBytes(ctx context.Context, uri string, data []byte, co
 	if err := g.check(ctx, "s3:PutObject", objectResource(uri), ""); err != nil {
 		return err
 	}
-	return g.inner.PutBytes(g.sse(ctx, uri), uri, data, contentType)
+	ctx, err := g.sse(ctx, uri)
+	if err != nil {
+		return err
+	}
+	return g.inner.PutBytes(ctx, uri, data, contentType)
 }
 
 func (g *guardedStore) PutFile(ctx context.Context, uri, path string) error {
 	if err := g.check(ctx, "s3:PutObject", objectResource(uri), ""); err != nil {
 		return err
 	}
-	return g.inner.PutFile(g.sse(ctx, uri), uri, path)
+	ctx, err := g.sse(ctx, uri)
+	if err != nil {
+		return err
+	}
+	return g.inner.PutFile(ctx, uri, path)
 }
 
 func (g *guardedStore) Delete(ctx context.Context, uri string) error {

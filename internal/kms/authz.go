@@ -168,3 +168,21 @@ func (s *Service) OpenDataKey(ctx context.Context, blob []byte, ec map[string]st
 	}
 	return s.KeyARN(k.ID), pt, nil
 }
+
+// KeyPolicy returns the policy of the key an ARN (or any other reference) names, for authorizing
+// in-process uses of the key as a resource-based policy; nil when the key is gone.
+func (s *Service) KeyPolicy(ctx context.Context, ref string) (*policy.Policy, error) {
+	var k *key
+	err := s.store.View(ctx, func(tx iam.Tx) error {
+		var err error
+		k, err = s.resolve(tx, ref)
+		return err
+	})
+	if err != nil {
+		if IsKMSError(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return s.parsedPolicy(k), nil
+}
