@@ -186,3 +186,20 @@ func (s *Service) KeyPolicy(ctx context.Context, ref string) (*policy.Policy, er
 	}
 	return s.parsedPolicy(k), nil
 }
+
+// PolicyAllows reports whether a key policy by itself allows action on resource to a caller
+// named by principals (its ARNs: a user's, or an assumed role's session and role).
+func PolicyAllows(keyPolicy *policy.Policy, principals []string, account, action, resource string, c policy.Context) bool {
+	if keyPolicy == nil {
+		return false
+	}
+	req := &policy.Request{Action: action, Resource: resource, Principals: principals, Account: account, Context: c}
+	return policy.Evaluate(req, policy.Named{Name: "key-policy", Policy: keyPolicy}).Decision == policy.Allowed
+}
+
+// DelegatesToIAM reports whether a key policy gives the action to the account itself (its root),
+// which on AWS is what lets IAM identity policies grant the key: the default key policy does. A
+// key policy without such a statement must name a caller itself for the caller to use the key.
+func DelegatesToIAM(keyPolicy *policy.Policy, account, action, resource string) bool {
+	return PolicyAllows(keyPolicy, []string{"arn:aws:iam::" + account + ":root"}, account, action, resource, policy.Context{})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -75,7 +76,7 @@ func (s *server) serveKMS(w *recorder, r *http.Request) {
 			c[k] = v
 		}
 		for _, perm := range perms {
-			denied, err := s.authorize(r, p, perm.Action, perm.Resource, c, perm.Policy)
+			denied, err := s.authorizeKey(r, p, perm.Action, perm.Resource, c, perm.Policy)
 			if err != nil {
 				s.writeKMSError(w, r, name, err)
 				return
@@ -150,7 +151,32 @@ func (s *server) withKMSCaller(r *http.Request, res *sigv4.Result) *http.Request
 	}
 	c := requestContext(r, res)
 	a := func(ctx context.Context, action, keyARN string, keyPolicy *policy.Policy) (string, error) {
-		return s.authorize(r.WithContext(ctx), p, action, keyARN, c, keyPolicy)
+		return s.authorizeKey(r.WithContext(ctx), p, action, keyARN, c, keyPolicy)
 	}
 	return r.WithContext(kms.WithAuthorizer(r.Context(), a))
+}
+
+// authorizeKey authorizes a kms action on a key as KMS does: the caller's identity policies and
+// the key policy, where identity policies count only when the key policy delegates to IAM (gives
+// the action to the account, as the default key policy does); otherwise the key policy itself must
+// allow the caller.
+func (s *server) authorizeKey(r *http.Request, p *iam.Principal, action, resource string, c policy.Context, keyPolicy *policy.Policy) (string, error) {
+	denied, err := s.authorize(r, p, action, resource, c, keyPolicy)
+	if err != nil || denied != "" || keyPolicy == nil || p == nil || p.Type == iam.TypeRoot {
+		return denied, err
+	}
+	if kms.DelegatesToIAM(keyPolicy, p.Account, action, resource) {
+		return "", nil
+	}
+	principals := []string{p.ARN}
+	if p.RoleARN != "" {
+		principals = append(principals, p.RoleARN)
+	}
+	if kms.PolicyAllows(keyPolicy, principals, p.Account, action, resource, c) {
+		return "", nil
+	}
+	msg := fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s because no resource-based policy allows the %s action",
+		p.ARN, action, resource, action)
+	noteDecision(r.Context(), p, action, resource, iam.Decision{Message: msg})
+	return msg, nil
 }

@@ -293,6 +293,21 @@ func TestKMSAuthorizationByIdentityAndKeyPolicy(t *testing.T) {
 	_, err = encrypter.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob})
 	wantCode(t, err, "AccessDeniedException", "User: arn:aws:iam::"+testAccount+":user/encrypter is not authorized to perform: kms:Decrypt on resource: "+arn+
 		" with an explicit deny in a resource-based policy")
+	// A key policy that does not give the key to the account does not delegate to IAM: the
+	// identity policy's Allow is no longer enough, and the user it names needs none.
+	named := ks.kmsClient(ks.newUser(t, "named", ""))
+	ownPolicy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:user/named"},"Action":"kms:Encrypt","Resource":"*"}]}`
+	if _, err := root.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: aws.String(arn), PolicyName: aws.String("default"), Policy: aws.String(ownPolicy)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = encrypter.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(arn), Plaintext: []byte("x")})
+	wantCode(t, err, "AccessDeniedException", "User: arn:aws:iam::"+testAccount+":user/encrypter is not authorized to perform: kms:Encrypt on resource: "+arn+
+		" because no resource-based policy allows the kms:Encrypt action")
+	if _, err := named.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(arn), Plaintext: []byte("x")}); err != nil {
+		t.Fatalf("the user the key policy names: %v", err)
+	}
+	_, err = named.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob})
+	wantCode(t, err, "AccessDeniedException", "")
 	_, err = root.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: aws.String(arn), PolicyName: aws.String("default"), Policy: aws.String(`{"Statement":[]}`)})
 	wantCode(t, err, "MalformedPolicyDocumentException", "")
 }
