@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -106,8 +107,8 @@ func FuzzCSVRoundTrip(f *testing.F) {
 }
 
 // FuzzReadParquet: any bytes in a Parquet channel end in examples or problems, never a panic or
-// an error. Seeds are files the package's own writer makes (good, with nulls, wrong types, extra
-// columns), which the fuzzer then corrupts.
+// an error, and reading allocates no more than parquetBudget. Seeds are files the package's own
+// writer makes (good, with nulls, wrong types, extra columns), which the fuzzer then corrupts.
 func FuzzReadParquet(f *testing.F) {
 	type nullable struct {
 		Input  *string `parquet:"input,optional"`
@@ -129,7 +130,14 @@ func FuzzReadParquet(f *testing.F) {
 	f.Add([]byte("PAR1PAR1"))
 	f.Add([]byte("PAR1\x00\x00\x00\x00\x04\x00\x00\x00PAR1"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		examples, problems, err := ReadChannel("s3://b/train/", ContentTypeParquet, "", []File{{Name: "train.parquet", Data: data}})
+		var examples []Example
+		var problems []Problem
+		var err error
+		if n := allocated(func() {
+			examples, problems, err = ReadChannel("s3://b/train/", ContentTypeParquet, "", []File{{Name: "train.parquet", Data: data}})
+		}); n > parquetBudget(len(data)) {
+			t.Fatalf("reading a %d-byte file allocated %d bytes", len(data), n)
+		}
 		if err != nil {
 			t.Fatalf("error %v; content problems must be problems", err)
 		}
@@ -139,6 +147,21 @@ func FuzzReadParquet(f *testing.F) {
 		checkReadResult(t, examples, problems, "train.parquet")
 	})
 }
+
+// allocated returns the bytes fn allocates (a fuzz worker runs one input at a time, so the heap's
+// running total around fn is fn's).
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// parquetBudget is what reading an n-byte Parquet file may allocate: generous (pages decompress,
+// and parquet-go keeps buffers), but far below a size declared in the file and trusted, such as the
+// 4 GB footer a 494-byte file once claimed (testdata/fuzz/FuzzReadParquet/footer-larger-than-file).
+func parquetBudget(n int) uint64 { return 64<<20 + 1024*uint64(n) }
 
 // FuzzParquetRoundTrip: rows written by the parquet-go writer (as the tests' writeParquet) read
 // back exactly.

@@ -29,6 +29,7 @@ package dataset
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -336,6 +337,11 @@ func csvSyntaxMessage(pe *csv.ParseError) string {
 
 // ReadParquet reads a Parquet dataset file (see the package documentation for the rules).
 func ReadParquet(name string, r io.ReaderAt, size int64) ([]Example, []Problem, error) {
+	// parquet-go allocates the footer length the file declares before reading it: a 500-byte
+	// file claiming a 4 GB footer would take the server's memory. Check it against the size first.
+	if msg := parquetFooterProblem(r, size); msg != "" {
+		return nil, []Problem{{File: name, Message: "is not a readable Parquet file: " + msg}}, nil
+	}
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return nil, []Problem{{File: name, Message: fmt.Sprintf("is not a readable Parquet file: %v", err)}}, nil
@@ -436,6 +442,25 @@ func ReadParquet(name string, r io.ReaderAt, size int64) ([]Example, []Problem, 
 		rows.Close()
 	}
 	return examples, problems, nil
+}
+
+// parquetFooterProblem checks the file's tail (footer length, then "PAR1") against its size.
+func parquetFooterProblem(r io.ReaderAt, size int64) string {
+	const minSize = 4 + 4 + 4 // "PAR1", the footer length, "PAR1" (and a footer in between)
+	if size < minSize {
+		return fmt.Sprintf("it has %d bytes, too few for the Parquet header and footer", size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return fmt.Sprintf("reading its footer: %v", err)
+	}
+	if string(tail[4:]) != "PAR1" {
+		return fmt.Sprintf("it does not end with PAR1 (it ends with %q): the file is truncated or not Parquet", tail[4:])
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-minSize {
+		return fmt.Sprintf("its footer claims %d bytes, more than the %d-byte file holds: the file is truncated or corrupt", n, size)
+	}
+	return ""
 }
 
 // parquetTypeProblem says what is wrong with a column's type, or "" for a string column.
