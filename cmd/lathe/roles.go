@@ -63,6 +63,12 @@ func auditedJobAuthorizer(svc *iam.Service, log *audit.Log, keys *kms.Service) f
 		if err != nil {
 			return "", err
 		}
+		// A key policy that does not delegate to IAM must name the job's role itself (as KMS does).
+		if d.Allowed && bp != nil && strings.HasPrefix(resource, "arn:aws:kms:") && !kms.DelegatesToIAM(bp, p.Account, action, resource) &&
+			!kms.PolicyAllows(bp, []string{p.ARN, p.RoleARN}, p.Account, action, resource, c) {
+			d = iam.Decision{Message: "User: " + p.ARN + " is not authorized to perform: " + action + " on resource: " + resource +
+				" because no resource-based policy allows the " + action + " action"}
+		}
 		if log != nil {
 			ev := audit.Event{Time: time.Now().UTC(), Principal: p.ARN, API: "job", Action: action, Resource: resource,
 				Allowed: d.Allowed, Decision: d.Result.Decision.String(), Policy: d.Result.Policy}
