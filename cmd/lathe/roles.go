@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lathe-ml/lathe/internal/audit"
+	"github.com/lathe-ml/lathe/internal/awserr"
+	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/iam/policy"
 	"github.com/lathe-ml/lathe/internal/kms"
@@ -90,3 +95,44 @@ func auditedJobAuthorizer(svc *iam.Service, log *audit.Log, keys *kms.Service) f
 // jumpStartBucket is the bucket SageMaker keeps JumpStart's models in, in region: Lathe serves its
 // model store under this name.
 func jumpStartBucket(region string) string { return "jumpstart-cache-prod-" + region }
+
+// modelAccess is endpoint's ModelAccess: the model's role must be allowed s3:GetObject on every
+// object of its model data and kms:Decrypt on the key of each SSE-KMS one; otherwise CreateModel
+// is refused in SageMaker's words, with the denial.
+func modelAccess(objects *blob.Client, authorize func(ctx context.Context, runAs, action, resource, prefix string) (string, error),
+	region string) func(ctx context.Context, runAs, modelData string) error {
+	return func(ctx context.Context, runAs, modelData string) error {
+		refuse := func(why string) error {
+			return awserr.Validation("Could not access model data at %s. Please ensure that the role %q exists and that its trust relationship policy allows the action \"sts:AssumeRole\" for the service principal \"sagemaker.amazonaws.com\". Also ensure that the role has \"s3:GetObject\" permissions and that the object is located in %s. %s",
+				modelData, runAs, region, why)
+		}
+		list, err := objects.List(ctx, modelData)
+		if err != nil {
+			return refuse(err.Error())
+		}
+		for _, o := range list {
+			bucket, key, _ := strings.Cut(strings.TrimPrefix(o.URI, "s3://"), "/")
+			msg, err := authorize(ctx, runAs, "s3:GetObject", "arn:aws:s3:::"+bucket+"/"+key, "")
+			if err != nil {
+				return err
+			}
+			if msg != "" {
+				return refuse(msg)
+			}
+			head, err := objects.S3().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				return refuse(err.Error())
+			}
+			if keyARN := aws.ToString(head.SSEKMSKeyId); keyARN != "" {
+				msg, err := authorize(ctx, runAs, "kms:Decrypt", keyARN, "")
+				if err != nil {
+					return err
+				}
+				if msg != "" {
+					return refuse(msg)
+				}
+			}
+		}
+		return nil
+	}
+}

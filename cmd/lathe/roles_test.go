@@ -287,6 +287,22 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 		}
 	}
 
+	// A model made from the encrypted artifacts: its role must read and decrypt them.
+	model := func(name, role string) error {
+		_, err := ds.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String(name), ExecutionRoleArn: aws.String(role),
+			PrimaryContainer: &types.ContainerDefinition{Image: aws.String("lathe/engine:llama"), ModelDataSource: &types.ModelDataSource{
+				S3DataSource: &types.S3ModelDataSource{S3Uri: aws.String("s3://tuning/out/moo/model/"), S3DataType: types.S3ModelDataTypeS3Prefix,
+					CompressionType: types.ModelCompressionTypeNone}}}})
+		return err
+	}
+	if err := model("moo-model", trainer); err != nil {
+		t.Fatalf("CreateModel with a role that may decrypt: %v", err)
+	}
+	wantAPIError(t, model("moo-model-no-kms", noKMS), "ValidationException",
+		"User: arn:aws:sts::"+rolesAccount+":assumed-role/no-kms/SageMaker is not authorized to perform: kms:Decrypt on resource: "+keyARN)
+	wantAPIError(t, model("moo-model-no-input", noInput), "ValidationException",
+		"Could not access model data at s3://tuning/out/moo/model/.")
+
 	// A disabled key makes the artifacts unreadable, even to the root.
 	if _, err := e.kms.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: aws.String(keyARN)}); err != nil {
 		t.Fatal(err)

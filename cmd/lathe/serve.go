@@ -149,7 +149,8 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	bases := newBaseModels(models, objects, s3Endpoint, modelsBucket, logger)
 	// Endpoints load their models in the background (from the S3 API above once it serves).
 	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Objects: objects, Models: bases.source(), Tags: st, Logger: logger, ExecutionRole: executionRole(iamSvc, requireRoles)})
+		Objects: objects, Models: bases.source(), Tags: st, Logger: logger, ExecutionRole: executionRole(iamSvc, requireRoles),
+		ModelAccess: modelAccess(objects, auditedJobAuthorizer(iamSvc, nil, kmsSvc), region)})
 	if err != nil {
 		return fmt.Errorf("open endpoints: %w", err)
 	}

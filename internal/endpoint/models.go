@@ -118,8 +118,10 @@ func (s *Service) createModel(ctx context.Context, body []byte) (any, error) {
 		return nil, awserr.Validation("Either PrimaryContainer or Containers must be specified.")
 	}
 	// Passing the execution role to the model needs iam:PassRole on it, as on SageMaker.
+	runAs := ""
 	if s.cfg.ExecutionRole != nil && req.ExecutionRoleArn != nil {
-		if _, err := s.cfg.ExecutionRole(ctx, *req.ExecutionRoleArn); err != nil {
+		var err error
+		if runAs, err = s.cfg.ExecutionRole(ctx, *req.ExecutionRoleArn); err != nil {
 			return nil, err
 		}
 	}
@@ -136,6 +138,12 @@ func (s *Service) createModel(ctx context.Context, body []byte) (any, error) {
 	}
 	if err != nil {
 		return nil, awserr.Validation("%s", err.Error())
+	}
+	// The role must be able to read the model data (and decrypt it), as SageMaker checks at create.
+	if src := c.source(); s.cfg.ModelAccess != nil && runAs != "" && src != "" {
+		if err := s.cfg.ModelAccess(ctx, runAs, src); err != nil {
+			return nil, err
+		}
 	}
 	if f, ok := c.Environment[EnvPromptFormat]; ok {
 		if _, err := parseFormat(f); err != nil {

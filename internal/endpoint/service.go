@@ -62,6 +62,9 @@ type Config struct {
 	// ExecutionRole, when set, is asked about CreateModel's ExecutionRoleArn: an error (an
 	// AccessDeniedException without iam:PassRole on the role) refuses the request.
 	ExecutionRole func(ctx context.Context, roleARN string) (runAs string, err error)
+	// ModelAccess, when set, checks that runAs (ExecutionRole's answer) may read, and decrypt, the
+	// model data at an s3:// URI; its error refuses CreateModel.
+	ModelAccess func(ctx context.Context, runAs, modelData string) error
 	Logger        *slog.Logger
 	Now           func() time.Time
 }
