@@ -65,8 +65,8 @@ type Config struct {
 	// ModelAccess, when set, checks that runAs (ExecutionRole's answer) may read, and decrypt, the
 	// model data at an s3:// URI; its error refuses CreateModel.
 	ModelAccess func(ctx context.Context, runAs, modelData string) error
-	Logger        *slog.Logger
-	Now           func() time.Time
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Service implements the hosting operations and owns the loaded endpoints.
