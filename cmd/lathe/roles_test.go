@@ -196,6 +196,16 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 	if _, err := ds.CreateAutoMLJobV2(ctx, guideRequest("moo-no-kms", noKMS, "alias/artifacts")); err != nil {
 		t.Fatal(err)
 	}
+	// An SSE-KMS dataset: reading it needs kms:Decrypt on its key too.
+	if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("tuning"), Key: aws.String("train-enc/data.csv"), Body: strings.NewReader(csv.String()),
+		ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String("alias/artifacts")}); err != nil {
+		t.Fatal(err)
+	}
+	encInput := guideRequest("moo-enc-input", noKMS, "")
+	encInput.AutoMLJobInputDataConfig[0].DataSource.S3DataSource.S3Uri = aws.String("s3://tuning/train-enc/")
+	if _, err := ds.CreateAutoMLJobV2(ctx, encInput); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ds.CreateAutoMLJobV2(ctx, guideRequest("moo-no-input", noInput, "")); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +219,11 @@ func TestJobRunsAsItsRoleWithKMSArtifacts(t *testing.T) {
 	if d.AutoMLJobStatus != types.AutoMLJobStatusFailed || !strings.Contains(aws.ToString(d.FailureReason),
 		"User: arn:aws:sts::"+rolesAccount+":assumed-role/no-kms/SageMaker is not authorized to perform: kms:GenerateDataKey on resource: "+keyARN) {
 		t.Fatalf("job whose role may not use the key: %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))
+	}
+	d = waitRoleJob(t, ds, "moo-enc-input")
+	if d.AutoMLJobStatus != types.AutoMLJobStatusFailed || !strings.Contains(aws.ToString(d.FailureReason),
+		"User: arn:aws:sts::"+rolesAccount+":assumed-role/no-kms/SageMaker is not authorized to perform: kms:Decrypt on resource: "+keyARN) {
+		t.Fatalf("job reading an SSE-KMS dataset without kms:Decrypt: %s: %s", d.AutoMLJobStatus, aws.ToString(d.FailureReason))
 	}
 	d = waitRoleJob(t, ds, "moo-no-input")
 	if d.AutoMLJobStatus != types.AutoMLJobStatusFailed || !strings.Contains(aws.ToString(d.FailureReason),

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/job"
 )
@@ -13,9 +16,9 @@ import (
 //
 //   - as its principal (job.Spec.RunAs, the execution role): every S3 call the pipeline makes is
 //     first authorized as that principal would be (s3:ListBucket with s3:prefix, s3:GetObject,
-//     s3:PutObject, s3:DeleteObject), and reading the base model needs s3:ListBucket and
-//     s3:GetObject on the JumpStart bucket (ModelsBucket), as on SageMaker. A denial fails the job
-//     with AWS's message, which names the action and the resource;
+//     s3:PutObject, s3:DeleteObject; kms:Decrypt to read an SSE-KMS object), and reading the base
+//     model needs s3:ListBucket and s3:GetObject on the JumpStart bucket (ModelsBucket), as on
+//     SageMaker. A denial fails the job with AWS's message, which names the action and resource;
 //   - with its KMS keys: uploads ask for SSE-KMS under OutputKMSKey, checkpoints under VolumeKMSKey
 //     (OutputKMSKey when it is unset); the principal needs kms:GenerateDataKey on the key.
 type Guard struct {
@@ -98,17 +101,38 @@ func (g *guardedStore) List(ctx context.Context, uri string) ([]blob.Object, err
 }
 
 func (g *guardedStore) Get(ctx context.Context, uri string) ([]byte, error) {
-	if err := g.check(ctx, "s3:GetObject", objectResource(uri), ""); err != nil {
+	if err := g.checkRead(ctx, uri); err != nil {
 		return nil, err
 	}
 	return g.inner.Get(ctx, uri)
 }
 
 func (g *guardedStore) Download(ctx context.Context, uri, path string) error {
-	if err := g.check(ctx, "s3:GetObject", objectResource(uri), ""); err != nil {
+	if err := g.checkRead(ctx, uri); err != nil {
 		return err
 	}
 	return g.inner.Download(ctx, uri, path)
+}
+
+// checkRead authorizes reading an object: s3:GetObject, and kms:Decrypt on its key when it is
+// stored SSE-KMS (which a HEAD tells, when the store is an S3 client).
+func (g *guardedStore) checkRead(ctx context.Context, uri string) error {
+	if err := g.check(ctx, "s3:GetObject", objectResource(uri), ""); err != nil || g.authorize == nil {
+		return err
+	}
+	sdk, ok := g.inner.(interface{ S3() *s3.Client })
+	if !ok {
+		return nil
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(uri, "s3://"), "/")
+	head, err := sdk.S3().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil // the read itself reports a missing object in its own words
+	}
+	if keyARN := aws.ToString(head.SSEKMSKeyId); keyARN != "" {
+		return g.check(ctx, "kms:Decrypt", keyARN, "")
+	}
+	return nil
 }
 
 func (g *guardedStore) PutBytes(ctx context.Context, uri string, data []byte, contentType string) error {
