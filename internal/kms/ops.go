@@ -411,9 +411,16 @@ func (s *Service) createAlias(ctx context.Context, body []byte) (any, error) {
 		return nil, required("targetKeyId")
 	}
 	return nil, s.store.Update(ctx, func(tx iam.Tx) error {
-		if _, err := tx.Get(kindAlias, in.AliasName); err == nil {
-			return awserr.New(http.StatusBadRequest, "AlreadyExistsException", "An alias with the name %s already exists", s.aliasARN(in.AliasName))
-		} else if !errors.Is(err, iam.ErrNotFound) {
+		// An alias of a deleted key went with it (deletion is lazy: its record may still be here).
+		if a, err := s.getAlias(tx, in.AliasName); err == nil {
+			_, err := s.getKey(tx, a.KeyID)
+			if err == nil {
+				return awserr.New(http.StatusBadRequest, "AlreadyExistsException", "An alias with the name %s already exists", s.aliasARN(in.AliasName))
+			}
+			if awserr.As(err) == nil {
+				return err
+			}
+		} else if e := awserr.As(err); e == nil || e.Code != "NotFoundException" {
 			return err
 		}
 		k, err := s.resolveTarget(tx, in.TargetKeyId)

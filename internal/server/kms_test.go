@@ -228,10 +228,17 @@ func TestKMSKeyLifecycleAndCryptoThroughTheSDK(t *testing.T) {
 	if err != nil || d.KeyMetadata.KeyState != kmstypes.KeyStateDisabled {
 		t.Fatalf("after CancelKeyDeletion: %+v %v", d, err)
 	}
+	if _, err := k.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/doomed"), TargetKeyId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
 	ks.kmsOffset.Store(int64(7*24*time.Hour + time.Minute))
+	// The key's alias went with it: the name is free again.
+	if _, err := k.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/doomed"), TargetKeyId: other.KeyMetadata.KeyId}); err != nil {
+		t.Fatalf("reuse the alias of a deleted key: %v", err)
+	}
 	_, err = k.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})
 	var notFound *kmstypes.NotFoundException
 	if !errors.As(err, &notFound) || notFound.ErrorMessage() != "Key '"+arn+"' does not exist" {
