@@ -55,7 +55,9 @@ LATHE_S3_ENDPOINT (--s3-endpoint), LATHE_S3_PATH_STYLE=false (address the extern
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE / AWS_REGION (the external S3's credentials and
 region), HF_ENDPOINT and
 HF_TOKEN (downloading base models from the Hugging Face hub), LATHE_OPENAI_API_KEY (the bearer key of
-the OpenAI API under /v1/; generated into <data dir>/openai-key when unset).`,
+the OpenAI API under /v1/; generated into <data dir>/openai-key when unset), LATHE_MASTER_KEY (64 hex
+digits: the key that seals KMS keys; generated into <data dir>/master.key when unset; API nodes sharing
+a --database need the same one). Every request is audited in <data dir>/audit/ (lathe audit tail).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
