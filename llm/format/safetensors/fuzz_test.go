@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/lathe-ml/lathe/llm/format/half"
@@ -134,5 +135,12 @@ func FuzzWriteRead(f *testing.F) {
 	})
 }
 
-// toValidJSON is what a Go string becomes after encoding/json writes it and reads it back.
-func toValidJSON(s string) string { return string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD"))) }
+// toValidJSON is what a Go string becomes after encoding/json writes it and reads it back: each
+// byte that is not part of valid UTF-8 becomes its own U+FFFD.
+func toValidJSON(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r) // ranging over a string yields U+FFFD for each invalid byte
+	}
+	return b.String()
+}
