@@ -39,6 +39,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -356,6 +357,9 @@ func ReadParquet(name string, r io.ReaderAt, size int64) (examples []Example, pr
 	if err != nil {
 		return nil, []Problem{{File: name, Message: fmt.Sprintf("is not a readable Parquet file: %v", err)}}, nil
 	}
+	if msg := parquetPagesProblem(r, size, f.Metadata()); msg != "" {
+		return nil, []Problem{{File: name, Message: "is not a readable Parquet file: " + msg}}, nil
+	}
 	inCol, outCol := -1, -1
 	var names, issues []string
 	seen := map[string]bool{}
@@ -467,6 +471,51 @@ func parquetFooterProblem(r io.ReaderAt, size int64) string {
 	}
 	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-minSize {
 		return fmt.Sprintf("its footer claims %d bytes, more than the %d-byte file holds: the file is truncated or corrupt", n, size)
+	}
+	return ""
+}
+
+// maxParquetPage bounds the uncompressed size of one page. parquet-go allocates the sizes a page
+// header declares before reading the page: a 285-byte file declared a 76 MB page (found by
+// FuzzReadParquet), and a page header can declare up to 2 GiB. Writers default to 1 MiB pages.
+const maxParquetPage = 256 << 20
+
+// parquetPagesProblem walks the page headers of every column chunk and checks the sizes they
+// declare before parquet-go allocates them: each page's bytes lie inside its chunk, inside the
+// file, and it does not claim to decompress to more than 1024 times its size (gzip's limit) or
+// maxParquetPage.
+func parquetPagesProblem(r io.ReaderAt, size int64, md *format.FileMetaData) string {
+	for i, rg := range md.RowGroups {
+		for j, cc := range rg.Columns {
+			m := cc.MetaData
+			start := m.DataPageOffset
+			if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+				start = m.DictionaryPageOffset
+			}
+			if start < 0 || m.TotalCompressedSize < 0 || m.TotalCompressedSize > size || start > size-m.TotalCompressedSize {
+				return fmt.Sprintf("row group %d, column %d: its data (%d bytes at %d) lies outside the %d-byte file", i+1, j+1, m.TotalCompressedSize, start, size)
+			}
+			chunk := make([]byte, m.TotalCompressedSize)
+			if _, err := r.ReadAt(chunk, start); err != nil && !(errors.Is(err, io.EOF) && len(chunk) == 0) {
+				return fmt.Sprintf("row group %d, column %d: %v", i+1, j+1, err)
+			}
+			for off := 0; off < len(chunk); {
+				br := bytes.NewReader(chunk[off:])
+				var h format.PageHeader
+				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(br)).Decode(&h); err != nil {
+					return fmt.Sprintf("row group %d, column %d: page header at byte %d: %v", i+1, j+1, start+int64(off), err)
+				}
+				off += len(chunk[off:]) - br.Len()
+				c, u := int64(h.CompressedPageSize), int64(h.UncompressedPageSize)
+				switch {
+				case c < 0 || c > int64(len(chunk)-off):
+					return fmt.Sprintf("row group %d, column %d: a page at byte %d claims %d bytes, more than its column chunk holds", i+1, j+1, start+int64(off), c)
+				case u < 0 || u > maxParquetPage || u > 1024*c+1<<16:
+					return fmt.Sprintf("row group %d, column %d: a page of %d bytes at byte %d claims to decompress to %d bytes", i+1, j+1, c, start+int64(off), u)
+				}
+				off += int(c)
+			}
+		}
 	}
 	return ""
 }
