@@ -40,6 +40,7 @@ func serveCommand() *cobra.Command {
 	var addr, dataDir, database, s3Endpoint, modelsBucket string
 	var workers int
 	var requireRoles bool
+	var workerTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -64,7 +65,7 @@ a --database need the same one). Every request is audited in <data dir>/audit/ (
 			if workers < 0 {
 				return fmt.Errorf("--workers must be 0 (API only) or more, got %d", workers)
 			}
-			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers, requireRoles)
+			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers, requireRoles, workerTimeout)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
@@ -74,6 +75,8 @@ a --database need the same one). Every request is audited in <data dir>/audit/ (
 		"keep buckets, datasets, artifacts and checkpoints on this external S3 (URL), signed with the standard AWS credentials; the S3 API on --addr forwards to it (env LATHE_S3_ENDPOINT; default: the embedded S3 under the data dir)")
 	cmd.Flags().StringVar(&modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
 	cmd.Flags().IntVar(&workers, "workers", 1, "jobs this process runs at once; 0 runs the API only, leaving the jobs to `lathe worker`s on the same --database")
+	cmd.Flags().DurationVar(&workerTimeout, "worker-timeout", 30*time.Second,
+		"with --workers 0: a worker silent this long is taken for dead and its endpoint replicas are placed on others (more than the workers' --lease / 3)")
 	cmd.Flags().BoolVar(&requireRoles, "require-roles", false,
 		"refuse jobs and models whose RoleArn names no existing IAM role (by default they run with their creator's permissions)")
 	return cmd
@@ -81,7 +84,7 @@ a --database need the same one). Every request is audited in <data dir>/audit/ (
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int, requireRoles bool) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int, requireRoles bool, workerTimeout time.Duration) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -149,10 +152,15 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	s3h = s3api.WithReadOnlyBucket(s3h, jumpStartBucket(region), models.Dir())
 	// Base models: the data dir's store, and the fleet's copy on the external S3 behind it.
 	bases := newBaseModels(models, objects, s3Endpoint, modelsBucket, logger)
+	// An API-only node serves its endpoints from replicas on the workers.
+	var fleet *endpoint.Fleet
+	if workers == 0 {
+		fleet = &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: workerTimeout}
+	}
 	// Endpoints load their models in the background (from the S3 API above once it serves).
 	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
 		Objects: objects, Models: bases.source(), Tags: st, Logger: logger, ExecutionRole: executionRole(iamSvc, requireRoles),
-		ModelAccess: modelAccess(objects, auditedJobAuthorizer(iamSvc, nil, kmsSvc), region)})
+		ModelAccess: modelAccess(objects, auditedJobAuthorizer(iamSvc, nil, kmsSvc), region), Fleet: fleet})
 	if err != nil {
 		return fmt.Errorf("open endpoints: %w", err)
 	}
@@ -199,7 +207,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	h, err := server.New(server.Config{Region: region, AccountID: account, Credentials: creds,
 		Metrics: prom.Handler(), Observe: func(i server.RequestInfo) { prom.Observe(metrics.Request(i)) },
 		SageMaker: ops, S3: s3h, Ready: ready.Load, Logger: logger, IAM: iamSvc, KMS: kmsSvc, Audit: auditLog, ResourceTags: resourceTags(st),
-		Runtime: runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger}), OpenAI: oai,
+		Runtime: endpoints.Runtime(runtime.New(runtime.Config{Router: endpoints, AccountID: account, Logger: logger})), OpenAI: oai,
 		Console: console.Handler(console.Config{Region: region, AccountID: account, ModelStore: models, Logger: logger})})
 	if err != nil {
 		return err

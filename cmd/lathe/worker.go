@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lathe-ml/lathe/internal/blob"
+	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/finetune"
 	"github.com/lathe-ml/lathe/internal/iam"
 	"github.com/lathe-ml/lathe/internal/metrics"
@@ -25,7 +29,7 @@ import (
 // workerFlags are the settings of `lathe worker`.
 type workerFlags struct {
 	dataDir, database, s3Endpoint, modelsBucket string
-	metricsAddr                                 string
+	metricsAddr, replicaAddr                    string
 	concurrency                                 int
 	lease                                       time.Duration
 }
@@ -50,7 +54,11 @@ LATHE_REGION, us-east-1). Base models come from the worker's data dir (lathe mod
 each worker caches in its data dir. LATHE_REGION and LATHE_ACCOUNT_ID must be the API nodes': a job
 runs as its execution role (the IAM of the shared database), with its KMS keys. Jobs that ask for an endpoint end Completed / ModelDeploymentError
 on a worker (endpoints are served by the process that trains them); run those on an API node with
---workers 1 or more.`,
+--workers 1 or more.
+
+Endpoints created on an API node with --workers 0 run here: the API node places each instance
+(InitialInstanceCount) on a live worker as a replica; the worker downloads its model from the S3 and
+serves it to the API nodes on --replica-addr, and the API node routes InvokeEndpoint to it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -65,6 +73,8 @@ on a worker (endpoints are served by the process that trains them); run those on
 	cmd.Flags().StringVar(&f.modelsBucket, "models-bucket", defaultModelsBucket(), modelsBucketUsage)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("LATHE_METRICS_ADDR"),
 		"serve GET /metrics (Prometheus: the job queue as the shared database has it, and the process) on HOST:PORT; empty: none (env LATHE_METRICS_ADDR)")
+	cmd.Flags().StringVar(&f.replicaAddr, "replica-addr", envOr("LATHE_REPLICA_ADDR", "127.0.0.1:0"),
+		"serve the endpoint replicas placed on this worker to the API nodes on HOST:PORT (recorded in the shared database; port 0: a free one) (env LATHE_REPLICA_ADDR)")
 	cmd.Flags().IntVar(&f.concurrency, "jobs", 1, "how many jobs this worker runs at once (training uses every core: 1 unless the machine is large)")
 	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second,
 		"how long a job stays this worker's without a heartbeat: after a crash, the job resumes elsewhere this long later")
@@ -128,9 +138,34 @@ func runWorker(ctx context.Context, f workerFlags) error {
 		defer stopMetrics()
 		logger.Info("metrics", "addr", bound)
 	}
+	ln, err := net.Listen("tcp", f.replicaAddr)
+	if err != nil {
+		return fmt.Errorf("--replica-addr %s: %w", f.replicaAddr, err)
+	}
+	replicas := endpoint.NewHost(endpoint.HostConfig{Replicas: st, Owner: w.Owner(), Addr: advertised(ln.Addr().(*net.TCPAddr)),
+		DataDir: f.dataDir, Objects: objects, Models: bases.source(), AccountID: account, Logger: logger})
+	replicaSrv := &http.Server{Handler: replicas.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := replicaSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("replica listener", "err", err)
+		}
+	}()
+	replicaCtx, stopReplicas := context.WithCancel(ctx)
+	replicasDone := make(chan struct{})
+	go func() {
+		defer close(replicasDone)
+		_ = replicas.Run(replicaCtx)
+	}()
+	defer func() {
+		stopReplicas()
+		<-replicasDone
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = replicaSrv.Shutdown(sctx)
+	}()
 	host, _ := os.Hostname()
 	logger.Info("lathe worker is running", "worker", w.Owner(), "host", host, "database", storeopen.Describe(f.database, f.dataDir),
-		"s3_endpoint", f.s3Endpoint, "data_dir", f.dataDir, "jobs", f.concurrency, "lease", f.lease)
+		"s3_endpoint", f.s3Endpoint, "data_dir", f.dataDir, "jobs", f.concurrency, "lease", f.lease, "replica_addr", ln.Addr().String())
 	// On SIGTERM the running jobs checkpoint and are given back at once (not after their lease runs
 	// out), so another worker resumes them without waiting.
 	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -138,6 +173,17 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	}
 	logger.Info("lathe worker stopped", "worker", w.Owner())
 	return nil
+}
+
+// advertised is the address API nodes reach the replica listener at: the host name for a
+// wildcard listener, else the address itself.
+func advertised(a *net.TCPAddr) string {
+	if a.IP.IsUnspecified() {
+		if host, err := os.Hostname(); err == nil {
+			return net.JoinHostPort(host, strconv.Itoa(a.Port))
+		}
+	}
+	return a.String()
 }
 
 // workerObjects is the client of the S3 a worker reads datasets from and writes checkpoints and

@@ -46,6 +46,9 @@ type liveEndpoint struct {
 	variants []liveVariant
 	seq      int                // bumped by every load; a load that finds another seq was superseded
 	cancel   context.CancelFunc // stops the load in progress
+	// remote: served by replicas on workers (Config.Fleet), with this deployment, once placed.
+	remote     bool
+	deployment deployment
 }
 
 type liveVariant struct {
@@ -182,7 +185,13 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		variants, loadErr := s.loadDeployment(ctx, key, row.Deployment)
+		var variants []liveVariant
+		var loadErr error
+		if s.cfg.Fleet != nil {
+			loadErr = s.placeDeployment(ctx, key, row)
+		} else {
+			variants, loadErr = s.loadDeployment(ctx, key, row.Deployment)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.live[key] != le || le.seq != seq || ctx.Err() != nil {
@@ -194,6 +203,9 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		le.cancel = nil
 		row.Modified = s.now()
 		switch {
+		case loadErr == nil && s.cfg.Fleet != nil:
+			le.remote, le.deployment = true, row.Deployment
+			row.Status, row.Failure = StatusInService, ""
 		case loadErr == nil:
 			old := le.variants
 			le.variants = variants
@@ -207,6 +219,14 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 			prev, err := s.db.getEndpoint(ctx, key)
 			if err == nil {
 				row.ConfigName, row.Deployment = prev.ConfigName, prev.Deployment
+			}
+			if s.cfg.Fleet != nil { // the old replicas serve again
+				if rs, err := deploymentReplicas(key, row.Name, row.Deployment); err == nil {
+					err = s.cfg.Fleet.Replicas.SetReplicas(ctx, key, rs)
+					if err != nil {
+						s.log.Error("restore endpoint replicas", "endpoint", row.Name, "err", err)
+					}
+				}
 			}
 			row.Status, row.Failure = StatusInService, "Updating the endpoint failed, so it was rolled back: "+loadErr.Error()
 			s.log.Warn("endpoint update failed", "endpoint", row.Name, "err", loadErr)
@@ -278,11 +298,18 @@ func (s *Service) DescribeEndpoint(ctx context.Context, name string) (map[string
 		return nil, err
 	}
 	serving := e.Status == StatusInService || e.Status == StatusUpdating
+	var current map[string]int64
+	if s.cfg.Fleet != nil {
+		current = s.currentInstances(strings.ToLower(name)) // the replicas that serve now
+	}
 	var variants []map[string]any
 	for _, v := range e.Deployment.Variants {
 		pv := map[string]any{"VariantName": v.Name, "DesiredWeight": v.Weight, "DesiredInstanceCount": v.InstanceCount}
 		if serving {
 			pv["CurrentWeight"], pv["CurrentInstanceCount"] = v.Weight, v.InstanceCount
+			if current != nil {
+				pv["CurrentInstanceCount"] = current[v.Name]
+			}
 			if v.Image != "" {
 				pv["DeployedImages"] = []map[string]any{{"SpecifiedImage": v.Image, "ResolvedImage": v.Image, "ResolutionTime": unix(e.Modified)}}
 			}
@@ -388,6 +415,11 @@ func (s *Service) DeleteEndpoint(ctx context.Context, name string) error {
 	if le != nil {
 		le.close()
 	}
+	if s.cfg.Fleet != nil {
+		if err := s.cfg.Fleet.Replicas.SetReplicas(ctx, key, nil); err != nil {
+			return err
+		}
+	}
 	s.dropTags(ctx, s.arn("endpoint", name))
 	if err := os.RemoveAll(s.endpointDir(key)); err != nil {
 		s.log.Warn("remove endpoint files", "endpoint", name, "err", err)
@@ -439,7 +471,7 @@ func (s *Service) InService() []string {
 	defer s.mu.Unlock()
 	var names []string
 	for _, le := range s.live {
-		if len(le.variants) > 0 {
+		if len(le.variants) > 0 || le.remote {
 			names = append(names, le.name)
 		}
 	}

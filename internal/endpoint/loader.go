@@ -42,26 +42,31 @@ func (s *Service) loadDeployment(ctx context.Context, key string, dep deployment
 }
 
 func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*serving.Engine, error) {
+	return loadModel(ctx, s.cfg.Objects, s.cfg.Models, s.cfg.Serving, v, filepath.Join(s.endpointDir(key), strings.ToLower(v.Name)))
+}
+
+// loadModel downloads a variant's model into dir (a base model comes from models instead) and loads
+// it: what an API node does for its own endpoints and a worker for its replicas.
+func loadModel(ctx context.Context, objects Objects, models ModelSource, opts serving.Options, v variantSpec, dir string) (*serving.Engine, error) {
 	base := v.Environment[EnvBaseModel]
 	var modelPath string
 	if v.Source == "" {
-		if s.cfg.Models == nil {
+		if models == nil {
 			return nil, errors.New("this server has no model store to serve base models from")
 		}
-		p, err := s.cfg.Models.Resolve(ctx, base, nil)
+		p, err := models.Resolve(ctx, base, nil)
 		if err != nil {
 			return nil, fmt.Errorf("base model %s: %w", base, err)
 		}
 		modelPath = p
 	} else {
-		dir := filepath.Join(s.endpointDir(key), strings.ToLower(v.Name))
-		p, err := FetchModel(ctx, s.cfg.Objects, v.Source, dir)
+		p, err := FetchModel(ctx, objects, v.Source, dir)
 		if err != nil {
 			return nil, err
 		}
 		modelPath = p
 		if base == "" {
-			base = TrainedFrom(ctx, s.cfg.Objects, v.Source)
+			base = TrainedFrom(ctx, objects, v.Source)
 		}
 	}
 	format := serving.FormatFor(base)
@@ -72,7 +77,6 @@ func (s *Service) loadVariant(ctx context.Context, key string, v variantSpec) (*
 		}
 		format = pf
 	}
-	opts := s.cfg.Serving
 	opts.Format = format
 	if w, ok := v.Environment[EnvWeights]; ok {
 		weights, err := serving.ParseWeights(w)

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lathe-ml/lathe/internal/blob"
@@ -67,6 +68,8 @@ type Config struct {
 	ModelAccess func(ctx context.Context, runAs, modelData string) error
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Fleet, when set, serves endpoints from replicas on `lathe worker`s instead of this process.
+	Fleet *Fleet
 }
 
 // Service implements the hosting operations and owns the loaded endpoints.
@@ -82,6 +85,9 @@ type Service struct {
 	wg   sync.WaitGroup
 	ctx  context.Context // cancelled by Close: stops loads in progress
 	stop context.CancelFunc
+
+	fleet fleetState    // with cfg.Fleet: the replicas as the last reconcile saw them (s.mu)
+	kick  chan struct{} // runs the reconcile loop now
 }
 
 // New opens <DataDir>/endpoints.db and starts loading every endpoint it holds.
@@ -110,7 +116,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{cfg: cfg, db: d, log: cfg.Logger, now: cfg.Now, live: map[string]*liveEndpoint{}, ctx: bg, stop: stop,
-		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))}
+		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), kick: make(chan struct{}, 1),
+		fleet: fleetState{inFlight: map[string]*atomic.Int64{}, suspect: map[string]time.Time{}}}
+	if cfg.Fleet != nil {
+		cfg.Fleet.defaults()
+		s.wg.Add(1)
+		go s.runFleet()
+	}
 	if err := s.reload(ctx); err != nil {
 		stop()
 		d.close()

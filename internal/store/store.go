@@ -181,5 +181,6 @@ type Store interface {
 	Queue
 	Tags
 	Workers
+	Replicas
 	Close() error
 }

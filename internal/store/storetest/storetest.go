@@ -68,6 +68,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"tags", testTags},
 		{"concurrent tag adds respect the limit", testConcurrentTags},
 		{"workers registry", testWorkers},
+		{"endpoint replicas", testReplicas},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}

@@ -1,0 +1,436 @@
+package endpoint
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lathe-ml/lathe/internal/store"
+)
+
+// Fleet places an API node's endpoints on `lathe worker`s (lathe serve --workers 0): every
+// instance of a production variant is a replica in the shared store, placed by the API node on a live
+// worker (spreading an endpoint's replicas over workers), loaded and served there, and reached through
+// the API node, which routes each call to the ready replica with the fewest calls in flight and tries
+// another when one fails before answering. The replicas of a worker whose heartbeat lapsed are placed
+// again on the live ones.
+type Fleet struct {
+	Replicas store.Replicas
+	Workers  store.Workers
+	// WorkerTimeout is how old a worker's last heartbeat may be before it is taken for dead; default
+	// 30 s. It must exceed the workers' heartbeat interval (their --lease / 3).
+	WorkerTimeout time.Duration
+	// Interval is how often placement and readiness are checked; default 1 s.
+	Interval time.Duration
+	// Client reaches the workers' replica listeners; default a client without an overall timeout
+	// (a generation takes as long as it takes; the caller's context bounds it).
+	Client *http.Client
+}
+
+// replicaRoute is a ready replica the router may send calls to.
+type replicaRoute struct {
+	id, variant, addr, worker string
+}
+
+// fleetState is the API node's view of the replicas, refreshed by every reconcile.
+type fleetState struct {
+	ready       map[string][]replicaRoute  // by endpoint key: Ready replicas on live workers
+	inFlight    map[string]*atomic.Int64   // by replica id: calls this node has in flight there
+	suspect     map[string]time.Time       // by id@worker: failed a call; skipped until then
+	byEndpoint  map[string][]store.Replica // by endpoint key: every replica
+	liveWorkers map[string]bool
+}
+
+func (f *Fleet) defaults() {
+	if f.WorkerTimeout <= 0 {
+		f.WorkerTimeout = 30 * time.Second
+	}
+	if f.Interval <= 0 {
+		f.Interval = time.Second
+	}
+	if f.Client == nil {
+		f.Client = &http.Client{}
+	}
+}
+
+// deploymentReplicas lists the replicas a deployment needs: InstanceCount per variant.
+func deploymentReplicas(key, name string, dep deployment) ([]store.Replica, error) {
+	var rs []store.Replica
+	for _, v := range dep.Variants {
+		spec, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		n := max(v.InstanceCount, 1)
+		for i := range n {
+			rs = append(rs, store.Replica{ID: fmt.Sprintf("%s/%s/%d", key, v.Name, i), Endpoint: name, Variant: v.Name, Spec: spec})
+		}
+	}
+	return rs, nil
+}
+
+// placeDeployment records the deployment's replicas and waits until every one is Ready (an error
+// when one failed to load).
+func (s *Service) placeDeployment(ctx context.Context, key string, row endpointRow) error {
+	rs, err := deploymentReplicas(key, row.Name, row.Deployment)
+	if err != nil {
+		return err
+	}
+	f := s.cfg.Fleet
+	if err := f.Replicas.SetReplicas(ctx, key, rs); err != nil {
+		return err
+	}
+	s.kickReconcile()
+	tick := time.NewTicker(f.Interval / 4)
+	defer tick.Stop()
+	for {
+		all, err := f.Replicas.ListReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, r := range all {
+			if !strings.HasPrefix(r.ID, key+"/") || !slices.ContainsFunc(rs, func(x store.Replica) bool { return x.ID == r.ID }) {
+				continue
+			}
+			switch r.State {
+			case store.ReplicaReady:
+				ready++
+			case store.ReplicaFailed:
+				return fmt.Errorf("replica %s on worker %s: %s", r.ID, r.Worker, r.Failure)
+			}
+		}
+		if ready == len(rs) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// kickReconcile asks the reconcile loop to run now (a new endpoint's replicas need placing).
+func (s *Service) kickReconcile() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runFleet places replicas and refreshes the router's view until the service closes.
+func (s *Service) runFleet() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.Fleet.Interval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*s.cfg.Fleet.Interval)
+		if err := s.reconcile(ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("place endpoint replicas", "err", err)
+		}
+		cancel()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// reconcile places unplaced replicas and those of dead workers on the live worker holding the
+// fewest replicas of the same endpoint (then the fewest in all), and refreshes the router's view.
+func (s *Service) reconcile(ctx context.Context) error {
+	f := s.cfg.Fleet
+	workers, err := f.Workers.ListWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	live := map[string]bool{}
+	var liveIDs []string
+	for _, w := range workers {
+		if now.Sub(w.LastHeartbeat) < f.WorkerTimeout {
+			live[w.ID] = true
+			liveIDs = append(liveIDs, w.ID)
+		}
+	}
+	slices.Sort(liveIDs)
+	all, err := f.Replicas.ListReplicas(ctx)
+	if err != nil {
+		return err
+	}
+	total := map[string]int{}
+	perEndpoint := map[string]int{} // worker + "\x00" + endpoint key
+	endpointKey := func(r store.Replica) string { k, _, _ := strings.Cut(r.ID, "/"); return k }
+	for _, r := range all {
+		if live[r.Worker] {
+			total[r.Worker]++
+			perEndpoint[r.Worker+"\x00"+endpointKey(r)]++
+		}
+	}
+	for i, r := range all {
+		if live[r.Worker] || len(liveIDs) == 0 {
+			continue
+		}
+		best := ""
+		for _, w := range liveIDs {
+			if best == "" || perEndpoint[w+"\x00"+endpointKey(r)] < perEndpoint[best+"\x00"+endpointKey(r)] ||
+				perEndpoint[w+"\x00"+endpointKey(r)] == perEndpoint[best+"\x00"+endpointKey(r)] && total[w] < total[best] {
+				best = w
+			}
+		}
+		ok, err := f.Replicas.PlaceReplica(ctx, r.ID, r.Worker, best)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // another API node placed it meanwhile; the next round sees where
+		}
+		if r.Worker != "" {
+			s.log.Warn("worker lost: endpoint replica placed again", "replica", r.ID, "from", r.Worker, "to", best)
+		} else {
+			s.log.Info("endpoint replica placed", "replica", r.ID, "worker", best)
+		}
+		total[best]++
+		perEndpoint[best+"\x00"+endpointKey(r)]++
+		all[i].Worker, all[i].State, all[i].Addr = best, store.ReplicaPending, ""
+	}
+	ready := map[string][]replicaRoute{}
+	byEndpoint := map[string][]store.Replica{}
+	for _, r := range all {
+		k := endpointKey(r)
+		byEndpoint[k] = append(byEndpoint[k], r)
+		if r.State == store.ReplicaReady && live[r.Worker] && r.Addr != "" {
+			ready[k] = append(ready[k], replicaRoute{id: r.ID, variant: r.Variant, addr: r.Addr, worker: r.Worker})
+		}
+	}
+	s.mu.Lock()
+	s.fleet.ready, s.fleet.byEndpoint, s.fleet.liveWorkers = ready, byEndpoint, live
+	for id, until := range s.fleet.suspect {
+		if now.After(until) {
+			delete(s.fleet.suspect, id)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// currentInstances is how many replicas of each variant of an endpoint serve now.
+func (s *Service) currentInstances(key string) map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int64{}
+	for _, r := range s.fleet.ready[key] {
+		out[r.variant]++
+	}
+	return out
+}
+
+var fleetInvocation = regexp.MustCompile(`^/endpoints/([^/]+)/(invocations|invocations-response-stream)$`)
+
+// Runtime is the handler of InvokeEndpoint[WithResponseStream]: local (runtime.New on this service)
+// when the endpoints are loaded here, else a router to the replicas on workers.
+func (s *Service) Runtime(local http.Handler) http.Handler {
+	if s.cfg.Fleet == nil {
+		return local
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := fleetInvocation.FindStringSubmatch(r.URL.Path)
+		if m == nil || r.Method != http.MethodPost {
+			local.ServeHTTP(w, r)
+			return
+		}
+		s.proxy(w, r, m[1], m[2] == "invocations-response-stream", local)
+	})
+}
+
+// ReplicaHeader names the replica a routed call is for, so that the worker answers from that one.
+const ReplicaHeader = "X-Lathe-Replica"
+
+const headerTargetVariant = "X-Amzn-Sagemaker-Target-Variant"
+
+// proxy sends one call to a ready replica, trying the others in turn while they fail before
+// answering (a dead worker's connection is refused or reset; a closing one answers 503).
+func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name string, stream bool, local http.Handler) {
+	key := strings.ToLower(name)
+	target := r.Header.Get(headerTargetVariant)
+	s.mu.Lock()
+	le := s.live[key]
+	if le == nil || le.name != name || !le.remote {
+		s.mu.Unlock()
+		local.ServeHTTP(w, r) // answers as for a missing endpoint
+		return
+	}
+	if target != "" && !slices.ContainsFunc(le.deployment.Variants, func(v variantSpec) bool { return v.Name == target }) {
+		s.mu.Unlock()
+		fleetError(w, http.StatusBadRequest, "ValidationError",
+			fmt.Sprintf("Variant %s not found for endpoint %s of account %s.", target, name, s.cfg.AccountID))
+		return
+	}
+	variant := target
+	if variant == "" {
+		variant = s.pickVariant(le.deployment, s.fleet.ready[key])
+	}
+	var cands []replicaRoute
+	now := s.now()
+	for _, rr := range s.fleet.ready[key] {
+		if rr.variant == variant && !now.Before(s.fleet.suspect[rr.id+"@"+rr.worker]) {
+			cands = append(cands, rr)
+		}
+	}
+	inFlight := make([]*atomic.Int64, len(cands))
+	for i, c := range cands {
+		if s.fleet.inFlight[c.id] == nil {
+			s.fleet.inFlight[c.id] = &atomic.Int64{}
+		}
+		inFlight[i] = s.fleet.inFlight[c.id]
+	}
+	s.mu.Unlock()
+	// Least outstanding requests first; ties go to a random one, so that idle replicas share calls.
+	order := s.shuffled(len(cands))
+	slices.SortStableFunc(order, func(a, b int) int { return int(inFlight[a].Load() - inFlight[b].Load()) })
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		fleetError(w, http.StatusBadRequest, "ValidationError", "Could not read the request body: "+err.Error())
+		return
+	}
+	for _, i := range order {
+		c := cands[i]
+		inFlight[i].Add(1)
+		done, err := s.forward(w, r, c, body, stream)
+		inFlight[i].Add(-1)
+		if done {
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the caller went away
+		}
+		s.log.Warn("endpoint replica failed before answering; trying another", "endpoint", name, "replica", c.id, "worker", c.worker, "err", err)
+		s.mu.Lock()
+		s.fleet.suspect[c.id+"@"+c.worker] = s.now().Add(s.cfg.Fleet.WorkerTimeout)
+		s.mu.Unlock()
+	}
+	fleetError(w, http.StatusServiceUnavailable, "ServiceUnavailable",
+		fmt.Sprintf("No instance of endpoint %s could take the request now; retry.", name))
+}
+
+// pickVariant chooses a variant with ready replicas by the variants' weights.
+func (s *Service) pickVariant(dep deployment, ready []replicaRoute) string {
+	var vs []variantSpec
+	total := 0.0
+	for _, v := range dep.Variants {
+		if slices.ContainsFunc(ready, func(r replicaRoute) bool { return r.variant == v.Name }) {
+			vs = append(vs, v)
+			total += v.Weight
+		}
+	}
+	if len(vs) == 0 {
+		return ""
+	}
+	if total > 0 {
+		x := s.rand.Float64() * total
+		for _, v := range vs {
+			if x -= v.Weight; x < 0 {
+				return v.Name
+			}
+		}
+	}
+	return vs[0].Name
+}
+
+func (s *Service) shuffled(n int) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rand.Perm(n)
+}
+
+// forward sends the call to one replica. done is false when the replica failed before anything was
+// written to the caller, so that another may take the call.
+func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute, body []byte, stream bool) (done bool, err error) {
+	u := "http://" + c.addr + r.URL.Path
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	for k, vs := range r.Header {
+		if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || ck == "Accept" || strings.HasPrefix(ck, "X-Amzn-Sagemaker-") {
+			req.Header[ck] = vs
+		}
+	}
+	req.Header.Set(headerTargetVariant, c.variant)
+	req.Header.Set(ReplicaHeader, c.id)
+	resp, err := s.cfg.Fleet.Client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return false, fmt.Errorf("replica answered %s", resp.Status)
+	}
+	// The first bytes (the whole answer, unless streaming) are read before anything is sent on: a
+	// worker that dies before them leaves the call to another replica.
+	var first []byte
+	if stream {
+		buf := make([]byte, 32<<10)
+		n, err := io.ReadAtLeast(resp.Body, buf, 1)
+		if err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty answer, complete
+			return false, err
+		}
+		first = buf[:n]
+	} else if first, err = io.ReadAll(resp.Body); err != nil {
+		return false, err
+	}
+	for k, vs := range resp.Header {
+		if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || strings.HasPrefix(ck, "X-Amzn-") {
+			w.Header()[ck] = vs
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(first)
+	if !stream {
+		return true, nil
+	}
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return true, nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Warn("endpoint replica failed while streaming", "replica", c.id, "worker", c.worker, "err", err)
+			}
+			return true, nil
+		}
+	}
+}
+
+func fleetError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-Errortype", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"ErrorCode": code, "Message": msg})
+}

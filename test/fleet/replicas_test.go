@@ -1,0 +1,236 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	rttypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
+
+	"github.com/lathe-ml/lathe/internal/store"
+	"github.com/lathe-ml/lathe/internal/store/pgtest"
+	"github.com/lathe-ml/lathe/internal/store/postgres"
+)
+
+// An endpoint with two instances on an API-only node is served by replicas on two workers; one of
+// them is killed with SIGKILL while 8 clients call the endpoint: the API node's router retries the
+// other replica, so no call fails, and the lost replica is placed again on the surviving worker.
+func TestEndpointReplicasSurviveAWorker(t *testing.T) {
+	ctx := context.Background()
+	database := pgtest.Shared(t).NewDatabase(t)
+	api := serveNode(t, nil, "api", "--database", database, "--workers", "0", "--worker-timeout", "3s")
+	c := clientsOf(api)
+	st, err := postgres.Open(ctx, database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	gguf, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("models")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String("stories/model.gguf"),
+		Body: strings.NewReader(string(gguf))}); err != nil {
+		t.Fatal(err)
+	}
+	w1, id1 := startWorker(t, nil, "worker-1", database, "http://"+api)
+	_, id2 := startWorker(t, nil, "worker-2", database, "http://"+api)
+
+	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("stories"),
+		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://models/stories/model.gguf")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("stories-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String("stories"),
+			InitialInstanceCount: aws.Int32(2), InstanceType: types.ProductionVariantInstanceTypeMlG5Xlarge}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("stories"),
+		EndpointConfigName: aws.String("stories-config")}); err != nil {
+		t.Fatal(err)
+	}
+	waitInstances(t, c, 2, 2*time.Minute)
+
+	// One replica on each worker.
+	placed := replicaWorkers(t, st)
+	if len(placed) != 2 || placed[0] == placed[1] || !(placed[0] == id1 || placed[1] == id1) || !(placed[0] == id2 || placed[1] == id2) {
+		t.Fatalf("replicas on workers %v, want one on each of %s and %s", placed, id1, id2)
+	}
+
+	// 8 clients, no SDK retries: a failed call is one the router did not save.
+	rt := sagemakerruntime.NewFromConfig(clientsConfig(), func(o *sagemakerruntime.Options) {
+		o.BaseEndpoint = aws.String("http://" + api)
+		o.Retryer = aws.NopRetryer{}
+	})
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer halt()
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("stories"),
+					ContentType: aws.String("application/json"),
+					Body:        fmt.Appendf(nil, `{"inputs":"Once upon a time %d","parameters":{"max_new_tokens":24,"seed":%d}}`, i, n)})
+				if err != nil {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				if !strings.Contains(string(out.Body), "generated_text") {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, "answer without generated_text: "+string(out.Body))
+					mu.Unlock()
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	// Kill worker-1 once the clients are well under way.
+	for ok.Load() < 40 && failed.Load() == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.done
+	atKill := ok.Load()
+	// The lost replica comes back on worker-2; the clients keep calling meanwhile and after.
+	waitReplicasOn(t, st, id2, 2, time.Minute)
+	waitInstances(t, c, 2, time.Minute)
+	target := ok.Load() + 40
+	for ok.Load() < target && failed.Load() == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	halt()
+	t.Logf("%d calls answered (%d before the kill), %d failed", ok.Load(), atKill, failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d calls failed, first: %s", failed.Load(), failures[0])
+	}
+
+	// The response stream is routed too.
+	s, err := rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		EndpointName: aws.String("stories"), ContentType: aws.String("application/json"),
+		Body: []byte(`{"inputs":"Once upon a time","parameters":{"max_new_tokens":8}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamed strings.Builder
+	for ev := range s.GetStream().Events() {
+		if p, ok := ev.(*rttypes.ResponseStreamMemberPayloadPart); ok {
+			streamed.Write(p.Value.Bytes)
+		}
+	}
+	if err := s.GetStream().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(streamed.String(), "generated_text") {
+		t.Errorf("stream without generated_text: %q", streamed.String())
+	}
+	if aws.ToString(s.InvokedProductionVariant) != "AllTraffic" {
+		t.Errorf("stream invoked variant %q, want AllTraffic", aws.ToString(s.InvokedProductionVariant))
+	}
+
+	// Deleting the endpoint takes its replicas off the workers.
+	if _, err := c.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String("stories")}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := st.ListReplicas(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("replicas after DeleteEndpoint: %v, %v", rs, err)
+	}
+}
+
+// waitInstances waits until the endpoint is InService with want current instances.
+func waitInstances(t *testing.T, c clients, want int32, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		d, err := c.sm.DescribeEndpoint(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String("stories")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.EndpointStatus == types.EndpointStatusFailed {
+			t.Fatalf("endpoint failed: %s", aws.ToString(d.FailureReason))
+		}
+		if d.EndpointStatus == types.EndpointStatusInService && len(d.ProductionVariants) == 1 &&
+			aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount) == want && aws.ToInt32(d.ProductionVariants[0].DesiredInstanceCount) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var cur int32 = -1
+			if len(d.ProductionVariants) > 0 {
+				cur = aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount)
+			}
+			t.Fatalf("endpoint %s with %d current instances after %s, want InService with %d", d.EndpointStatus, cur, within, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// replicaWorkers lists the workers the Ready replicas are on.
+func replicaWorkers(t *testing.T, st *postgres.Store) []string {
+	t.Helper()
+	rs, err := st.ListReplicas(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		if r.State == store.ReplicaReady {
+			out = append(out, r.Worker)
+		}
+	}
+	return out
+}
+
+// waitReplicasOn waits until n replicas are Ready on worker.
+func waitReplicasOn(t *testing.T, st *postgres.Store, worker string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := 0
+		for _, w := range replicaWorkers(t, st) {
+			if w == worker {
+				got++
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(errors.New("replicas not placed again on the surviving worker in time"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
