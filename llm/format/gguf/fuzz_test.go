@@ -136,6 +136,10 @@ func FuzzWriteRead(f *testing.F) {
 		if err := w.AddTensor(name+".h", []uint64{1, uint64(len(values))}, F16, values); err != nil && len(name) < maxNameLen-1 {
 			t.Fatal(err)
 		}
+		// An empty tensor whose other dimension is as large as the fuzzer likes.
+		if err := w.AddRawTensor("empty", []uint64{uint64(u) + 1, 0}, F32, nil); err != nil && name != "empty" {
+			t.Fatal(err)
+		}
 		q8 := make([]byte, 34*(1+len(data)/34))
 		copy(q8, data)
 		if err := w.AddRawTensor("q8", []uint64{32 * uint64(len(q8)/34)}, Q8_0, q8); err != nil && name != "q8" {
@@ -171,6 +175,9 @@ func FuzzWriteRead(f *testing.F) {
 					t.Fatalf("F16 value %d: %g, want %g", i, h[i], want)
 				}
 			}
+		}
+		if e, ok := file.Tensor("empty"); name != "empty" && (!ok || e.Elements() != 0 || e.Dims[0] != uint64(u)+1) {
+			t.Fatalf("empty tensor: %+v %v", e, ok)
 		}
 		if name != "q8" {
 			raw, err := file.Raw("q8")

@@ -130,9 +130,16 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f.DataOffset = alignUp(d.n, int64(f.Alignment))
 	for _, t := range f.Tensors {
+		// A tensor with a zero dimension holds nothing, however large its other dimensions (the
+		// Writer writes a [2^20, 0] tensor; reading it back must work): only non-empty shapes are
+		// bounded by the file size.
+		empty := false
+		for _, d := range t.Dims {
+			empty = empty || d == 0
+		}
 		n := uint64(1)
 		for _, d := range t.Dims {
-			if d != 0 && n > uint64(size)/d {
+			if !empty && n > uint64(size)/d {
 				return nil, fmt.Errorf("tensor %s: dims %v hold more values than the file has bytes", t.Name, t.Dims)
 			}
 			n *= d
