@@ -29,3 +29,6 @@ bash scripts/fuzz.sh
 
 echo "== end to end (aws CLI + boto3)"
 bash scripts/e2e.sh
+
+echo "== reliability (hostile requests, broken datasets, kill -9, overload)"
+python3 scripts/reliability.py
