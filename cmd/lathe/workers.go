@@ -27,8 +27,8 @@ func workersCommand() *cobra.Command {
 		Use:   "list",
 		Short: "List the workers: id, host, the jobs each holds, and when each last sent a heartbeat",
 		Long: `List the workers registered in the metadata store: id (the owner in job leases), host, the jobs
-each holds a live lease on, and how long ago it last sent a heartbeat. A worker heartbeats every
-third of its lease whether it runs a job or not; one that stops cleanly leaves the list, one that
+each holds a live lease on, the endpoint replicas placed on it (endpoint/variant/n and their state),
+and how long ago it last sent a heartbeat. A worker heartbeats every third of its lease whether it runs a job or not; one that stops cleanly leaves the list, one that
 died stays (its heartbeat ageing) for a day.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,7 +41,17 @@ died stays (its heartbeat ageing) for a day.`,
 			if err != nil {
 				return err
 			}
-			return printWorkers(cmd.OutOrStdout(), ws, time.Now())
+			rs, err := st.ListReplicas(cmd.Context())
+			if err != nil {
+				return err
+			}
+			replicas := map[string][]string{} // endpoint replicas by worker
+			for _, r := range rs {
+				if r.Worker != "" {
+					replicas[r.Worker] = append(replicas[r.Worker], r.ID+"("+r.State+")")
+				}
+			}
+			return printWorkers(cmd.OutOrStdout(), ws, replicas, time.Now())
 		},
 	}
 	cmd.AddCommand(list)
@@ -49,15 +59,19 @@ died stays (its heartbeat ageing) for a day.`,
 }
 
 // printWorkers writes the table of workers; ages are relative to now.
-func printWorkers(w io.Writer, ws []store.WorkerInfo, now time.Time) error {
+func printWorkers(w io.Writer, ws []store.WorkerInfo, replicas map[string][]string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOST\tJOBS\tLAST HEARTBEAT\tUP")
+	fmt.Fprintln(tw, "ID\tHOST\tJOBS\tREPLICAS\tLAST HEARTBEAT\tUP")
 	for _, x := range ws {
 		jobs := strings.Join(x.Jobs, ",")
 		if jobs == "" {
 			jobs = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", x.ID, x.Host, jobs, age(now.Sub(x.LastHeartbeat)), age(x.LastHeartbeat.Sub(x.Started)))
+		reps := strings.Join(replicas[x.ID], ",")
+		if reps == "" {
+			reps = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%s\n", x.ID, x.Host, jobs, reps, age(now.Sub(x.LastHeartbeat)), age(x.LastHeartbeat.Sub(x.Started)))
 	}
 	return tw.Flush()
 }

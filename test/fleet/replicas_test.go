@@ -51,6 +51,20 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	}
 	w1, id1 := startWorker(t, nil, "worker-1", database, "http://"+api)
 	_, id2 := startWorker(t, nil, "worker-2", database, "http://"+api)
+	// Both workers are in the registry (their first heartbeat) before the endpoint is placed.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ws, err := st.ListWorkers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers registered: %v, want 2", ws)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("stories"),
 		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://models/stories/model.gguf")}}); err != nil {
@@ -129,6 +143,16 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	// The lost replica comes back on worker-2; the clients keep calling meanwhile and after.
 	waitReplicasOn(t, st, id2, 2, time.Minute)
 	waitInstances(t, c, 2, time.Minute)
+	list := run(t, nil, "workers", "list", "--database", database)
+	listed := false
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[0] == id2 {
+			listed = f[3] == "stories/AllTraffic/0(Ready),stories/AllTraffic/1(Ready)"
+		}
+	}
+	if !listed {
+		t.Errorf("lathe workers list does not show both replicas on %s:\n%s", id2, list)
+	}
 	target := ok.Load() + 40
 	for ok.Load() < target && failed.Load() == 0 {
 		time.Sleep(20 * time.Millisecond)
