@@ -206,6 +206,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		perEndpoint[best+"\x00"+endpointKey(r)]++
 		all[i].Worker, all[i].State, all[i].Addr = best, store.ReplicaPending, ""
 	}
+	s.rebalance(ctx, all, live, liveIDs, perEndpoint, endpointKey)
 	ready := map[string][]replicaRoute{}
 	byEndpoint := map[string][]store.Replica{}
 	for _, r := range all {
@@ -224,6 +225,53 @@ func (s *Service) reconcile(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// rebalance spreads an endpoint whose replicas share a worker while another live worker holds none
+// of them (they were placed when fewer workers were live): one replica moves per round, and only
+// while every replica of the endpoint is Ready, so that the others serve while it loads again.
+func (s *Service) rebalance(ctx context.Context, all []store.Replica, live map[string]bool, liveIDs []string,
+	perEndpoint map[string]int, endpointKey func(store.Replica) string) {
+	settled := map[string]bool{}
+	for _, r := range all {
+		k := endpointKey(r)
+		if _, seen := settled[k]; !seen {
+			settled[k] = true
+		}
+		if r.State != store.ReplicaReady || !live[r.Worker] {
+			settled[k] = false
+		}
+	}
+	moved := map[string]bool{}
+	for i, r := range all {
+		k := endpointKey(r)
+		if !settled[k] || moved[k] || perEndpoint[r.Worker+"\x00"+k] < 2 {
+			continue
+		}
+		idle := ""
+		for _, w := range liveIDs {
+			if perEndpoint[w+"\x00"+k] == 0 {
+				idle = w
+				break
+			}
+		}
+		if idle == "" {
+			continue
+		}
+		ok, err := s.cfg.Fleet.Replicas.PlaceReplica(ctx, r.ID, r.Worker, idle)
+		if err != nil {
+			s.log.Warn("spread endpoint replicas", "replica", r.ID, "err", err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		s.log.Info("endpoint replica moved to spread the endpoint over workers", "replica", r.ID, "from", r.Worker, "to", idle)
+		moved[k] = true
+		perEndpoint[r.Worker+"\x00"+k]--
+		perEndpoint[idle+"\x00"+k]++
+		all[i].Worker, all[i].State, all[i].Addr = idle, store.ReplicaPending, ""
+	}
 }
 
 // currentInstances is how many replicas of each variant of an endpoint serve now.

@@ -24,8 +24,8 @@ import (
 	"github.com/lathe-ml/lathe/internal/store/postgres"
 )
 
-// An endpoint with two instances on an API-only node is served by replicas on two workers; one of
-// them is killed with SIGKILL while 8 clients call the endpoint: the API node's router retries the
+// An endpoint with two instances on an API-only node is served by replicas on workers: both on the
+// only worker at first, then spread when a second worker joins; one worker is killed with SIGKILL while 8 clients call the endpoint: the API node's router retries the
 // other replica, so no call fails, and the lost replica is placed again on the surviving worker.
 func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	ctx := context.Background()
@@ -50,21 +50,7 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	w1, id1 := startWorker(t, nil, "worker-1", database, "http://"+api)
-	_, id2 := startWorker(t, nil, "worker-2", database, "http://"+api)
-	// Both workers are in the registry (their first heartbeat) before the endpoint is placed.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		ws, err := st.ListWorkers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ws) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workers registered: %v, want 2", ws)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitWorkers(t, st, 1)
 
 	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("stories"),
 		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://models/stories/model.gguf")}}); err != nil {
@@ -80,8 +66,11 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInstances(t, c, 2, 2*time.Minute)
-
-	// One replica on each worker.
+	// With one worker, both replicas are on it; a second worker takes one of them over.
+	waitReplicasOn(t, st, id1, 2, time.Minute)
+	_, id2 := startWorker(t, nil, "worker-2", database, "http://"+api)
+	waitReplicasOn(t, st, id2, 1, time.Minute)
+	waitInstances(t, c, 2, time.Minute)
 	placed := replicaWorkers(t, st)
 	if len(placed) != 2 || placed[0] == placed[1] || !(placed[0] == id1 || placed[1] == id1) || !(placed[0] == id2 || placed[1] == id2) {
 		t.Fatalf("replicas on workers %v, want one on each of %s and %s", placed, id1, id2)
@@ -176,8 +165,8 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 			streamed.Write(p.Value.Bytes)
 		}
 	}
-	if err := s.GetStream().Err(); err != nil {
-		t.Fatal(err)
+	if err := s.GetStream().Close(); err != nil || s.GetStream().Err() != nil {
+		t.Fatalf("stream: %v %v", err, s.GetStream().Err())
 	}
 	if !strings.Contains(streamed.String(), "generated_text") {
 		t.Errorf("stream without generated_text: %q", streamed.String())
@@ -219,6 +208,24 @@ func waitInstances(t *testing.T, c clients, want int32, within time.Duration) {
 			t.Fatalf("endpoint %s with %d current instances after %s, want InService with %d", d.EndpointStatus, cur, within, want)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitWorkers waits until n workers are in the registry (their first heartbeat).
+func waitWorkers(t *testing.T, st *postgres.Store, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ws, err := st.ListWorkers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers registered: %v, want %d", ws, n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
