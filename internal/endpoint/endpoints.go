@@ -188,7 +188,7 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		var variants []liveVariant
 		var loadErr error
 		if s.cfg.Fleet != nil {
-			loadErr = s.placeDeployment(ctx, key, row)
+			loadErr = s.placeDeployment(ctx, key, row, update)
 		} else {
 			variants, loadErr = s.loadDeployment(ctx, key, row.Deployment)
 		}

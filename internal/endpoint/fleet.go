@@ -3,6 +3,7 @@ package endpoint
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +63,9 @@ func (f *Fleet) defaults() {
 	}
 }
 
-// deploymentReplicas lists the replicas a deployment needs: InstanceCount per variant.
+// deploymentReplicas lists the replicas a deployment needs: InstanceCount per variant. An ID ends
+// with a digest of what the replica serves, so that an update's replicas sit beside the old ones
+// until they are ready, and an unchanged variant keeps its replicas.
 func deploymentReplicas(key, name string, dep deployment) ([]store.Replica, error) {
 	var rs []store.Replica
 	for _, v := range dep.Variants {
@@ -70,25 +73,59 @@ func deploymentReplicas(key, name string, dep deployment) ([]store.Replica, erro
 		if err != nil {
 			return nil, err
 		}
+		sum := sha256.Sum256(spec)
 		n := max(v.InstanceCount, 1)
 		for i := range n {
-			rs = append(rs, store.Replica{ID: fmt.Sprintf("%s/%s/%d", key, v.Name, i), Endpoint: name, Variant: v.Name, Spec: spec})
+			rs = append(rs, store.Replica{ID: fmt.Sprintf("%s/%s/%d-%x", key, v.Name, i, sum[:4]), Endpoint: name, Variant: v.Name, Spec: spec})
 		}
 	}
 	return rs, nil
 }
 
 // placeDeployment records the deployment's replicas and waits until every one is Ready (an error
-// when one failed to load).
-func (s *Service) placeDeployment(ctx context.Context, key string, row endpointRow) error {
+// when one failed to load). During an update the old replicas keep serving until then, and go after.
+func (s *Service) placeDeployment(ctx context.Context, key string, row endpointRow, update bool) error {
 	rs, err := deploymentReplicas(key, row.Name, row.Deployment)
 	if err != nil {
 		return err
 	}
 	f := s.cfg.Fleet
-	if err := f.Replicas.SetReplicas(ctx, key, rs); err != nil {
+	both := rs
+	if update {
+		if prev, err := s.db.getEndpoint(ctx, key); err == nil {
+			old, err := deploymentReplicas(key, prev.Name, prev.Deployment)
+			if err != nil {
+				return err
+			}
+			both = slices.Clone(rs)
+			for _, o := range old {
+				if !slices.ContainsFunc(rs, func(r store.Replica) bool { return r.ID == o.ID }) {
+					both = append(both, o)
+				}
+			}
+		}
+	}
+	if err := f.Replicas.SetReplicas(ctx, key, both); err != nil {
 		return err
 	}
+	if err := s.waitReplicas(ctx, key, rs); err != nil {
+		return err
+	}
+	if len(both) > len(rs) {
+		// The new replicas take the calls from here; the old ones' workers drain and unload them.
+		s.mu.Lock()
+		s.fleet.ready[key] = slices.DeleteFunc(slices.Clone(s.fleet.ready[key]), func(r replicaRoute) bool {
+			return !slices.ContainsFunc(rs, func(x store.Replica) bool { return x.ID == r.id })
+		})
+		s.mu.Unlock()
+		return f.Replicas.SetReplicas(ctx, key, rs)
+	}
+	return nil
+}
+
+// waitReplicas waits until every replica of rs is Ready and the router knows them.
+func (s *Service) waitReplicas(ctx context.Context, key string, rs []store.Replica) error {
+	f := s.cfg.Fleet
 	s.kickReconcile()
 	tick := time.NewTicker(f.Interval / 4)
 	defer tick.Stop()
@@ -110,7 +147,10 @@ func (s *Service) placeDeployment(ctx context.Context, key string, row endpointR
 			}
 		}
 		if ready == len(rs) {
-			return nil
+			s.kickReconcile()
+			if s.routable(key, rs) {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -118,6 +158,18 @@ func (s *Service) placeDeployment(ctx context.Context, key string, row endpointR
 		case <-tick.C:
 		}
 	}
+}
+
+// routable reports whether the router's view has every replica of rs ready.
+func (s *Service) routable(key string, rs []store.Replica) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		if !slices.ContainsFunc(s.fleet.ready[key], func(x replicaRoute) bool { return x.id == r.ID }) {
+			return false
+		}
+	}
+	return true
 }
 
 // kickReconcile asks the reconcile loop to run now (a new endpoint's replicas need placing).
@@ -384,6 +436,9 @@ func (s *Service) pickVariant(dep deployment, ready []replicaRoute) string {
 		}
 	}
 	if len(vs) == 0 {
+		if len(ready) > 0 { // an update's new variants, before this endpoint's deployment is swapped
+			return ready[0].variant
+		}
 		return ""
 	}
 	if total > 0 {

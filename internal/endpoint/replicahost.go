@@ -52,6 +52,9 @@ type hostReplica struct {
 	cancel context.CancelFunc // stops the load in progress
 }
 
+// drainGrace is how long an unloaded replica still admits the calls routed to it just before.
+const drainGrace = time.Second
+
 // NewHost returns a host; Run does the work.
 func NewHost(cfg HostConfig) *ReplicaHost {
 	if cfg.Interval <= 0 {
@@ -113,8 +116,13 @@ func (h *ReplicaHost) sync(ctx context.Context) error {
 		}
 		h.log.Info("endpoint replica unloaded", "replica", id, "worker", h.cfg.Owner)
 		lr.cancel()
-		if lr.engine != nil {
-			go lr.engine.Drain() // the calls already running finish
+		if eng := lr.engine; eng != nil {
+			// Calls already running finish; a call that found the engine just before it left the map
+			// still starts (the grace), rather than failing on a closed engine.
+			go func() {
+				time.Sleep(drainGrace)
+				eng.Drain()
+			}()
 		}
 		delete(h.loaded, id)
 	}

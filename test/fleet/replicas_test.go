@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,18 +137,52 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	listed := false
 	for _, line := range strings.Split(list, "\n") {
 		if f := strings.Fields(line); len(f) > 3 && f[0] == id2 {
-			listed = f[3] == "stories/AllTraffic/0(Ready),stories/AllTraffic/1(Ready)"
+			listed = regexp.MustCompile(`^stories/AllTraffic/0-[0-9a-f]{8}\(Ready\),stories/AllTraffic/1-[0-9a-f]{8}\(Ready\)$`).MatchString(f[3])
 		}
 	}
 	if !listed {
 		t.Errorf("lathe workers list does not show both replicas on %s:\n%s", id2, list)
+	}
+	// UpdateEndpoint to another model: its replicas load beside the old ones, which serve meanwhile.
+	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("stories-2"),
+		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://models/stories/model.gguf")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("stories-config-2"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String("stories-2"),
+			InitialInstanceCount: aws.Int32(2), InstanceType: types.ProductionVariantInstanceTypeMlG5Xlarge}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("stories"),
+		EndpointConfigName: aws.String("stories-config-2")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		d, err := c.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("stories")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.EndpointStatus == types.EndpointStatusInService && aws.ToString(d.EndpointConfigName) == "stories-config-2" {
+			if d.FailureReason != nil {
+				t.Fatalf("update failed: %s", aws.ToString(d.FailureReason))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint %s with config %s a minute after UpdateEndpoint", d.EndpointStatus, aws.ToString(d.EndpointConfigName))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitInstances(t, c, 2, time.Minute)
+	if rs, err := st.ListReplicas(ctx); err != nil || len(rs) != 2 || !strings.Contains(string(rs[0].Spec), "stories-2") {
+		t.Fatalf("replicas after the update: %v %v", rs, err)
 	}
 	target := ok.Load() + 40
 	for ok.Load() < target && failed.Load() == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	halt()
-	t.Logf("%d calls answered (%d before the kill), %d failed", ok.Load(), atKill, failed.Load())
+	t.Logf("%d calls answered (%d before the kill, through the kill and an update), %d failed", ok.Load(), atKill, failed.Load())
 	if failed.Load() != 0 {
 		t.Fatalf("%d calls failed, first: %s", failed.Load(), failures[0])
 	}
