@@ -197,6 +197,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	if err != nil {
 		return err
 	}
+	oai = endpoints.OpenAI(oai, oaiKey) // an API-only node's endpoints answer from their replicas
 	ops := svc.Operations()
 	for name, op := range endpoints.Operations() {
 		ops[name] = op

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -351,8 +352,54 @@ func (s *Service) Runtime(local http.Handler) http.Handler {
 			local.ServeHTTP(w, r)
 			return
 		}
-		s.proxy(w, r, m[1], m[2] == "invocations-response-stream", local)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			fleetError(w, http.StatusBadRequest, "ValidationError", "Could not read the request body: "+err.Error())
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.proxy(w, r, m[1], r.Header.Get(headerTargetVariant), body, m[2] == "invocations-response-stream", "", local)
 	})
+}
+
+// replicaOpenAIKey is the bearer key a worker's replica listener takes on its OpenAI routes: the API
+// node has checked the caller's key already, and the listener is internal (as for InvokeEndpoint).
+const replicaOpenAIKey = "lathe-replica"
+
+// OpenAI is the handler of the OpenAI routes: local when the endpoints are loaded here; else the
+// completions of an endpoint on workers go to its replicas (after the API key is checked), and
+// the rest (the key's errors, /v1/models, unknown models) is answered by local.
+func (s *Service) OpenAI(local http.Handler, apiKey string) http.Handler {
+	if s.cfg.Fleet == nil {
+		return local
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := strings.TrimSuffix(r.URL.Path, "/")
+		auth, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.Method != http.MethodPost || (path != "/v1/completions" && path != "/v1/chat/completions") ||
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth)), []byte(apiKey)) != 1 {
+			local.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			Model  string `json:"model"`
+			Stream bool   `json:"stream"`
+		}
+		if err != nil || json.Unmarshal(body, &req) != nil || !s.isRemote(req.Model) {
+			local.ServeHTTP(w, r) // answers bad bodies and unknown models
+			return
+		}
+		s.proxy(w, r, req.Model, "", body, req.Stream, replicaOpenAIKey, local)
+	})
+}
+
+func (s *Service) isRemote(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	le := s.live[strings.ToLower(name)]
+	return le != nil && le.name == name && le.remote
 }
 
 // ReplicaHeader names the replica a routed call is for, so that the worker answers from that one.
@@ -362,9 +409,8 @@ const headerTargetVariant = "X-Amzn-Sagemaker-Target-Variant"
 
 // proxy sends one call to a ready replica, trying the others in turn while they fail before
 // answering (a dead worker's connection is refused or reset; a closing one answers 503).
-func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name string, stream bool, local http.Handler) {
+func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name, target string, body []byte, stream bool, bearer string, local http.Handler) {
 	key := strings.ToLower(name)
-	target := r.Header.Get(headerTargetVariant)
 	s.mu.Lock()
 	le := s.live[key]
 	if le == nil || le.name != name || !le.remote {
@@ -400,15 +446,10 @@ func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name string, str
 	// Least outstanding requests first; ties go to a random one, so that idle replicas share calls.
 	order := s.shuffled(len(cands))
 	slices.SortStableFunc(order, func(a, b int) int { return int(inFlight[a].Load() - inFlight[b].Load()) })
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		fleetError(w, http.StatusBadRequest, "ValidationError", "Could not read the request body: "+err.Error())
-		return
-	}
 	for _, i := range order {
 		c := cands[i]
 		inFlight[i].Add(1)
-		done, err := s.forward(w, r, c, body, stream)
+		done, err := s.forward(w, r, c, body, stream, bearer)
 		inFlight[i].Add(-1)
 		if done {
 			return
@@ -460,7 +501,7 @@ func (s *Service) shuffled(n int) []int {
 
 // forward sends the call to one replica. done is false when the replica failed before anything was
 // written to the caller, so that another may take the call.
-func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute, body []byte, stream bool) (done bool, err error) {
+func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute, body []byte, stream bool, bearer string) (done bool, err error) {
 	u := "http://" + c.addr + r.URL.Path
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
@@ -476,6 +517,9 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute
 	}
 	req.Header.Set(headerTargetVariant, c.variant)
 	req.Header.Set(ReplicaHeader, c.id)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	resp, err := s.cfg.Fleet.Client.Do(req)
 	if err != nil {
 		return false, err
@@ -498,7 +542,7 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute
 		return false, err
 	}
 	for k, vs := range resp.Header {
-		if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || strings.HasPrefix(ck, "X-Amzn-") {
+		if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || ck == "Cache-Control" || strings.HasPrefix(ck, "X-Amzn-") {
 			w.Header()[ck] = vs
 		}
 	}

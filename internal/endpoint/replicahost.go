@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
 	"github.com/lathe-ml/lathe/internal/endpoint/serving"
 	"github.com/lathe-ml/lathe/internal/store"
@@ -208,11 +209,26 @@ func (h *ReplicaHost) Handler() http.Handler {
 			fleetError(w, http.StatusServiceUnavailable, "ServiceUnavailable", fmt.Sprintf("Replica %q is not served by this worker.", id))
 			return
 		}
-		runtime.New(runtime.Config{Router: fixedRouter{t}, AccountID: h.cfg.AccountID, Logger: h.log}).ServeHTTP(w, r)
+		router := fixedRouter{t: t, name: lr.name}
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			oai, err := openai.New(openai.Config{Router: router, APIKey: replicaOpenAIKey, Logger: h.log})
+			if err != nil {
+				fleetError(w, http.StatusInternalServerError, "InternalFailure", err.Error())
+				return
+			}
+			oai.ServeHTTP(w, r)
+			return
+		}
+		runtime.New(runtime.Config{Router: router, AccountID: h.cfg.AccountID, Logger: h.log}).ServeHTTP(w, r)
 	})
 }
 
 // fixedRouter routes every call to one replica's model.
-type fixedRouter struct{ t runtime.Target }
+type fixedRouter struct {
+	t    runtime.Target
+	name string
+}
 
 func (f fixedRouter) Route(string, string) (runtime.Target, error) { return f.t, nil }
+
+func (f fixedRouter) InService() []string { return []string{f.name} }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -30,6 +32,7 @@ import (
 // other replica, so no call fails, and the lost replica is placed again on the surviving worker.
 func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	ctx := context.Background()
+	t.Setenv("LATHE_OPENAI_API_KEY", "sk-fleet-test")
 	database := pgtest.Shared(t).NewDatabase(t)
 	api := serveNode(t, nil, "api", "--database", database, "--workers", "0", "--worker-timeout", "3s")
 	c := clientsOf(api)
@@ -208,6 +211,31 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	}
 	if aws.ToString(s.InvokedProductionVariant) != "AllTraffic" {
 		t.Errorf("stream invoked variant %q, want AllTraffic", aws.ToString(s.InvokedProductionVariant))
+	}
+
+	// So are the OpenAI completions, streamed or not, after the API node checked the key.
+	for _, tc := range []struct {
+		key, body string
+		status    int
+		want      string
+	}{
+		{"sk-fleet-test", `{"model":"stories","prompt":"Once upon a time","max_tokens":8}`, http.StatusOK, `"text_completion"`},
+		{"sk-fleet-test", `{"model":"stories","prompt":"Once upon a time","max_tokens":8,"stream":true}`, http.StatusOK, "data: [DONE]"},
+		{"sk-wrong", `{"model":"stories","prompt":"Once upon a time","max_tokens":8}`, http.StatusUnauthorized, "invalid_api_key"},
+		{"sk-fleet-test", `{"model":"nope","prompt":"Once upon a time"}`, http.StatusNotFound, "model_not_found"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+api+"/v1/completions", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+tc.key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+			t.Errorf("POST /v1/completions %s with key %s: %d %s, want %d with %s", tc.body, tc.key, resp.StatusCode, b, tc.status, tc.want)
+		}
 	}
 
 	// Deleting the endpoint takes its replicas off the workers.
