@@ -4,7 +4,9 @@
 //
 // Models, endpoint configs and endpoints live in their own SQLite file; an endpoint goes Creating ->
 // InService once its models are downloaded and loaded (or Failed with a FailureReason), and after a
-// restart every endpoint is loaded again.
+// restart every endpoint is loaded again. With Config.Fleet (an API node with --workers 0) the
+// models are not loaded here: each instance is a replica placed on a `lathe worker` (fleet.go, the
+// worker's side in replicahost.go), and InvokeEndpoint is routed to the replicas.
 //
 // What a model serves: PrimaryContainer.ModelDataUrl (or ModelDataSource.S3DataSource.S3Uri) is the
 // s3:// prefix of a model directory as a fine-tuning job writes it (BestCandidate's
