@@ -233,6 +233,11 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		default:
 			row.Status, row.Failure = StatusFailed, loadErr.Error()
 			s.log.Warn("endpoint failed", "endpoint", row.Name, "err", loadErr)
+			if s.cfg.Fleet != nil { // the workers unload the replicas that did load
+				if err := s.cfg.Fleet.Replicas.SetReplicas(ctx, key, nil); err != nil {
+					s.log.Error("remove the replicas of a failed endpoint", "endpoint", row.Name, "err", err)
+				}
+			}
 		}
 		if err := s.db.updateEndpoint(ctx, key, row); err != nil {
 			s.log.Error("record endpoint status", "endpoint", row.Name, "err", err)

@@ -245,6 +245,41 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	if rs, err := st.ListReplicas(ctx); err != nil || len(rs) != 0 {
 		t.Fatalf("replicas after DeleteEndpoint: %v, %v", rs, err)
 	}
+
+	// A model the workers cannot load fails the endpoint with the worker's reason, and leaves no
+	// replica behind.
+	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("missing"),
+		PrimaryContainer: &types.ContainerDefinition{ModelDataUrl: aws.String("s3://models/missing/")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String("missing-config"),
+		ProductionVariants: []types.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String("missing"),
+			InitialInstanceCount: aws.Int32(1), InstanceType: types.ProductionVariantInstanceTypeMlG5Xlarge}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("missing"),
+		EndpointConfigName: aws.String("missing-config")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		d, err := c.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("missing")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.EndpointStatus == types.EndpointStatusFailed {
+			if !strings.Contains(aws.ToString(d.FailureReason), "no model data at s3://models/missing/") {
+				t.Errorf("FailureReason %q, want the worker's reason", aws.ToString(d.FailureReason))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint of a missing model %s after a minute, want Failed", d.EndpointStatus)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if rs, err := st.ListReplicas(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("replicas of a failed endpoint: %v, %v", rs, err)
+	}
 }
 
 // waitInstances waits until the endpoint is InService with want current instances.
