@@ -531,7 +531,7 @@ func testFleet(t *testing.T, ext *s3test.Service, apiNodes, jobs int) {
 		// observed steps is missed on a fast or a loaded machine.
 		var ck struct{ Step int }
 		_ = json.Unmarshal(j.Checkpoint, &ck)
-		if len(j.Checkpoint) > 0 && j.Status == "InProgress" && (p.TotalSteps == 0 || p.Step < p.TotalSteps) && workers[j.LeaseOwner] != nil {
+		if len(j.Checkpoint) > 0 && j.Status == store.StatusInProgress && (p.TotalSteps == 0 || p.Step < p.TotalSteps) && workers[j.LeaseOwner] != nil {
 			stalledID = j.LeaseOwner
 			// The progress last written may be older than the checkpoint: the job is at least there.
 			killed["fleet-stalled"] = max(p.Step, ck.Step)
