@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
-	"slices"
 
 	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/format/half"
@@ -157,17 +156,9 @@ func (m *Model) Fingerprint() string {
 // matrices take 13 GiB this way instead of 26 GiB, what lets its LoRA fit in 24 GiB. Evaluation,
 // generation and training run on the bfloat16 base; Tensors and full fine-tuning widen it back.
 func FromCheckpointBF16(ck format.Checkpoint) (*Model, error) {
-	cfg, err := ConfigFrom(ck.Config())
+	cfg, err := checkpointConfig(ck)
 	if err != nil {
 		return nil, err
-	}
-	if slices.Contains(ck.Names(), "rope_freqs.weight") {
-		f, _, err := ck.Tensor("rope_freqs.weight")
-		if err != nil {
-			return nil, fmt.Errorf("read rope_freqs.weight: %w", err)
-		}
-		cfg.RopeFreqFactors = f
-		cfg.Scaling = RopeScaling{}
 	}
 	return FromSourceBF16(cfg, ck)
 }

@@ -26,19 +26,29 @@ func Load(path string) (*Model, error) {
 
 // FromCheckpoint builds a model from an open checkpoint.
 func FromCheckpoint(ck format.Checkpoint) (*Model, error) {
-	cfg, err := ConfigFrom(ck.Config())
+	cfg, err := checkpointConfig(ck)
 	if err != nil {
 		return nil, err
+	}
+	return FromSource(cfg, ck)
+}
+
+// checkpointConfig is the model configuration of a checkpoint, with its rope_freqs.weight tensor (the
+// llama-3 scaling as per-frequency factors) when it has one.
+func checkpointConfig(ck format.Checkpoint) (Config, error) {
+	cfg, err := ConfigFrom(ck.Config())
+	if err != nil {
+		return Config{}, err
 	}
 	if slices.Contains(ck.Names(), "rope_freqs.weight") {
 		f, _, err := ck.Tensor("rope_freqs.weight")
 		if err != nil {
-			return nil, fmt.Errorf("read rope_freqs.weight: %w", err)
+			return Config{}, fmt.Errorf("read rope_freqs.weight: %w", err)
 		}
 		cfg.RopeFreqFactors = f
 		cfg.Scaling = RopeScaling{} // the factors already are the llama-3 scaling
 	}
-	return FromSource(cfg, ck)
+	return cfg, nil
 }
 
 // ConfigFrom converts a checkpoint's configuration, refusing what the kernels do not run.
