@@ -468,12 +468,12 @@ func testFleet(t *testing.T, ext *s3test.Service, apiNodes, jobs int) {
 		}
 	}
 
-	// Twice: wait for a job past a quarter of its steps with a checkpoint recorded, and SIGKILL the
-	// worker that holds it. A fresh worker joins after each kill.
+	// Twice: wait for a job in training with a checkpoint recorded, and SIGKILL the worker that holds
+	// it. A fresh worker joins after each kill.
 	killed := map[string]int{} // job -> step at the kill
 	var dead []string          // the killed workers' ids
 	for kill := range 2 {
-		deadline := time.Now().Add(2 * time.Minute)
+		start, deadline := time.Now(), time.Now().Add(2*time.Minute)
 		var victim *store.Job
 		for victim == nil {
 			if time.Now().After(deadline) {
@@ -486,12 +486,19 @@ func testFleet(t *testing.T, ext *s3test.Service, apiNodes, jobs int) {
 				}
 				var p job.Progress
 				_ = json.Unmarshal(j.Progress, &p)
-				if _, done := killed[n]; done || j.Status != store.StatusInProgress || len(j.Checkpoint) == 0 || p.TotalSteps == 0 ||
-					p.Step < p.TotalSteps/4 || p.Step > p.TotalSteps*3/4 || workers[j.LeaseOwner] == nil {
+				var ck struct{ Step int }
+				_ = json.Unmarshal(j.Checkpoint, &ck)
+				// A job in training past its first checkpoint, preferably with steps after it to redo;
+				// after 20 s any such job (progress is written once a second, so a narrow window of
+				// observed steps can be missed on a fast or a loaded machine). Killed at the later of
+				// its progress and its checkpoint.
+				if _, done := killed[n]; done || j.Status != store.StatusInProgress || len(j.Checkpoint) == 0 ||
+					(p.TotalSteps > 0 && p.Step >= p.TotalSteps) || workers[j.LeaseOwner] == nil ||
+					(p.Step <= ck.Step && time.Since(start) < 20*time.Second) {
 					continue
 				}
 				victim = j
-				killed[n] = p.Step
+				killed[n] = max(p.Step, ck.Step)
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
