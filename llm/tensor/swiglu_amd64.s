@@ -6,54 +6,12 @@
 
 #include "textflag.h"
 
-DATA sigconst<>+0(SB)/4, $0x3fb8aa3b  // log2 e
-DATA sigconst<>+4(SB)/4, $0x3f318000  // ln2 high part, 0.693359375
-DATA sigconst<>+8(SB)/4, $0xb95e8083  // ln2 low part, -2.12194440e-4
-DATA sigconst<>+12(SB)/4, $0x39506967 // 1.9875691500e-4
-DATA sigconst<>+16(SB)/4, $0x3ab743ce // 1.3981999507e-3
-DATA sigconst<>+20(SB)/4, $0x3c088908 // 8.3334519073e-3
-DATA sigconst<>+24(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
-DATA sigconst<>+28(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
-DATA sigconst<>+32(SB)/4, $0x3f000000 // 0.5
-DATA sigconst<>+36(SB)/4, $0x3f800000 // 1
-DATA sigconst<>+40(SB)/4, $0xc2ae0000 // -87
-DATA sigconst<>+44(SB)/4, $0x42b00000 // 88
-GLOBL sigconst<>(SB), RODATA|NOPTR, $48
-
-#define SIGCONSTS \
-	VBROADCASTSS sigconst<>+0(SB), Z16 \
-	VBROADCASTSS sigconst<>+4(SB), Z17 \
-	VBROADCASTSS sigconst<>+8(SB), Z18 \
-	VBROADCASTSS sigconst<>+12(SB), Z19 \
-	VBROADCASTSS sigconst<>+16(SB), Z20 \
-	VBROADCASTSS sigconst<>+20(SB), Z21 \
-	VBROADCASTSS sigconst<>+24(SB), Z22 \
-	VBROADCASTSS sigconst<>+28(SB), Z23 \
-	VBROADCASTSS sigconst<>+32(SB), Z24 \
-	VBROADCASTSS sigconst<>+36(SB), Z25 \
-	VBROADCASTSS sigconst<>+40(SB), Z26 \
-	VBROADCASTSS sigconst<>+44(SB), Z27 \
-	VXORPS Z28, Z28, Z28
+#include "expf_amd64.h"
 
 // SIGMOID sets Z1 = σ(Z0), using Z2-Z4.
 #define SIGMOID \
 	VSUBPS Z0, Z28, Z1 /* x = −g */ \
-	VMAXPS Z26, Z1, Z1 \
-	VMINPS Z27, Z1, Z1 \
-	VMULPS Z16, Z1, Z2 \
-	VRNDSCALEPS $0, Z2, Z2 /* n */ \
-	VFNMADD231PS Z17, Z2, Z1 /* r = x − n·ln2hi */ \
-	VFNMADD231PS Z18, Z2, Z1 /* r −= n·ln2lo */ \
-	VMOVAPS Z19, Z3 \
-	VFMADD213PS Z20, Z1, Z3 \
-	VFMADD213PS Z21, Z1, Z3 \
-	VFMADD213PS Z22, Z1, Z3 \
-	VFMADD213PS Z23, Z1, Z3 \
-	VFMADD213PS Z24, Z1, Z3 \
-	VMULPS Z1, Z1, Z4 \
-	VFMADD213PS Z1, Z4, Z3 /* P·r² + r */ \
-	VADDPS Z25, Z3, Z3 /* e^r */ \
-	VSCALEFPS Z2, Z3, Z3 /* e^x = e^r·2ⁿ */ \
+	EXP \
 	VADDPS Z25, Z3, Z3 /* 1 + e^−g */ \
 	VDIVPS Z3, Z25, Z1 /* σ */
 
@@ -63,7 +21,7 @@ TEXT ·swigluAVX512(SB), NOSPLIT, $0-32
 	MOVQ gate+8(FP), SI
 	MOVQ up+16(FP), DX
 	MOVQ n+24(FP), CX
-	SIGCONSTS
+	EXPCONSTS
 	SHRQ $4, CX
 	JEQ fwddone
 fwdloop:
@@ -89,7 +47,7 @@ TEXT ·swigluBackwardAVX512(SB), NOSPLIT, $0-48
 	MOVQ gate+24(FP), SI
 	MOVQ up+32(FP), DX
 	MOVQ n+40(FP), CX
-	SIGCONSTS
+	EXPCONSTS
 	SHRQ $4, CX
 	JEQ bwddone
 bwdloop:
