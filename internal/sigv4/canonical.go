@@ -50,8 +50,9 @@ func canonicalHeaders(r *http.Request, signed []string, trim func(string) string
 // the SDKs, and a signature is checked against both when they differ:
 //
 //   - trimAll, botocore's `' '.join(value.split())`: any whitespace (tab, NBSP, ...) separates;
-//   - trimSpaces, the Go and Java SDKs': only the space character is trimmed and collapsed, so a
-//     tab inside a value is signed as a tab.
+//   - trimSpaces, the Go SDK's: runs of the space character are collapsed, then the ends are
+//     trimmed of any Unicode whitespace, so a tab inside a value is signed as a tab but a vertical
+//     tab or NBSP at either end is dropped.
 func trimAll(v string) string {
 	v = strings.TrimSpace(v)
 	if !strings.Contains(v, "  ") && !strings.ContainsFunc(v, func(r rune) bool { return r != ' ' && unicode.IsSpace(r) }) {
@@ -61,11 +62,10 @@ func trimAll(v string) string {
 }
 
 func trimSpaces(v string) string {
-	v = strings.Trim(v, " ")
 	for strings.Contains(v, "  ") {
 		v = strings.ReplaceAll(v, "  ", " ")
 	}
-	return v
+	return strings.TrimSpace(v)
 }
 
 // canonicalPaths returns the canonical URI forms a client may have signed for this request.
