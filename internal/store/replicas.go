@@ -38,4 +38,8 @@ type Replicas interface {
 	// ReportReplica records the state of a replica placed on worker; false when it is not on that
 	// worker any more (it was re-placed: the worker must stop serving it).
 	ReportReplica(ctx context.Context, id, worker, state, addr, failure string) (bool, error)
+	// ReplicaSecret returns the fleet's secret (ReplicaSecretSize random bytes), which API nodes
+	// and workers derive the replica listeners' bearer tokens from. The first call makes it; every
+	// process sharing the store gets the same one.
+	ReplicaSecret(ctx context.Context) ([]byte, error)
 }

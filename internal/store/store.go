@@ -1,5 +1,6 @@
 // Package store defines the metadata store that the AutoML control plane and the workers share: the
-// job rows (which are also the work queue) and the tags of SageMaker resources. Backends live in
+// job rows (which are also the work queue), the tags of SageMaker resources, the hosting resources
+// (models, endpoint configs, endpoints) and the fleet's workers and endpoint replicas. Backends live in
 // sub-packages (store/sqlite, the embedded default, and store/postgres, for a fleet of processes) and
 // implement Store; package storetest holds the conformance suite both pass.
 package store
@@ -182,5 +183,6 @@ type Store interface {
 	Tags
 	Workers
 	Replicas
+	Hosting
 	Close() error
 }

@@ -429,6 +429,31 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, d time.Duration) (*s
 	return j, nil
 }
 
+// ClaimNamedJob leases the job called name as ClaimJob would, when it is runnable now (InProgress or
+// Stopping, with no live lease); nil, nil when it is not. A pod of the Kubernetes executor runs one job
+// by name (lathe worker --job), and the executor closes a job whose pods are gone by name.
+func (s *Store) ClaimNamedJob(ctx context.Context, name, owner string, d time.Duration) (*store.Job, error) {
+	if d < 0 {
+		return nil, fmt.Errorf("claim job %s for %s: negative lease duration %v", name, owner, d)
+	}
+	j, err := scanJob(s.pool.QueryRow(ctx, `WITH clock AS (SELECT `+nowNS+` AS now),
+		next AS (
+			SELECT jobs.id FROM jobs, clock
+			WHERE lower_name = $3 AND status IN ('InProgress', 'Stopping') AND (lease_owner IS NULL OR lease_expiry_ns <= clock.now)
+			FOR UPDATE OF jobs SKIP LOCKED)
+		UPDATE jobs SET lease_owner = $1, lease_expiry_ns = clock.now + $2, lease_token = lease_token + 1,
+			attempts = attempts + 1
+		FROM next, clock WHERE jobs.id = next.id
+		RETURNING `+jobColumns, owner, d.Nanoseconds(), strings.ToLower(name)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim job %s for %s: %w", name, owner, err)
+	}
+	return j, nil
+}
+
 // leased is the condition of every write made under a lease, its three arguments numbered from n:
 // the token is still the job's and the lease has not been released or ended with the job.
 func leased(n int) string {

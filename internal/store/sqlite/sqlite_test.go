@@ -64,7 +64,7 @@ func TestUpgradeFromUserVersion(t *testing.T) {
 	}
 	defer s.Close()
 	v, err := s.AppliedMigrations(context.Background())
-	if err != nil || fmt.Sprint(v) != "[1 2 3 4]" {
+	if err != nil || fmt.Sprint(v) != "[1 2 3 4 5]" {
 		t.Fatalf("applied migrations %v, %v", v, err)
 	}
 	// The old worker's lease has run out: the job is claimed with a token above the old lease's 0.

@@ -69,6 +69,8 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"concurrent tag adds respect the limit", testConcurrentTags},
 		{"workers registry", testWorkers},
 		{"endpoint replicas", testReplicas},
+		{"hosting resources shared by handles", testHosting},
+		{"one replica secret for the fleet", testReplicaSecret},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}
