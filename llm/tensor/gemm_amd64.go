@@ -195,8 +195,17 @@ func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
 		}
 		return
 	}
+	// Below about a million multiply-adds the goroutine hand-off costs more than it saves.
+	threaded = threaded && Workers() > 1 && m*n*k >= 1<<20
+	if threaded && gemmSplitThreads {
+		gemmSplit(kn, args, Workers())
+		return
+	}
 	g := workspaces.Get().(*gemmCall)
-	defer workspaces.Put(g)
+	defer func() {
+		g.gemmArgs = gemmArgs{} // do not keep the caller's matrices alive
+		workspaces.Put(g)
+	}()
 	mr, nr := kn.mr, kn.nr
 	g.gemmArgs, g.kn = args, kn
 	g.mPanels = (m + mr - 1) / mr
@@ -210,10 +219,8 @@ func gemmPacked(kn *gemmKernel, args gemmArgs, threaded bool) {
 		g.pa = grow(g.pa, g.mPanels*mr*min(gemmKC, k))
 	}
 	g.pb = grow(g.pb, min(gemmKC, k)*min(gemmNC, (n+nr-1)/nr*nr))
-	defer func() { g.gemmArgs = gemmArgs{} }() // do not keep the caller's matrices alive
 
-	// Below about a million multiply-adds the goroutine hand-off costs more than it saves.
-	if threaded && Workers() > 1 && m*n*k >= 1<<20 {
+	if threaded {
 		g.gemmThreaded()
 		return
 	}

@@ -3,6 +3,7 @@
 package tensor
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -62,13 +63,76 @@ func TestPackedKernelThreadedMoreWorkersThanCores(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{3, 5} {
-		runtime.GOMAXPROCS(procs)
+	defer func(v bool) { gemmSplitThreads = v }(gemmSplitThreads)
+	for _, split := range []bool{false, true} {
+		gemmSplitThreads = split
+		for _, procs := range []int{3, 5, 6} {
+			runtime.GOMAXPROCS(procs)
+			for _, tc := range []matmulCase{
+				{m: 40, n: 1000, k: 1100}, {m: 24, n: 2000, k: 600, transA: true, accumulate: true},
+				{m: 17, n: 1936, k: 530, transB: true}, {m: 1100, n: 40, k: 700, transA: true, transB: true},
+			} {
+				checkMatMul(t, rng, tc, 3, func(g gemmArgs) { gemmPacked(activeKernel, g, true) })
+			}
+		}
+	}
+}
+
+// Splitting C between the workers (gemmSplit) gives each worker a block of rows or columns that
+// is an independent product: the blocks tile C exactly, and each element comes out bit-identical to
+// the single-threaded product, whichever grid the cost model picks (row bands for a tall C, column
+// bands for a wide one, both for 6 workers), in every layout, strided and accumulating.
+func TestGemmSplitMatchesSerialBitForBit(t *testing.T) {
+	if activeKernel == nil {
+		t.Skip("this CPU has no SIMD kernel")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, w := range []int{2, 3, 6} {
 		for _, tc := range []matmulCase{
-			{m: 40, n: 1000, k: 1100}, {m: 24, n: 2000, k: 600, transA: true, accumulate: true},
-			{m: 17, n: 1936, k: 530, transB: true},
+			{m: 768, n: 3072 / 4, k: 300}, {m: 3000, n: 40, k: 200, transA: true},
+			{m: 64, n: 2000, k: 130, transB: true, accumulate: true}, {m: 9, n: 33, k: 5},
+			{m: 260, n: 520, k: 70, transA: true, transB: true, accumulate: true},
 		} {
-			checkMatMul(t, rng, tc, 3, func(g gemmArgs) { gemmPacked(activeKernel, g, true) })
+			a, b := randomSlice(rng, tc.m*tc.k), randomSlice(rng, tc.k*tc.n)
+			ldc := tc.n + 3
+			c0 := randomSlice(rng, tc.m*ldc)
+			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+			args := func(c []float32) gemmArgs {
+				g := denseArgs(c, a, b, tc.m, tc.n, tc.k, tc.transA, tc.transB, tc.accumulate)
+				g.ldc = ldc
+				return g
+			}
+			gemmPacked(activeKernel, args(want), false)
+			gemmSplit(activeKernel, args(got), w)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					tm, tn := gemmGrid(activeKernel, tc.m, tc.n, tc.k, w)
+					t.Fatalf("%d workers (%dx%d grid) %+v: C[%d] = %g, serial %g", w, tm, tn, tc, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// The grid follows the shape: a wide C is cut into column bands (each worker packs all of the small
+// A), a tall one into row bands, and a 512-wide C with 512 rows on 2 workers into two bands of 256,
+// whichever way costs less padding.
+func TestGemmGridFollowsShape(t *testing.T) {
+	if activeKernel != kernelAVX512 {
+		t.Skip("the cost model's widths are the 8x48 kernel's")
+	}
+	for _, tc := range []struct {
+		m, n, k, w, tm, tn int
+	}{
+		{768, 3072, 768, 2, 1, 2},
+		{32000, 512, 512, 2, 2, 1},
+		{512, 32000, 512, 2, 1, 2},
+		{4096, 4096, 64, 4, 2, 2},
+		{8, 5000, 100, 4, 1, 4},
+	} {
+		tm, tn := gemmGrid(activeKernel, tc.m, tc.n, tc.k, tc.w)
+		if tm != tc.tm || tn != tc.tn {
+			t.Errorf("%dx%dx%d on %d workers: grid %dx%d, want %dx%d", tc.m, tc.n, tc.k, tc.w, tm, tn, tc.tm, tc.tn)
 		}
 	}
 }

@@ -5,7 +5,9 @@ package tensor
 import (
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkKernel measures one micro-kernel on one core with its panels in cache, the ceiling that
@@ -35,4 +37,44 @@ func BenchmarkKernel(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkThreading compares the two ways a threaded product shares the workers (gemmSplitThreads:
+// one block of C per worker, or shared packed blocks with a barrier per phase) on the README's shapes
+// and on a step's deepest product (the output head's input gradient, k = the vocabulary), reporting
+// GFLOP/s and how busy the workers' cores were (process CPU time over wall time × workers).
+func BenchmarkThreading(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	defer func(v bool) { gemmSplitThreads = v }(gemmSplitThreads)
+	for _, s := range [][3]int{{768, 3072, 768}, {2048, 2048, 2048}, {512, 32000, 512}, {512, 512, 32000}} {
+		m, n, k := s[0], s[1], s[2]
+		a, bb, c := randomSlice(rng, m*k), randomSlice(rng, k*n), make([]float32, m*n)
+		for _, l := range []struct {
+			name           string
+			transA, transB bool
+		}{{"AB", false, false}, {"ABt", false, true}, {"AtB", true, false}} {
+			for _, split := range []bool{false, true} {
+				mode := map[bool]string{false: "shared", true: "split"}[split]
+				b.Run(fmt.Sprintf("%dx%dx%d/%s/%s", m, n, k, l.name, mode), func(b *testing.B) {
+					gemmSplitThreads = split
+					cpu0 := processCPU()
+					for b.Loop() {
+						MatMul(c, a, bb, m, n, k, l.transA, l.transB, false)
+					}
+					busy := (processCPU() - cpu0).Seconds() / b.Elapsed().Seconds() / float64(Workers())
+					b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					b.ReportMetric(100*busy, "%busy")
+				})
+			}
+		}
+	}
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
