@@ -57,12 +57,20 @@ func (w *Writer) checkTensor(name string, dims []uint64, typ TensorType) (Tensor
 	return info, n, nil
 }
 
-// AddTensor adds a tensor from float32 values in row-major order, stored as typ (F32, F16 or BF16).
-// dims are in ggml order (Dims[0] contiguous): a [out, in] weight has dims [in, out]. The slice is
-// kept, not copied, until the file is written.
+// AddTensor adds a tensor from float32 values in row-major order, stored as typ (F32, F16 or BF16;
+// Q8_0, Q4_0, Q4_K and Q6_K are quantized now, with ggml's reference quantizers). dims are in ggml
+// order (Dims[0] contiguous): a [out, in] weight has dims [in, out]. The slice is kept, not copied,
+// until the file is written.
 func (w *Writer) AddTensor(name string, dims []uint64, typ TensorType, data []float32) error {
 	if typ != F32 && typ != F16 && typ != BF16 {
-		return fmt.Errorf("gguf: tensor %s: writing type %s from float32 is not supported (F32, F16, BF16 are)", name, typ)
+		if !typ.Quantizable() {
+			return fmt.Errorf("gguf: tensor %s: writing type %s from float32 is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)", name, typ)
+		}
+		raw, err := Quantize(typ, data)
+		if err != nil {
+			return fmt.Errorf("gguf: tensor %s: %w", name, err)
+		}
+		return w.AddRawTensor(name, dims, typ, raw)
 	}
 	info, _, err := w.checkTensor(name, dims, typ)
 	if err != nil {
