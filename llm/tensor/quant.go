@@ -319,4 +319,6 @@ func dotQ6_K(dots []float32, row []byte, a *qActs, r0, C int) {
 }
 
 // bytesAsInt8 views b as int8 (the same bytes, two's complement).
-func bytesAsInt8(b []byte) []int8 { return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b)) }
+func bytesAsInt8(b []byte) []int8 {
+	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+}
