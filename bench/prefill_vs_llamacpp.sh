@@ -11,9 +11,8 @@
 # a float32 file and bfloat16 ones (UseBF16Weights) on a bf16 file, as llama.cpp does.
 #
 # Environment: THREADS ("1 2"), PROMPT (512), ROUNDS (3), REPS (3 timed prompts per run), BUILD.
-# Prints one line per model, engine, threads and round: llama.cpp's best of REPS prompts and Lathe's
-# mean over REPS prompts (go test -benchtime REPSx), in tokens/s; compare
-# within a round (the machine may be shared).
+# Prints one line per model, engine, threads and round: each engine's best of REPS prompts, in
+# tokens/s; compare within a round (the machine may be shared).
 set -euo pipefail
 src=${1:?usage: $0 LLAMA_SRC [MODEL.gguf ...]}
 shift
@@ -30,13 +29,14 @@ if [ $# -eq 0 ]; then
 	done
 fi
 
-# lathe MODEL THREADS: the mean tokens/s of REPS prompts, with the weights the file's type calls for.
+# lathe MODEL THREADS: the best tokens/s of REPS prompts (one per go test -count, each after an
+# untimed warm-up prompt), with the weights the file's type calls for.
 lathe() {
 	local kind=f32
 	case $(basename "$1") in *bf16* | *BF16* | *f16* | *F16*) kind=bf16 ;; esac
 	LATHE_BENCH_MODEL=$1 LATHE_BENCH_PROMPT=$PROMPT "$BUILD/lathe-generate.test" -test.run '^$' \
-		-test.bench "^BenchmarkPrefill/$kind/" -test.benchtime "${REPS}x" -test.count 1 -test.cpu "$2" 2>/dev/null |
-		awk -v k="$kind" '/^BenchmarkPrefill/ { for (i = 2; i < NF; i++) if ($(i+1) == "tokens/s") print k, $i }'
+		-test.bench "^BenchmarkPrefill/$kind/" -test.benchtime 1x -test.count "$REPS" -test.cpu "$2" 2>/dev/null |
+		awk -v k="$kind" '/^BenchmarkPrefill/ { for (i = 2; i < NF; i++) if ($(i+1) == "tokens/s" && $i > best) best = $i } END { print k, best }'
 }
 printf '%-20s %-12s %7s %5s %10s\n' model engine threads round "pp$PROMPT tok/s"
 for m in "$@"; do
