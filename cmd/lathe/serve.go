@@ -158,7 +158,7 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 		fleet = &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: workerTimeout}
 	}
 	// Endpoints load their models in the background (from the S3 API above once it serves).
-	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
+	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Store: st, Region: region, AccountID: account,
 		Objects: objects, Models: bases.source(), Tags: st, Logger: logger, ExecutionRole: executionRole(iamSvc, requireRoles),
 		ModelAccess: modelAccess(objects, auditedJobAuthorizer(iamSvc, nil, kmsSvc), region), Fleet: fleet})
 	if err != nil {

@@ -127,7 +127,17 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	if err != nil {
 		return err
 	}
-	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger}
+	// A job's ModelDeployConfig creates its endpoint in the shared store, served by replicas on the
+	// workers (this process places them too, taking a worker for dead later than the API nodes do).
+	deployer, err := endpoint.New(ctx, endpoint.Config{DataDir: f.dataDir, Store: st, Region: region, AccountID: account,
+		Objects: objects, Models: bases.source(), Tags: st, Logger: logger,
+		Fleet: &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: 2 * f.lease}})
+	if err != nil {
+		return fmt.Errorf("open endpoints: %w", err)
+	}
+	defer deployer.Close()
+	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger,
+		Deployer: deployer}
 	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: "jumpstart-cache-prod-" + region}
 	w := worker.New(st, jobs, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Registry: st, Logger: logger})
 	if f.metricsAddr != "" {

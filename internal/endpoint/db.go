@@ -2,58 +2,39 @@ package endpoint
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"github.com/lathe-ml/lathe/internal/store"
 )
 
-// db keeps models, endpoint configs and endpoints in their own SQLite file (<dataDir>/endpoints.db),
-// apart from the job store, so this package's schema evolves on its own. Each resource is a row keyed
-// by its lower-cased name (SageMaker names are case-insensitive), holding the name as created and the
-// request as JSON, which Describe echoes.
-type db struct{ sql *sql.DB }
-
-const schema = `
-CREATE TABLE IF NOT EXISTS models (
-	key TEXT PRIMARY KEY, name TEXT NOT NULL, arn TEXT NOT NULL, created REAL NOT NULL, spec TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS endpoint_configs (
-	key TEXT PRIMARY KEY, name TEXT NOT NULL, arn TEXT NOT NULL, created REAL NOT NULL, spec TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS endpoints (
-	key TEXT PRIMARY KEY, name TEXT NOT NULL, arn TEXT NOT NULL, config_name TEXT NOT NULL,
-	status TEXT NOT NULL, failure TEXT NOT NULL DEFAULT '', created REAL NOT NULL, modified REAL NOT NULL,
-	deployment TEXT NOT NULL);
-`
+// db keeps models, endpoint configs and endpoints in the metadata store (Config.Store: the SQLite
+// file of a single node, or the PostgreSQL database a fleet's API nodes share), so that every API
+// node describes, lists and routes the same endpoints. Each resource is keyed by its lower-cased
+// name (SageMaker names are case-insensitive), holding the name as created and the request as JSON,
+// which Describe echoes.
+type db struct{ st store.Hosting }
 
 var errNotFound = errors.New("not found")
 var errExists = errors.New("already exists")
 
-func openDB(ctx context.Context, path string) (*db, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	s, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+// kinds maps this package's table names to the store's kinds.
+var kinds = map[string]string{"models": store.KindModel, "endpoint_configs": store.KindEndpointConfig}
+
+// mapErr turns the store's sentinel errors into this package's.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, store.ErrExists):
+		return errExists
 	}
-	s.SetMaxOpenConns(1) // one writer; the tables are small and every statement is short
-	if _, err := s.ExecContext(ctx, schema); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("create tables in %s: %w", path, err)
-	}
-	return &db{sql: s}, nil
+	return err
 }
 
-func (d *db) close() error { return d.sql.Close() }
-
 func unix(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
-
-func fromUnix(f float64) time.Time { return time.UnixMilli(int64(f * 1000)).UTC() }
 
 // row is a model or an endpoint config.
 type row struct {
@@ -64,62 +45,28 @@ type row struct {
 }
 
 func (d *db) insert(ctx context.Context, table, key string, r row) error {
-	res, err := d.sql.ExecContext(ctx, `INSERT INTO `+table+` (key, name, arn, created, spec) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (key) DO NOTHING`, key, r.Name, r.ARN, unix(r.Created), string(r.Spec))
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", table, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errExists
-	}
-	return nil
+	return mapErr(d.st.PutHostingResource(ctx, kinds[table], key, store.HostingResource(r)))
 }
 
 func (d *db) get(ctx context.Context, table, key string) (row, error) {
-	var r row
-	var created float64
-	var spec string
-	err := d.sql.QueryRowContext(ctx, `SELECT name, arn, created, spec FROM `+table+` WHERE key = ?`, key).
-		Scan(&r.Name, &r.ARN, &created, &spec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, errNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("read %s %s: %w", table, key, err)
-	}
-	r.Created, r.Spec = fromUnix(created), json.RawMessage(spec)
-	return r, nil
+	r, err := d.st.GetHostingResource(ctx, kinds[table], key)
+	return row(r), mapErr(err)
 }
 
 func (d *db) list(ctx context.Context, table string) ([]row, error) {
-	rows, err := d.sql.QueryContext(ctx, `SELECT name, arn, created, spec FROM `+table)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", table, err)
+	rs, err := d.st.ListHostingResources(ctx, kinds[table])
+	out := make([]row, len(rs))
+	for i, r := range rs {
+		out[i] = row(r)
 	}
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		var r row
-		var created float64
-		var spec string
-		if err := rows.Scan(&r.Name, &r.ARN, &created, &spec); err != nil {
-			return nil, err
-		}
-		r.Created, r.Spec = fromUnix(created), json.RawMessage(spec)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 func (d *db) remove(ctx context.Context, table, key string) error {
-	res, err := d.sql.ExecContext(ctx, `DELETE FROM `+table+` WHERE key = ?`, key)
-	if err != nil {
-		return fmt.Errorf("delete from %s: %w", table, err)
+	if table == "endpoints" {
+		return mapErr(d.st.DeleteEndpoint(ctx, key))
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound
-	}
-	return nil
+	return mapErr(d.st.DeleteHostingResource(ctx, kinds[table], key))
 }
 
 // endpointRow is an endpoint: its status and the deployment (variants with their models) it serves.
@@ -134,77 +81,58 @@ type endpointRow struct {
 	Deployment deployment
 }
 
-func (d *db) insertEndpoint(ctx context.Context, key string, e endpointRow) error {
+func (e endpointRow) toStore() (store.Endpoint, error) {
 	dep, err := json.Marshal(e.Deployment)
+	return store.Endpoint{Name: e.Name, ARN: e.ARN, ConfigName: e.ConfigName, Status: e.Status, Failure: e.Failure,
+		Created: e.Created, Modified: e.Modified, Deployment: dep}, err
+}
+
+func fromStore(e store.Endpoint) (endpointRow, error) {
+	r := endpointRow{Name: e.Name, ARN: e.ARN, ConfigName: e.ConfigName, Status: e.Status, Failure: e.Failure,
+		Created: e.Created, Modified: e.Modified}
+	if err := json.Unmarshal(e.Deployment, &r.Deployment); err != nil {
+		return r, fmt.Errorf("endpoint %s: deployment: %w", e.Name, err)
+	}
+	return r, nil
+}
+
+func (d *db) insertEndpoint(ctx context.Context, key string, e endpointRow) error {
+	se, err := e.toStore()
 	if err != nil {
 		return err
 	}
-	res, err := d.sql.ExecContext(ctx, `INSERT INTO endpoints (key, name, arn, config_name, status, failure, created, modified, deployment)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-		key, e.Name, e.ARN, e.ConfigName, e.Status, e.Failure, unix(e.Created), unix(e.Modified), string(dep))
-	if err != nil {
-		return fmt.Errorf("insert endpoint: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errExists
-	}
-	return nil
+	return mapErr(d.st.CreateEndpoint(ctx, key, se))
 }
 
 // updateEndpoint rewrites an endpoint's mutable columns; errNotFound when it was deleted meanwhile.
 func (d *db) updateEndpoint(ctx context.Context, key string, e endpointRow) error {
-	dep, err := json.Marshal(e.Deployment)
+	se, err := e.toStore()
 	if err != nil {
 		return err
 	}
-	res, err := d.sql.ExecContext(ctx, `UPDATE endpoints SET config_name = ?, status = ?, failure = ?, modified = ?, deployment = ?
-		WHERE key = ?`, e.ConfigName, e.Status, e.Failure, unix(e.Modified), string(dep), key)
-	if err != nil {
-		return fmt.Errorf("update endpoint: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound
-	}
-	return nil
-}
-
-const endpointColumns = `name, arn, config_name, status, failure, created, modified, deployment`
-
-func scanEndpoint(sc interface{ Scan(...any) error }) (endpointRow, error) {
-	var e endpointRow
-	var created, modified float64
-	var dep string
-	if err := sc.Scan(&e.Name, &e.ARN, &e.ConfigName, &e.Status, &e.Failure, &created, &modified, &dep); err != nil {
-		return e, err
-	}
-	e.Created, e.Modified = fromUnix(created), fromUnix(modified)
-	if err := json.Unmarshal([]byte(dep), &e.Deployment); err != nil {
-		return e, fmt.Errorf("endpoint %s: deployment: %w", e.Name, err)
-	}
-	return e, nil
+	return mapErr(d.st.UpdateEndpoint(ctx, key, se))
 }
 
 func (d *db) getEndpoint(ctx context.Context, key string) (endpointRow, error) {
-	e, err := scanEndpoint(d.sql.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE key = ?`, key))
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, errNotFound
+	e, err := d.st.GetEndpoint(ctx, key)
+	if err != nil {
+		return endpointRow{}, mapErr(err)
 	}
-	return e, err
+	return fromStore(e)
 }
 
 func (d *db) listEndpoints(ctx context.Context) ([]endpointRow, error) {
-	rows, err := d.sql.QueryContext(ctx, `SELECT `+endpointColumns+` FROM endpoints`)
+	es, err := d.st.ListEndpoints(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []endpointRow
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
+	out := make([]endpointRow, 0, len(es))
+	for _, e := range es {
+		r, err := fromStore(e)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		out = append(out, r)
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -55,8 +55,28 @@ func (s *Service) Deploy(ctx context.Context, jobName, endpointName, modelDataUR
 		if !strings.EqualFold(e.ConfigName, configName) {
 			return fmt.Errorf("an endpoint named %s already exists (with endpoint config %s)", endpointName, e.ConfigName)
 		}
+		if s.cfg.Fleet != nil && e.Status == StatusCreating {
+			// The worker that created it died before it was InService (this job is its resumed run):
+			// placing the same replicas again finishes the create.
+			s.driveCreate(strings.ToLower(endpointName), e)
+		}
 	}
 	return s.WaitInService(ctx, endpointName)
+}
+
+// driveCreate finishes an endpoint's create from here unless this process is at it already.
+func (s *Service) driveCreate(key string, e endpointRow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	le := s.live[key]
+	if le != nil && le.cancel != nil {
+		return
+	}
+	if le == nil {
+		le = &liveEndpoint{name: e.Name}
+		s.live[key] = le
+	}
+	s.startLoad(key, le, e, false)
 }
 
 func alreadyExists(err error) bool {

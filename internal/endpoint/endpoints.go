@@ -46,9 +46,6 @@ type liveEndpoint struct {
 	variants []liveVariant
 	seq      int                // bumped by every load; a load that finds another seq was superseded
 	cancel   context.CancelFunc // stops the load in progress
-	// remote: served by replicas on workers (Config.Fleet), with this deployment, once placed.
-	remote     bool
-	deployment deployment
 }
 
 type liveVariant struct {
@@ -204,7 +201,8 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		row.Modified = s.now()
 		switch {
 		case loadErr == nil && s.cfg.Fleet != nil:
-			le.remote, le.deployment = true, row.Deployment
+			// This node routes to it at once; the others at their next reconcile.
+			s.fleet.endpoints[key] = remoteEndpoint{name: row.Name, deployment: row.Deployment}
 			row.Status, row.Failure = StatusInService, ""
 		case loadErr == nil:
 			old := le.variants
@@ -249,6 +247,9 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 }
 
 // reload starts loading every endpoint that was serving (or about to) when the server stopped.
+// With replicas on workers the endpoints are the fleet's, not this node's: their replicas serve on,
+// and only a create that its node did not finish (it stopped meanwhile) is driven on from here
+// (placing the same replicas again changes nothing, so two nodes may both do it).
 func (s *Service) reload(ctx context.Context) error {
 	rows, err := s.db.listEndpoints(ctx)
 	if err != nil {
@@ -260,6 +261,12 @@ func (s *Service) reload(ctx context.Context) error {
 		key := strings.ToLower(r.Name)
 		le := &liveEndpoint{name: r.Name}
 		s.live[key] = le
+		if s.cfg.Fleet != nil {
+			if r.Status == StatusCreating {
+				s.startLoad(key, le, r, false)
+			}
+			continue
+		}
 		if r.Status == StatusFailed {
 			continue
 		}
@@ -384,6 +391,10 @@ func (s *Service) updateEndpoint(ctx context.Context, body []byte) (any, error) 
 		return nil, awserr.Validation("Cannot update in-progress endpoint %q.", e.ARN)
 	}
 	le := s.live[key]
+	if le == nil { // created through another API node of the fleet
+		le = &liveEndpoint{name: e.Name}
+		s.live[key] = le
+	}
 	e.Status, e.Failure, e.Modified = StatusUpdating, "", s.now()
 	if err := s.db.updateEndpoint(ctx, key, e); err != nil {
 		return nil, err
@@ -410,6 +421,8 @@ func (s *Service) DeleteEndpoint(ctx context.Context, name string) error {
 	err := s.db.remove(ctx, "endpoints", key)
 	le := s.live[key]
 	delete(s.live, key)
+	delete(s.fleet.endpoints, key)
+	delete(s.fleet.ready, key)
 	s.mu.Unlock()
 	if errors.Is(err, errNotFound) {
 		return s.endpointNotFound(name)
@@ -475,8 +488,14 @@ func (s *Service) InService() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var names []string
+	if s.cfg.Fleet != nil {
+		for _, ep := range s.fleet.endpoints {
+			names = append(names, ep.name)
+		}
+		return names
+	}
 	for _, le := range s.live {
-		if len(le.variants) > 0 || le.remote {
+		if len(le.variants) > 0 {
 			names = append(names, le.name)
 		}
 	}

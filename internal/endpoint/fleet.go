@@ -3,8 +3,10 @@ package endpoint
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,13 +45,32 @@ type replicaRoute struct {
 	id, variant, addr, worker string
 }
 
-// fleetState is the API node's view of the replicas, refreshed by every reconcile.
+// fleetState is the API node's view of the endpoints and their replicas, refreshed by every
+// reconcile from the shared store, so that an endpoint created or updated through another API node
+// is routed here too.
 type fleetState struct {
+	endpoints   map[string]remoteEndpoint  // by endpoint key: the endpoints that serve (InService, Updating)
 	ready       map[string][]replicaRoute  // by endpoint key: Ready replicas on live workers
 	inFlight    map[string]*atomic.Int64   // by replica id: calls this node has in flight there
 	suspect     map[string]time.Time       // by id@worker: failed a call; skipped until then
 	byEndpoint  map[string][]store.Replica // by endpoint key: every replica
 	liveWorkers map[string]bool
+	secret      []byte // the fleet's replica secret: the bearer of each call derives from it
+}
+
+// remoteEndpoint is an endpoint served by replicas, as the store has it.
+type remoteEndpoint struct {
+	name       string // as created: InvokeEndpoint needs this exact case
+	deployment deployment
+}
+
+// replicaToken is the bearer a replica's listener takes: an HMAC of the replica's ID under the
+// fleet's secret, which only processes that read the shared store know. A worker's listener thus
+// serves the API nodes of its fleet and no one else who can reach its port.
+func replicaToken(secret []byte, id string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("lathe-replica\x00" + id))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (f *Fleet) defaults() {
@@ -84,44 +105,90 @@ func deploymentReplicas(key, name string, dep deployment) ([]store.Replica, erro
 }
 
 // placeDeployment records the deployment's replicas and waits until every one is Ready (an error
-// when one failed to load). During an update the old replicas keep serving until then, and go after.
+// when one failed to load). An update rolls: one new replica is added, and once it is Ready (and the
+// other API nodes have had a reconcile round to see it) one old replica goes, then the next; so the
+// endpoint never serves with fewer ready replicas than before, and a replica that goes is one every
+// router already has an alternative to. Replicas of a variant the update leaves unchanged stay.
 func (s *Service) placeDeployment(ctx context.Context, key string, row endpointRow, update bool) error {
 	rs, err := deploymentReplicas(key, row.Name, row.Deployment)
 	if err != nil {
 		return err
 	}
 	f := s.cfg.Fleet
-	both := rs
+	var old []store.Replica // the replicas serving now, as the store has them
 	if update {
-		if prev, err := s.db.getEndpoint(ctx, key); err == nil {
-			old, err := deploymentReplicas(key, prev.Name, prev.Deployment)
-			if err != nil {
-				return err
-			}
-			both = slices.Clone(rs)
-			for _, o := range old {
-				if !slices.ContainsFunc(rs, func(r store.Replica) bool { return r.ID == o.ID }) {
-					both = append(both, o)
-				}
+		all, err := f.Replicas.ListReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			if strings.HasPrefix(r.ID, key+"/") {
+				old = append(old, r)
 			}
 		}
 	}
-	if err := f.Replicas.SetReplicas(ctx, key, both); err != nil {
-		return err
+	if len(old) == 0 {
+		if err := f.Replicas.SetReplicas(ctx, key, rs); err != nil {
+			return err
+		}
+		return s.waitReplicas(ctx, key, rs)
 	}
-	if err := s.waitReplicas(ctx, key, rs); err != nil {
-		return err
+	has := func(set []store.Replica, id string) bool {
+		return slices.ContainsFunc(set, func(r store.Replica) bool { return r.ID == id })
 	}
-	if len(both) > len(rs) {
-		// The new replicas take the calls from here; the old ones' workers drain and unload them.
-		s.mu.Lock()
-		s.fleet.ready[key] = slices.DeleteFunc(slices.Clone(s.fleet.ready[key]), func(r replicaRoute) bool {
-			return !slices.ContainsFunc(rs, func(x store.Replica) bool { return x.ID == r.id })
-		})
-		s.mu.Unlock()
-		return f.Replicas.SetReplicas(ctx, key, rs)
+	var fresh, stale []store.Replica
+	for _, r := range rs {
+		if !has(old, r.ID) {
+			fresh = append(fresh, r)
+		}
 	}
-	return nil
+	for _, o := range old {
+		if !has(rs, o.ID) {
+			stale = append(stale, o)
+		}
+	}
+	cur := slices.Clone(old)
+	retire := func(o store.Replica) error {
+		// Every router has seen the replica that replaces it by now: this node stops sending to o
+		// at once, the others at their next round; a call that still reaches o after its worker
+		// unloaded it is answered 503 and retried on another replica.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * f.Interval):
+		}
+		s.dropRoute(key, o.ID)
+		cur = slices.DeleteFunc(cur, func(r store.Replica) bool { return r.ID == o.ID })
+		return f.Replicas.SetReplicas(ctx, key, cur)
+	}
+	for i, n := range fresh {
+		cur = append(cur, n)
+		if err := f.Replicas.SetReplicas(ctx, key, cur); err != nil {
+			return err
+		}
+		if err := s.waitReplicas(ctx, key, []store.Replica{n}); err != nil {
+			return err
+		}
+		s.log.Info("endpoint update: new replica ready", "endpoint", row.Name, "replica", n.ID, "step", i+1, "of", len(fresh))
+		if i < len(stale) {
+			if err := retire(stale[i]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range stale[min(len(fresh), len(stale)):] {
+		if err := retire(o); err != nil {
+			return err
+		}
+	}
+	return s.waitReplicas(ctx, key, rs)
+}
+
+// dropRoute takes a replica out of this node's routing table.
+func (s *Service) dropRoute(key, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fleet.ready[key] = slices.DeleteFunc(slices.Clone(s.fleet.ready[key]), func(r replicaRoute) bool { return r.id == id })
 }
 
 // waitReplicas waits until every replica of rs is Ready and the router knows them.
@@ -188,7 +255,7 @@ func (s *Service) runFleet() {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*s.cfg.Fleet.Interval)
-		if err := s.reconcile(ctx); err != nil && s.ctx.Err() == nil {
+		if err := s.reconcileOnce(ctx, time.Time{}); err != nil && s.ctx.Err() == nil {
 			s.log.Warn("place endpoint replicas", "err", err)
 		}
 		cancel()
@@ -199,6 +266,18 @@ func (s *Service) runFleet() {
 		case <-s.kick:
 		}
 	}
+}
+
+// reconcileOnce runs a reconcile unless one began after since (a router that found its view stale
+// waits for the reconcile in progress rather than starting another).
+func (s *Service) reconcileOnce(ctx context.Context, since time.Time) error {
+	s.reconcileMu.Lock()
+	defer s.reconcileMu.Unlock()
+	if !since.IsZero() && s.reconciled.After(since) {
+		return nil
+	}
+	s.reconciled = time.Now()
+	return s.reconcile(ctx)
 }
 
 // reconcile places unplaced replicas and those of dead workers on the live worker holding the
@@ -222,6 +301,16 @@ func (s *Service) reconcile(ctx context.Context) error {
 	all, err := f.Replicas.ListReplicas(ctx)
 	if err != nil {
 		return err
+	}
+	rows, err := s.db.listEndpoints(ctx)
+	if err != nil {
+		return err
+	}
+	endpoints := map[string]remoteEndpoint{}
+	for _, e := range rows {
+		if e.Status == StatusInService || e.Status == StatusUpdating {
+			endpoints[strings.ToLower(e.Name)] = remoteEndpoint{name: e.Name, deployment: e.Deployment}
+		}
 	}
 	total := map[string]int{}
 	perEndpoint := map[string]int{} // worker + "\x00" + endpoint key
@@ -270,7 +359,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
-	s.fleet.ready, s.fleet.byEndpoint, s.fleet.liveWorkers = ready, byEndpoint, live
+	s.fleet.ready, s.fleet.byEndpoint, s.fleet.liveWorkers, s.fleet.endpoints = ready, byEndpoint, live, endpoints
 	for id, until := range s.fleet.suspect {
 		if now.After(until) {
 			delete(s.fleet.suspect, id)
@@ -358,13 +447,9 @@ func (s *Service) Runtime(local http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		s.proxy(w, r, m[1], r.Header.Get(headerTargetVariant), body, m[2] == "invocations-response-stream", "", local)
+		s.proxy(w, r, m[1], r.Header.Get(headerTargetVariant), body, m[2] == "invocations-response-stream", local)
 	})
 }
-
-// replicaOpenAIKey is the bearer key a worker's replica listener takes on its OpenAI routes: the API
-// node has checked the caller's key already, and the listener is internal (as for InvokeEndpoint).
-const replicaOpenAIKey = "lathe-replica"
 
 // OpenAI is the handler of the OpenAI routes: local when the endpoints are loaded here; else the
 // completions of an endpoint on workers go to its replicas (after the API key is checked), and
@@ -387,19 +472,20 @@ func (s *Service) OpenAI(local http.Handler, apiKey string) http.Handler {
 			Model  string `json:"model"`
 			Stream bool   `json:"stream"`
 		}
-		if err != nil || json.Unmarshal(body, &req) != nil || !s.isRemote(req.Model) {
-			local.ServeHTTP(w, r) // answers bad bodies and unknown models
+		if err != nil || json.Unmarshal(body, &req) != nil || req.Model == "" {
+			local.ServeHTTP(w, r) // answers bad bodies
 			return
 		}
-		s.proxy(w, r, req.Model, "", body, req.Stream, replicaOpenAIKey, local)
+		s.proxy(w, r, req.Model, "", body, req.Stream, local)
 	})
 }
 
-func (s *Service) isRemote(name string) bool {
+// remote finds an endpoint served by replicas in this node's view, by its exact name.
+func (s *Service) remote(name string) (remoteEndpoint, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	le := s.live[strings.ToLower(name)]
-	return le != nil && le.name == name && le.remote
+	ep, ok := s.fleet.endpoints[strings.ToLower(name)]
+	return ep, ok && ep.name == name
 }
 
 // ReplicaHeader names the replica a routed call is for, so that the worker answers from that one.
@@ -407,26 +493,55 @@ const ReplicaHeader = "X-Lathe-Replica"
 
 const headerTargetVariant = "X-Amzn-Sagemaker-Target-Variant"
 
+// refreshSpacing bounds how often calls that found this node's view stale (an endpoint it does not
+// know yet, or no replica that answered) make it read the store again.
+const refreshSpacing = 100 * time.Millisecond
+
 // proxy sends one call to a ready replica, trying the others in turn while they fail before
-// answering (a dead worker's connection is refused or reset; a closing one answers 503).
-func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name, target string, body []byte, stream bool, bearer string, local http.Handler) {
+// answering (a dead worker's connection is refused or reset; an unloaded replica answers 503). When
+// none answered, or the endpoint is not in this node's view (created through another API node a
+// moment ago), the view is read again from the store and the call tried once more.
+func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name, target string, body []byte, stream bool, local http.Handler) {
+	start := time.Now()
+	for pass := range 2 {
+		if pass == 1 {
+			ctx, cancel := context.WithTimeout(r.Context(), 10*s.cfg.Fleet.Interval)
+			err := s.reconcileOnce(ctx, start.Add(-refreshSpacing))
+			cancel()
+			if err != nil {
+				s.log.Warn("refresh endpoint replicas", "endpoint", name, "err", err)
+				break
+			}
+		}
+		ep, ok := s.remote(name)
+		if !ok {
+			if pass == 1 {
+				local.ServeHTTP(w, r) // answers as for a missing endpoint
+				return
+			}
+			continue
+		}
+		if target != "" && !slices.ContainsFunc(ep.deployment.Variants, func(v variantSpec) bool { return v.Name == target }) {
+			fleetError(w, http.StatusBadRequest, "ValidationError",
+				fmt.Sprintf("Variant %s not found for endpoint %s of account %s.", target, name, s.cfg.AccountID))
+			return
+		}
+		if s.tryReplicas(w, r, name, target, ep, body, stream) || r.Context().Err() != nil {
+			return
+		}
+	}
+	fleetError(w, http.StatusServiceUnavailable, "ServiceUnavailable",
+		fmt.Sprintf("No instance of endpoint %s could take the request now; retry.", name))
+}
+
+// tryReplicas sends the call to the ready replicas of a variant in turn, least outstanding requests
+// first, until one answers; false when none did.
+func (s *Service) tryReplicas(w http.ResponseWriter, r *http.Request, name, target string, ep remoteEndpoint, body []byte, stream bool) bool {
 	key := strings.ToLower(name)
 	s.mu.Lock()
-	le := s.live[key]
-	if le == nil || le.name != name || !le.remote {
-		s.mu.Unlock()
-		local.ServeHTTP(w, r) // answers as for a missing endpoint
-		return
-	}
-	if target != "" && !slices.ContainsFunc(le.deployment.Variants, func(v variantSpec) bool { return v.Name == target }) {
-		s.mu.Unlock()
-		fleetError(w, http.StatusBadRequest, "ValidationError",
-			fmt.Sprintf("Variant %s not found for endpoint %s of account %s.", target, name, s.cfg.AccountID))
-		return
-	}
 	variant := target
 	if variant == "" {
-		variant = s.pickVariant(le.deployment, s.fleet.ready[key])
+		variant = s.pickVariant(ep.deployment, s.fleet.ready[key])
 	}
 	var cands []replicaRoute
 	now := s.now()
@@ -449,21 +564,20 @@ func (s *Service) proxy(w http.ResponseWriter, r *http.Request, name, target str
 	for _, i := range order {
 		c := cands[i]
 		inFlight[i].Add(1)
-		done, err := s.forward(w, r, c, body, stream, bearer)
+		done, err := s.forward(w, r, c, body, stream)
 		inFlight[i].Add(-1)
 		if done {
-			return
+			return true
 		}
 		if r.Context().Err() != nil {
-			return // the caller went away
+			return false // the caller went away
 		}
 		s.log.Warn("endpoint replica failed before answering; trying another", "endpoint", name, "replica", c.id, "worker", c.worker, "err", err)
 		s.mu.Lock()
 		s.fleet.suspect[c.id+"@"+c.worker] = s.now().Add(s.cfg.Fleet.WorkerTimeout)
 		s.mu.Unlock()
 	}
-	fleetError(w, http.StatusServiceUnavailable, "ServiceUnavailable",
-		fmt.Sprintf("No instance of endpoint %s could take the request now; retry.", name))
+	return false
 }
 
 // pickVariant chooses a variant with ready replicas by the variants' weights.
@@ -501,7 +615,7 @@ func (s *Service) shuffled(n int) []int {
 
 // forward sends the call to one replica. done is false when the replica failed before anything was
 // written to the caller, so that another may take the call.
-func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute, body []byte, stream bool, bearer string) (done bool, err error) {
+func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute, body []byte, stream bool) (done bool, err error) {
 	u := "http://" + c.addr + r.URL.Path
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
@@ -517,9 +631,7 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, c replicaRoute
 	}
 	req.Header.Set(headerTargetVariant, c.variant)
 	req.Header.Set(ReplicaHeader, c.id)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
+	req.Header.Set("Authorization", "Bearer "+replicaToken(s.fleet.secret, c.id)) // secret: set once, by New
 	resp, err := s.cfg.Fleet.Client.Do(req)
 	if err != nil {
 		return false, err

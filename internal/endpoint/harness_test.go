@@ -94,7 +94,7 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 		t.Fatal(err)
 	}
 	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet})
+		Store: st, Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

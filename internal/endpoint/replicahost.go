@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,7 @@ type ReplicaHost struct {
 
 	mu     sync.Mutex
 	loaded map[string]*hostReplica // by replica id
+	secret []byte                  // the fleet's replica secret, once read (mu)
 	wg     sync.WaitGroup
 }
 
@@ -190,12 +192,45 @@ func (h *ReplicaHost) load(ctx context.Context, r store.Replica, lr *hostReplica
 	// Not ok: it was placed elsewhere meanwhile; the next sync unloads it.
 }
 
-// Handler serves InvokeEndpoint[WithResponseStream] for the replicas loaded here, the replica
-// named by the ReplicaHeader the API node sets; 503 for one not (or no longer) loaded here, so that
-// the API node tries another.
+// fleetSecret returns the fleet's replica secret, reading it from the store the first time.
+func (h *ReplicaHost) fleetSecret(ctx context.Context) ([]byte, error) {
+	h.mu.Lock()
+	secret := h.secret
+	h.mu.Unlock()
+	if secret != nil {
+		return secret, nil
+	}
+	secret, err := h.cfg.Replicas.ReplicaSecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.secret = secret
+	h.mu.Unlock()
+	return secret, nil
+}
+
+// Handler serves InvokeEndpoint[WithResponseStream] and the OpenAI completions for the replicas
+// loaded here, the replica named by the ReplicaHeader the API node sets; 503 for one not (or no
+// longer) loaded here, so that the API node tries another. Only the API nodes of the fleet are
+// served: a call must carry the replica's bearer token (replicaToken), else it is refused with 403.
 func (h *ReplicaHost) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(ReplicaHeader)
+		secret, err := h.fleetSecret(r.Context())
+		if err != nil {
+			h.log.Error("read the fleet's replica secret", "err", err)
+			fleetError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The worker cannot check calls now.")
+			return
+		}
+		token := replicaToken(secret, id)
+		auth, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(auth), []byte(token)) != 1 {
+			h.log.Warn("replica call refused: no valid fleet token", "replica", id, "remote", r.RemoteAddr)
+			fleetError(w, http.StatusForbidden, "AccessDeniedException",
+				"The replica listener serves the API nodes of its fleet only: the call has no valid replica token.")
+			return
+		}
 		h.mu.Lock()
 		lr := h.loaded[id]
 		var t runtime.Target
@@ -211,7 +246,7 @@ func (h *ReplicaHost) Handler() http.Handler {
 		}
 		router := fixedRouter{t: t, name: lr.name}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			oai, err := openai.New(openai.Config{Router: router, APIKey: replicaOpenAIKey, Logger: h.log})
+			oai, err := openai.New(openai.Config{Router: router, APIKey: token, Logger: h.log})
 			if err != nil {
 				fleetError(w, http.StatusInternalServerError, "InternalFailure", err.Error())
 				return

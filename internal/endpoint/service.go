@@ -2,11 +2,13 @@
 // CreateEndpoint and their Describe, List, Update and Delete) and keeps every endpoint's models loaded
 // in Lathe's engine, so that the runtime (package endpoint/runtime) can serve InvokeEndpoint.
 //
-// Models, endpoint configs and endpoints live in their own SQLite file; an endpoint goes Creating ->
-// InService once its models are downloaded and loaded (or Failed with a FailureReason), and after a
-// restart every endpoint is loaded again. With Config.Fleet (an API node with --workers 0) the
-// models are not loaded here: each instance is a replica placed on a `lathe worker` (fleet.go, the
-// worker's side in replicahost.go), and InvokeEndpoint is routed to the replicas.
+// Models, endpoint configs and endpoints live in the metadata store (Config.Store; a data dir's
+// older endpoints.db is imported into it on start); an endpoint goes Creating -> InService once its
+// models are downloaded and loaded (or Failed with a FailureReason), and after a restart every
+// endpoint is loaded again. With Config.Fleet (an API node with --workers 0, or a worker deploying
+// a job's model) the models are not loaded here: each instance is a replica placed on a `lathe
+// worker` (fleet.go, the worker's side in replicahost.go), and every API node sharing the store
+// routes InvokeEndpoint, the response stream and the OpenAI routes to the replicas.
 //
 // What a model serves: PrimaryContainer.ModelDataUrl (or ModelDataSource.S3DataSource.S3Uri) is the
 // s3:// prefix of a model directory as a fine-tuning job writes it (BestCandidate's
@@ -52,7 +54,9 @@ type ModelSource interface {
 
 // Config wires a Service.
 type Config struct {
-	DataDir   string // endpoints.db and the downloaded models (endpoints/<name>/) live here
+	DataDir string // the downloaded models (endpoints/<name>/) live here
+	// Store keeps the models, endpoint configs and endpoints (required).
+	Store     store.Hosting
 	Region    string // default us-east-1
 	AccountID string // 12 digits; default 123456789012
 	Objects   Objects
@@ -90,12 +94,19 @@ type Service struct {
 
 	fleet fleetState    // with cfg.Fleet: the replicas as the last reconcile saw them (s.mu)
 	kick  chan struct{} // runs the reconcile loop now
+
+	reconcileMu sync.Mutex // one reconcile at a time: the loop's, or a router's refresh
+	reconciled  time.Time  // when the last reconcile began (reconcileMu)
 }
 
-// New opens <DataDir>/endpoints.db and starts loading every endpoint it holds.
+// New imports <DataDir>/endpoints.db into the store if there is one and starts loading every
+// endpoint the store holds.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("endpoint: DataDir is required")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("endpoint: Store is required")
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -112,28 +123,33 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "endpoints"), 0o755); err != nil {
 		return nil, fmt.Errorf("create endpoints dir: %w", err)
 	}
-	d, err := openDB(ctx, filepath.Join(cfg.DataDir, "endpoints.db"))
-	if err != nil {
+	if err := importLegacy(ctx, cfg.DataDir, cfg.Store, cfg.Logger); err != nil {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Service{cfg: cfg, db: d, log: cfg.Logger, now: cfg.Now, live: map[string]*liveEndpoint{}, ctx: bg, stop: stop,
+	s := &Service{cfg: cfg, db: &db{st: cfg.Store}, log: cfg.Logger, now: cfg.Now, live: map[string]*liveEndpoint{}, ctx: bg, stop: stop,
 		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), kick: make(chan struct{}, 1),
-		fleet: fleetState{inFlight: map[string]*atomic.Int64{}, suspect: map[string]time.Time{}}}
+		fleet: fleetState{inFlight: map[string]*atomic.Int64{}, suspect: map[string]time.Time{}, endpoints: map[string]remoteEndpoint{}}}
 	if cfg.Fleet != nil {
 		cfg.Fleet.defaults()
+		secret, err := cfg.Fleet.Replicas.ReplicaSecret(ctx)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("endpoint replicas: %w", err)
+		}
+		s.fleet.secret = secret
 		s.wg.Add(1)
 		go s.runFleet()
 	}
 	if err := s.reload(ctx); err != nil {
 		stop()
-		d.close()
+		s.wg.Wait()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close stops loading, unloads every model and closes the database.
+// Close stops loading and unloads every model.
 func (s *Service) Close() error {
 	s.stop()
 	s.wg.Wait()
@@ -143,7 +159,7 @@ func (s *Service) Close() error {
 	}
 	s.live = map[string]*liveEndpoint{}
 	s.mu.Unlock()
-	return s.db.close()
+	return nil
 }
 
 // Operations returns the hosting operations by SageMaker name, for the front door.

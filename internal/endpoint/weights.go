@@ -102,6 +102,9 @@ func (s *Service) updateEndpointWeightsAndCapacities(ctx context.Context, body [
 		if s.live[key] != le { // deleted meanwhile
 			return
 		}
+		if le == nil { // an endpoint of the fleet, created through another API node: no local variants
+			le = &liveEndpoint{}
+		}
 		for i := range le.variants {
 			if k := variantIndex(e.Deployment, le.variants[i].name); k >= 0 {
 				le.variants[i].weight = e.Deployment.Variants[k].Weight
