@@ -22,9 +22,13 @@ type NamedTensor struct {
 
 // GGUFOptions tunes WriteGGUF.
 type GGUFOptions struct {
-	// Type stores matrices as F32 (the zero value), F16 or BF16. Vectors (norms, biases) are
-	// always F32, as llama.cpp's converter writes them.
+	// Type stores matrices as F32 (the zero value), F16 or BF16, or quantized (Q8_0, Q4_0, Q4_K,
+	// Q6_K: ggml's reference quantizers, as llama-quantize without an importance matrix). Vectors
+	// (norms, biases) are always F32, as llama.cpp's converter writes them.
 	Type gguf.TensorType
+	// TypeOf, when set, picks each matrix's type instead of Type (gguf.Q4KM is llama-quantize's
+	// Q4_K_M mix); Type still names the file's general.file_type.
+	TypeOf func(name string, shape []int) gguf.TensorType
 	// Name is general.name (default: the architecture).
 	Name string
 	// Extra metadata written after the model's own keys, replacing any with the same key: the
@@ -34,7 +38,7 @@ type GGUFOptions struct {
 }
 
 // fileTypes is general.file_type per tensor type (llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_BF16).
-var fileTypes = map[gguf.TensorType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.BF16: 32}
+var fileTypes = map[gguf.TensorType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.BF16: 32, gguf.Q4_0: 2, gguf.Q8_0: 7, gguf.Q4_K: 15, gguf.Q6_K: 18}
 
 // WriteGGUF writes a llama.cpp-loadable GGUF file (atomically) from a model's config and tensors.
 func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOptions) error {
@@ -48,7 +52,7 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 	target := a.GGUFRope
 	ft, ok := fileTypes[opts.Type]
 	if !ok {
-		return fmt.Errorf("write gguf: tensor type %s is not supported (F32, F16, BF16 are)", opts.Type)
+		return fmt.Errorf("write gguf: tensor type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)", opts.Type)
 	}
 	w := gguf.NewWriter()
 	arch := a.GGUF
@@ -121,6 +125,9 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 			dims[len(t.Shape)-1-i] = uint64(d)
 		}
 		typ := opts.Type
+		if opts.TypeOf != nil {
+			typ = opts.TypeOf(t.Name, t.Shape)
+		}
 		if len(t.Shape) < 2 {
 			typ = gguf.F32
 		}

@@ -29,7 +29,7 @@ func isLayerMatrix(s tensorSpec) bool { return s.layer >= 0 && s.kind == KindMat
 // freezeBF16 moves the block matrices into bfloat16 (rounded to nearest even) and frees their float32
 // copies.
 func (m *net[F]) freezeBF16() {
-	if m.frozen != nil {
+	if m.frozen != nil || m.quant != nil { // a quantized base is already smaller than bfloat16
 		return
 	}
 	c := m.cfg
@@ -70,6 +70,9 @@ func (m *net[F]) freezeBF16() {
 
 // thaw widens a bfloat16 base back to float32 weights (for export or full fine-tuning).
 func (m *net[F]) thaw() {
+	if m.quant != nil {
+		m.thawQuant()
+	}
 	fb := m.frozen
 	if fb == nil {
 		return
@@ -99,6 +102,9 @@ func widenBF16[F float](dst []F, src []uint16) {
 
 // layer returns block l's weights, widening its matrices first when the base is held in bfloat16.
 func (m *net[F]) layer(l int) *layerWeights[F] {
+	if m.quant != nil {
+		return m.quantLayer(l)
+	}
 	fb := m.frozen
 	if fb == nil {
 		return &m.w.layers[l]
@@ -129,7 +135,9 @@ func (m *Model) Fingerprint() string {
 		size := s.size()
 		stride := max(1, size/(1<<20/len(specs)+1))
 		var get func(i int) uint16
-		if n.frozen != nil && isLayerMatrix(s) {
+		if n.quant != nil && isLayerMatrix(s) {
+			get = n.quantFingerprintValue(s)
+		} else if n.frozen != nil && isLayerMatrix(s) {
 			var t Target
 			for i, f := range targetFields {
 				if f == s.field {

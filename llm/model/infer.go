@@ -59,7 +59,10 @@ func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
 // A few rows (decoding) go through tensor's narrow product, which streams the weight rows without
 // packing them, from their bfloat16 copy wbf when the base is held in bfloat16 (then w is nil).
 func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, l int, t Target) {
-	if !narrowProduct(out, inp, w, wbf, m.headBF16() != nil, R, C, OC) {
+	switch {
+	case m.quantProduct(out, inp, w, R, l, t):
+	case narrowProduct(out, inp, w, wbf, m.headBF16() != nil, R, C, OC):
+	default:
 		linearForward(out, inp, w, nil, R, C, OC)
 	}
 	if bias != nil {
@@ -101,6 +104,9 @@ func narrowProduct[F float](out, inp, w []F, wbf []uint16, allBF16 bool, R, C, O
 // bfloat16 and R is small enough for the narrow kernels, the bfloat16 matrices to read instead (then
 // the float32 view's matrices are nil: they are not widened).
 func (m *net[F]) inferLayer(l, R int) (*layerWeights[F], *[numTargets][]uint16) {
+	if m.quant != nil && R <= tensor.NarrowRows {
+		return &m.w.layers[l], &noBF16 // the matrices are nil: inferLinear multiplies the blocks
+	}
 	if m.frozen != nil && R <= tensor.NarrowRows {
 		if _, ok := any(m.w.embed).([]float32); ok {
 			return &m.w.layers[l], &m.frozen.layers[l]
@@ -242,7 +248,9 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 	}
 	m.normForward(sc.last, sc.mean, sc.rstd, sc.xn, m.w.finalNorm, m.w.finalNormB, S)
 	head := m.headBF16()
-	if !narrowProduct(logits, sc.last[:S*C], m.w.output, head, head != nil, S, C, c.Vocab) {
+	if q := m.quantHead(); q != nil {
+		tensor.QuantMatMul(any(logits).([]float32), any(sc.last[:S*C]).([]float32), q, S)
+	} else if !narrowProduct(logits, sc.last[:S*C], m.w.output, head, head != nil, S, C, c.Vocab) {
 		matmul(logits, sc.last[:S*C], m.w.output, S, c.Vocab, C, false, true, false)
 	}
 	return nil

@@ -21,6 +21,9 @@ import (
 // tensor.NarrowRows tokens are prefilled with the matrices widened one layer at a time.
 func (m *Model) UseBF16Weights() {
 	n := m.n
+	if n.quant != nil {
+		return // quantized weights stay so: they are smaller than bfloat16 already
+	}
 	n.freezeBF16()
 	hugemem.Advise(n.frozen.data)
 	sc := n.ensureInfer(1, 1)

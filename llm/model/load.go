@@ -24,11 +24,17 @@ func Load(path string) (*Model, error) {
 	return m, nil
 }
 
-// FromCheckpoint builds a model from an open checkpoint.
+// FromCheckpoint builds a model from an open checkpoint. A GGUF file whose block matrices are
+// quantized (Q8_0, Q4_0, Q4_K, Q6_K) keeps them in their blocks (see QuantizedWeights): generation
+// multiplies the blocks and LoRA trains on them as a frozen base; WidenWeights turns them into
+// float32.
 func FromCheckpoint(ck format.Checkpoint) (*Model, error) {
 	cfg, err := checkpointConfig(ck)
 	if err != nil {
 		return nil, err
+	}
+	if quantizedMatrices(cfg, ck) {
+		return FromSourceQuant(cfg, ck)
 	}
 	return FromSource(cfg, ck)
 }

@@ -239,6 +239,9 @@ func (m *Model) SetRopeLayout(layout RopeLayout) {
 		defer n.freezeBF16()
 		n.thaw()
 	}
+	if n.quant != nil {
+		n.thaw() // a quantized base is permuted in float32 (rows of blocks could be, but nothing needs it)
+	}
 	perm := func(rows []float32, heads, width int) {
 		permuteRopeRows(rows, heads, c.HeadDim, c.rotDim(), width, layout)
 	}

@@ -22,6 +22,7 @@ type net[F float] struct {
 	inf      *inferScratch[F]
 	noGrads  *weights[F] // all-nil gradients, used while the base is frozen
 	frozen   *frozenBase[F]
+	quant    *quantBase[F] // block matrices held quantized (frozen_quant.go); nil when float32 or bfloat16
 	// stale holds the base gradients (by their first element) that still hold a previous step's
 	// values after DiscardGrads: the backward overwrites them instead of adding to them. gradList is
 	// every base gradient tensor of g, listed once (tensorSpecs allocates).

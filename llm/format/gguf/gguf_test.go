@@ -205,7 +205,8 @@ func TestWriterRejectsBadTensors(t *testing.T) {
 		add  func(w *Writer) error
 	}{
 		{"count mismatch", func(w *Writer) error { return w.AddTensor("x", []uint64{3, 2}, F32, make([]float32, 5)) }},
-		{"quantized from float", func(w *Writer) error { return w.AddTensor("x", []uint64{32}, Q8_0, make([]float32, 32)) }},
+		{"type without a quantizer", func(w *Writer) error { return w.AddTensor("x", []uint64{256}, Q5_K, make([]float32, 256)) }},
+		{"quantized, not whole blocks", func(w *Writer) error { return w.AddTensor("x", []uint64{16}, Q8_0, make([]float32, 16)) }},
 		{"duplicate", func(w *Writer) error {
 			_ = w.AddTensor("x", []uint64{1}, F32, []float32{1})
 			return w.AddTensor("x", []uint64{1}, F32, []float32{1})

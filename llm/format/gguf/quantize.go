@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/lathe-ml/lathe/llm/format/half"
 )
@@ -322,4 +323,30 @@ func makeQXQuants(nmax int, x []float32) float32 {
 		}
 	}
 	return scale
+}
+
+// Q4KM returns the type llama-quantize's Q4_K_M gives a matrix of a model with the given number of
+// blocks (llama_tensor_get_type): Q6_K for the output head and for attn_v and ffn_down in the first
+// and last eighth of the blocks and every third block between, Q4_K for the rest. A row that is not
+// whole 256-value blocks falls back to Q8_0 (llama.cpp picks Q5_0 there, which Lathe does not decode).
+func Q4KM(name string, cols, layers int) TensorType {
+	typ := Q4_K
+	var l int
+	var rest string
+	switch {
+	case name == "output.weight":
+		typ = Q6_K
+	case strings.HasPrefix(name, "blk."):
+		if _, err := fmt.Sscanf(name, "blk.%d.", &l); err == nil {
+			rest = name[strings.Index(name[4:], ".")+5:]
+		}
+		moreBits := l < layers/8 || l >= 7*layers/8 || (l-layers/8)%3 == 2
+		if (rest == "attn_v.weight" || rest == "ffn_down.weight") && moreBits {
+			typ = Q6_K
+		}
+	}
+	if cols%256 != 0 {
+		return Q8_0
+	}
+	return typ
 }
