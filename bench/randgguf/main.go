@@ -1,4 +1,5 @@
-// Command randgguf writes a random llama (model.NewRandom) as a GGUF file (float32 or 16-bit matrices) with the tokenizer
+// Command randgguf writes a random llama (model.NewRandom) as a GGUF file (float32, 16-bit or quantized matrices: Q8_0,
+// Q4_0, or llama-quantize's Q4_K_M mix, with ggml's reference quantizers) with the tokenizer
 // of another GGUF file, so that Lathe and llama.cpp can be timed on the same weights at a size where
 // decoding is memory-bound (bench/generate_vs_llamacpp.sh). The vocabulary is the tokenizer's.
 //
@@ -26,12 +27,12 @@ func main() {
 	ffn := flag.Int("ffn", 2816, "SwiGLU hidden width")
 	ctx := flag.Int("context", 1024, "context length")
 	seed := flag.Uint64("seed", 1, "random seed")
-	typ := flag.String("type", "f32", "matrix storage: f32, f16 or bf16")
+	typ := flag.String("type", "f32", "matrix storage: f32, f16, bf16, q8_0, q4_0 or q4_k_m")
 	flag.Parse()
-	types := map[string]gguf.TensorType{"f32": gguf.F32, "f16": gguf.F16, "bf16": gguf.BF16}
+	types := map[string]gguf.TensorType{"f32": gguf.F32, "f16": gguf.F16, "bf16": gguf.BF16, "q8_0": gguf.Q8_0, "q4_0": gguf.Q4_0, "q4_k_m": gguf.Q4_K}
 	tt, ok := types[*typ]
 	if !ok {
-		slog.Error("randgguf: -type must be f32, f16 or bf16", "type", *typ)
+		slog.Error("randgguf: -type must be f32, f16, bf16, q8_0, q4_0 or q4_k_m", "type", *typ)
 		os.Exit(2)
 	}
 	if err := run(*tokPath, *out, *dim, *layers, *heads, *ffn, *ctx, *seed, tt); err != nil {
@@ -68,7 +69,11 @@ func run(tokPath, out string, dim, layers, heads, ffn, ctx int, seed uint64, tt 
 	if err != nil {
 		return err
 	}
-	if err := format.WriteGGUF(out, m.ExportConfig(mc), m.NamedTensors(), format.GGUFOptions{Type: tt, Extra: kvs}); err != nil {
+	opts := format.GGUFOptions{Type: tt, Extra: kvs}
+	if tt == gguf.Q4_K {
+		opts.TypeOf = func(name string, shape []int) gguf.TensorType { return gguf.Q4KM(name, shape[len(shape)-1], layers) }
+	}
+	if err := format.WriteGGUF(out, m.ExportConfig(mc), m.NamedTensors(), opts); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	fmt.Printf("%s: %d parameters, vocabulary %d\n", out, cfg.NumParams(), cfg.Vocab)

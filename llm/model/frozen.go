@@ -168,6 +168,9 @@ func FromCheckpointBF16(ck format.Checkpoint) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if quantizedMatrices(cfg, ck) {
+		return FromSourceQuant(cfg, ck) // quantized blocks are smaller still (QLoRA)
+	}
 	return FromSourceBF16(cfg, ck)
 }
 

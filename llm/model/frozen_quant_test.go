@@ -75,11 +75,11 @@ func mustLoad(t *testing.T, path string) *Model {
 // of the same file widened to float32 up to the rounding of the activations to int8 blocks (as
 // llama.cpp rounds them). That rounding must move the logits less than the file's own quantization
 // moved them from the float32 model it was written from (measured: Q4_K_M 0.27 against 2.5; Q8_0,
-// whose weights are rounded as finely as the activations, 0.12 against 0.22), and change the most likely next token at no more than 10% of the
-// positions (the near ties of a random model; measured 1 and 4 of 40). Several sequences decoded
-// together give exactly the logits each gets alone (each row's activations are quantized on their
-// own), and a long prompt (prefilled through the widened layers, the head still quantized) ends close
-// to token-by-token decoding.
+// whose weights are rounded as finely as the activations, 0.11 against 0.22), and change the most
+// likely next token at no more than 10% of the positions (the near ties of a random model; measured
+// 2 and 4 of 40). Several sequences decoded together give exactly the logits each gets alone (each
+// row's activations are quantized on their own), and a long prompt (prefilled through the widened
+// layers, the head still quantized) ends close to token-by-token decoding.
 func TestQuantizedLogitsCloseToWidened(t *testing.T) {
 	paths := quantTestModel(t, "F32", "Q8_0", "Q4_K_M")
 	toks := randomTokens(31, 40, 512)

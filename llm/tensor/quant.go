@@ -88,7 +88,8 @@ func (q *QMatrix) Row(i int) []byte { rb := q.RowBytes(); return q.Data[i*rb : (
 
 // qActs is an activation matrix [R, C] quantized for the integer dot products, as ggml's q8_0 and
 // q8_K blocks: per block of actBlock values (32 against Q8_0/Q4_0 weights, 256 against the K formats)
-// a scale d = amax/127 and int8 values q = round(x/d), plus the sum of every 16 consecutive q (what
+// a scale d = amax/127 (rounded to float16 for 32-value blocks, as q8_0 stores it) and int8 values
+// q = round(x/d), plus the sum of every 16 consecutive q (what
 // the weight formats' offsets and mins multiply).
 type qActs struct {
 	qs   []int8
@@ -120,6 +121,12 @@ func quantizeActs(x []float32, R, C, blk int) *qActs {
 			continue
 		}
 		id := 1 / d
+		if blk == 32 {
+			// ggml's q8_0 stores its scale in float16: so does this, so that a Q8_0 or Q4_0 file
+			// decodes to llama.cpp's logits (measured: equal to 6 digits on random llamas, where tiny
+			// activations make the float16 scale subnormal and a float32 one differed by 1%).
+			a.d[b] = half.F16ToF32(half.F32ToF16(d))
+		}
 		for i, v := range xs {
 			qs[i] = int8(math.RoundToEven(float64(v * id)))
 		}
@@ -147,7 +154,9 @@ func growQ[T any](s []T, n int) []T {
 // the block scales are applied to each block's sum. Every weight block is read once for all R rows.
 //
 // The only rounding beyond float32 arithmetic is the activations': an output differs from the
-// product with the dequantized weights by at most Σ_blocks (d_x/2)·Σ|w| over its row.
+// product with the dequantized weights by at most Σ_blocks (d_x/2)·Σ|w| over its row (plus, for
+// 32-value blocks, the float16 rounding of d_x: 127·2⁻¹¹·d_x more per value while d_x is a normal
+// float16).
 func QuantMatMul(out, x []float32, w *QMatrix, R int) {
 	N, C := w.Rows, w.Cols
 	if len(x) < R*C || len(out) < R*N {
