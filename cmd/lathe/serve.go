@@ -41,6 +41,7 @@ func serveCommand() *cobra.Command {
 	var workers int
 	var requireRoles bool
 	var workerTimeout time.Duration
+	var kf kubeFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the SageMaker control plane, the runtime and S3 on one port, and run fine-tuning jobs",
@@ -65,7 +66,7 @@ a --database need the same one). Every request is audited in <data dir>/audit/ (
 			if workers < 0 {
 				return fmt.Errorf("--workers must be 0 (API only) or more, got %d", workers)
 			}
-			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers, requireRoles, workerTimeout)
+			return serve(ctx, addr, dataDir, database, s3Endpoint, modelsBucket, workers, requireRoles, workerTimeout, kf)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("LATHE_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (env LATHE_ADDR)")
@@ -79,12 +80,13 @@ a --database need the same one). Every request is audited in <data dir>/audit/ (
 		"with --workers 0: a worker silent this long is taken for dead and its endpoint replicas are placed on others (more than the workers' --lease / 3)")
 	cmd.Flags().BoolVar(&requireRoles, "require-roles", false,
 		"refuse jobs and models whose RoleArn names no existing IAM role (by default they run with their creator's permissions)")
+	addKubeFlags(cmd, &kf)
 	return cmd
 }
 
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
 
-func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int, requireRoles bool, workerTimeout time.Duration) error {
+func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucket string, workers int, requireRoles bool, workerTimeout time.Duration, kf kubeFlags) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(logger)
 	region := envOr("LATHE_REGION", "us-east-1")
@@ -174,6 +176,14 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	var notifier automl.Notifier
 	if workers > 0 {
 		notifier = w
+	}
+	kexec, err := kubeExecutor(kf, st, workers, s3Endpoint, modelsBucket, region, account, logger)
+	if err != nil {
+		return err
+	}
+	if kexec != nil {
+		notifier = kexec
+		go kexec.Run(ctx)
 	}
 	svc, err := automl.New(automl.Config{
 		Store: st, Region: region, AccountID: account, Notifier: notifier,

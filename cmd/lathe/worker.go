@@ -30,6 +30,7 @@ import (
 type workerFlags struct {
 	dataDir, database, s3Endpoint, modelsBucket string
 	metricsAddr, replicaAddr                    string
+	job                                         string // --job: run this one job, then exit (a Kubernetes Job's pod)
 	concurrency                                 int
 	lease                                       time.Duration
 }
@@ -63,7 +64,7 @@ serves it to the API nodes on --replica-addr, and the API node routes InvokeEndp
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runWorker(ctx, f)
+			return exitForJob(runWorker(ctx, f))
 		},
 	}
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", defaultDataDir(), "the worker's local cache: base models and job scratch (env LATHE_DATA_DIR)")
@@ -75,6 +76,7 @@ serves it to the API nodes on --replica-addr, and the API node routes InvokeEndp
 		"serve GET /metrics (Prometheus: the job queue as the shared database has it, and the process) on HOST:PORT; empty: none (env LATHE_METRICS_ADDR)")
 	cmd.Flags().StringVar(&f.replicaAddr, "replica-addr", envOr("LATHE_REPLICA_ADDR", "127.0.0.1:0"),
 		"serve the endpoint replicas placed on this worker to the API nodes on HOST:PORT (recorded in the shared database; port 0: a free one) (env LATHE_REPLICA_ADDR)")
+	cmd.Flags().StringVar(&f.job, "job", "", "run only this job, then exit: 0 when it ended Completed or Stopped, 3 when Failed (the pod of lathe serve --executor kubernetes)")
 	cmd.Flags().IntVar(&f.concurrency, "jobs", 1, "how many jobs this worker runs at once (training uses every core: 1 unless the machine is large)")
 	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second,
 		"how long a job stays this worker's without a heartbeat: after a crash, the job resumes elsewhere this long later")
@@ -139,6 +141,9 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	exec := &finetune.Executor{Objects: objects, Models: bases.source(), WorkDir: filepath.Join(f.dataDir, "work"), Logger: logger,
 		Deployer: deployer}
 	jobs := &finetune.Guard{Executor: exec, Authorize: jobAuthorizer(iamSvc), ModelsBucket: "jumpstart-cache-prod-" + region}
+	if f.job != "" {
+		return runOneJob(ctx, st, jobs, f, logger)
+	}
 	w := worker.New(st, jobs, worker.Options{Concurrency: f.concurrency, LeaseDuration: f.lease, Registry: st, Logger: logger})
 	if f.metricsAddr != "" {
 		bound, stopMetrics, err := serveMetrics(f.metricsAddr, metrics.New(st, logger), logger)
