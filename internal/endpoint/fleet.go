@@ -348,7 +348,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 		perEndpoint[best+"\x00"+endpointKey(r)]++
 		all[i].Worker, all[i].State, all[i].Addr = best, store.ReplicaPending, ""
 	}
-	s.rebalance(ctx, all, live, liveIDs, perEndpoint, endpointKey)
+	inService := map[string]bool{}
+	for _, e := range rows {
+		inService[strings.ToLower(e.Name)] = e.Status == StatusInService
+	}
+	s.rebalance(ctx, all, live, liveIDs, perEndpoint, endpointKey, inService)
 	ready := map[string][]replicaRoute{}
 	byEndpoint := map[string][]store.Replica{}
 	for _, r := range all {
@@ -371,14 +375,15 @@ func (s *Service) reconcile(ctx context.Context) error {
 
 // rebalance spreads an endpoint whose replicas share a worker while another live worker holds none
 // of them (they were placed when fewer workers were live): one replica moves per round, and only
-// while every replica of the endpoint is Ready, so that the others serve while it loads again.
+// while the endpoint is InService (not in the middle of a create or a rolling update) with every
+// replica Ready, so that the others serve while it loads again.
 func (s *Service) rebalance(ctx context.Context, all []store.Replica, live map[string]bool, liveIDs []string,
-	perEndpoint map[string]int, endpointKey func(store.Replica) string) {
+	perEndpoint map[string]int, endpointKey func(store.Replica) string, inService map[string]bool) {
 	settled := map[string]bool{}
 	for _, r := range all {
 		k := endpointKey(r)
 		if _, seen := settled[k]; !seen {
-			settled[k] = true
+			settled[k] = inService[k]
 		}
 		if r.State != store.ReplicaReady || !live[r.Worker] {
 			settled[k] = false
