@@ -264,19 +264,26 @@ func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 			s, m := scaleMinK4(j, blk[4:16])
 			sc[j], mn[j] = int32(s), int32(m)
 		}
-		for c := range 4 {
-			for l, v := range blk[16+32*c : 48+32*c] {
-				q[64*c+l], q[64*c+32+l] = int8(v&0xf), int8(v>>4)
+		if !hasQuantAsm() {
+			for c := range 4 {
+				for l, v := range blk[16+32*c : 48+32*c] {
+					q[64*c+l], q[64*c+32+l] = int8(v&0xf), int8(v>>4)
+				}
 			}
 		}
 		for r := range dots {
 			i := (r0+r)*nb + b
 			xs := a.qs[i*256 : i*256+256]
 			sums := a.sums[i*16 : i*16+16]
-			var isum, msum int32
+			var msum int32
 			for j := range 8 {
-				isum += sc[j] * dot32(q[32*j:], xs[32*j:])
 				msum += mn[j] * int32(sums[2*j]+sums[2*j+1])
+			}
+			isum, ok := q4kIsumAsm(blk[16:144], xs, &sc)
+			if !ok {
+				for j := range 8 {
+					isum += sc[j] * dot32(q[32*j:], xs[32*j:])
+				}
 			}
 			dots[r] += a.d[i] * (d*float32(isum) - dmin*float32(msum))
 		}

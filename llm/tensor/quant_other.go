@@ -2,5 +2,9 @@
 
 package tensor
 
-// dotQ8_0Asm has no assembly on this architecture: the portable loop runs.
+// No assembly on this architecture: the portable loops run.
 func dotQ8_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool { return false }
+
+func q4kIsumAsm(q []byte, x []int8, sc *[8]int32) (int32, bool) { return 0, false }
+
+func hasQuantAsm() bool { return false }

@@ -17,7 +17,9 @@ var quantGGUF = map[QuantType]gguf.TensorType{QuantQ8_0: gguf.Q8_0, QuantQ4_0: g
 // d/2, so output o of row r may differ by Σ_blocks (d_b/2)·Σ_{i∈b}|w_oi|; 32-value blocks keep d in
 // float16 as ggml's q8_0 does (127·2⁻¹¹·d more per value); float32 accumulation adds a relative 1e-5
 // of Σ|w·x|.
-func TestQuantMatMul(t *testing.T) {
+func TestQuantMatMul(t *testing.T) { quantKernelPaths(t, testQuantMatMul) }
+
+func testQuantMatMul(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, typ := range []QuantType{QuantQ8_0, QuantQ4_0, QuantQ4_K, QuantQ6_K} {
 		for _, sh := range []struct{ R, N, C int }{{1, 7, 256}, {3, 200, 512}, {17, 40, 768}, {2, 130, 1024}} {

@@ -1,0 +1,210 @@
+#include "textflag.h"
+
+// Integer dot products of ggml blocks with int8-quantized activations (see quant.go). Each function
+// has a VNNI form (VPDPBUSD: unsigned bytes times signed bytes summed into int32 lanes, AVX512_VNNI on
+// 256-bit registers) and an AVX2 form (VPMADDUBSW into int16 pairs, then VPMADDWD by ones into int32:
+// no pair can saturate, as |u|·|s|·2 ≤ 128·127·2 < 2¹⁵).
+
+// func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
+// Σ_b f16(w_b.d)·xd[b]·Σ_i w_b.q[i]·x[32b+i] over nb Q8_0 blocks (34 bytes each). VPDPBUSD needs one
+// unsigned operand: |w| against x·sign(w) gives the same products.
+TEXT ·q8_0DotVNNI(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y8, Y8, Y8
+	CMPQ CX, $2
+	JLT  q8v_one
+
+q8v_two:
+	MOVWLZX (SI), AX
+	MOVWLZX 34(SI), BX
+	VMOVD AX, X1
+	VMOVD BX, X9
+	VCVTPH2PS X1, X1
+	VCVTPH2PS X9, X9
+	VMULSS (DX), X1, X1
+	VMULSS 4(DX), X9, X9
+	VBROADCASTSS X1, Y1
+	VBROADCASTSS X9, Y9
+	VMOVDQU 2(SI), Y2
+	VMOVDQU 36(SI), Y10
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y10, Y10, Y12
+	VMOVDQU (DI), Y3
+	VPSIGNB Y2, Y3, Y5
+	VMOVDQU 32(DI), Y11
+	VPSIGNB Y10, Y11, Y13
+	VPXOR Y6, Y6, Y6
+	VPXOR Y14, Y14, Y14
+	VPDPBUSD Y5, Y4, Y6
+	VPDPBUSD Y13, Y12, Y14
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y14, Y14
+	VFMADD231PS Y6, Y1, Y0
+	VFMADD231PS Y14, Y9, Y8
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE  q8v_two
+
+q8v_one:
+	TESTQ CX, CX
+	JZ    q8v_done
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), Y2
+	VPSIGNB Y2, Y2, Y4
+	VMOVDQU (DI), Y3
+	VPSIGNB Y2, Y3, Y5
+	VPXOR Y6, Y6, Y6
+	VPDPBUSD Y5, Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+
+q8v_done:
+	VADDPS Y8, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func q8_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
+// q8_0DotVNNI with VPMADDUBSW + VPMADDWD.
+TEXT ·q8_0DotAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+
+q8a_loop:
+	TESTQ CX, CX
+	JZ    q8a_done
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), Y2
+	VPSIGNB Y2, Y2, Y4
+	VMOVDQU (DI), Y3
+	VPSIGNB Y2, Y3, Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y15, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  q8a_loop
+
+q8a_done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func q4kIsumVNNI(q *byte, x *int8, sc *int32) int32
+// Σ_j sc[j]·Σ_i nibble_j[i]·x[32j+i] over one Q4_K super-block: q is its 128 bytes of nibbles (32
+// bytes per pair of sub-blocks, low nibbles first), x its 256 activations.
+TEXT ·q4kIsumVNNI(SB), NOSPLIT, $0-28
+	MOVQ q+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ sc+16(FP), DX
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VPXOR Y0, Y0, Y0
+	VPXOR Y8, Y8, Y8
+
+#define Q4K_VNNI(c) \
+	VMOVDQU (c*32)(SI), Y1 \
+	VPAND Y15, Y1, Y2 \
+	VPSRLW $4, Y1, Y3 \
+	VPAND Y15, Y3, Y3 \
+	VPXOR Y4, Y4, Y4 \
+	VPXOR Y5, Y5, Y5 \
+	VPDPBUSD (c*64)(DI), Y2, Y4 \
+	VPDPBUSD (c*64+32)(DI), Y3, Y5 \
+	VPBROADCASTD (c*8)(DX), Y6 \
+	VPBROADCASTD (c*8+4)(DX), Y7 \
+	VPMULLD Y6, Y4, Y4 \
+	VPMULLD Y7, Y5, Y5 \
+	VPADDD Y4, Y0, Y0 \
+	VPADDD Y5, Y8, Y8
+
+	Q4K_VNNI(0)
+	Q4K_VNNI(1)
+	Q4K_VNNI(2)
+	Q4K_VNNI(3)
+	VPADDD Y8, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPHADDD X0, X0, X0
+	VPHADDD X0, X0, X0
+	VMOVD X0, AX
+	MOVL AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q4kIsumAVX2(q *byte, x *int8, sc *int32) int32
+TEXT ·q4kIsumAVX2(SB), NOSPLIT, $0-28
+	MOVQ q+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ sc+16(FP), DX
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x00010001, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	VPXOR Y0, Y0, Y0
+	VPXOR Y8, Y8, Y8
+
+#define Q4K_AVX2(c) \
+	VMOVDQU (c*32)(SI), Y1 \
+	VPAND Y15, Y1, Y2 \
+	VPSRLW $4, Y1, Y3 \
+	VPAND Y15, Y3, Y3 \
+	VPMADDUBSW (c*64)(DI), Y2, Y4 \
+	VPMADDUBSW (c*64+32)(DI), Y3, Y5 \
+	VPMADDWD Y14, Y4, Y4 \
+	VPMADDWD Y14, Y5, Y5 \
+	VPBROADCASTD (c*8)(DX), Y6 \
+	VPBROADCASTD (c*8+4)(DX), Y7 \
+	VPMULLD Y6, Y4, Y4 \
+	VPMULLD Y7, Y5, Y5 \
+	VPADDD Y4, Y0, Y0 \
+	VPADDD Y5, Y8, Y8
+
+	Q4K_AVX2(0)
+	Q4K_AVX2(1)
+	Q4K_AVX2(2)
+	Q4K_AVX2(3)
+	VPADDD Y8, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPHADDD X0, X0, X0
+	VPHADDD X0, X0, X0
+	VMOVD X0, AX
+	MOVL AX, ret+24(FP)
+	VZEROUPPER
+	RET
