@@ -236,6 +236,9 @@ func dotQ8_0(dots []float32, row []byte, a *qActs, r0, C int) {
 // dotQ4_0: x_w = d_w·(q−8), so a block adds d_w·d_x·(Σ q·q_x − 8·Σ q_x).
 func dotQ4_0(dots []float32, row []byte, a *qActs, r0, C int) {
 	nb := C / 32
+	if dotQ4_0Asm(dots, row, a, r0, C) {
+		return
+	}
 	var q [32]int8
 	for b := range nb {
 		blk := row[b*18 : b*18+18]
@@ -307,6 +310,14 @@ func dotQ6_K(dots []float32, row []byte, a *qActs, r0, C int) {
 		blk := row[b*210 : b*210+210]
 		d := f16At(blk[208:])
 		sc := blk[192:208]
+		if hasQuantAsm() {
+			for r := range dots {
+				i := (r0+r)*nb + b
+				isum, _ := q6kIsumAsm(blk, a.qs[i*256:i*256+256])
+				dots[r] += a.d[i] * d * float32(isum)
+			}
+			continue
+		}
 		for n := range 2 {
 			ql, qh := blk[64*n:64*n+64], blk[128+32*n:128+32*n+32]
 			o := q[128*n : 128*n+128]

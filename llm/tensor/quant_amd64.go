@@ -17,6 +17,18 @@ func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 func q8_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
 
 //go:noescape
+func q4_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
+
+//go:noescape
+func q4_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
+
+//go:noescape
+func q6kIsumVNNI(b *byte, x *int8) int32
+
+//go:noescape
+func q6kIsumAVX2(b *byte, x *int8) int32
+
+//go:noescape
 func q4kIsumVNNI(q *byte, x *int8, sc *int32) int32
 
 //go:noescape
@@ -25,16 +37,29 @@ func q4kIsumAVX2(q *byte, x *int8, sc *int32) int32
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
 // first-level cache across them); false leaves them to the portable loop.
 func dotQ8_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool {
-	nb := C / 32
-	dot := q8_0DotAVX2
 	switch {
 	case quantVNNI:
-		dot = q8_0DotVNNI
+		return rowDots(dots, row, a, r0, C, 34, q8_0DotVNNI)
 	case quantAVX2:
-	default:
-		return false
+		return rowDots(dots, row, a, r0, C, 34, q8_0DotAVX2)
 	}
-	_ = row[nb*34-1]
+	return false
+}
+
+// dotQ4_0Asm is dotQ8_0Asm for Q4_0 rows.
+func dotQ4_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool {
+	switch {
+	case quantVNNI:
+		return rowDots(dots, row, a, r0, C, 18, q4_0DotVNNI)
+	case quantAVX2:
+		return rowDots(dots, row, a, r0, C, 18, q4_0DotAVX2)
+	}
+	return false
+}
+
+func rowDots(dots []float32, row []byte, a *qActs, r0, C, blockBytes int, dot func(w *byte, x *int8, xd *float32, nb int) float32) bool {
+	nb := C / 32
+	_ = row[nb*blockBytes-1]
 	for r := range dots {
 		i := (r0 + r) * nb
 		xs, xd := a.qs[i*32:(i+nb)*32], a.d[i:i+nb]
@@ -52,6 +77,19 @@ func q4kIsumAsm(q []byte, x []int8, sc *[8]int32) (int32, bool) {
 		return q4kIsumVNNI(&q[0], &x[0], &sc[0]), true
 	case quantAVX2:
 		return q4kIsumAVX2(&q[0], &x[0], &sc[0]), true
+	}
+	return 0, false
+}
+
+// q6kIsumAsm returns Σ_g s_g·Σ (q−32)·x over one Q6_K super-block and its 256 activations, and
+// whether it ran.
+func q6kIsumAsm(b []byte, x []int8) (int32, bool) {
+	_, _ = b[209], x[255]
+	switch {
+	case quantVNNI:
+		return q6kIsumVNNI(&b[0], &x[0]), true
+	case quantAVX2:
+		return q6kIsumAVX2(&b[0], &x[0]), true
 	}
 	return 0, false
 }
