@@ -13,10 +13,11 @@
 #
 # PyTorch is Debian's python3-torch (1.13) on the OpenMP build of OpenBLAS
 # (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp; the default pthreads build starts its own
-# threads beside torch's OpenMP ones and runs many times slower), 2 threads, with OPENBLAS_CORETYPE and
-# OPENBLAS_L2_SIZE unset for that command only, so OpenBLAS picks its kernels for this CPU itself.
+# threads beside torch's OpenMP ones and runs many times slower), 2 threads, with the OpenBLAS core
+# type bench/openblas_env.sh finds fastest on this CPU, for that command only.
 #
-# MFU = 6·N·tokens/s / 506 GFLOP/s (PEAK_GFLOPS, the issue's 2-core fp32 peak, which assumed Zen 5; the VM is Zen 4 and reaches ~232: PEAK_GFLOPS=232 gives MFU against that), N the parameter count
+# MFU = 6·N·tokens/s / the machine's 2-thread fp32 peak, measured by bench/peak in the same run
+# (PEAK_GFLOPS overrides it), N the parameter count
 # including the embedding table (58.07M; the same N for both peers). Counting the embedding follows
 # `lathe bench train` and the usual 6N rule, though a lookup does no multiply-adds: without it
 # (N = 41.7M) every MFU is 0.72 times the one shown, and the ratio does not change. Attention's T²
@@ -31,6 +32,14 @@ python=${TORCH_PYTHON:-/usr/bin/python3} # Debian's python3-torch is installed f
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/lathe" ./cmd/lathe
+source bench/openblas_env.sh
+gcc -O2 -o "$work/openblas_sgemm" bench/openblas_sgemm.c -I/usr/include/x86_64-linux-gnu/openblas-openmp -L"$blasdir" -lopenblas
+openblas_pick "$work/openblas_sgemm"
+echo "OpenBLAS core for PyTorch: $blas_core (probes, GFLOP/s: $blas_probes)" >&2
+if [ -z "${PEAK_GFLOPS:-}" ]; then
+	PEAK_GFLOPS=$(go run ./bench/peak -threads 2 | python3 -c 'import json,sys; print([r["gflops"] for r in map(json.loads, sys.stdin) if r["precision"] == "fp32"][-1])')
+fi
+echo "MFU against $PEAK_GFLOPS GFLOP/s" >&2
 if ! "$python" -c 'import torch' 2>/dev/null; then
 	echo "run.sh: $python cannot import torch: apt-get install -y python3-torch libopenblas0-openmp" >&2
 	exit 1
@@ -42,12 +51,10 @@ for ((r = 1; r <= rounds; r++)); do
 	echo "round $r/$rounds: lathe" >&2
 	GOMAXPROCS=2 "$work/lathe" bench train "${shape[@]}" 2>/dev/null | tail -1 | sed 's/^{/{"peer":"lathe","round":'"$r"',/' >>"$results"
 	echo "round $r/$rounds: pytorch" >&2
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OMP_NUM_THREADS \
-		LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
-		"$python" bench/torch_llama.py "${shape[@]}" --threads 2 | tail -1 | sed 's/^{/{"round":'"$r"',/' >>"$results"
+	peer_env "$python" bench/torch_llama.py "${shape[@]}" --threads 2 | tail -1 | sed 's/^{/{"round":'"$r"',/' >>"$results"
 done
 
-PEAK_GFLOPS=${PEAK_GFLOPS:-506} python3 - "$results" <<'EOF'
+PEAK_GFLOPS=$PEAK_GFLOPS python3 - "$results" <<'EOF'
 import json, os, statistics, sys
 peak = float(os.environ["PEAK_GFLOPS"]) * 1e9
 runs = [json.loads(line) for line in open(sys.argv[1])]

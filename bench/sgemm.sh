@@ -6,27 +6,30 @@
 # Needs Debian's OpenBLAS (apt-get install -y libopenblas0-openmp libopenblas-dev) and gcc. The two run
 # alternately, shape by shape, ROUNDS times (default 3), and the table shows each one's best GFLOP/s,
 # the ratio of the bests, the median of the per-round ratios (the figure to quote on a shared, noisy
-# machine) and MFU against the 2-core fp32 peak (PEAK_GFLOPS, default 506, the engine-speed issue's
-# figure). On the 2-core VM this was written on (AMD family 25 model 17: Zen 4, AVX-512 on 256-bit units), a register-only loop of independent 512-bit FMAs
-# runs at 32 FLOP/cycle per core (one zmm FMA or two ymm FMAs a cycle, at 3.64 GHz: ~116 GFLOP/s), so
-# ~232 GFLOP/s is the peak actually reachable there; PEAK_GFLOPS=232 gives MFU against that.
+# machine) and MFU against the machine's 2-thread fp32 peak, measured by bench/peak in the same run
+# (PEAK_GFLOPS overrides it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-peak=${PEAK_GFLOPS:-506}
+peak=${PEAK_GFLOPS:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-blasdir=/usr/lib/x86_64-linux-gnu/openblas-openmp
+source bench/openblas_env.sh
 gcc -O2 -o "$work/openblas_sgemm" bench/openblas_sgemm.c \
 	-I/usr/include/x86_64-linux-gnu/openblas-openmp -L"$blasdir" -lopenblas
 go build -o "$work/lathe_sgemm" ./bench/sgemm
+openblas_pick "$work/openblas_sgemm"
+if [ -z "$peak" ]; then # the 2-thread fp32 peak of this machine, measured now (bench/peak)
+	peak=$(go run ./bench/peak -threads 2 | python3 -c 'import json,sys; print([r["gflops"] for r in map(json.loads, sys.stdin) if r["precision"] == "fp32"][-1])')
+fi
+echo "MFU against $peak GFLOP/s" >&2
+echo "OpenBLAS core: $blas_core (probes, GFLOP/s: $blas_probes)" >&2
 
 openblas() { # M N K LAYOUT: best GFLOP/s of 5 products
-	# OpenBLAS at its best: the OpenMP build with two threads, and its own CPU detection (an inherited
-	# OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE would override it), for this command only.
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH="$blasdir" OMP_NUM_THREADS=2 \
-		"$work/openblas_sgemm" "$1" "$2" "$3" "$4" 5 | awk '{print $3}'
+	# OpenBLAS at its best: the OpenMP build with two threads and the fastest core type
+	# (bench/openblas_env.sh), for this command only.
+	peer_env "$work/openblas_sgemm" "$1" "$2" "$3" "$4" 5 | awk '{print $3}'
 }
 lathe() { # M N K LAYOUT: best GFLOP/s of 5 products
 	GOMAXPROCS=2 "$work/lathe_sgemm" "$1" "$2" "$3" "$4" 5 | awk '{print $3}'

@@ -3,14 +3,18 @@
 //	go run ./bench/sgemm M N K AB|ABt|AtB REPS
 //
 // It prints the layout, the shape and the best GFLOP/s over REPS products after one warm-up, in the
-// same format as bench/openblas_sgemm.c, so the two are measured the same way.
+// same format as bench/openblas_sgemm.c, so the two are measured the same way, then the kernel and
+// the share of the threads' time the timed products kept busy (process CPU time over wall time ×
+// GOMAXPROCS: 100% is every core working the whole time).
 package main
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/lathe-ml/lathe/llm/tensor"
@@ -60,13 +64,27 @@ func run(args []string) error {
 		b[i] = rng.Float32() - 0.5
 	}
 	best := time.Duration(1 << 62)
+	var wall, cpu time.Duration
 	for r := 0; r <= reps; r++ {
-		t0 := time.Now()
+		c0, t0 := processCPU(), time.Now()
 		tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
-		if d := time.Since(t0); r > 0 && d < best {
-			best = d
+		d := time.Since(t0)
+		if r > 0 {
+			best = min(best, d)
+			wall += d
+			cpu += processCPU() - c0
 		}
 	}
-	fmt.Printf("%s %dx%dx%d %.1f %s\n", args[3], m, n, k, 2*float64(m)*float64(n)*float64(k)/best.Seconds()/1e9, tensor.KernelName())
+	busy := cpu.Seconds() / wall.Seconds() / float64(runtime.GOMAXPROCS(0))
+	fmt.Printf("%s %dx%dx%d %.1f %s %.0f%%\n", args[3], m, n, k, 2*float64(m)*float64(n)*float64(k)/best.Seconds()/1e9, tensor.KernelName(), 100*busy)
 	return nil
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
