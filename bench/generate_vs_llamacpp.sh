@@ -10,17 +10,19 @@
 # one token per sequence per llama_decode. Nothing of llama.cpp is copied into this repository.
 #
 # Lathe is timed by llm/generate's BenchmarkDecode on the same file (model.Extend, one token per
-# sequence per step), with float32 weights and with UseBF16Weights. Without MODEL arguments the script
-# writes two random 154M-parameter llamas with the stories260K tokenizer (bench/randgguf): one with
-# float32 matrices and one with bfloat16 ones, which llama.cpp computes with its bf16 kernels.
+# sequence per step), with float32 weights and with UseBF16Weights, or, for a quantized file, from its
+# blocks ("lathe quant"). Without MODEL arguments the script writes four random 154M-parameter llamas
+# with the stories260K tokenizer (bench/randgguf): float32 and bfloat16 matrices (which llama.cpp
+# computes with its bf16 kernels), Q8_0, and llama-quantize's Q4_K_M mix (ggml's reference
+# quantizers, so the bytes are what llama-quantize writes; TYPES picks among f32 bf16 q8_0 q4_k_m).
 #
-# Environment: THREADS ("1 2"), NEW_TOKENS (128), ROUNDS (3), BATCHES ("1 8"), BUILD.
+# Environment: THREADS ("1 2"), NEW_TOKENS (128), ROUNDS (3), BATCHES ("1 8"), TYPES, BUILD.
 # The machine is shared: each round runs every engine once, alternating; compare within a round.
 set -euo pipefail
 src=${1:?usage: $0 LLAMA_SRC [MODEL.gguf ...]}
 shift
 THREADS=${THREADS:-1 2} NEW_TOKENS=${NEW_TOKENS:-128} ROUNDS=${ROUNDS:-3} BUILD=${BUILD:-/tmp/llamacpp-build}
-BATCHES=${BATCHES:-1 8}
+BATCHES=${BATCHES:-1 8} TYPES=${TYPES:-f32 bf16 q8_0 q4_k_m}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 mkdir -p "$BUILD"
@@ -86,15 +88,16 @@ bash "$repo/bench/llamacpp_build.sh" "$src" "$BUILD/decode-driver.cpp" "$BUILD" 
 cd "$repo"
 go test -c -o "$BUILD/lathe-generate.test" ./llm/generate
 if [ $# -eq 0 ]; then
-	for t in f32 bf16; do
+	for t in $TYPES; do
 		[ -f "$BUILD/rand154M-$t.gguf" ] || go run ./bench/randgguf -type $t -out "$BUILD/rand154M-$t.gguf" >&2
 		set -- "$@" "$BUILD/rand154M-$t.gguf"
 	done
 fi
 
-# lathe MODEL BATCH THREADS: "f32 tokens/s GB/s" and "bf16 tokens/s GB/s" lines from BenchmarkDecode.
+# lathe MODEL BATCH THREADS: "f32 tokens/s GB/s" and "bf16 tokens/s GB/s" lines from BenchmarkDecode
+# (one "quant tokens/s GB/s" line for a quantized file).
 lathe() {
-	LATHE_BENCH_MODEL=$1 "$BUILD/lathe-generate.test" -test.run '^$' -test.bench "^BenchmarkDecode/(f32|bf16)/batch=$2\$" \
+	LATHE_BENCH_MODEL=$1 "$BUILD/lathe-generate.test" -test.run '^$' -test.bench "^BenchmarkDecode/(f32|bf16|quant)/batch=$2\$" \
 		-test.benchtime "${NEW_TOKENS}x" -test.cpu "$3" 2>/dev/null |
 		awk '/^BenchmarkDecode/ { split($1, a, "/"); for (i = 2; i < NF; i++) { if ($(i+1) == "tokens/s") t = $i; if ($(i+1) == "GB/s") g = $i }; print a[2], t, g }'
 }

@@ -45,7 +45,8 @@ var decodeConfig = model.Config{Dim: 1024, Layers: 12, Heads: 16, KVHeads: 16, H
 // step reads (every projection matrix and the head once, one embedding row per sequence) and the
 // rate at which it reads them: compare with tensor's BenchmarkMemoryBandwidth. LATHE_BENCH_MODEL
 // names a model file to use instead of the random decodeConfig (e.g. the GGUF llama.cpp is timed on
-// by bench/generate_vs_llamacpp.sh).
+// by bench/generate_vs_llamacpp.sh). A quantized GGUF decodes from its blocks: its runs are named
+// quant/batch=N (and there is no bfloat16 run).
 func BenchmarkDecode(b *testing.B) {
 	load := func() *model.Model {
 		if path := os.Getenv("LATHE_BENCH_MODEL"); path != "" {
@@ -62,6 +63,12 @@ func BenchmarkDecode(b *testing.B) {
 		return m
 	}
 	m := load()
+	if quant, size := m.QuantizedWeights(); quant {
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("quant/batch=%d", batch), func(b *testing.B) { benchDecode(b, m, batch, false, size) })
+		}
+		return
+	}
 	for _, bf16 := range []bool{false, true} {
 		if bf16 {
 			m.UseBF16Weights()
@@ -71,12 +78,14 @@ func BenchmarkDecode(b *testing.B) {
 			if bf16 {
 				name = fmt.Sprintf("bf16/batch=%d", batch)
 			}
-			b.Run(name, func(b *testing.B) { benchDecode(b, m, batch, bf16) })
+			b.Run(name, func(b *testing.B) { benchDecode(b, m, batch, bf16, 0) })
 		}
 	}
 }
 
-func benchDecode(b *testing.B, m *model.Model, batch int, bf16 bool) {
+// benchDecode times decoding; quantBytes, when not zero, is the size of the quantized matrices (the
+// head's included when the file quantized it, as randgguf's and llama-quantize's files do).
+func benchDecode(b *testing.B, m *model.Model, batch int, bf16 bool, quantBytes int) {
 	cfg := m.Config()
 	const prompt = 16
 	steps := min(256, cfg.ContextLen-prompt)
@@ -118,6 +127,9 @@ func benchDecode(b *testing.B, m *model.Model, batch int, bf16 bool) {
 		elem = 2
 	}
 	bytes := float64(matrices)*elem + float64(batch*C*4)
+	if quantBytes > 0 {
+		bytes = float64(quantBytes) + float64(batch*C*4)
+	}
 	b.ReportMetric(stepsPerSec*float64(batch), "tokens/s")
 	b.ReportMetric(bytes/1e6, "weight-MB/step")
 	b.ReportMetric(bytes*stepsPerSec/1e9, "GB/s")
