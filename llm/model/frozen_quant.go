@@ -15,8 +15,8 @@ import (
 // Q4_0, Q4_K, Q6_K), as FromCheckpoint keeps a quantized file's weights: a 7B's matrices take 3.6 GiB
 // in Q4_K_M instead of 26 GiB in float32.
 //
-// Generation of a few rows at a time multiplies the blocks directly (tensor.QuantMatMul: the
-// activations are rounded to int8 blocks, as llama.cpp does). Everything else that needs float32
+// Generation of up to quantRows rows at a time multiplies the blocks directly (tensor.QuantMatMul:
+// the activations are rounded to int8 blocks, as llama.cpp does). Everything else that needs float32
 // matrices (a training forward and backward with LoRA on this frozen base, long prompts) widens one
 // layer at a time into buf, the same per-layer buffer a bfloat16 frozen base uses, so at most one
 // layer's matrices exist in float32. Norms, biases and the embedding stay float32; an untied output
@@ -30,6 +30,13 @@ type quantBase[F float] struct {
 	view    layerWeights[F]
 	bytes   int
 }
+
+// quantRows is the most rows (tokens of all sequences in one Extend) whose products run on the
+// blocks. Each row's activations are quantized and multiplied on their own, so a sequence decodes to
+// the same logits whichever others share its steps; only a longer prefill widens the layers for the
+// float32 matrix product, which is several times faster there (and differs from decoding by the
+// activations' rounding).
+const quantRows = 64
 
 // quantTypes maps the GGUF block types the kernels multiply to tensor's.
 var quantTypes = map[string]tensor.QuantType{"Q8_0": tensor.QuantQ8_0, "Q4_0": tensor.QuantQ4_0, "Q4_K": tensor.QuantQ4_K, "Q6_K": tensor.QuantQ6_K}

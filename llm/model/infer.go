@@ -104,7 +104,7 @@ func narrowProduct[F float](out, inp, w []F, wbf []uint16, allBF16 bool, R, C, O
 // bfloat16 and R is small enough for the narrow kernels, the bfloat16 matrices to read instead (then
 // the float32 view's matrices are nil: they are not widened).
 func (m *net[F]) inferLayer(l, R int) (*layerWeights[F], *[numTargets][]uint16) {
-	if m.quant != nil && R <= tensor.NarrowRows {
+	if m.quant != nil && R <= quantRows {
 		return &m.w.layers[l], &noBF16 // the matrices are nil: inferLinear multiplies the blocks
 	}
 	if m.frozen != nil && R <= tensor.NarrowRows {

@@ -63,10 +63,15 @@ func FormatFor(baseModel string) PromptFormat {
 type Weights string
 
 const (
-	// WeightsAuto picks bfloat16 for models of at least BF16AutoParams parameters, float32 below.
+	// WeightsAuto keeps a quantized GGUF's blocks (WeightsQuantized) and otherwise picks bfloat16
+	// for models of at least BF16AutoParams parameters, float32 below.
 	WeightsAuto     Weights = ""
 	WeightsFloat32  Weights = "float32"
 	WeightsBFloat16 Weights = "bfloat16"
+	// WeightsQuantized decodes from the Q8_0/Q4_0/Q4_K/Q6_K blocks of a quantized GGUF file, never
+	// widened (llm/model's QuantizedWeights). Only Auto picks it: float32 or bfloat16 asked for a
+	// quantized file widen its blocks.
+	WeightsQuantized Weights = "quantized"
 )
 
 // BF16AutoParams is the size from which an engine decodes with bfloat16 weights unless told
@@ -196,11 +201,17 @@ func Load(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
 	weights := opts.Weights
-	if weights == WeightsAuto {
+	quantized, _ := m.QuantizedWeights()
+	switch {
+	case weights == WeightsAuto && quantized:
+		weights = WeightsQuantized
+	case weights == WeightsAuto:
 		weights = WeightsFloat32
 		if m.Config().NumParams() >= BF16AutoParams {
 			weights = WeightsBFloat16
 		}
+	case quantized:
+		m.WidenWeights()
 	}
 	if weights == WeightsBFloat16 {
 		m.UseBF16Weights()
