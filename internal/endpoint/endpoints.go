@@ -197,6 +197,16 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 			}
 			return
 		}
+		if s.cfg.Fleet != nil {
+			// The endpoint is the fleet's: another API node may have deleted it (and someone
+			// created another under its name) meanwhile; that one is not this load's to touch.
+			cur, err := s.db.getEndpoint(ctx, key)
+			if errors.Is(err, errNotFound) || err == nil && cur.Created.UnixMilli() != row.Created.UnixMilli() { // the store keeps ms
+				le.cancel = nil
+				s.log.Info("endpoint deleted through another API node while it was loading", "endpoint", row.Name)
+				return
+			}
+		}
 		le.cancel = nil
 		row.Modified = s.now()
 		switch {

@@ -170,13 +170,27 @@ func (s *Service) placeDeployment(ctx context.Context, key string, row endpointR
 			return err
 		}
 		s.log.Info("endpoint update: new replica ready", "endpoint", row.Name, "replica", n.ID, "step", i+1, "of", len(fresh))
-		if i < len(stale) {
-			if err := retire(stale[i]); err != nil {
+		if len(stale) > 0 {
+			// The old replica that goes is one on the new one's worker when there is one, so the
+			// endpoint stays spread over the workers as it rolls.
+			j := 0
+			if all, err := f.Replicas.ListReplicas(ctx); err == nil {
+				where := map[string]string{}
+				for _, r := range all {
+					where[r.ID] = r.Worker
+				}
+				if k := slices.IndexFunc(stale, func(o store.Replica) bool { return where[o.ID] == where[n.ID] }); k >= 0 {
+					j = k
+				}
+			}
+			o := stale[j]
+			stale = slices.Delete(stale, j, j+1)
+			if err := retire(o); err != nil {
 				return err
 			}
 		}
 	}
-	for _, o := range stale[min(len(fresh), len(stale)):] {
+	for _, o := range stale {
 		if err := retire(o); err != nil {
 			return err
 		}
@@ -191,6 +205,8 @@ func (s *Service) dropRoute(key, id string) {
 	s.fleet.ready[key] = slices.DeleteFunc(slices.Clone(s.fleet.ready[key]), func(r replicaRoute) bool { return r.id == id })
 }
 
+var errReplicasGone = errors.New("the endpoint's replicas were removed by another API node (the endpoint was deleted)")
+
 // waitReplicas waits until every replica of rs is Ready and the router knows them.
 func (s *Service) waitReplicas(ctx context.Context, key string, rs []store.Replica) error {
 	f := s.cfg.Fleet
@@ -202,17 +218,23 @@ func (s *Service) waitReplicas(ctx context.Context, key string, rs []store.Repli
 		if err != nil {
 			return err
 		}
-		ready := 0
+		ready, found := 0, 0
 		for _, r := range all {
 			if !strings.HasPrefix(r.ID, key+"/") || !slices.ContainsFunc(rs, func(x store.Replica) bool { return x.ID == r.ID }) {
 				continue
 			}
+			found++
 			switch r.State {
 			case store.ReplicaReady:
 				ready++
 			case store.ReplicaFailed:
 				return fmt.Errorf("replica %s on worker %s: %s", r.ID, r.Worker, r.Failure)
 			}
+		}
+		if found < len(rs) {
+			// Another process took them away: the endpoint was deleted (or failed) through another
+			// API node while this one waited.
+			return errReplicasGone
 		}
 		if ready == len(rs) {
 			s.kickReconcile()
@@ -315,20 +337,29 @@ func (s *Service) reconcile(ctx context.Context) error {
 	total := map[string]int{}
 	perEndpoint := map[string]int{} // worker + "\x00" + endpoint key
 	endpointKey := func(r store.Replica) string { k, _, _ := strings.Cut(r.ID, "/"); return k }
+	// perSpec counts the replicas serving the same variant spec: an update's new replicas spread
+	// over the workers by it first, as the old ones did, rather than pile up where old ones that are
+	// about to go sit.
+	perSpec := map[string]int{} // worker + "\x00" + endpoint key + "\x00" + spec
+	specKey := func(w string, r store.Replica) string { return w + "\x00" + endpointKey(r) + "\x00" + string(r.Spec) }
 	for _, r := range all {
 		if live[r.Worker] {
 			total[r.Worker]++
 			perEndpoint[r.Worker+"\x00"+endpointKey(r)]++
+			perSpec[specKey(r.Worker, r)]++
 		}
 	}
 	for i, r := range all {
 		if live[r.Worker] || len(liveIDs) == 0 {
 			continue
 		}
+		// The live worker with the fewest replicas of the same spec, then of the endpoint, then in all.
+		score := func(w string) []int {
+			return []int{perSpec[specKey(w, r)], perEndpoint[w+"\x00"+endpointKey(r)], total[w]}
+		}
 		best := ""
 		for _, w := range liveIDs {
-			if best == "" || perEndpoint[w+"\x00"+endpointKey(r)] < perEndpoint[best+"\x00"+endpointKey(r)] ||
-				perEndpoint[w+"\x00"+endpointKey(r)] == perEndpoint[best+"\x00"+endpointKey(r)] && total[w] < total[best] {
+			if best == "" || slices.Compare(score(w), score(best)) < 0 {
 				best = w
 			}
 		}
@@ -346,6 +377,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 		total[best]++
 		perEndpoint[best+"\x00"+endpointKey(r)]++
+		perSpec[specKey(best, r)]++
 		all[i].Worker, all[i].State, all[i].Addr = best, store.ReplicaPending, ""
 	}
 	inService := map[string]bool{}

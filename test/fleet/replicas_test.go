@@ -250,8 +250,8 @@ func TestEndpointReplicasSurviveAWorker(t *testing.T) {
 	}
 	waitInstances(t, c2, 2, time.Minute)
 	if rs, err := st.ListReplicas(ctx); err != nil || len(rs) != 2 || !strings.Contains(string(rs[0].Spec), "stories-2") ||
-		!strings.Contains(string(rs[1].Spec), "stories-2") {
-		t.Fatalf("replicas after the update: %v %v", rs, err)
+		!strings.Contains(string(rs[1].Spec), "stories-2") || rs[0].Worker == rs[1].Worker {
+		t.Fatalf("replicas after the update: %+v %v; want two of stories-2 on two workers", rs, err)
 	}
 	if maxReplicas > 3 || minReady < 2 {
 		t.Errorf("during the update: up to %d replicas at once (want at most 3: one new beside the old) and as few as %d ready (want 2)",
