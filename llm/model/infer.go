@@ -55,6 +55,25 @@ func (m *net[F]) ensureInfer(R, S int) *inferScratch[F] {
 	return sc
 }
 
+// balancedCuts splits units 0..n-1, whose costs cost(u) gives, into at most parts contiguous ranges
+// of about equal total cost: range i is cuts[i]..cuts[i+1]-1.
+func balancedCuts(n, parts int, cost func(u int) int) []int {
+	parts = max(1, min(parts, n))
+	total := 0
+	for u := range n {
+		total += cost(u)
+	}
+	cuts := make([]int, 1, parts+1)
+	acc := 0
+	for u := 0; u < n && len(cuts) < parts; u++ {
+		acc += cost(u)
+		if acc*parts >= total*len(cuts) {
+			cuts = append(cuts, u+1)
+		}
+	}
+	return append(cuts, n)
+}
+
 // inferLinear: out = inp·Wᵀ + bias (+ s·inp·Aᵀ·Bᵀ with an adapter; no dropout when generating).
 // A few rows (decoding) go through tensor's narrow product, which streams the weight rows without
 // packing them, from their bfloat16 copy wbf when the base is held in bfloat16 (then w is nil).
@@ -185,11 +204,18 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		// Each row attends to its own sequence's positions: scores q·k for the whole window, one
 		// softmax over them (SIMD exponentials), then the weighted sum of the values. Small work (a
 		// small model, a short context) runs on this thread: handing half of it to another costs more.
+		// A prompt's rows are causal, the last attending to R times as many positions as the first,
+		// so the (row, head) pairs are cut where the positions attended to, not the rows, split evenly.
 		parallel := tensor.Parallel
 		if R*NH*maxPos*HD < 1<<16 {
 			parallel = func(n int, fn func(lo, hi int)) { fn(0, n) }
 		}
-		parallel(R*NH, func(lo, hi int) {
+		cuts := balancedCuts(R*NH, tensor.Workers(), func(rh int) int {
+			pos := int(sc.rowPos[rh/NH])
+			return pos + 1 - windowStart(pos, c.SlidingWindow)
+		})
+		parallel(len(cuts)-1, func(wlo, whi int) {
+			lo, hi := cuts[wlo], cuts[whi]
 			scores := make([]F, maxPos)
 			for rh := lo; rh < hi; rh++ {
 				r, h := rh/NH, rh%NH
