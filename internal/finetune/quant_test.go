@@ -45,7 +45,9 @@ func writeQ4KMModel(t *testing.T) string {
 	}
 	path := filepath.Join(t.TempDir(), "rand-Q4_K_M.gguf")
 	opts := format.GGUFOptions{Type: gguf.Q4_K, Extra: kvs,
-		TypeOf: func(name string, shape []int) gguf.TensorType { return gguf.Q4KM(name, shape[len(shape)-1], cfg.Layers) }}
+		TypeOf: func(name string, shape []int) gguf.TensorType {
+			return gguf.Q4KM(name, shape[len(shape)-1], cfg.Layers)
+		}}
 	if err := format.WriteGGUF(path, m.ExportConfig(mc), m.NamedTensors(), opts); err != nil {
 		t.Fatal(err)
 	}
