@@ -68,6 +68,21 @@ if ! have kwok; then
 	GOBIN="$bin" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 fi
 
+# kwok's stages: nodes become Ready and keep a heartbeat, pods of a scheduled node become Running
+# and pods being deleted go away. Without its pod-complete stage: a pod ends when the test, which
+# runs the pod's command itself, says so (as a kubelet would).
+stages="$(dirname "$bin")/kwok-stages.yaml"
+if [ ! -s "$stages" ]; then
+	kwokdir="$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	{
+		for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml pod/fast/pod-ready.yaml pod/fast/pod-delete.yaml; do
+			echo "---"
+			cat "$kwokdir/kustomize/stage/$f"
+		done
+	} >"$stages.tmp"
+	mv "$stages.tmp" "$stages"
+fi
+
 if ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
 	echo "kubeplane: etcd missing: apt-get install etcd-server" >&2
 	exit 1
