@@ -95,6 +95,10 @@ func TestQuantizedLogitsCloseToWidened(t *testing.T) {
 			if ok, _ := wide.QuantizedWeights(); ok {
 				t.Fatal("WidenWeights left the matrices quantized")
 			}
+			// LoRA checkpoints record the base's fingerprint: the blocks and their widened values agree
+			if fq, fw := q.Fingerprint(), wide.Fingerprint(); fq != fw {
+				t.Fatalf("fingerprint %s quantized, %s widened", fq, fw)
+			}
 			a, b := extendOneByOne(t, q, toks), extendOneByOne(t, wide, toks)
 			V := q.Config().Vocab
 			kernel, file := maxAbsDiff(a, b), maxAbsDiff(b, exact)

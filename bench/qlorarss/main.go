@@ -1,0 +1,153 @@
+// Command qlorarss measures the peak memory of LoRA training on a frozen quantized base (QLoRA) at any
+// model shape, without a checkpoint of that size: the block matrices are random Q4_K_M blocks
+// (gguf.Q4KM's mix of Q4_K and Q6_K) handed to model.FromSourceQuant, which keeps them quantized as
+// it does a real GGUF's. It attaches rank-16 adapters to all seven projections, allocates AdamW's two
+// moments for them, runs a few forward+backward steps of B sequences of T tokens and prints the
+// resident peak (VmHWM) with what the model holds.
+//
+//	go run ./bench/qlorarss -dim 4096 -layers 32 -heads 32 -kvheads 32 -ffn 11008 -vocab 32000 -T 128 -steps 1
+package main
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lathe-ml/lathe/llm/format/gguf"
+	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/model"
+)
+
+func main() {
+	dim := flag.Int("dim", 1024, "model width")
+	layers := flag.Int("layers", 4, "blocks")
+	heads := flag.Int("heads", 16, "attention heads")
+	kvHeads := flag.Int("kvheads", 16, "key/value heads")
+	ffn := flag.Int("ffn", 2816, "SwiGLU hidden width (a multiple of 256)")
+	vocab := flag.Int("vocab", 32000, "vocabulary")
+	B := flag.Int("B", 1, "sequences per step")
+	T := flag.Int("T", 128, "tokens per sequence")
+	steps := flag.Int("steps", 2, "forward+backward steps")
+	flag.Parse()
+	if err := run(*dim, *layers, *heads, *kvHeads, *ffn, *vocab, *B, *T, *steps); err != nil {
+		slog.Error("qlorarss", "err", err)
+		os.Exit(1)
+	}
+}
+
+// source yields random tensors: Q4_K_M blocks for the block matrices (and the head), small normal
+// values for the embedding, ones for the norms.
+type source struct {
+	cfg model.Config
+	rng *rand.Rand
+}
+
+func (s *source) Tensor(name string) ([]float32, []int, error) {
+	shape, ok := s.cfg.TensorShape(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("no tensor %s", name)
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	x := make([]float32, n)
+	for i := range x {
+		if strings.Contains(name, "norm") {
+			x[i] = 1
+		} else {
+			x[i] = float32(s.rng.NormFloat64() * 0.02)
+		}
+	}
+	return x, shape, nil
+}
+
+func (s *source) RawTensor(name string) ([]byte, string, []int, error) {
+	shape, ok := s.cfg.TensorShape(name)
+	if !ok || len(shape) != 2 {
+		return nil, "", nil, fmt.Errorf("no matrix %s", name)
+	}
+	typ := gguf.Q4KM(name, shape[1], s.cfg.Layers)
+	n := shape[0] * shape[1] / typ.BlockSize() * typ.BlockBytes()
+	raw := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(raw[i:], s.rng.Uint64())
+	}
+	d := half.F32ToF16(0.0005)
+	for b := 0; b < n; b += typ.BlockBytes() {
+		switch typ {
+		case gguf.Q4_K: // d, dmin: finite and small
+			binary.LittleEndian.PutUint16(raw[b:], d)
+			binary.LittleEndian.PutUint16(raw[b+2:], d)
+		case gguf.Q6_K:
+			binary.LittleEndian.PutUint16(raw[b+208:], d)
+		case gguf.Q8_0:
+			binary.LittleEndian.PutUint16(raw[b:], d)
+		}
+	}
+	return raw, typ.String(), shape, nil
+}
+
+func vmHWM() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return "?"
+}
+
+func run(dim, layers, heads, kvHeads, ffn, vocab, B, T, steps int) error {
+	cfg := model.Config{Dim: dim, Layers: layers, Heads: heads, KVHeads: kvHeads, HeadDim: dim / heads, FFN: ffn, Vocab: vocab,
+		NormEps: 1e-5, RopeTheta: 10000, ContextLen: max(T, 512)}
+	start := time.Now()
+	m, err := model.FromSourceQuant(cfg, &source{cfg: cfg, rng: rand.New(rand.NewPCG(1, 2))})
+	if err != nil {
+		return err
+	}
+	_, qbytes := m.QuantizedWeights()
+	fmt.Printf("shape dim %d layers %d heads %d/%d ffn %d vocab %d: %.2fB parameters, quantized matrices %.2f GiB; loaded in %s, peak %s\n",
+		dim, layers, heads, kvHeads, ffn, vocab, float64(cfg.NumParams())/1e9, float64(qbytes)/(1<<30), time.Since(start).Round(time.Millisecond), vmHWM())
+	targets := []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}
+	if err := m.AttachLoRA(model.LoRAConfig{Rank: 16, Alpha: 32, FrozenBF16: true, Targets: targets}, 1); err != nil {
+		return err
+	}
+	var moments [][]float32 // AdamW's m and v, as the trainer holds them
+	adapter := 0
+	for _, p := range m.Trainable() {
+		moments = append(moments, make([]float32, len(p.Data)), make([]float32, len(p.Data)))
+		adapter += len(p.Data)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ex []model.Example
+	for range B {
+		toks := make([]int32, T)
+		for i := range toks {
+			toks[i] = int32(rng.IntN(vocab))
+		}
+		ex = append(ex, model.Example{Tokens: toks, PromptLen: 1})
+	}
+	batch := model.PackBatch(ex, T, 0)
+	for s := range steps {
+		t0 := time.Now()
+		m.ZeroGrads()
+		loss, err := m.ForwardBackward(batch, 1/batch.Count(), uint64(s))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("step %d: loss %.4f in %s, peak %s\n", s, loss/batch.Count(), time.Since(t0).Round(time.Millisecond), vmHWM())
+	}
+	fmt.Printf("adapters %.1fM parameters (with gradients and AdamW moments %.2f GiB); peak RSS %s\n",
+		float64(adapter)/1e6, float64(adapter)*16/(1<<30), vmHWM())
+	_ = moments
+	return nil
+}
