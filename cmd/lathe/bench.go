@@ -209,7 +209,10 @@ type trainResult struct {
 	Seq     int    `json:"seq"`
 	Steps   int    `json:"steps"`
 	Method  string `json:"method"`
-	Params  int    `json:"params"`
+	// Precision is the products': "fp32", or "bf16" (--precision; VDPBF16PS where BF16Native).
+	Precision  string `json:"precision"`
+	BF16Native bool   `json:"bf16_native"`
+	Params     int    `json:"params"`
 	// MsPerStep is the mean time of one optimizer step (forward, backward, clipping, AdamW) over the
 	// timed steps; the first step runs untimed as a warm-up.
 	MsPerStep       float64 `json:"ms_per_step"`
@@ -233,7 +236,7 @@ func benchTrainCommand() *cobra.Command {
 	var cfg model.Config
 	var batch, seq, steps int
 	var lora bool
-	var arch string
+	var arch, precision string
 	cmd := &cobra.Command{
 		Use:   "train [--arch A] --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --batch B --seq T --steps S",
 		Short: "Tokens/s and MFU of training steps of a randomly initialised model of a family (full fine-tuning with AdamW, or --lora)",
@@ -259,6 +262,17 @@ func benchTrainCommand() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			switch {
+			case precision == "":
+				precision = "fp32"
+				if lora && arch != "t5" {
+					precision = "bf16" // a LoRA job's default: the frozen bfloat16 base multiplied as it is
+				}
+			case precision != "fp32" && precision != "bf16":
+				return fmt.Errorf("--precision %q: want fp32 or bf16", precision)
+			case precision == "bf16" && arch == "t5":
+				return fmt.Errorf("--precision bf16 is for the decoder families: t5 multiplies in float32")
+			}
 			stderr := cmd.ErrOrStderr()
 			tc := train.Config{
 				Schedule:    train.Schedule{PeakLR: 1e-4, MinLR: 1e-4, TotalSteps: steps + 1, Decay: "constant"},
@@ -270,7 +284,8 @@ func benchTrainCommand() *cobra.Command {
 			if lora {
 				method, flopPerToken = "lora", 4.0
 				// As the job pipeline does: the frozen base in bfloat16 (what makes a 7B fit in 24 GiB).
-				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, FrozenBF16: true}
+				// --precision fp32 widens each layer of it to float32 for the base's products.
+				tc.LoRA = &model.LoRAConfig{Rank: 16, Alpha: 32, FrozenBF16: true, WidenFrozen: precision == "fp32"}
 			}
 			// Random tokens: the speed of a step does not depend on what the tokens are.
 			rng := rand.New(rand.NewPCG(7, 7))
@@ -296,6 +311,7 @@ func benchTrainCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				m.SetMixedBF16(!lora && precision == "bf16")
 				if tc.LoRA != nil {
 					for _, t := range []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO,
 						model.TargetGate, model.TargetUp, model.TargetDown} {
@@ -328,8 +344,8 @@ func benchTrainCommand() *cobra.Command {
 					return tr.Step(b)
 				}
 			}
-			fmt.Fprintf(stderr, "train: %s, %.1fM parameters (%s), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
-				arch, float64(params)/1e6, method, batch, seq, tensor.Workers(), tensor.KernelName(), steps)
+			fmt.Fprintf(stderr, "train: %s, %.1fM parameters (%s, %s products, bfloat16 kernels: %v), batch %d × %d tokens, %d threads, kernel %s; one warm-up step, then %d timed\n",
+				arch, float64(params)/1e6, method, precision, tensor.BF16Native(), batch, seq, tensor.Workers(), tensor.KernelName(), steps)
 
 			ctx := cmd.Context()
 			times := make([]time.Duration, 0, steps)
@@ -368,7 +384,8 @@ func benchTrainCommand() *cobra.Command {
 			tps, tpsBest := float64(batch*seq)/mean, float64(batch*seq)/best
 			gflops := flopPerToken * float64(params) * tps / 1e9
 			res := trainResult{Bench: "train", Arch: arch, Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
-				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Params: int(params),
+				FFN: cfg.FFN, Vocab: cfg.Vocab, Batch: batch, Seq: seq, Steps: steps, Method: method, Precision: precision,
+				BF16Native: tensor.BF16Native(), Params: int(params),
 				MsPerStep: mean * 1e3, MsPerStepBest: best * 1e3, TokensPerSecond: tps, TokensPerSecondBest: tpsBest,
 				GFLOPS: gflops, MFU: gflops * 1e9 / PeakFLOPS, MFUBest: flopPerToken * float64(params) * tpsBest / PeakFLOPS,
 				FinalLoss: loss, CPUShare: share, resources: measureResources()}
@@ -388,6 +405,8 @@ func benchTrainCommand() *cobra.Command {
 	f.IntVar(&seq, "seq", 128, "tokens per sequence")
 	f.IntVar(&steps, "steps", 5, "timed steps (after one warm-up step)")
 	f.BoolVar(&lora, "lora", false, "train LoRA adapters (rank 16 on every projection, the frozen base in bfloat16) instead of every weight")
+	f.StringVar(&precision, "precision", "", "the products' precision: fp32, or bf16 (bfloat16 operands, float32 sums and master weights; "+
+		"mixed precision for full fine-tuning, the frozen base multiplied as it is stored for --lora); default fp32, bf16 with --lora")
 	f.StringVar(&arch, "arch", "llama", "the block's family, as its checkpoints lay it out: llama, falcon-7b (multi-query, parallel attention, "+
 		"4x GELU MLP; --ffn and --kv-heads are the family's), falcon-40b (grouped kv, two norms), gpt_neox (biases, partial rotary, "+
 		"parallel residual, untied head), mpt (ALiBi, LayerNorm without bias; --ffn a multiple of --dim), t5 (Flan-T5's "+

@@ -188,12 +188,17 @@ func (e *engineModel) trainConfig(hp HyperParameters, totalSteps, warmupSteps in
 				targets = append(targets, t)
 			}
 		}
-		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, FrozenBF16: true, Targets: targets}
+		// Its products run on the bfloat16 matrices as they are (where the CPU has AVX512_BF16) unless
+		// the precision asks for float32.
+		cfg.LoRA = &model.LoRAConfig{Rank: hp.LoRARank, Alpha: hp.LoRAAlpha, Dropout: 0.05, FrozenBF16: true,
+			WidenFrozen: hp.Precision == "fp32", Targets: targets}
 	}
 	return cfg
 }
 
 func (e *engineModel) NewTrainer(hp HyperParameters, totalSteps, warmupSteps int) (Trainer, error) {
+	// Full fine-tuning in bfloat16 mixed precision when asked (a LoRA config carries its own).
+	e.m.SetMixedBF16(hp.Method == "full" && hp.Precision == "bf16")
 	tr, err := train.New(e.m, e.trainConfig(hp, totalSteps, warmupSteps))
 	if err != nil {
 		return nil, err
@@ -206,6 +211,10 @@ func (e *engineModel) ResumeTrainer(path string) (Trainer, json.RawMessage, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	// The checkpoint does not record mixed precision: a resumed full fine-tuning takes it from the
+	// server's setting, as the job did when it started (a LoRA checkpoint's config carries its own).
+	_, lora := e.m.LoRA()
+	e.m.SetMixedBF16(!lora && os.Getenv(PrecisionEnv) == "bf16")
 	return &engineTrainer{e: e, tr: tr}, user, nil
 }
 

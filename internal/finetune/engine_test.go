@@ -93,7 +93,10 @@ func TestEngineLoRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(merged-after) > 1e-4*after || math.Abs(again-after) > 1e-4*after {
+	// With adapters the frozen base multiplies bfloat16 activations where the CPU has AVX512_BF16
+	// (LoRAConfig.FrozenBF16); merged, the model is float32: they agree to bfloat16 precision, the
+	// merged model and its GGUF to float32's.
+	if math.Abs(merged-after) > 1e-3*after || math.Abs(again-merged) > 1e-4*after {
 		t.Errorf("validation loss: %v with adapters, %v merged, %v reloaded from the GGUF", after, merged, again)
 	}
 

@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 )
 
@@ -21,7 +22,16 @@ type HyperParameters struct {
 	WeightDecay float64 `json:"weightDecay"`
 	GradClip    float64 `json:"gradClip"`
 	Seed        int64   `json:"seed"`
+	// Precision is the products' (PrecisionEnv): "fp32", or "bf16" (bfloat16 operands, float32 sums,
+	// weights and optimizer: mixed precision for full fine-tuning; for LoRA the frozen bfloat16 base
+	// multiplied as it is stored). Empty: the default, fp32 for full fine-tuning and bf16 for LoRA.
+	Precision string `json:"precision,omitempty"`
 }
+
+// PrecisionEnv names the environment variable of the process that runs training jobs (lathe serve,
+// lathe worker) which sets every job's Precision: SageMaker's TextGeneration hyperparameters have no
+// such member, so it is a setting of the server, recorded in each job's resolved hyperparameters.
+const PrecisionEnv = "LATHE_TRAIN_PRECISION"
 
 // fullFineTuneMaxParams is the largest model trained with full fine-tuning. Full fine-tuning keeps four
 // float32 copies of every weight (weights, gradients, two AdamW moments): 16 bytes a parameter, 6.4 GB
@@ -41,6 +51,12 @@ const fullFineTuneMaxParams = 400_000_000
 // learningRateWarmupSteps defaults to 10% of the total steps (at most 250).
 func ResolveHyperParameters(params int64, given map[string]string) (HyperParameters, error) {
 	hp := HyperParameters{Epochs: 3, BatchSize: 8, Method: "full", Schedule: "cosine", WeightDecay: 0.0, GradClip: 1.0, Seed: 42, WarmupSteps: -1}
+	switch p := os.Getenv(PrecisionEnv); p {
+	case "", "fp32", "bf16":
+		hp.Precision = p
+	default:
+		return hp, fmt.Errorf("%s=%q: want fp32 or bf16", PrecisionEnv, p)
+	}
 	switch {
 	case params < 10_000_000:
 		hp.LearningRate = 1e-3

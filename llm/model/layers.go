@@ -310,27 +310,57 @@ func addBias[F float](out, bias []F, N, OC int) {
 // A nil dweight (frozen weight) skips that product; accumulate says whether dinp is added to, accW
 // whether dweight is (false: overwritten).
 func linearBackward[F float](dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate, accW bool) {
+	linearBackwardIn(false, dinp, dweight, dbias, dout, inp, weight, N, C, OC, accumulate, accW)
+}
+
+// linearBackwardIn is linearBackward with its products in bfloat16 when bf16 (mixed precision).
+func linearBackwardIn[F float](bf16 bool, dinp, dweight, dbias, dout, inp, weight []F, N, C, OC int, accumulate, accW bool) {
 	switch {
 	case dweight != nil && tensor.Workers() == 2:
 		// The two products have the same size (N·C·OC multiply-adds) and are independent: one per
 		// worker, whole, with one hand-off. Split between both workers, each product waits on them
 		// twice per block, which at 512-row products left about a third of the two cores idle.
 		onEachWorker(
-			func() { matmulSerial(dinp, dout, weight, N, C, OC, false, false, accumulate) },
-			func() { matmulSerial(dweight, dout, inp, OC, C, N, true, false, accW) })
+			func() { matmulIn(bf16, false, dinp, dout, weight, N, C, OC, false, false, accumulate) },
+			func() { matmulIn(bf16, false, dweight, dout, inp, OC, C, N, true, false, accW) })
 	case dweight != nil:
-		matmul(dinp, dout, weight, N, C, OC, false, false, accumulate)
-		matmul(dweight, dout, inp, OC, C, N, true, false, accW)
+		matmulIn(bf16, true, dinp, dout, weight, N, C, OC, false, false, accumulate)
+		matmulIn(bf16, true, dweight, dout, inp, OC, C, N, true, false, accW)
 	default:
-		matmul(dinp, dout, weight, N, C, OC, false, false, accumulate)
+		matmulIn(bf16, true, dinp, dout, weight, N, C, OC, false, false, accumulate)
 	}
-	if dbias != nil {
-		for n := 0; n < N; n++ {
-			d := dout[n*OC : (n+1)*OC]
-			for j := range d {
-				dbias[j] += d[j]
-			}
+	addBiasGrad(dbias, dout, N, OC)
+}
+
+// addBiasGrad: dbias[OC] += Σ_n dout[n] (nothing when dbias is nil).
+func addBiasGrad[F float](dbias, dout []F, N, OC int) {
+	if dbias == nil {
+		return
+	}
+	for n := 0; n < N; n++ {
+		d := dout[n*OC : (n+1)*OC]
+		for j := range d {
+			dbias[j] += d[j]
 		}
+	}
+}
+
+// matmulIn is matmul (threaded) or matmulSerial, in bfloat16 (tensor.MatMulRoundBF16: the operands
+// rounded, float32 sums) when bf16; a float64 model has no bfloat16 products and multiplies exactly.
+func matmulIn[F float](bf16, threaded bool, c, a, b []F, m, n, k int, transA, transB, accumulate bool) {
+	if c32, ok := any(c).([]float32); ok && bf16 {
+		a32, b32 := any(a).([]float32), any(b).([]float32)
+		if threaded {
+			tensor.MatMulRoundBF16(c32, a32, b32, m, n, k, transA, transB, accumulate)
+		} else {
+			tensor.MatMulRoundBF16Serial(c32, a32, b32, m, n, k, transA, transB, accumulate)
+		}
+		return
+	}
+	if threaded {
+		matmul(c, a, b, m, n, k, transA, transB, accumulate)
+	} else {
+		matmulSerial(c, a, b, m, n, k, transA, transB, accumulate)
 	}
 }
 
@@ -600,6 +630,7 @@ type headScratch[F float] struct {
 	x, dx   []F       // [R, C]
 	logits  []F       // [R, V], turned into dlogits in place
 	rowLoss []float64 // [R]
+	bf16    bool      // the head's products in bfloat16 (mixed precision)
 }
 
 func newHeadScratch[F float](R, C, V int) *headScratch[F] {
@@ -640,7 +671,7 @@ func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 			break
 		}
 		logits := hs.logits[:R*V]
-		matmul(logits, hs.x[:R*C], w, R, V, C, false, true, false)
+		matmulIn(hs.bf16, true, logits, hs.x[:R*C], w, R, V, C, false, true, false)
 		tensor.Parallel(R, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				l := logits[r*V : (r+1)*V]
@@ -663,7 +694,7 @@ func crossEntropyHead[F float](dx, dw, x, w []F, targets []int32, mask []F, N, C
 		if backward {
 			// The head is a linear layer from C to V: its backward is linearBackward's pair of
 			// products, dx = dlogits·W and dw (+)= dlogitsᵀ·x.
-			linearBackward(hs.dx[:R*C], dw, nil, logits, hs.x[:R*C], w, R, C, V, false, accW)
+			linearBackwardIn(hs.bf16, hs.dx[:R*C], dw, nil, logits, hs.x[:R*C], w, R, C, V, false, accW)
 			accW = true
 			for r := 0; r < R; r++ {
 				copy(dx[hs.rows[r]*C:(hs.rows[r]+1)*C], hs.dx[r*C:(r+1)*C])

@@ -32,6 +32,8 @@ type net[F float] struct {
 	// stop, when set, is checked between layers of a training forward and backward: once it reports
 	// true they return early, leaving activations and gradients unfinished (ForwardBackwardContext).
 	stop func() bool
+	// mixed: bfloat16 mixed precision, the projections' and head's products in bfloat16 (SetMixedBF16).
+	mixed bool
 }
 
 // stopped reports whether the training pass in progress should end now.
@@ -295,7 +297,7 @@ func (m *net[F]) grads() *weights[F] {
 
 // linForward is a projection with its LoRA adapter, if any: out (+)= inp·Wᵀ + bias + s·dropout(inp)·Aᵀ·Bᵀ.
 func (m *net[F]) linForward(out, inp, w, bias []F, N, C, OC, l int, t Target, la *loraActs[F], train bool, seed uint64) {
-	linearForward(out, inp, w, bias, N, C, OC)
+	m.baseForward(out, inp, w, bias, N, C, OC, l, t, false)
 	m.loraForward(out, inp, N, C, OC, l, t, la, train, seed)
 }
 
@@ -305,11 +307,11 @@ func (m *net[F]) linForward(out, inp, w, bias []F, N, C, OC, l int, t Target, la
 func (m *net[F]) linForwardPair(inp []F, N, C, l int, train bool, seed uint64, p1, p2 projection[F]) {
 	if tensor.Workers() == 2 {
 		onEachWorker(
-			func() { linearForwardSerial(p1.out, inp, p1.w, p1.bias, N, C, p1.OC) },
-			func() { linearForwardSerial(p2.out, inp, p2.w, p2.bias, N, C, p2.OC) })
+			func() { m.baseForward(p1.out, inp, p1.w, p1.bias, N, C, p1.OC, l, p1.t, true) },
+			func() { m.baseForward(p2.out, inp, p2.w, p2.bias, N, C, p2.OC, l, p2.t, true) })
 	} else {
-		linearForward(p1.out, inp, p1.w, p1.bias, N, C, p1.OC)
-		linearForward(p2.out, inp, p2.w, p2.bias, N, C, p2.OC)
+		m.baseForward(p1.out, inp, p1.w, p1.bias, N, C, p1.OC, l, p1.t, false)
+		m.baseForward(p2.out, inp, p2.w, p2.bias, N, C, p2.OC, l, p2.t, false)
 	}
 	m.loraForward(p1.out, inp, N, C, p1.OC, l, p1.t, p1.la, train, seed)
 	m.loraForward(p2.out, inp, N, C, p2.OC, l, p2.t, p2.la, train, seed)
@@ -340,7 +342,7 @@ func (m *net[F]) loraForward(out, inp []F, N, C, OC, l int, t Target, la *loraAc
 // linBackward is linForward's backward: base weight gradient (when not frozen) and the adapter's.
 func (m *net[F]) linBackward(dinp, dw, db, dout, inp, w []F, N, C, OC, l int, t Target, la *loraActs[F], accumulate bool, seed uint64) {
 	m.freshGrad(db)
-	linearBackward(dinp, dw, db, dout, inp, w, N, C, OC, accumulate, m.gradAccumulates(dw))
+	m.baseBackward(dinp, dw, db, dout, inp, w, N, C, OC, l, t, accumulate, m.gradAccumulates(dw))
 	ad := m.lora.adapter(l, t)
 	if ad == nil {
 		return
@@ -376,7 +378,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		if train && m.stopped() {
 			return 0
 		}
-		lw, la := m.layer(l), &a.layers[l]
+		lw, la := m.blockWeights(l), &a.layers[l]
 		in := a.resid[l]
 		m.normForward(la.attnNorm, la.attnMean, la.attnRstd, in, lw.attnNorm, lw.attnNormB, N)
 		q := projection[F]{la.q, lw.wq, lw.bq, QD, TargetQ, &la.lora[TargetQ]}
@@ -421,6 +423,7 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		residualForward(out, la.mid, N*C)
 	}
 	m.normForward(a.finalNorm, a.finalMean, a.finalRstd, a.resid[c.Layers], w.finalNorm, w.finalNormB, N)
+	a.head.bf16 = m.mixedOn()
 	if !train {
 		return crossEntropyHeadForward(a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, a.head)
 	}
@@ -491,7 +494,7 @@ func (m *net[F]) backward(tokens []int32, seed uint64) {
 		if m.stopped() {
 			return
 		}
-		lw, lg, la := m.layer(l), &g.layers[l], &a.layers[l]
+		lw, lg, la := m.blockWeights(l), &g.layers[l], &a.layers[l]
 		in := a.resid[l]
 		// resid[l+1] = mid + mlp(h); dres holds d resid[l+1] (= d mid's share through the skip).
 		h := m.ffnNormed(la)
