@@ -265,6 +265,17 @@ func (s *Service) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	placed := map[string]bool{} // endpoint keys with replicas in the store
+	if s.cfg.Fleet != nil {
+		all, err := s.cfg.Fleet.Replicas.ListReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			k, _, _ := strings.Cut(r.ID, "/")
+			placed[k] = true
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rows {
@@ -272,8 +283,20 @@ func (s *Service) reload(ctx context.Context) error {
 		le := &liveEndpoint{name: r.Name}
 		s.live[key] = le
 		if s.cfg.Fleet != nil {
-			if r.Status == StatusCreating {
+			switch {
+			case r.Status == StatusCreating:
 				s.startLoad(key, le, r, false)
+			case r.Status == StatusInService && !placed[key]:
+				// Served by a single node until now (a data dir that moved to --workers 0): its
+				// instances become replicas, placed on the workers by the next reconcile.
+				rs, err := deploymentReplicas(key, r.Name, r.Deployment)
+				if err == nil {
+					err = s.cfg.Fleet.Replicas.SetReplicas(ctx, key, rs)
+				}
+				if err != nil {
+					return fmt.Errorf("place the replicas of endpoint %s: %w", r.Name, err)
+				}
+				s.log.Info("endpoint replicas placed for an endpoint served by one node until now", "endpoint", r.Name, "replicas", len(rs))
 			}
 			continue
 		}

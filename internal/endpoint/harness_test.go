@@ -59,10 +59,58 @@ type env struct {
 	rt      *sagemakerruntime.Client
 	awsCfg  aws.Config
 	stop    func()
+	// hostAddr is the in-process worker's replica listener (startEnvWith with a fleet).
+	hostAddr string
+}
+
+// startReplicaHost runs a worker's side of endpoint replicas in process, as `lathe worker` does
+// (the registry's heartbeat, the replica host and its listener), and returns its address.
+func startReplicaHost(t testing.TB, st *sqlite.Store, dataDir string, objects *blob.Client, models *modelstore.Store) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := time.Now()
+	if err := st.WorkerHeartbeat(ctx, "w1", "localhost", started); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := endpoint.NewHost(endpoint.HostConfig{Replicas: st, Owner: "w1", Addr: l.Addr().String(),
+		DataDir: filepath.Join(dataDir, "worker"), Objects: objects, Models: finetune.StoreSource{Store: models},
+		Interval: 100 * time.Millisecond, AccountID: account, Logger: slog.New(slog.DiscardHandler)})
+	srv := &http.Server{Handler: host.Handler()}
+	go srv.Serve(l)
+	done := make(chan struct{}, 2)
+	go func() { host.Run(ctx); done <- struct{}{} }()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+				_ = st.WorkerHeartbeat(ctx, "w1", "localhost", started)
+			}
+		}
+	}()
+	return l.Addr().String(), func() {
+		cancel()
+		<-done
+		<-done
+		srv.Close()
+	}
 }
 
 // startEnv starts a server over dataDir (reuse it to restart). The model store holds Stories260K.
 func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
+	t.Helper()
+	return startEnvWith(t, dataDir, opts, false)
+}
+
+// startEnvWith is startEnv; withFleet makes it an API-only node (lathe serve --workers 0) whose
+// endpoints are replicas on one in-process worker ("w1", its replica listener at env.hostAddr).
+func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet bool) *env {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
@@ -93,8 +141,14 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var fleet *endpoint.Fleet
+	hostAddr, stopHost := "", func() {}
+	if withFleet {
+		fleet = &endpoint.Fleet{Replicas: st, Workers: st, Interval: 100 * time.Millisecond, WorkerTimeout: 5 * time.Second}
+		hostAddr, stopHost = startReplicaHost(t, st, dataDir, objects, models)
+	}
 	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
-		Store: st, Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet})
+		Store: st, Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet, Fleet: fleet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +172,8 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 	h, err := server.New(server.Config{Region: region, AccountID: account,
 		Credentials: server.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey},
 		SageMaker:   ops,
-		Runtime:     runtime.New(runtime.Config{Router: svc, AccountID: account, Logger: quiet}),
-		OpenAI:      oai,
+		Runtime:     svc.Runtime(runtime.New(runtime.Config{Router: svc, AccountID: account, Logger: quiet})),
+		OpenAI:      svc.OpenAI(oai, openAIKey),
 		S3:          s3h, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +189,7 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 		HTTPClient:  awshttp.NewBuildableClient(), // a plain http.Client breaks where AWS_CA_BUNDLE is set
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
-	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg,
+	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr,
 		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
 		rt: sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
@@ -149,6 +203,7 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 		<-workerDone
 		srv.Close()
 		svc.Close()
+		stopHost()
 		st.Close()
 	}
 	t.Cleanup(e.stop)
