@@ -106,11 +106,17 @@ func (d *db) insertEndpoint(ctx context.Context, key string, e endpointRow) erro
 
 // updateEndpoint rewrites an endpoint's mutable columns; errNotFound when it was deleted meanwhile.
 func (d *db) updateEndpoint(ctx context.Context, key string, e endpointRow) error {
+	return d.updateEndpointIf(ctx, key, e, "")
+}
+
+// updateEndpointIf is updateEndpoint for an endpoint in status ifStatus only (errNotFound when it is
+// not): of two API nodes updating one endpoint at once, one wins.
+func (d *db) updateEndpointIf(ctx context.Context, key string, e endpointRow, ifStatus string) error {
 	se, err := e.toStore()
 	if err != nil {
 		return err
 	}
-	return mapErr(d.st.UpdateEndpoint(ctx, key, se))
+	return mapErr(d.st.UpdateEndpoint(ctx, key, se, ifStatus))
 }
 
 func (d *db) getEndpoint(ctx context.Context, key string) (endpointRow, error) {

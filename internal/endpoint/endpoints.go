@@ -429,7 +429,10 @@ func (s *Service) updateEndpoint(ctx context.Context, body []byte) (any, error) 
 		s.live[key] = le
 	}
 	e.Status, e.Failure, e.Modified = StatusUpdating, "", s.now()
-	if err := s.db.updateEndpoint(ctx, key, e); err != nil {
+	if err := s.db.updateEndpointIf(ctx, key, e, StatusInService); errors.Is(err, errNotFound) {
+		// Another API node began an update (or deleted it) since the read above.
+		return nil, awserr.Validation("Cannot update in-progress endpoint %q.", e.ARN)
+	} else if err != nil {
 		return nil, err
 	}
 	next := e

@@ -88,7 +88,9 @@ func (s *Service) updateEndpointWeightsAndCapacities(ctx context.Context, body [
 		}
 	}
 	e.Status, e.Modified = StatusUpdating, s.now()
-	if err := s.db.updateEndpoint(ctx, key, e); err != nil {
+	if err := s.db.updateEndpointIf(ctx, key, e, StatusInService); errors.Is(err, errNotFound) {
+		return nil, awserr.Validation("Cannot update in-progress endpoint %q.", e.ARN) // another API node's update began first
+	} else if err != nil {
 		return nil, err
 	}
 	le := s.live[key]

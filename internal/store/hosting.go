@@ -51,8 +51,10 @@ type Hosting interface {
 	// CreateEndpoint inserts an endpoint; ErrExists when one with that key exists.
 	CreateEndpoint(ctx context.Context, key string, e Endpoint) error
 	// UpdateEndpoint rewrites an endpoint's config name, status, failure, modified time and
-	// deployment; ErrNotFound when it was deleted meanwhile.
-	UpdateEndpoint(ctx context.Context, key string, e Endpoint) error
+	// deployment; ErrNotFound when it was deleted meanwhile. With ifStatus set, only an endpoint in
+	// that status is changed (ErrNotFound otherwise): two API nodes that take the same endpoint from
+	// InService to Updating at once do not both win.
+	UpdateEndpoint(ctx context.Context, key string, e Endpoint, ifStatus string) error
 	// GetEndpoint finds an endpoint; ErrNotFound when there is none.
 	GetEndpoint(ctx context.Context, key string) (Endpoint, error)
 	// ListEndpoints returns every endpoint, by key.

@@ -96,10 +96,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, key string, e store.Endpoint
 	return nil
 }
 
-// UpdateEndpoint rewrites an endpoint's mutable columns.
-func (s *Store) UpdateEndpoint(ctx context.Context, key string, e store.Endpoint) error {
+// UpdateEndpoint rewrites an endpoint's mutable columns, if it is in ifStatus (when set).
+func (s *Store) UpdateEndpoint(ctx context.Context, key string, e store.Endpoint, ifStatus string) error {
 	res, err := s.pool.Exec(ctx, `UPDATE endpoints SET config_name = $1, status = $2, failure = $3, modified_ms = $4, deployment = $5
-		WHERE key = $6`, e.ConfigName, e.Status, e.Failure, ms(e.Modified), string(e.Deployment), key)
+		WHERE key = $6 AND ($7 = '' OR status = $7)`, e.ConfigName, e.Status, e.Failure, ms(e.Modified), string(e.Deployment), key, ifStatus)
 	if err != nil {
 		return fmt.Errorf("update endpoint %s: %w", key, err)
 	}

@@ -95,10 +95,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, key string, e store.Endpoint
 	return nil
 }
 
-// UpdateEndpoint rewrites an endpoint's mutable columns.
-func (s *Store) UpdateEndpoint(ctx context.Context, key string, e store.Endpoint) error {
+// UpdateEndpoint rewrites an endpoint's mutable columns, if it is in ifStatus (when set).
+func (s *Store) UpdateEndpoint(ctx context.Context, key string, e store.Endpoint, ifStatus string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET config_name = ?, status = ?, failure = ?, modified_ms = ?, deployment = ?
-		WHERE key = ?`, e.ConfigName, e.Status, e.Failure, ms(e.Modified), string(e.Deployment), key)
+		WHERE key = ? AND (? = '' OR status = ?)`, e.ConfigName, e.Status, e.Failure, ms(e.Modified), string(e.Deployment), key, ifStatus, ifStatus)
 	if err != nil {
 		return fmt.Errorf("update endpoint %s: %w", key, err)
 	}

@@ -57,7 +57,20 @@ func testHosting(t *testing.T, newDB NewDatabase) {
 	}
 	e.Status, e.Failure, e.ConfigName, e.Modified = "InService", "why not", "cfg-2", t0.Add(1500e6).Truncate(1e6)
 	e.Deployment = []byte(`{"variants":[{"name":"AllTraffic"}]}`)
-	if err := b.UpdateEndpoint(ctx, "ep", e); err != nil {
+	if err := b.UpdateEndpoint(ctx, "ep", e, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Two handles taking it from InService to Updating at once: one wins.
+	up := e
+	up.Status = "Updating"
+	errs := make(chan error, 2)
+	for _, h := range []store.Store{a, b} {
+		go func() { errs <- h.UpdateEndpoint(ctx, "ep", up, "InService") }()
+	}
+	if e1, e2 := <-errs, <-errs; (e1 == nil) == (e2 == nil) || !errors.Is(errors.Join(e1, e2), store.ErrNotFound) {
+		t.Fatalf("two conditional updates from InService: %v and %v, want one nil and one ErrNotFound", e1, e2)
+	}
+	if err := a.UpdateEndpoint(ctx, "ep", e, "Updating"); err != nil {
 		t.Fatal(err)
 	}
 	ge, err := a.GetEndpoint(ctx, "ep")
@@ -71,7 +84,7 @@ func testHosting(t *testing.T, newDB NewDatabase) {
 	if err := a.DeleteEndpoint(ctx, "ep"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.UpdateEndpoint(ctx, "ep", e); !errors.Is(err, store.ErrNotFound) {
+	if err := b.UpdateEndpoint(ctx, "ep", e, ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update of a deleted endpoint: %v, want ErrNotFound", err)
 	}
 	if _, err := b.GetEndpoint(ctx, "ep"); !errors.Is(err, store.ErrNotFound) {
