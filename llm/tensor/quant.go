@@ -92,9 +92,10 @@ func (q *QMatrix) Row(i int) []byte { rb := q.RowBytes(); return q.Data[i*rb : (
 // q = round(x/d), plus the sum of every 16 consecutive q (what
 // the weight formats' offsets and mins multiply).
 type qActs struct {
-	qs   []int8
-	d    []float32
-	sums []int16
+	qs    []int8
+	d     []float32
+	sums  []int16
+	sum32 []int32 // sums of every 32 consecutive q (Q4_K's mins multiply them)
 }
 
 var actPool = sync.Pool{New: func() any { return new(qActs) }}
@@ -106,6 +107,7 @@ func quantizeActs(x []float32, R, C, blk int) *qActs {
 	a.qs = growQ(a.qs, R*C)
 	a.d = growQ(a.d, R*C/blk)
 	a.sums = growQ(a.sums, R*C/16)
+	a.sum32 = growQ(a.sum32, R*C/32)
 	for b := range R * C / blk {
 		xs := x[b*blk : (b+1)*blk]
 		qs := a.qs[b*blk : (b+1)*blk]
@@ -137,6 +139,9 @@ func quantizeActs(x []float32, R, C, blk int) *qActs {
 			}
 			a.sums[(b*blk+g)/16] = s
 		}
+	}
+	for i := range a.sum32 {
+		a.sum32[i] = int32(a.sums[2*i]) + int32(a.sums[2*i+1])
 	}
 	return a
 }
@@ -204,7 +209,15 @@ func quantRows(out []float32, a *qActs, w *QMatrix, R, lo, hi int) {
 	}
 }
 
-func f16At(b []byte) float32 { return half.F16ToF32(binary.LittleEndian.Uint16(b)) }
+// f16At decodes the float16 at b: normal numbers by moving the bits (the common case, inlined),
+// zeros, subnormals, infinities and NaNs by half.F16ToF32.
+func f16At(b []byte) float32 {
+	h := uint32(binary.LittleEndian.Uint16(b))
+	if e := h >> 10 & 31; e-1 < 30 {
+		return math.Float32frombits(h>>15<<31 | (e+112)<<23 | (h&1023)<<13)
+	}
+	return half.F16ToF32(uint16(h))
+}
 
 // dot32 is Σ w[i]·x[i] over 32 int8 pairs.
 func dot32(w, x []int8) int32 {
@@ -263,10 +276,7 @@ func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 	for b := range nb {
 		blk := row[b*144 : b*144+144]
 		d, dmin := f16At(blk), f16At(blk[2:])
-		for j := range 8 {
-			s, m := scaleMinK4(j, blk[4:16])
-			sc[j], mn[j] = int32(s), int32(m)
-		}
+		unpackScalesK4(blk[4:16], &sc, &mn)
 		if !hasQuantAsm() {
 			for c := range 4 {
 				for l, v := range blk[16+32*c : 48+32*c] {
@@ -277,11 +287,9 @@ func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 		for r := range dots {
 			i := (r0+r)*nb + b
 			xs := a.qs[i*256 : i*256+256]
-			sums := a.sums[i*16 : i*16+16]
-			var msum int32
-			for j := range 8 {
-				msum += mn[j] * int32(sums[2*j]+sums[2*j+1])
-			}
+			s32 := a.sum32[i*8 : i*8+8 : i*8+8]
+			msum := mn[0]*s32[0] + mn[1]*s32[1] + mn[2]*s32[2] + mn[3]*s32[3] +
+				mn[4]*s32[4] + mn[5]*s32[5] + mn[6]*s32[6] + mn[7]*s32[7]
 			isum, ok := q4kIsumAsm(blk[16:144], xs, &sc)
 			if !ok {
 				for j := range 8 {
@@ -293,12 +301,19 @@ func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 	}
 }
 
-// scaleMinK4 unpacks sub-block j's 6-bit scale and min (as llm/format/gguf's dequantizer does).
-func scaleMinK4(j int, q []byte) (sc, m uint8) {
-	if j < 4 {
-		return q[j] & 63, q[j+4] & 63
+// unpackScalesK4 unpacks Q4_K's eight 6-bit scales and mins at once (ggml's utmp shuffle: the three
+// little-endian words of the 12 bytes become scales 0-7 and mins 0-7).
+func unpackScalesK4(q []byte, sc, mn *[8]int32) {
+	u0, u1, u2 := binary.LittleEndian.Uint32(q), binary.LittleEndian.Uint32(q[4:]), binary.LittleEndian.Uint32(q[8:])
+	const k1, k2, k3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
+	s0 := u0 & k1                    // scales 0-3
+	s1 := u2&k2 | (u0>>6&k3)<<4      // scales 4-7
+	m0 := u1 & k1                    // mins 0-3
+	m1 := (u2>>4)&k2 | (u1>>6&k3)<<4 // mins 4-7
+	for j := range 4 {
+		sc[j], sc[4+j] = int32(s0>>(8*j)&0xff), int32(s1>>(8*j)&0xff)
+		mn[j], mn[4+j] = int32(m0>>(8*j)&0xff), int32(m1>>(8*j)&0xff)
 	}
-	return q[j+4]&0xf | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
 // dotQ6_K: group g (16 values) has x_w = d·s_g·(q−32), so a super-block adds
