@@ -7,6 +7,9 @@ projection -> residual, RMSNorm -> SwiGLU (gate, up, down) -> residual; a final 
 output head and cross-entropy. Random N(0, 0.02^2) weights, unit norms. One step is what Lathe's
 Trainer.Step does: zero the gradients, forward, backward, clip the global norm to 1, AdamW (weight
 decay 0.1 on the projection matrices only). Prints one JSON line, like `lathe bench train`.
+With --precision bf16 the forward runs under torch.autocast("cpu", torch.bfloat16) (the linear layers
+and matmuls in bfloat16, the weights, gradients and AdamW in float32): the peer of
+`lathe bench train --precision bf16`.
 
 Run it with Debian's python3-torch (/usr/bin/python3) and the OpenMP build of OpenBLAS:
     LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 bench/torch_llama.py
@@ -131,6 +134,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--foreach", action="store_true", help="AdamW's multi-tensor (foreach) implementation")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: the forward under CPU autocast to bfloat16 (mixed precision)")
     ap.add_argument("--eps", type=float, default=1e-5)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     a = ap.parse_args()
@@ -154,7 +159,8 @@ def main():
         inputs, targets = data[:, :-1].contiguous(), data[:, 1:].contiguous()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(inputs, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = model(inputs, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -178,7 +184,7 @@ def main():
         "bench": "train", "peer": "pytorch", "torch": torch.__version__, "dim": a.dim, "layers": a.layers,
         "heads": a.heads, "kv_heads": a.kv_heads, "ffn": a.ffn, "vocab": a.vocab, "batch": a.batch,
         "seq": a.seq, "steps": a.steps, "method": "full", "params": params, "threads": torch.get_num_threads(),
-        "adamw_foreach": a.foreach,
+        "adamw_foreach": a.foreach, "precision": a.precision,
         "ms_per_step": mean * 1e3, "ms_per_step_best": best * 1e3,
         "tokens_per_second": tps, "tokens_per_second_best": tps_best,
         "gflops": 6 * params * tps / 1e9, "mfu": 6 * params * tps / PEAK_FLOPS,
