@@ -91,12 +91,15 @@ func (f *Fleet) defaults() {
 func deploymentReplicas(key, name string, dep deployment) ([]store.Replica, error) {
 	var rs []store.Replica
 	for _, v := range dep.Variants {
+		n := max(v.InstanceCount, 1)
+		// What a replica serves leaves out its variant's share of the calls and how many replicas
+		// there are: changing those (UpdateEndpointWeightsAndCapacities) keeps the replicas.
+		v.Weight, v.InstanceCount = 0, 0
 		spec, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
 		sum := sha256.Sum256(spec)
-		n := max(v.InstanceCount, 1)
 		for i := range n {
 			rs = append(rs, store.Replica{ID: fmt.Sprintf("%s/%s/%d-%x", key, v.Name, i, sum[:4]), Endpoint: name, Variant: v.Name, Spec: spec})
 		}
@@ -194,6 +197,19 @@ func (s *Service) placeDeployment(ctx context.Context, key string, row endpointR
 		if err := retire(o); err != nil {
 			return err
 		}
+	}
+	return s.waitReplicas(ctx, key, rs)
+}
+
+// scaleReplicas gives the endpoint the replicas its deployment counts now and waits until they
+// are ready; the replicas it keeps serve throughout.
+func (s *Service) scaleReplicas(ctx context.Context, key string, e endpointRow) error {
+	rs, err := deploymentReplicas(key, e.Name, e.Deployment)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Fleet.Replicas.SetReplicas(ctx, key, rs); err != nil {
+		return err
 	}
 	return s.waitReplicas(ctx, key, rs)
 }

@@ -113,4 +113,21 @@ func TestEndpointMovesToWorkers(t *testing.T) {
 		t.Errorf("after the update: variant %s, text %q (before %q)", aws.ToString(out.InvokedProductionVariant), updated[0].GeneratedText, before[0].GeneratedText)
 	}
 	e.waitCurrent(t, "moved", 1)
+
+	// UpdateEndpointWeightsAndCapacities: the instance counts are replicas, added and removed.
+	for _, n := range []int32{2, 1} {
+		if _, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{
+			EndpointName: aws.String("moved"), DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{
+				{VariantName: aws.String("Plain"), DesiredInstanceCount: aws.Int32(n)}}}); err != nil {
+			t.Fatal(err)
+		}
+		d := e.waitCurrent(t, "moved", n)
+		if aws.ToInt32(d.ProductionVariants[0].DesiredInstanceCount) != n || d.FailureReason != nil {
+			t.Errorf("after asking for %d instances: desired %d, reason %s", n, aws.ToInt32(d.ProductionVariants[0].DesiredInstanceCount),
+				aws.ToString(d.FailureReason))
+		}
+		if again, out := invoke(t, e, "moved", body); aws.ToString(out.InvokedProductionVariant) != "Plain" || again[0].GeneratedText != updated[0].GeneratedText {
+			t.Errorf("with %d instances: variant %s, text %q, want %q", n, aws.ToString(out.InvokedProductionVariant), again[0].GeneratedText, updated[0].GeneratedText)
+		}
+	}
 }

@@ -99,10 +99,23 @@ func (s *Service) updateEndpointWeightsAndCapacities(ctx context.Context, body [
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		var scaleErr error
+		if s.cfg.Fleet != nil {
+			// On workers, the instance counts are replicas: added ones load beside those that
+			// serve on (a changed weight keeps a replica), removed ones go.
+			scaleErr = s.scaleReplicas(s.ctx, key, e)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.live[key] != le { // deleted meanwhile
+		if s.live[key] != le || s.ctx.Err() != nil { // deleted meanwhile, or closing
 			return
+		}
+		if scaleErr != nil {
+			e.Failure = "Changing the instance counts failed: " + scaleErr.Error()
+			s.log.Warn("endpoint capacity change failed", "endpoint", e.Name, "err", scaleErr)
+		}
+		if s.cfg.Fleet != nil {
+			s.fleet.endpoints[key] = remoteEndpoint{name: e.Name, deployment: e.Deployment}
 		}
 		if le == nil { // an endpoint of the fleet, created through another API node: no local variants
 			le = &liveEndpoint{}
