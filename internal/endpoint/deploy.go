@@ -72,6 +72,7 @@ func (s *Service) driveCreate(key string, e endpointRow) {
 	if le != nil && le.cancel != nil {
 		return
 	}
+	s.log.Info("finishing the create of an endpoint whose process went away", "endpoint", e.Name)
 	if le == nil {
 		le = &liveEndpoint{name: e.Name}
 		s.live[key] = le

@@ -206,6 +206,11 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 				s.log.Info("endpoint deleted through another API node while it was loading", "endpoint", row.Name)
 				return
 			}
+			if err == nil && cur.Status != row.Status {
+				// Another process finishing the same create got there first; its outcome stands.
+				le.cancel = nil
+				return
+			}
 		}
 		le.cancel = nil
 		row.Modified = s.now()

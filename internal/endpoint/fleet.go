@@ -418,6 +418,14 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	// A create whose process went away (an API node or a job's worker that died before the endpoint
+	// was InService) is finished from here. Placing the same replicas again changes nothing, so
+	// another process still at it does no harm.
+	for _, e := range rows {
+		if e.Status == StatusCreating && now.Sub(e.Modified) > 2*f.WorkerTimeout {
+			s.driveCreate(strings.ToLower(e.Name), e)
+		}
+	}
 	return nil
 }
 

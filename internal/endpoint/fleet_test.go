@@ -14,6 +14,7 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/endpoint/serving"
+	"github.com/lathe-ml/lathe/internal/store"
 )
 
 // waitCurrent waits until DescribeEndpoint shows the endpoint InService with want current instances
@@ -129,5 +130,23 @@ func TestEndpointMovesToWorkers(t *testing.T) {
 		if again, out := invoke(t, e, "moved", body); aws.ToString(out.InvokedProductionVariant) != "Plain" || again[0].GeneratedText != updated[0].GeneratedText {
 			t.Errorf("with %d instances: variant %s, text %q, want %q", n, aws.ToString(out.InvokedProductionVariant), again[0].GeneratedText, updated[0].GeneratedText)
 		}
+	}
+}
+
+// A create whose process died before the endpoint was InService (a job's worker killed while it
+// deployed) is finished by an API node once its row has not moved for a while.
+func TestAbandonedCreateIsFinished(t *testing.T) {
+	e := startEnvWith(t, t.TempDir(), serving.Options{}, true)
+	ctx := context.Background()
+	old := time.Now().Add(-time.Minute)
+	dep := `{"variants":[{"name":"AllTraffic","model_name":"m","weight":1,"instance_count":1,` +
+		`"environment":{"LATHE_BASE_MODEL":"Stories260K","LATHE_PROMPT_FORMAT":"raw"}}]}`
+	if err := e.st.CreateEndpoint(ctx, "orphan", store.Endpoint{Name: "Orphan", ARN: "arn:aws:sagemaker:us-east-1:123456789012:endpoint/orphan",
+		ConfigName: "c", Status: endpoint.StatusCreating, Created: old, Modified: old, Deployment: []byte(dep)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCurrent(t, "Orphan", 1)
+	if res, _ := invoke(t, e, "Orphan", `{"inputs":"Once upon a time","parameters":{"max_new_tokens":4}}`); res[0].GeneratedText == "" {
+		t.Errorf("the finished endpoint answered %+v", res)
 	}
 }

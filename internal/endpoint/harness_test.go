@@ -61,6 +61,7 @@ type env struct {
 	stop    func()
 	// hostAddr is the in-process worker's replica listener (startEnvWith with a fleet).
 	hostAddr string
+	st       *sqlite.Store // the metadata store
 }
 
 // startReplicaHost runs a worker's side of endpoint replicas in process, as `lathe worker` does
@@ -189,7 +190,7 @@ func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet 
 		HTTPClient:  awshttp.NewBuildableClient(), // a plain http.Client breaks where AWS_CA_BUNDLE is set
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
-	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr,
+	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr, st: st,
 		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
 		rt: sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
