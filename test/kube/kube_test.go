@@ -262,8 +262,10 @@ func startControlPlane(t *testing.T, bin string) *controlPlane {
 	pub, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
 	writePEM(t, filepath.Join(dir, "sa.pub"), "PUBLIC KEY", pub)
 
+	// The endpoint reconciler refuses a loopback advertise address; nothing here needs the
+	// kubernetes Service's endpoints.
 	start(t, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), "--etcd-servers", "http://"+etcdClient,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", apiPort, "--cert-dir", filepath.Join(dir, "serving"),
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--endpoint-reconciler-type", "none", "--secure-port", apiPort, "--cert-dir", filepath.Join(dir, "serving"),
 		"--client-ca-file", filepath.Join(dir, "ca.crt"), "--authorization-mode", "RBAC",
 		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"), "--service-cluster-ip-range", "10.96.0.0/16")
