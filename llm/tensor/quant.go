@@ -271,17 +271,18 @@ func dotQ4_0(dots []float32, row []byte, a *qActs, r0, C int) {
 // d_x·(d·Σ_j sc_j·Σ q·q_x − dmin·Σ_j m_j·Σ q_x).
 func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 	nb := C / 256
+	if dotQ4_KAsm(dots, row, a, r0, C) {
+		return
+	}
 	var q [256]int8
 	var sc, mn [8]int32
 	for b := range nb {
 		blk := row[b*144 : b*144+144]
 		d, dmin := f16At(blk), f16At(blk[2:])
 		unpackScalesK4(blk[4:16], &sc, &mn)
-		if !hasQuantAsm() {
-			for c := range 4 {
-				for l, v := range blk[16+32*c : 48+32*c] {
-					q[64*c+l], q[64*c+32+l] = int8(v&0xf), int8(v>>4)
-				}
+		for c := range 4 {
+			for l, v := range blk[16+32*c : 48+32*c] {
+				q[64*c+l], q[64*c+32+l] = int8(v&0xf), int8(v>>4)
 			}
 		}
 		for r := range dots {
@@ -290,11 +291,9 @@ func dotQ4_K(dots []float32, row []byte, a *qActs, r0, C int) {
 			s32 := a.sum32[i*8 : i*8+8 : i*8+8]
 			msum := mn[0]*s32[0] + mn[1]*s32[1] + mn[2]*s32[2] + mn[3]*s32[3] +
 				mn[4]*s32[4] + mn[5]*s32[5] + mn[6]*s32[6] + mn[7]*s32[7]
-			isum, ok := q4kIsumAsm(blk[16:144], xs, &sc)
-			if !ok {
-				for j := range 8 {
-					isum += sc[j] * dot32(q[32*j:], xs[32*j:])
-				}
+			var isum int32
+			for j := range 8 {
+				isum += sc[j] * dot32(q[32*j:], xs[32*j:])
 			}
 			dots[r] += a.d[i] * (d*float32(isum) - dmin*float32(msum))
 		}

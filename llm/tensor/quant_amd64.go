@@ -29,10 +29,10 @@ func q6kIsumVNNI(b *byte, x *int8) int32
 func q6kIsumAVX2(b *byte, x *int8) int32
 
 //go:noescape
-func q4kIsumVNNI(q *byte, x *int8, sc *int32) int32
+func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 //go:noescape
-func q4kIsumAVX2(q *byte, x *int8, sc *int32) int32
+func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
 // first-level cache across them); false leaves them to the portable loop.
@@ -68,17 +68,24 @@ func rowDots(dots []float32, row []byte, a *qActs, r0, C, blockBytes int, dot fu
 	return true
 }
 
-// q4kIsumAsm returns Σ_j sc[j]·Σ nibble·x over a Q4_K super-block's 128 nibble bytes and 256
-// activations, and whether it ran (false: use the portable loop).
-func q4kIsumAsm(q []byte, x []int8, sc *[8]int32) (int32, bool) {
-	_, _ = q[127], x[255]
+// dotQ4_KAsm adds the Q4_K row's product with each activation row from r0, whole rows in assembly.
+func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool {
+	dot := q4kRowAVX2
 	switch {
 	case quantVNNI:
-		return q4kIsumVNNI(&q[0], &x[0], &sc[0]), true
+		dot = q4kRowVNNI
 	case quantAVX2:
-		return q4kIsumAVX2(&q[0], &x[0], &sc[0]), true
+	default:
+		return false
 	}
-	return 0, false
+	nb := C / 256
+	_ = row[nb*144-1]
+	for r := range dots {
+		i := (r0 + r) * nb
+		xs, xd, s32 := a.qs[i*256:(i+nb)*256], a.d[i:i+nb], a.sum32[i*8:(i+nb)*8]
+		dots[r] += dot(&row[0], &xs[0], &xd[0], &s32[0], nb)
+	}
+	return true
 }
 
 // q6kIsumAsm returns Σ_g s_g·Σ (q−32)·x over one Q6_K super-block and its 256 activations, and

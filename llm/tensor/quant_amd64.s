@@ -1,5 +1,96 @@
 #include "textflag.h"
 
+// Q4_K rows: everything per super-block in registers. The eight 6-bit scales and mins are unpacked
+// with ggml's word shuffle into the frame (scales at sc-48(SP), mins at sc-40(SP), then widened to int32
+// lanes: scales stored at sc-32(SP) for per-sub-block broadcasts); the mins times the activations'
+// 32-value sums and the scaled sub-block dots are accumulated as float lanes, reduced once a row.
+#define Q4K_ROW_HEAD \
+	MOVWLZX (SI), AX \
+	VMOVD AX, X1 \
+	VCVTPH2PS X1, X1 \
+	MOVWLZX 2(SI), AX \
+	VMOVD AX, X2 \
+	VCVTPH2PS X2, X2 \
+	VMOVSS (DX), X3 \
+	VMULSS X3, X1, X1 \
+	VMULSS X3, X2, X2 \
+	VBROADCASTSS X1, Y1 \
+	VBROADCASTSS X2, Y2 \
+	MOVL 4(SI), R9 \
+	MOVL 8(SI), R10 \
+	MOVL 12(SI), R11 \
+	MOVL R9, AX \
+	ANDL $0x3f3f3f3f, AX \
+	MOVL AX, sc-48(SP) \
+	MOVL R9, AX \
+	SHRL $6, AX \
+	ANDL $0x03030303, AX \
+	SHLL $4, AX \
+	MOVL R11, BX \
+	ANDL $0x0f0f0f0f, BX \
+	ORL BX, AX \
+	MOVL AX, sc-44(SP) \
+	MOVL R10, AX \
+	ANDL $0x3f3f3f3f, AX \
+	MOVL AX, sc-40(SP) \
+	MOVL R10, AX \
+	SHRL $6, AX \
+	ANDL $0x03030303, AX \
+	SHLL $4, AX \
+	MOVL R11, BX \
+	SHRL $4, BX \
+	ANDL $0x0f0f0f0f, BX \
+	ORL BX, AX \
+	MOVL AX, sc-36(SP) \
+	VPMOVZXBD sc-48(SP), Y6 \
+	VPMOVZXBD sc-40(SP), Y7 \
+	VMOVDQU Y6, sc-32(SP) \
+	VPMULLD (R8), Y7, Y7 \
+	VCVTDQ2PS Y7, Y7 \
+	VFNMADD231PS Y7, Y2, Y0 \
+	VPXOR Y8, Y8, Y8
+
+#define Q4K_ROW_TAIL \
+	VCVTDQ2PS Y8, Y8 \
+	VFMADD231PS Y8, Y1, Y0 \
+	ADDQ $144, SI \
+	ADDQ $256, DI \
+	ADDQ $4, DX \
+	ADDQ $32, R8
+
+#define Q4K_ROW_VNNI(c) \
+	VMOVDQU (16+c*32)(SI), Y9 \
+	VPAND Y15, Y9, Y10 \
+	VPSRLW $4, Y9, Y11 \
+	VPAND Y15, Y11, Y11 \
+	VPXOR Y4, Y4, Y4 \
+	VPXOR Y5, Y5, Y5 \
+	VPDPBUSD (c*64)(DI), Y10, Y4 \
+	VPDPBUSD (c*64+32)(DI), Y11, Y5 \
+	VPBROADCASTD sc-(32-c*8)(SP), Y12 \
+	VPBROADCASTD sc-(28-c*8)(SP), Y13 \
+	VPMULLD Y12, Y4, Y4 \
+	VPMULLD Y13, Y5, Y5 \
+	VPADDD Y4, Y8, Y8 \
+	VPADDD Y5, Y8, Y8
+
+#define Q4K_ROW_AVX2(c) \
+	VMOVDQU (16+c*32)(SI), Y9 \
+	VPAND Y15, Y9, Y10 \
+	VPSRLW $4, Y9, Y11 \
+	VPAND Y15, Y11, Y11 \
+	VPMADDUBSW (c*64)(DI), Y10, Y4 \
+	VPMADDUBSW (c*64+32)(DI), Y11, Y5 \
+	VPMADDWD Y14, Y4, Y4 \
+	VPMADDWD Y14, Y5, Y5 \
+	VPBROADCASTD sc-(32-c*8)(SP), Y12 \
+	VPBROADCASTD sc-(28-c*8)(SP), Y13 \
+	VPMULLD Y12, Y4, Y4 \
+	VPMULLD Y13, Y5, Y5 \
+	VPADDD Y4, Y8, Y8 \
+	VPADDD Y5, Y8, Y8
+
+
 // Integer dot products of ggml blocks with int8-quantized activations (see quant.go). Each function
 // has a VNNI form (VPDPBUSD: unsigned bytes times signed bytes summed into int32 lanes, AVX512_VNNI on
 // 256-bit registers) and an AVX2 form (VPMADDUBSW into int16 pairs, then VPMADDWD by ones into int32:
@@ -119,93 +210,6 @@ q8a_done:
 	VHADDPS X0, X0, X0
 	VHADDPS X0, X0, X0
 	VMOVSS X0, ret+32(FP)
-	VZEROUPPER
-	RET
-
-// func q4kIsumVNNI(q *byte, x *int8, sc *int32) int32
-// Σ_j sc[j]·Σ_i nibble_j[i]·x[32j+i] over one Q4_K super-block: q is its 128 bytes of nibbles (32
-// bytes per pair of sub-blocks, low nibbles first), x its 256 activations.
-TEXT ·q4kIsumVNNI(SB), NOSPLIT, $0-28
-	MOVQ q+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ sc+16(FP), DX
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	VPXOR Y0, Y0, Y0
-	VPXOR Y8, Y8, Y8
-
-#define Q4K_VNNI(c) \
-	VMOVDQU (c*32)(SI), Y1 \
-	VPAND Y15, Y1, Y2 \
-	VPSRLW $4, Y1, Y3 \
-	VPAND Y15, Y3, Y3 \
-	VPXOR Y4, Y4, Y4 \
-	VPXOR Y5, Y5, Y5 \
-	VPDPBUSD (c*64)(DI), Y2, Y4 \
-	VPDPBUSD (c*64+32)(DI), Y3, Y5 \
-	VPBROADCASTD (c*8)(DX), Y6 \
-	VPBROADCASTD (c*8+4)(DX), Y7 \
-	VPMULLD Y6, Y4, Y4 \
-	VPMULLD Y7, Y5, Y5 \
-	VPADDD Y4, Y0, Y0 \
-	VPADDD Y5, Y8, Y8
-
-	Q4K_VNNI(0)
-	Q4K_VNNI(1)
-	Q4K_VNNI(2)
-	Q4K_VNNI(3)
-	VPADDD Y8, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPHADDD X0, X0, X0
-	VPHADDD X0, X0, X0
-	VMOVD X0, AX
-	MOVL AX, ret+24(FP)
-	VZEROUPPER
-	RET
-
-// func q4kIsumAVX2(q *byte, x *int8, sc *int32) int32
-TEXT ·q4kIsumAVX2(SB), NOSPLIT, $0-28
-	MOVQ q+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ sc+16(FP), DX
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x00010001, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	VPXOR Y0, Y0, Y0
-	VPXOR Y8, Y8, Y8
-
-#define Q4K_AVX2(c) \
-	VMOVDQU (c*32)(SI), Y1 \
-	VPAND Y15, Y1, Y2 \
-	VPSRLW $4, Y1, Y3 \
-	VPAND Y15, Y3, Y3 \
-	VPMADDUBSW (c*64)(DI), Y2, Y4 \
-	VPMADDUBSW (c*64+32)(DI), Y3, Y5 \
-	VPMADDWD Y14, Y4, Y4 \
-	VPMADDWD Y14, Y5, Y5 \
-	VPBROADCASTD (c*8)(DX), Y6 \
-	VPBROADCASTD (c*8+4)(DX), Y7 \
-	VPMULLD Y6, Y4, Y4 \
-	VPMULLD Y7, Y5, Y5 \
-	VPADDD Y4, Y0, Y0 \
-	VPADDD Y5, Y8, Y8
-
-	Q4K_AVX2(0)
-	Q4K_AVX2(1)
-	Q4K_AVX2(2)
-	Q4K_AVX2(3)
-	VPADDD Y8, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPHADDD X0, X0, X0
-	VPHADDD X0, X0, X0
-	VMOVD X0, AX
-	MOVL AX, ret+24(FP)
 	VZEROUPPER
 	RET
 
@@ -484,5 +488,75 @@ q6a_half:
 	VPHADDD X0, X0, X0
 	VMOVD X0, AX
 	MOVL AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
+// Σ_b xd[b]·(d_b·Σ_j sc_j·Σ q·x − dmin_b·Σ_j m_j·s32[8b+j]) over nb Q4_K super-blocks.
+TEXT ·q4kRowVNNI(SB), NOSPLIT, $48-44
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ s32+24(FP), R8
+	MOVQ nb+32(FP), CX
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VXORPS Y0, Y0, Y0
+
+q4kv_loop:
+	TESTQ CX, CX
+	JZ    q4kv_done
+	Q4K_ROW_HEAD
+	Q4K_ROW_VNNI(0)
+	Q4K_ROW_VNNI(1)
+	Q4K_ROW_VNNI(2)
+	Q4K_ROW_VNNI(3)
+	Q4K_ROW_TAIL
+	DECQ CX
+	JMP  q4kv_loop
+
+q4kv_done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
+TEXT ·q4kRowAVX2(SB), NOSPLIT, $48-44
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ s32+24(FP), R8
+	MOVQ nb+32(FP), CX
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x00010001, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	VXORPS Y0, Y0, Y0
+
+q4ka_loop:
+	TESTQ CX, CX
+	JZ    q4ka_done
+	Q4K_ROW_HEAD
+	Q4K_ROW_AVX2(0)
+	Q4K_ROW_AVX2(1)
+	Q4K_ROW_AVX2(2)
+	Q4K_ROW_AVX2(3)
+	Q4K_ROW_TAIL
+	DECQ CX
+	JMP  q4ka_loop
+
+q4ka_done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+40(FP)
 	VZEROUPPER
 	RET

@@ -5,10 +5,10 @@ package tensor
 // No assembly on this architecture: the portable loops run.
 func dotQ8_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool { return false }
 
-func q4kIsumAsm(q []byte, x []int8, sc *[8]int32) (int32, bool) { return 0, false }
-
 func hasQuantAsm() bool { return false }
 
 func dotQ4_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool { return false }
 
 func q6kIsumAsm(b []byte, x []int8) (int32, bool) { return 0, false }
+
+func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool { return false }
