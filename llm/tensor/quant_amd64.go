@@ -14,6 +14,9 @@ var (
 func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 
 //go:noescape
+func q8_0Dot4VNNI(w *byte, x *int8, xd *float32, nb, xstride int, out *float32)
+
+//go:noescape
 func q8_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
 
 //go:noescape
@@ -39,7 +42,16 @@ func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 func dotQ8_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool {
 	switch {
 	case quantVNNI:
-		return rowDots(dots, row, a, r0, C, 34, q8_0DotVNNI)
+		// four activation rows a weight block (batched decoding, prefill), then one at a time
+		nb := C / 32
+		_ = row[nb*34-1]
+		r := 0
+		for ; r+4 <= len(dots); r += 4 {
+			i := (r0 + r) * nb
+			xs, xd := a.qs[i*32:(i+4*nb)*32], a.d[i:i+4*nb]
+			q8_0Dot4VNNI(&row[0], &xs[0], &xd[0], nb, C, &dots[r])
+		}
+		return rowDots(dots[r:], row, a, r0+r, C, 34, q8_0DotVNNI)
 	case quantAVX2:
 		return rowDots(dots, row, a, r0, C, 34, q8_0DotAVX2)
 	}

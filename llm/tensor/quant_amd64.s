@@ -98,14 +98,15 @@
 
 // func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 // Σ_b f16(w_b.d)·xd[b]·Σ_i w_b.q[i]·x[32b+i] over nb Q8_0 blocks (34 bytes each). VPDPBUSD needs one
-// unsigned operand: |w| against x·sign(w) gives the same products.
+// unsigned operand: |w| against x·sign(w) gives the same products. The blocks are added in order
+// into one accumulator, as q8_0Dot4VNNI adds them, so a row's result does not depend on whether it
+// was computed alone or among four.
 TEXT ·q8_0DotVNNI(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ xd+16(FP), DX
 	MOVQ nb+24(FP), CX
 	VXORPS Y0, Y0, Y0
-	VXORPS Y8, Y8, Y8
 	CMPQ CX, $2
 	JLT  q8v_one
 
@@ -135,7 +136,7 @@ q8v_two:
 	VCVTDQ2PS Y6, Y6
 	VCVTDQ2PS Y14, Y14
 	VFMADD231PS Y6, Y1, Y0
-	VFMADD231PS Y14, Y9, Y8
+	VFMADD231PS Y14, Y9, Y0
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -161,7 +162,6 @@ q8v_one:
 	VFMADD231PS Y6, Y1, Y0
 
 q8v_done:
-	VADDPS Y8, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
 	VHADDPS X0, X0, X0
@@ -558,5 +558,73 @@ q4ka_done:
 	VHADDPS X0, X0, X0
 	VHADDPS X0, X0, X0
 	VMOVSS X0, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func q8_0Dot4VNNI(w *byte, x *int8, xd *float32, nb, xstride int, out *float32)
+// q8_0DotVNNI for four activation rows at once (row r at x+r·xstride bytes, its scales at
+// xd+r·xstride/32 floats): each weight block is loaded, its magnitudes taken and its scale decoded
+// once for the four; out[r] += row r's sum.
+TEXT ·q8_0Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	MOVQ xstride+32(FP), R8
+	MOVQ R8, R9
+	SHRQ $3, R9          // scale stride in bytes: xstride/32 floats
+	LEAQ (DI)(R8*2), R10 // row 2
+	LEAQ (DX)(R9*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+q84_loop:
+	TESTQ CX, CX
+	JZ    q84_done
+	MOVWLZX (SI), AX
+	VMOVD AX, X4
+	VCVTPH2PS X4, X4       // d_w
+	VMOVDQU 2(SI), Y5
+	VPSIGNB Y5, Y5, Y6     // |w|
+
+#define Q84_ROW(XP, SP_, ACC) \
+	VMOVDQU XP, Y7 \
+	VPSIGNB Y5, Y7, Y7 \
+	VPXOR Y8, Y8, Y8 \
+	VPDPBUSD Y7, Y6, Y8 \
+	VCVTDQ2PS Y8, Y8 \
+	VMULSS SP_, X4, X9 \
+	VBROADCASTSS X9, Y9 \
+	VFMADD231PS Y8, Y9, ACC
+
+	Q84_ROW((DI), (DX), Y0)
+	Q84_ROW((DI)(R8*1), (DX)(R9*1), Y1)
+	Q84_ROW((R10), (R11), Y2)
+	Q84_ROW((R10)(R8*1), (R11)(R9*1), Y3)
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $32, R10
+	ADDQ $4, DX
+	ADDQ $4, R11
+	DECQ CX
+	JMP  q84_loop
+
+q84_done:
+	MOVQ out+40(FP), AX
+
+#define Q84_STORE(ACC, XACC, OFF) \
+	VEXTRACTF128 $1, ACC, X10 \
+	VADDPS X10, XACC, XACC \
+	VHADDPS XACC, XACC, XACC \
+	VHADDPS XACC, XACC, XACC \
+	VADDSS OFF(AX), XACC, XACC \
+	VMOVSS XACC, OFF(AX)
+
+	Q84_STORE(Y0, X0, 0)
+	Q84_STORE(Y1, X1, 4)
+	Q84_STORE(Y2, X2, 8)
+	Q84_STORE(Y3, X3, 12)
 	VZEROUPPER
 	RET

@@ -91,6 +91,42 @@ func testQuantMatMul(t *testing.T) {
 	}
 }
 
+// A row's product does not depend on the rows computed with it (each is quantized on its own, and
+// the multi-row kernels add in the order the one-row kernels do): decoding a sequence gives the same
+// logits whichever sequences share its steps.
+func TestQuantMatMulRowsIndependent(t *testing.T) { quantKernelPaths(t, testQuantRowsIndependent) }
+
+func testQuantRowsIndependent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const R, N, C = 11, 64, 512
+	wf := make([]float32, N*C)
+	for i := range wf {
+		wf[i] = float32(rng.NormFloat64())
+	}
+	x := make([]float32, R*C)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for _, typ := range []QuantType{QuantQ8_0, QuantQ4_0, QuantQ4_K, QuantQ6_K} {
+		raw, err := gguf.Quantize(quantGGUF[typ], wf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := NewQMatrix(typ, N, C, raw)
+		all := make([]float32, R*N)
+		QuantMatMul(all, x, w, R)
+		one := make([]float32, N)
+		for r := range R {
+			QuantMatMul(one, x[r*C:(r+1)*C], w, 1)
+			for o := range N {
+				if math.Float32bits(one[o]) != math.Float32bits(all[r*N+o]) {
+					t.Fatalf("%s row %d out %d: %g among %d rows, %g alone", typ, r, o, all[r*N+o], R, one[o])
+				}
+			}
+		}
+	}
+}
+
 func TestNewQMatrixChecksSizes(t *testing.T) {
 	if _, err := NewQMatrix(QuantQ4_K, 2, 128, make([]byte, 144)); err == nil {
 		t.Error("Q4_K rows of 128 values accepted")
