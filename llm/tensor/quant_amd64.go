@@ -35,6 +35,9 @@ func q6kIsumAVX2(b *byte, x *int8) int32
 func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 //go:noescape
+func q4kRow4VNNI(w *byte, x *int8, xd *float32, s32 *int32, nb, xstride int, out *float32)
+
+//go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
@@ -92,7 +95,15 @@ func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool {
 	}
 	nb := C / 256
 	_ = row[nb*144-1]
-	for r := range dots {
+	r := 0
+	if quantVNNI { // four activation rows a super-block (batched decoding, prefill)
+		for ; r+4 <= len(dots); r += 4 {
+			i := (r0 + r) * nb
+			xs, xd, s32 := a.qs[i*256:(i+4*nb)*256], a.d[i:i+4*nb], a.sum32[i*8:(i+4*nb)*8]
+			q4kRow4VNNI(&row[0], &xs[0], &xd[0], &s32[0], nb, C, &dots[r])
+		}
+	}
+	for ; r < len(dots); r++ {
 		i := (r0 + r) * nb
 		xs, xd, s32 := a.qs[i*256:(i+nb)*256], a.d[i:i+nb], a.sum32[i*8:(i+nb)*8]
 		dots[r] += dot(&row[0], &xs[0], &xd[0], &s32[0], nb)

@@ -628,3 +628,142 @@ q84_done:
 	Q84_STORE(Y3, X3, 12)
 	VZEROUPPER
 	RET
+
+// func q4kRow4VNNI(w *byte, x *int8, xd *float32, s32 *int32, nb, xstride int, out *float32)
+// q4kRowVNNI for four activation rows (row r at x+r·xstride bytes; its scales and 32-value sums at
+// xd+r·xstride/256 and s32+r·xstride/32): a super-block's scales, mins and nibbles are unpacked once
+// (nibbles into the frame) for the four rows. Per row the float operations are q4kRowVNNI's, in its
+// order, so a row's result is the same either way; out[r] += row r's sum.
+TEXT ·q4kRow4VNNI(SB), NOSPLIT, $304-56
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ s32+24(FP), R8
+	MOVQ nb+32(FP), CX
+	MOVQ xstride+40(FP), R12      // activation row stride in bytes
+	MOVQ R12, R13
+	SHRQ $6, R13                  // xd stride in bytes: xstride/256 floats
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+q4k4_loop:
+	TESTQ CX, CX
+	JZ    q4k4_done
+	MOVWLZX (SI), AX
+	VMOVD AX, X13
+	VCVTPH2PS X13, X13            // d
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X14
+	VCVTPH2PS X14, X14            // dmin
+	MOVL 4(SI), R9
+	MOVL 8(SI), R10
+	MOVL 12(SI), R11
+	MOVL R9, AX
+	ANDL $0x3f3f3f3f, AX
+	MOVL AX, k-304(SP)
+	MOVL R9, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R11, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	MOVL AX, k-300(SP)
+	MOVL R10, AX
+	ANDL $0x3f3f3f3f, AX
+	MOVL AX, k-296(SP)
+	MOVL R10, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R11, BX
+	SHRL $4, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	MOVL AX, k-292(SP)
+	VPMOVZXBD k-304(SP), Y6
+	VMOVDQU Y6, k-288(SP)         // scales as int32
+	VPMOVZXBD k-296(SP), Y7       // mins as int32
+
+#define Q4K4_NIB(c) \
+	VMOVDQU (16+c*32)(SI), Y9 \
+	VPAND Y15, Y9, Y10 \
+	VPSRLW $4, Y9, Y11 \
+	VPAND Y15, Y11, Y11 \
+	VMOVDQU Y10, k-(256-c*64)(SP) \
+	VMOVDQU Y11, k-(224-c*64)(SP)
+
+	Q4K4_NIB(0)
+	Q4K4_NIB(1)
+	Q4K4_NIB(2)
+	Q4K4_NIB(3)
+
+#define Q4K4_SUB(j) \
+	VMOVDQU k-(256-j*32)(SP), Y9 \
+	VPXOR Y4, Y4, Y4 \
+	VPDPBUSD (j*32)(BX), Y9, Y4 \
+	VPBROADCASTD k-(288-j*4)(SP), Y12 \
+	VPMULLD Y12, Y4, Y4 \
+	VPADDD Y4, Y8, Y8
+
+// row r: BX = its activations, R9 = its scale, R10 = its sums; ACC its float lanes.
+#define Q4K4_ROW(ACC) \
+	VMOVSS (R9), X5 \
+	VMULSS X5, X13, X10 \
+	VMULSS X5, X14, X11 \
+	VBROADCASTSS X10, Y10 \
+	VBROADCASTSS X11, Y11 \
+	VPMULLD (R10), Y7, Y5 \
+	VCVTDQ2PS Y5, Y5 \
+	VFNMADD231PS Y5, Y11, ACC \
+	VPXOR Y8, Y8, Y8 \
+	Q4K4_SUB(0) \
+	Q4K4_SUB(1) \
+	Q4K4_SUB(2) \
+	Q4K4_SUB(3) \
+	Q4K4_SUB(4) \
+	Q4K4_SUB(5) \
+	Q4K4_SUB(6) \
+	Q4K4_SUB(7) \
+	VCVTDQ2PS Y8, Y8 \
+	VFMADD231PS Y8, Y10, ACC \
+	ADDQ R12, BX \
+	ADDQ R13, R9 \
+	LEAQ (R10)(R13*8), R10
+
+	MOVQ DI, BX
+	MOVQ DX, R9
+	MOVQ R8, R10
+	Q4K4_ROW(Y0)
+	Q4K4_ROW(Y1)
+	Q4K4_ROW(Y2)
+	Q4K4_ROW(Y3)
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R8
+	DECQ CX
+	JMP  q4k4_loop
+
+q4k4_done:
+	MOVQ out+48(FP), AX
+
+#define Q4K4_STORE(ACC, XACC, OFF) \
+	VEXTRACTF128 $1, ACC, X10 \
+	VADDPS X10, XACC, XACC \
+	VHADDPS XACC, XACC, XACC \
+	VHADDPS XACC, XACC, XACC \
+	VADDSS OFF(AX), XACC, XACC \
+	VMOVSS XACC, OFF(AX)
+
+	Q4K4_STORE(Y0, X0, 0)
+	Q4K4_STORE(Y1, X1, 4)
+	Q4K4_STORE(Y2, X2, 8)
+	Q4K4_STORE(Y3, X3, 12)
+	VZEROUPPER
+	RET
