@@ -62,7 +62,7 @@ train_shape=(--dim 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1376 --vocab 3200
 train() { # PRECISION: a Lathe run and a PyTorch run of the training step, back to back
 	local lflags=() tflags=()
 	if [ "$1" = bf16 ]; then
-		lflags=(--precision bf16) tflags=(--bf16)
+		lflags=(--precision bf16) tflags=(--precision bf16)
 	fi
 	echo "train $1" >&2
 	GOMAXPROCS=2 "$work/lathe" bench train "${train_shape[@]}" "${lflags[@]}" 2>/dev/null | tail -1 |
@@ -71,7 +71,7 @@ train() { # PRECISION: a Lathe run and a PyTorch run of the training step, back 
 		sed 's/^{/{"row":"train-'"$1"'","side":"peer",/' >>"$results"
 }
 train fp32
-if "$work/lathe" bench train --help 2>&1 | grep -q -- --precision && "$python" bench/torch_llama.py --help 2>&1 | grep -q -- --bf16; then
+if "$work/lathe" bench train --help 2>&1 | grep -q -- --precision && "$python" bench/torch_llama.py --help 2>&1 | grep -q -- --precision; then
 	train bf16
 fi
 
