@@ -185,7 +185,12 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		var variants []liveVariant
 		var loadErr error
 		if s.cfg.Fleet != nil {
-			loadErr = s.placeDeployment(ctx, key, row, update)
+			pctx, stop := ctx, func() {}
+			if update {
+				pctx, stop = s.holdUpdate(ctx, key)
+			}
+			loadErr = s.placeDeployment(pctx, key, row, update)
+			stop()
 		} else {
 			variants, loadErr = s.loadDeployment(ctx, key, row.Deployment)
 		}

@@ -201,6 +201,65 @@ func (s *Service) placeDeployment(ctx context.Context, key string, row endpointR
 	return s.waitReplicas(ctx, key, rs)
 }
 
+// holdUpdate keeps an update's claim on its endpoint while it rolls: it refreshes the row's
+// LastModifiedTime every half --worker-timeout, so that no reconcile takes the update for abandoned
+// (abandonUpdate), and cancels the returned context when the endpoint is no longer Updating (another
+// node rolled it back, or it was deleted), so that this update stops placing replicas.
+func (s *Service) holdUpdate(ctx context.Context, key string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.Fleet.WorkerTimeout / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			e, err := s.db.getEndpoint(ctx, key)
+			if err == nil {
+				e.Modified = s.now()
+				err = s.db.updateEndpointIf(ctx, key, e, StatusUpdating)
+			}
+			if errors.Is(err, errNotFound) {
+				s.log.Warn("endpoint update taken over or deleted by another process; stopping it", "endpoint", key)
+				cancel()
+				return
+			}
+		}
+	}()
+	return ctx, func() { cancel(); <-done }
+}
+
+// abandonUpdate rolls back an update whose process went away (its row has not moved for twice
+// --worker-timeout, while holdUpdate refreshes it every half): the endpoint goes back to
+// InService with the deployment its row still has, and its replicas are those of that deployment
+// again (the old ones that still serve stay; the new ones go).
+func (s *Service) abandonUpdate(ctx context.Context, key string, e endpointRow) {
+	s.mu.Lock()
+	le := s.live[key]
+	busy := le != nil && le.cancel != nil
+	s.mu.Unlock()
+	if busy {
+		return
+	}
+	e.Status, e.Modified = StatusInService, s.now()
+	e.Failure = "The update of the endpoint was interrupted (the process that ran it stopped), so it was rolled back."
+	if err := s.db.updateEndpointIf(ctx, key, e, StatusUpdating); err != nil {
+		return // another node got there first, or the update moved on
+	}
+	s.log.Warn("endpoint update abandoned by its process: rolled back", "endpoint", e.Name)
+	rs, err := deploymentReplicas(key, e.Name, e.Deployment)
+	if err == nil {
+		err = s.cfg.Fleet.Replicas.SetReplicas(ctx, key, rs)
+	}
+	if err != nil {
+		s.log.Error("restore the replicas of an abandoned update", "endpoint", e.Name, "err", err)
+	}
+}
+
 // scaleReplicas gives the endpoint the replicas its deployment counts now and waits until they
 // are ready; the replicas it keeps serve throughout.
 func (s *Service) scaleReplicas(ctx context.Context, key string, e endpointRow) error {
@@ -422,8 +481,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 	// was InService) is finished from here. Placing the same replicas again changes nothing, so
 	// another process still at it does no harm.
 	for _, e := range rows {
-		if e.Status == StatusCreating && now.Sub(e.Modified) > 2*f.WorkerTimeout {
+		switch {
+		case e.Status == StatusCreating && now.Sub(e.Modified) > 2*f.WorkerTimeout:
 			s.driveCreate(strings.ToLower(e.Name), e)
+		case e.Status == StatusUpdating && now.Sub(e.Modified) > 2*f.WorkerTimeout:
+			s.abandonUpdate(ctx, strings.ToLower(e.Name), e)
 		}
 	}
 	return nil
@@ -467,6 +529,9 @@ func (s *Service) rebalance(ctx context.Context, all []store.Replica, live map[s
 			return
 		}
 		if !ok {
+			// Another process moved a replica of this endpoint since this round read them: its
+			// view is stale, so this round moves no other (it would spread the endpoint twice).
+			moved[k] = true
 			continue
 		}
 		s.log.Info("endpoint replica moved to spread the endpoint over workers", "replica", r.ID, "from", r.Worker, "to", idle)

@@ -60,6 +60,26 @@ func TestEndpointMovesToWorkers(t *testing.T) {
 			aws.ToString(out.InvokedProductionVariant), before[0].GeneratedText)
 	}
 
+	// A replica placed away and back between two rounds of its worker (Pending again on the same
+	// worker) is reported ready again by the worker that still has it loaded.
+	rs, err := e.st.ListReplicas(ctx)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("replicas %+v, %v", rs, err)
+	}
+	if ok, err := e.st.PlaceReplica(ctx, rs[0].ID, "w1", "w1"); err != nil || !ok {
+		t.Fatalf("place again: %v %v", ok, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		rs, err := e.st.ListReplicas(ctx)
+		if err == nil && len(rs) == 1 && rs[0].State == store.ReplicaReady && rs[0].Addr == e.hostAddr {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica placed back on its worker: %+v, %v; want Ready at %s", rs, err, e.hostAddr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	// Only the API node, which holds the fleet's token, may call the replica listener.
 	for _, auth := range []string{"", "Bearer lathe-replica", "Bearer " + strings.Repeat("ab", 32)} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+e.hostAddr+"/endpoints/moved/invocations", strings.NewReader(body))
@@ -134,8 +154,9 @@ func TestEndpointMovesToWorkers(t *testing.T) {
 }
 
 // A create whose process died before the endpoint was InService (a job's worker killed while it
-// deployed) is finished by an API node once its row has not moved for a while.
-func TestAbandonedCreateIsFinished(t *testing.T) {
+// deployed) is finished by an API node once its row has not moved for a while; an update whose API
+// node died mid-roll is rolled back, so that the endpoint serves and takes updates again.
+func TestAbandonedCreateAndUpdate(t *testing.T) {
 	e := startEnvWith(t, t.TempDir(), serving.Options{}, true)
 	ctx := context.Background()
 	old := time.Now().Add(-time.Minute)
@@ -148,5 +169,17 @@ func TestAbandonedCreateIsFinished(t *testing.T) {
 	e.waitCurrent(t, "Orphan", 1)
 	if res, _ := invoke(t, e, "Orphan", `{"inputs":"Once upon a time","parameters":{"max_new_tokens":4}}`); res[0].GeneratedText == "" {
 		t.Errorf("the finished endpoint answered %+v", res)
+	}
+
+	if err := e.st.CreateEndpoint(ctx, "stuck", store.Endpoint{Name: "Stuck", ARN: "arn:aws:sagemaker:us-east-1:123456789012:endpoint/stuck",
+		ConfigName: "c", Status: endpoint.StatusUpdating, Created: old, Modified: old, Deployment: []byte(dep)}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.waitCurrent(t, "Stuck", 1)
+	if !strings.Contains(aws.ToString(d.FailureReason), "update of the endpoint was interrupted") {
+		t.Errorf("FailureReason %q, want the interrupted update", aws.ToString(d.FailureReason))
+	}
+	if res, _ := invoke(t, e, "Stuck", `{"inputs":"Once upon a time","parameters":{"max_new_tokens":4}}`); res[0].GeneratedText == "" {
+		t.Errorf("the rolled back endpoint answered %+v", res)
 	}
 }

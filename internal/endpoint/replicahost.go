@@ -113,8 +113,14 @@ func (h *ReplicaHost) sync(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var stillReady []string
 	for id, lr := range h.loaded {
 		if r, ok := mine[id]; ok && string(r.Spec) == lr.spec {
+			if lr.engine != nil && (r.State != store.ReplicaReady || r.Addr != h.cfg.Addr) {
+				// Placed away and back between two rounds (Pending again, its address cleared),
+				// while it stayed loaded here: report it ready again.
+				stillReady = append(stillReady, id)
+			}
 			continue
 		}
 		h.log.Info("endpoint replica unloaded", "replica", id, "worker", h.cfg.Owner)
@@ -128,6 +134,11 @@ func (h *ReplicaHost) sync(ctx context.Context) error {
 			}()
 		}
 		delete(h.loaded, id)
+	}
+	for _, id := range stillReady {
+		if _, err := h.cfg.Replicas.ReportReplica(ctx, id, h.cfg.Owner, store.ReplicaReady, h.cfg.Addr, ""); err != nil {
+			h.log.Warn("report endpoint replica", "replica", id, "err", err)
+		}
 	}
 	for id, r := range mine {
 		if _, ok := h.loaded[id]; ok || r.State == store.ReplicaFailed {

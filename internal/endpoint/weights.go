@@ -103,7 +103,9 @@ func (s *Service) updateEndpointWeightsAndCapacities(ctx context.Context, body [
 		if s.cfg.Fleet != nil {
 			// On workers, the instance counts are replicas: added ones load beside those that
 			// serve on (a changed weight keeps a replica), removed ones go.
-			scaleErr = s.scaleReplicas(s.ctx, key, e)
+			ctx, stop := s.holdUpdate(s.ctx, key)
+			scaleErr = s.scaleReplicas(ctx, key, e)
+			stop()
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
