@@ -1,9 +1,11 @@
 package train
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 
@@ -45,8 +47,9 @@ func storyExamples(tok *tokenizer.Tokenizer, n, T int, seed uint64) []model.Exam
 }
 
 // precisionRun fine-tunes stories260K for steps steps of 8 stories and returns each step's training
-// loss and the held-out loss at the end. setup configures the model before the trainer is made.
-func precisionRun(t *testing.T, cfg Config, steps int, setup func(*model.Model)) ([]float64, float64) {
+// loss and the held-out loss at the end. setup configures the model before the trainer is made. With
+// data set, it also records the token sequences of every step and of the held-out set there.
+func precisionRun(t *testing.T, cfg Config, steps int, setup func(*model.Model), data *precisionData) ([]float64, float64) {
 	t.Helper()
 	m, err := model.Load(storiesPath)
 	if err != nil {
@@ -78,6 +81,13 @@ func precisionRun(t *testing.T, cfg Config, steps int, setup func(*model.Model))
 			}
 		}
 		model.PackInto(&batch, exs, 0)
+		if data != nil {
+			var seqs [][]int32
+			for _, e := range exs {
+				seqs = append(seqs, e.Tokens)
+			}
+			data.Steps = append(data.Steps, seqs)
+		}
 		r, err := tr.Step(batch)
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +98,28 @@ func precisionRun(t *testing.T, cfg Config, steps int, setup func(*model.Model))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if data != nil {
+		data.T = T
+		for _, e := range held {
+			data.Held = append(data.Held, e.Tokens)
+		}
+	}
 	return losses, after
+}
+
+// precisionData is what TestMixedBF16Loss writes to $LATHE_PRECISION_DUMP for
+// bench/torch_bf16_loss.py, which runs the same fine-tune in PyTorch in float32 and under bf16
+// autocast: the sequences (each predicted from its second token on, T tokens at most), the run's
+// settings and Lathe's loss curves.
+type precisionData struct {
+	T        int         `json:"T"`
+	Steps    [][][]int32 `json:"steps"`
+	Held     [][]int32   `json:"held"`
+	Config   Config      `json:"config"`
+	LatheF32 []float64   `json:"lathe_fp32"`
+	LatheBF  []float64   `json:"lathe_bf16"`
+	HeldF32  float64     `json:"lathe_held_fp32"`
+	HeldBF   float64     `json:"lathe_held_bf16"`
 }
 
 func mean(xs []float64) float64 {
@@ -144,17 +175,29 @@ func TestLoRABF16ProductsLoss(t *testing.T) {
 			LoRA: &model.LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05, FrozenBF16: true, WidenFrozen: widen,
 				Targets: []model.Target{model.TargetQ, model.TargetK, model.TargetV, model.TargetO, model.TargetGate, model.TargetUp, model.TargetDown}}}
 	}
-	f32, heldF32 := precisionRun(t, lora(true), 300, nil)
-	bf, heldBF := precisionRun(t, lora(false), 300, nil)
+	f32, heldF32 := precisionRun(t, lora(true), 300, nil, nil)
+	bf, heldBF := precisionRun(t, lora(false), 300, nil, nil)
 	compareLossCurves(t, "LoRA", f32, bf, heldF32, heldBF)
 }
 
 // TestMixedBF16Loss fine-tunes every weight of stories260K for 300 steps in float32 and with bfloat16
-// mixed precision (SetMixedBF16): the loss curves must agree within 1%.
+// mixed precision (SetMixedBF16): the loss curves must agree within 1%. With LATHE_PRECISION_DUMP set
+// it writes the run there for bench/torch_bf16_loss.py (PyTorch's bf16 autocast on the same data).
 func TestMixedBF16Loss(t *testing.T) {
 	cfg := Config{Schedule: Schedule{PeakLR: 2e-3, MinLR: 2e-4, WarmupSteps: 20, TotalSteps: 300, Decay: "cosine"},
 		AdamW: AdamWConfig{WeightDecay: 0.01}, MaxGradNorm: 1, Seed: 1}
-	f32, heldF32 := precisionRun(t, cfg, 300, nil)
-	bf, heldBF := precisionRun(t, cfg, 300, func(m *model.Model) { m.SetMixedBF16(true) })
+	data := &precisionData{Config: cfg}
+	f32, heldF32 := precisionRun(t, cfg, 300, nil, data)
+	bf, heldBF := precisionRun(t, cfg, 300, func(m *model.Model) { m.SetMixedBF16(true) }, nil)
 	compareLossCurves(t, "full fine-tuning", f32, bf, heldF32, heldBF)
+	if path := os.Getenv("LATHE_PRECISION_DUMP"); path != "" {
+		data.LatheF32, data.LatheBF, data.HeldF32, data.HeldBF = f32, bf, heldF32, heldBF
+		js, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
