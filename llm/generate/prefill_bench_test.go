@@ -11,7 +11,7 @@ import (
 
 // BenchmarkPrefill times prompt processing: one model.Extend of a PROMPT-token prompt (512 unless
 // LATHE_BENCH_PROMPT says otherwise; llama-bench's pp512) into an empty cache, with float32 and
-// bfloat16 weights, and reports prompt tokens/s. LATHE_BENCH_MODEL names a model file to use instead
+// bfloat16 weights (or, for a quantized GGUF, its blocks: quant/ppN), and reports prompt tokens/s. LATHE_BENCH_MODEL names a model file to use instead
 // of the random decodeConfig, as for BenchmarkDecode (bench/prefill_vs_llamacpp.sh times llama.cpp on
 // the same file).
 func BenchmarkPrefill(b *testing.B) {
@@ -43,11 +43,14 @@ func BenchmarkPrefill(b *testing.B) {
 	}
 	logits := make([]float32, cfg.Vocab)
 	cache := m.NewKVCache(prompt)
-	for _, bf16 := range []bool{false, true} {
-		if bf16 {
+	kinds := []string{"f32", "bf16"}
+	if quant, _ := m.QuantizedWeights(); quant {
+		kinds = []string{"quant"} // the blocks as the file has them (a long prompt widens a layer at a time)
+	}
+	for _, name := range kinds {
+		if name == "bf16" {
 			m.UseBF16Weights()
 		}
-		name := map[bool]string{false: "f32", true: "bf16"}[bf16]
 		b.Run(fmt.Sprintf("%s/pp%d", name, prompt), func(b *testing.B) {
 			// One untimed prompt first (b.Loop starts the timer): the cache's pages and the
 			// widened weights are then in place, as in a server that has answered once.
