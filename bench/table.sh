@@ -125,15 +125,19 @@ if l:
     epoch = 1000 * 256 / l["tokens_per_second"] / 60
     row(f'LoRA, TinyLlama-1.1B shape, 1x256', l["tokens_per_second"], None, "-", "tok/s", l["gflops"] / p32,
         f'epoch 1000x256: {epoch:.0f} min; peak memory {l["peak_memory_bytes"] / 2**30:.1f} GiB')
+def wanted(model):
+    """The Lathe run that matches what llama.cpp computes on the file: float32, bfloat16 or the blocks."""
+    m = model.lower()
+    return "bf16" if "bf16" in m or "f16" in m else "quant" if any(q in m for q in ("q8_0", "q4_", "q6_k")) else "f32"
 dec = [r for r in rows if r["bench"] == "decode"]
 for r in dec:
-    if r["engine"] == "llama.cpp":
+    if r["engine"] == "llama.cpp" or r["engine"].split()[1] != wanted(r["model"]):
         continue
     peer = next((p for p in dec if p["engine"] == "llama.cpp" and p["model"] == r["model"] and p["threads"] == r["threads"] and p["batch"] == r["batch"]), None)
     row(f'decode {r["model"]} ({r["engine"].split()[1]}), batch {r["batch"]}, {r["threads"]} thr', r["tps"], peer and peer["tps"], "llama.cpp", "tok/s")
 pre = [r for r in rows if r["bench"] == "prefill"]
 for r in pre:
-    if r["engine"] == "llama.cpp":
+    if r["engine"] == "llama.cpp" or r["engine"].split()[1] != wanted(r["model"]):
         continue
     peer = next((p for p in pre if p["engine"] == "llama.cpp" and p["model"] == r["model"] and p["threads"] == r["threads"]), None)
     row(f'pp512 {r["model"]} ({r["engine"].split()[1]}), {r["threads"]} thr', r["tps"], peer and peer["tps"], "llama.cpp", "tok/s")
