@@ -74,12 +74,19 @@ func growU32(s []uint32, n int) []uint32 {
 	return s[:n]
 }
 
-// matmulBF16Native splits the columns of C between the workers, in whole 16-column units so that each
-// worker's range is panels of 48 and at most one narrower: each packs its own B panels (no column is
-// packed twice) and the whole of A, and none waits for another until the end, so both cores of a
-// two-core machine work the whole product.
+// matmulBF16Native splits the product between the workers along its larger side, so that no worker
+// packs more than its share of the larger operand: the columns of C when B is at least as large as A
+// (n >= m: a weight against a batch's activations), in whole 16-column units so that each worker's
+// range is panels of 48 and at most one narrower, each worker packing its own B panels and the whole
+// (smaller) A; otherwise the rows, in whole 8-row panels, each worker packing its A rows and the
+// whole B (a weight gradient dYᵀ·X with more outputs than inputs, the output head's). No worker waits
+// for another until the end, so both cores of a two-core machine work the whole product.
 func matmulBF16Native(c []float32, ldc int, a, b operand, m, n, k int, accumulate, threaded bool) {
+	byRows := m > n
 	units := (n + 15) / 16
+	if byRows {
+		units = (m + 7) / 8
+	}
 	w := 1
 	if threaded && Workers() > 1 && m*n*k >= 1<<20 {
 		w = min(Workers(), units)
@@ -90,9 +97,28 @@ func matmulBF16Native(c []float32, ldc int, a, b operand, m, n, k int, accumulat
 	}
 	Parallel(w, func(lo, hi int) {
 		for s := lo; s < hi; s++ {
+			if byRows {
+				i0, i1 := units*s/w*8, min(m, units*(s+1)/w*8)
+				bf16Columns(c[i0*ldc:], ldc, a.rowsFrom(i0), b, i1-i0, n, k, accumulate, 0, n)
+				continue
+			}
 			bf16Columns(c, ldc, a, b, m, n, k, accumulate, units*s/w*16, min(n, units*(s+1)/w*16))
 		}
 	})
+}
+
+// rowsFrom is op(A) from its row i0 on (an operand stored transposed starts at column i0).
+func (o operand) rowsFrom(i0 int) operand {
+	off := i0 * o.ld
+	if o.trans {
+		off = i0
+	}
+	if o.h != nil {
+		o.h = o.h[off:]
+	} else {
+		o.f = o.f[off:]
+	}
+	return o
 }
 
 // bf16Panel is one packed column panel of a B block: columns j..j+cols-1, packed w wide at off.

@@ -18,10 +18,10 @@ type bf16Case struct {
 // bf16Cases covers the layouts the model uses (A·Bᵀ forward, A·B for the input gradient, Aᵀ·B for the
 // weight gradient of mixed precision) and Aᵀ·Bᵀ, at odd sizes: m not a multiple of the 8-row tile, k
 // odd and deeper than one 512-deep slice, n with ragged, 16- and 32-wide last panels and wider than
-// one 384-column block (and split between two workers).
+// one 384-column block, products split between two workers by columns and (m > n) by rows.
 func bf16Cases() []bf16Case {
 	var cs []bf16Case
-	for _, s := range [][3]int{{8, 48, 16}, {1, 1, 1}, {3, 5, 7}, {13, 37, 9}, {17, 80, 1025}, {40, 96, 64}, {9, 400, 33}, {64, 1040, 520}, {130, 260, 100}} {
+	for _, s := range [][3]int{{8, 48, 16}, {1, 1, 1}, {3, 5, 7}, {13, 37, 9}, {17, 80, 1025}, {40, 96, 64}, {9, 400, 33}, {64, 1040, 520}, {130, 260, 100}, {300, 40, 101}, {203, 64, 99}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
 				cs = append(cs, bf16Case{s[0], s[1], s[2], ta, tb})
@@ -184,10 +184,11 @@ func TestMatMulBF16Bounds(t *testing.T) {
 // BenchmarkMatMulBF16 reports GFLOP/s of the bfloat16 products beside BenchmarkMatMul's float32 ones:
 // a frozen bfloat16 weight (B) against float32 activations rounded as they are packed, and both
 // operands float32 rounded (mixed-precision training), on the shapes of a LoRA step on the
-// TinyLlama-1.1B shape (256 tokens; dim 2048, ffn 5632) and BenchmarkMatMul's.
+// TinyLlama-1.1B shape (256 tokens; dim 2048, ffn 5632: forward, input gradient, and in AtB the
+// weight gradient of mixed precision) and BenchmarkMatMul's.
 func BenchmarkMatMulBF16(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, s := range [][3]int{{256, 5632, 2048}, {256, 2048, 5632}, {768, 3072, 768}, {2048, 2048, 2048}} {
+	for _, s := range [][3]int{{256, 5632, 2048}, {256, 2048, 5632}, {5632, 2048, 256}, {768, 3072, 768}, {2048, 2048, 2048}} {
 		m, n, k := s[0], s[1], s[2]
 		a, bf, c := randomSlice(rng, m*k), randomSlice(rng, k*n), make([]float32, m*n)
 		bh := make([]uint16, len(bf))
