@@ -26,7 +26,10 @@ import (
 // worker (spreading an endpoint's replicas over workers), loaded and served there, and reached through
 // the API node, which routes each call to the ready replica with the fewest calls in flight and tries
 // another when one fails before answering. The replicas of a worker whose heartbeat lapsed are placed
-// again on the live ones.
+// again on the live ones. Every API node (and every worker, which deploys the endpoints of the jobs
+// it runs) reconciles from the same store, so an endpoint created through one is routed by all; an
+// UpdateEndpoint rolls one replica at a time; a call to a replica carries a bearer derived from the
+// fleet's secret in the store (replicaToken), which the worker's listener requires.
 type Fleet struct {
 	Replicas store.Replicas
 	Workers  store.Workers
