@@ -53,7 +53,9 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/kube"
 	"github.com/lathe-ml/lathe/internal/s3test"
+	"github.com/lathe-ml/lathe/internal/store"
 	"github.com/lathe-ml/lathe/internal/store/pgtest"
+	"github.com/lathe-ml/lathe/internal/store/postgres"
 )
 
 const (
@@ -114,14 +116,19 @@ func TestKubernetesExecutor(t *testing.T) {
 	putDataset(t, s3c)
 
 	began = time.Now()
-	for _, name := range []string{"kube-done", "kube-stopped", "kube-oom"} {
-		if _, err := sm.CreateAutoMLJobV2(ctx, jobInput(name)); err != nil {
+	for _, name := range []string{"kube-done", "kube-stopped", "kube-oom", "kube-resume"} {
+		in := jobInput(name)
+		if name == "kube-resume" { // long enough to be killed between two checkpoints
+			in.AutoMLProblemTypeConfig.(*types.AutoMLProblemTypeConfigMemberTextGenerationJobConfig).Value.TextGenerationHyperParameters["epochCount"] = "8"
+			in.AutoMLProblemTypeConfig.(*types.AutoMLProblemTypeConfigMemberTextGenerationJobConfig).Value.TextGenerationHyperParameters["batchSize"] = "1"
+		}
+		if _, err := sm.CreateAutoMLJobV2(ctx, in); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// A job becomes a Job with the right pod spec, on the node its selector and tolerations allow.
-	pod := runningPod(t, kc, "lathe-kube-done")
+	pod := runningPod(t, kc, "lathe-kube-done", "")
 	c := pod.Spec.Containers[0]
 	wantArgs := []string{"worker", "--job", "kube-done", "--data-dir", kube.DataDir, "--s3-endpoint", ext.URL, "--models-bucket", modelsBucket}
 	if !slices.Equal(c.Command, []string{"lathe"}) || !slices.Equal(c.Args, wantArgs) || c.Image != image {
@@ -155,7 +162,7 @@ func TestKubernetesExecutor(t *testing.T) {
 	t.Logf("kube-done: pod command ran %s, job Completed", ranFor.Round(time.Second))
 
 	// Stop deletes the Job.
-	stopped := runningPod(t, kc, "lathe-kube-stopped")
+	stopped := runningPod(t, kc, "lathe-kube-stopped", "")
 	if _, err := sm.StopAutoMLJob(ctx, &sagemaker.StopAutoMLJobInput{AutoMLJobName: aws.String("kube-stopped")}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +213,55 @@ func TestKubernetesExecutor(t *testing.T) {
 		t.Errorf("%d pods were run for kube-oom, want %d (backoff limit %d)", oomPods, kube.BackoffLimit+1, kube.BackoffLimit)
 	}
 	t.Logf("kube-oom: %d pods OOMKilled, job Failed: %s", oomPods, reason)
+
+	// A pod killed in the middle of training (SIGKILL: the OOM killer, a lost node) is replaced by
+	// the Job; the new pod waits for the dead one's lease to run out, resumes from its checkpoint
+	// and completes the job.
+	st, err := postgres.Open(ctx, database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	first := runningPod(t, kc, "lathe-kube-resume", "")
+	cmd := podCommand(t, kc, lathe, first)
+	podLog := filepath.Join(t.TempDir(), "first-pod.log")
+	lf, err := os.Create(podLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "kube-resume's first checkpoint", 3*time.Minute, func() (bool, error) {
+		j, err := st.GetJob(ctx, "kube-resume")
+		if err != nil {
+			return false, err
+		}
+		if j.Status != store.StatusInProgress {
+			b, _ := os.ReadFile(podLog)
+			t.Fatalf("kube-resume ended %s before its pod was killed:\n%s", j.Status, tail(string(b), 3000))
+		}
+		return len(j.Checkpoint) > 0, nil
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	finishPod(t, kc, first, 137, "Error")
+	second := runningPod(t, kc, "lathe-kube-resume", first.Name)
+	ranFor = runPod(t, kc, lathe, second)
+	d = describe(t, sm, "kube-resume")
+	j, err := st.GetJob(ctx, "kube-resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.AutoMLJobStatus != types.AutoMLJobStatusCompleted || j.Attempts != 2 {
+		t.Fatalf("kube-resume is %s (%s) after %d attempts, want Completed after 2 (the killed pod's and its replacement's)",
+			d.AutoMLJobStatus, aws.ToString(d.FailureReason), j.Attempts)
+	}
+	finishPod(t, kc, second, 0, "Completed")
+	waitJobCondition(t, kc, "lathe-kube-resume", batchv1.JobComplete)
+	t.Logf("kube-resume: first pod killed after its first checkpoint, second pod %s ran %s (lease wait included), job Completed", second.Name, ranFor.Round(time.Second))
 	t.Logf("jobs through the cluster in %s", time.Since(began).Round(time.Second))
 }
 
@@ -394,8 +450,9 @@ func addNode(t *testing.T, kc kubernetes.Interface) {
 	})
 }
 
-// runningPod waits for the Job's pod to be scheduled and running (kwok's doing).
-func runningPod(t *testing.T, kc kubernetes.Interface, job string) *corev1.Pod {
+// runningPod waits for a pod of the Job, other than the one called not, to be scheduled and
+// running (kwok's doing).
+func runningPod(t *testing.T, kc kubernetes.Interface, job, not string) *corev1.Pod {
 	var pod *corev1.Pod
 	waitFor(t, "a running pod of Job "+job, 2*time.Minute, func() (bool, error) {
 		pods, err := kc.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job})
@@ -403,7 +460,7 @@ func runningPod(t *testing.T, kc kubernetes.Interface, job string) *corev1.Pod {
 			return false, err
 		}
 		for i := range pods.Items {
-			if pods.Items[i].Status.Phase == corev1.PodRunning {
+			if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].Name != not {
 				pod = &pods.Items[i]
 				return true, nil
 			}
@@ -413,10 +470,21 @@ func runningPod(t *testing.T, kc kubernetes.Interface, job string) *corev1.Pod {
 	return pod
 }
 
-// runPod runs the pod's container command here with the pod's environment (its env, and its
-// envFrom Secret's keys), as the container would; the data dir, the container's own emptyDir, is
-// a temporary directory. It fails the test unless the command exits 0.
+// runPod runs the pod's command (podCommand) and fails the test unless it exits 0.
 func runPod(t *testing.T, kc kubernetes.Interface, lathe string, pod *corev1.Pod) time.Duration {
+	cmd := podCommand(t, kc, lathe, pod)
+	began := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the pod's command %s: %v\n%s", strings.Join(cmd.Args, " "), err, tail(string(out), 4000))
+	}
+	return time.Since(began)
+}
+
+// podCommand is the pod's container command, to run here with the pod's environment (its env, and
+// its envFrom Secret's keys), as the container would; the data dir, the container's own emptyDir,
+// is a temporary directory.
+func podCommand(t *testing.T, kc kubernetes.Interface, lathe string, pod *corev1.Pod) *exec.Cmd {
 	c := pod.Spec.Containers[0]
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
 		"HF_ENDPOINT=http://127.0.0.1:1"}
@@ -444,12 +512,7 @@ func runPod(t *testing.T, kc kubernetes.Interface, lathe string, pod *corev1.Pod
 	}
 	cmd := exec.Command(lathe, args...)
 	cmd.Env = env
-	began := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the pod's command lathe %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 4000))
-	}
-	return time.Since(began)
+	return cmd
 }
 
 // finishPod reports the pod's end to the API server as the kubelet would: its container terminated
