@@ -81,6 +81,11 @@ func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, 
 	switch {
 	case m.quantProduct(out, inp, w, R, l, t):
 	case narrowProduct(out, inp, w, wbf, m.headBF16() != nil, R, C, OC):
+	case wbf != nil:
+		// A prompt over bfloat16 weights: the packed bfloat16 GEMM (VDPBF16PS), its activations
+		// rounded to bfloat16 as the narrow products round them (inferLayer hands out the bfloat16
+		// matrices for long prompts only where the CPU multiplies bfloat16 natively).
+		tensor.MatMulBF16(any(out).([]float32), any(inp).([]float32), wbf, R, OC, C, false, true, false)
 	default:
 		linearForward(out, inp, w, nil, R, C, OC)
 	}
@@ -120,13 +125,13 @@ func narrowProduct[F float](out, inp, w []F, wbf []uint16, allBF16 bool, R, C, O
 }
 
 // inferLayer returns block l's weights for a forward over R rows and, when the base is held in
-// bfloat16 and R is small enough for the narrow kernels, the bfloat16 matrices to read instead (then
-// the float32 view's matrices are nil: they are not widened).
+// bfloat16 and R is small enough for the narrow kernels or the CPU multiplies bfloat16 natively, the
+// bfloat16 matrices to read instead (then the float32 view's matrices are nil: they are not widened).
 func (m *net[F]) inferLayer(l, R int) (*layerWeights[F], *[numTargets][]uint16) {
 	if m.quant != nil && R <= quantRows {
 		return &m.w.layers[l], &noBF16 // the matrices are nil: inferLinear multiplies the blocks
 	}
-	if m.frozen != nil && R <= tensor.NarrowRows {
+	if m.frozen != nil && (R <= tensor.NarrowRows || tensor.BF16Native()) {
 		if _, ok := any(m.w.embed).([]float32); ok {
 			return &m.w.layers[l], &m.frozen.layers[l]
 		}

@@ -18,7 +18,9 @@ import (
 // It is meant for serving a model whose weights are final: the rounding is permanent. Anything that
 // needs float32 weights (Tensors, Trainable, MergeLoRA, training) widens the matrices back (rounded),
 // and generation then reads float32 again until UseBF16Weights is called anew. Prompts longer than
-// tensor.NarrowRows tokens are prefilled with the matrices widened one layer at a time.
+// tensor.NarrowRows tokens go through the packed bfloat16 GEMM (activations rounded the same way)
+// where the CPU multiplies bfloat16 natively, and elsewhere are prefilled with the matrices widened
+// one layer at a time.
 func (m *Model) UseBF16Weights() {
 	n := m.n
 	if n.quant != nil {

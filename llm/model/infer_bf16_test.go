@@ -114,3 +114,36 @@ func argmax(x []float32) int {
 	}
 	return best
 }
+
+// A prompt longer than the narrow kernels take is multiplied by the packed bfloat16 GEMM where the CPU
+// has AVX512_BF16 (the matrices widened a layer at a time elsewhere): its last logits stay as close to
+// the float32 model's as decoding's are, and agree with decoding the same tokens one at a time on
+// bfloat16 weights (the same weights and the same activation rounding, summed in another order).
+func TestBF16PromptMatchesDecoding(t *testing.T) {
+	m32, toks := storiesTokens(t)
+	m16, _ := storiesTokens(t)
+	m16.UseBF16Weights()
+	V := m32.Config().Vocab
+	if len(toks) <= 16 {
+		t.Fatalf("the prompt has %d tokens, want more than the narrow kernels' 16", len(toks))
+	}
+	prefill := func(m *Model) []float32 {
+		cache := m.NewKVCache(len(toks))
+		out := make([]float32, V)
+		if err := m.Extend([]*KVCache{cache}, [][]int32{toks}, out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	p16, p32 := prefill(m16), prefill(m32)
+	d16 := extendOneByOne(t, m16, toks)[(len(toks)-1)*V:]
+	if d := maxAbsDiff(p16, p32); d > 0.2 {
+		t.Errorf("bfloat16 prompt vs float32 prompt: max |Δlogit| = %.4f, want below 0.2", d)
+	}
+	if d := maxAbsDiff(p16, d16); d > 0.05 {
+		t.Errorf("bfloat16 prompt vs bfloat16 decoding: max |Δlogit| = %.4f, want below 0.05", d)
+	}
+	if argmax(p16) != argmax(p32) {
+		t.Errorf("the prompt's next token: %d with bfloat16 weights, %d with float32", argmax(p16), argmax(p32))
+	}
+}
