@@ -9,10 +9,12 @@ import (
 )
 
 // Greedy decoding of stories260K with bfloat16 weights (UseBF16Weights: weights and activations
-// rounded to bfloat16 in the products) writes the same stories as with float32 weights, for a batch of
-// prompts decoded together (the narrow products at m = 5: a block of four rows and one more), for the
-// first 64 tokens at least. Later a near-tie can go the other way: measured, three prompts agree on
-// all 120 tokens, the two others diverge at tokens 97 and 81, each into another fluent sentence.
+// rounded to bfloat16 in the products, the prompts' included, as llama.cpp rounds them) writes the
+// same stories as with float32 weights, for a batch of prompts decoded together (the narrow products
+// at m = 5: a block of four rows and one more), for the first 32 tokens at least. Later a near-tie can
+// go the other way: measured, four prompts agree on all 120 tokens, the fifth diverges at token 41
+// into another fluent sentence (with the prompts prefilled on float32 activations it held to token
+// 81; rounding them too keeps a prompt and its decoding in the same arithmetic).
 func TestStoriesBF16GreedyMatchesFloat32(t *testing.T) {
 	tok, err := tokenizer.Load(storiesPath)
 	if err != nil {
@@ -46,7 +48,7 @@ func TestStoriesBF16GreedyMatchesFloat32(t *testing.T) {
 			n++
 		}
 		t.Logf("prompt %d: first %d of %d tokens agree", p, n, len(f32))
-		if n < 64 {
+		if n < 32 {
 			t.Errorf("prompt %d: bfloat16 diverges at token %d:\nfloat32:  %q\nbfloat16: %q", p, n, results[0][p].Text, results[1][p].Text)
 		}
 	}
