@@ -184,6 +184,9 @@ func QuantMatMul(out, x []float32, w *QMatrix, R int) {
 
 // quantRows computes out[r, o] for o in [lo, hi) and every row r.
 func quantRows(out []float32, a *qActs, w *QMatrix, R, lo, hi int) {
+	if quantRowsAsm(out, a, w, R, lo, hi) {
+		return
+	}
 	N, C, rb := w.Rows, w.Cols, w.RowBytes()
 	var acc [NarrowRows]float32
 	for r0 := 0; r0 < R; r0 += NarrowRows {

@@ -6,7 +6,8 @@ import "golang.org/x/sys/cpu"
 // (AVX512VL), the AVX2 forms on other AVX2 machines (with FMA and F16C, which every AVX2 CPU has), the
 // portable loops elsewhere. Detected at run time; the variables let tests run every path here.
 var (
-	quantVNNI = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && quantAVX2
+	quantVNNI512 = cpu.X86.HasAVX512BW && quantVNNI
+	quantVNNI    = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && quantAVX2
 	quantAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 )
 
@@ -36,6 +37,9 @@ func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 //go:noescape
 func q4kRow4VNNI(w *byte, x *int8, xd *float32, s32 *int32, nb, xstride int, out *float32)
+
+//go:noescape
+func q4kRowsVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32)
 
 //go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
@@ -126,3 +130,17 @@ func q6kIsumAsm(b []byte, x []int8) (int32, bool) {
 
 // hasQuantAsm says whether the assembly runs (the portable loops then skip their own unpacking).
 func hasQuantAsm() bool { return quantVNNI || quantAVX2 }
+
+// quantRowsAsm sets out[lo:hi] for one activation row (decoding) where a kernel takes whole runs of
+// weight rows in one call (a Q4_K row is a few super-blocks, so a call per row costs as much as its
+// arithmetic); false leaves them to quantRows' loop.
+func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
+	if R != 1 || w.Type != QuantQ4_K || !quantVNNI512 || hi <= lo {
+		return false
+	}
+	nb, rb := w.Cols/256, w.RowBytes()
+	rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
+	xs, xd, s32 := a.qs[:nb*256], a.d[:nb], a.sum32[:nb*8]
+	q4kRowsVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0])
+	return true
+}

@@ -767,3 +767,155 @@ q4k4_done:
 	Q4K4_STORE(Y3, X3, 12)
 	VZEROUPPER
 	RET
+
+// Q4_K rows on 512-bit registers (AVX512BW and AVX512_VNNI): ggml's scheme of int16 products scaled by
+// the sub-block scales with one multiply-add (VPMADDUBSW, then VPDPWSSD against the scale broadcast
+// by VPSHUFB), two 32-byte nibble chunks a register, the scales unpacked in registers. The int32 lanes
+// hold exactly what q4kRowVNNI's do (lane k: Σ_j sc_j·Σ of bytes 4k..4k+3 of sub-block j, the even
+// sub-blocks in the low half and the odd ones in the high half, folded before conversion), so every
+// row comes out bit-identical to the one- and four-row kernels.
+DATA q4kScaleShuf<>+0(SB)/8, $0x0100010001000100
+DATA q4kScaleShuf<>+8(SB)/8, $0x0100010001000100
+DATA q4kScaleShuf<>+16(SB)/8, $0x0100010001000100
+DATA q4kScaleShuf<>+24(SB)/8, $0x0100010001000100
+DATA q4kScaleShuf<>+32(SB)/8, $0x0302030203020302
+DATA q4kScaleShuf<>+40(SB)/8, $0x0302030203020302
+DATA q4kScaleShuf<>+48(SB)/8, $0x0302030203020302
+DATA q4kScaleShuf<>+56(SB)/8, $0x0302030203020302
+DATA q4kScaleShuf<>+64(SB)/8, $0x0504050405040504
+DATA q4kScaleShuf<>+72(SB)/8, $0x0504050405040504
+DATA q4kScaleShuf<>+80(SB)/8, $0x0504050405040504
+DATA q4kScaleShuf<>+88(SB)/8, $0x0504050405040504
+DATA q4kScaleShuf<>+96(SB)/8, $0x0706070607060706
+DATA q4kScaleShuf<>+104(SB)/8, $0x0706070607060706
+DATA q4kScaleShuf<>+112(SB)/8, $0x0706070607060706
+DATA q4kScaleShuf<>+120(SB)/8, $0x0706070607060706
+DATA q4kScaleShuf<>+128(SB)/8, $0x0908090809080908
+DATA q4kScaleShuf<>+136(SB)/8, $0x0908090809080908
+DATA q4kScaleShuf<>+144(SB)/8, $0x0908090809080908
+DATA q4kScaleShuf<>+152(SB)/8, $0x0908090809080908
+DATA q4kScaleShuf<>+160(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScaleShuf<>+168(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScaleShuf<>+176(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScaleShuf<>+184(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScaleShuf<>+192(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScaleShuf<>+200(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScaleShuf<>+208(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScaleShuf<>+216(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScaleShuf<>+224(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScaleShuf<>+232(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScaleShuf<>+240(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScaleShuf<>+248(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q4kScaleShuf<>(SB), RODATA|NOPTR, $256
+
+// func q4kRowsVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32)
+// out[i] = the Q4_K row i's product with the activation row (as q4kRowVNNI) for n consecutive rows.
+TEXT ·q4kRowsVNNI512(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ n+40(FP), R12
+	MOVQ out+48(FP), R13
+	MOVL $0x0F0F0F0F, AX
+	VPBROADCASTD AX, Z15
+	LEAQ q4kScaleShuf<>(SB), AX
+	VMOVDQU64 (AX), Z20
+	VMOVDQU64 64(AX), Z21
+	VMOVDQU64 128(AX), Z22
+	VMOVDQU64 192(AX), Z23
+	TESTQ R12, R12
+	JZ    q4kz_done
+
+q4kz_row:
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ s32+24(FP), R8
+	MOVQ nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+
+q4kz_block:
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VMOVSS (DX), X3
+	VMULSS X3, X1, X1
+	VMULSS X3, X2, X2
+	VBROADCASTSS X1, Y1
+	VBROADCASTSS X2, Y2
+	MOVL 4(SI), R9
+	MOVL 8(SI), R10
+	MOVL 12(SI), R11
+	MOVL R9, AX
+	ANDL $0x3f3f3f3f, AX
+	VMOVD AX, X6
+	MOVL R9, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R11, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	VPINSRD $1, AX, X6, X6
+	MOVL R10, AX
+	ANDL $0x3f3f3f3f, AX
+	VPINSRD $2, AX, X6, X6
+	MOVL R10, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R11, BX
+	SHRL $4, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	VPINSRD $3, AX, X6, X6
+	VPSRLDQ $8, X6, X7
+	VPMOVZXBD X7, Y7
+	VPMULLD (R8), Y7, Y7
+	VCVTDQ2PS Y7, Y7
+	VFNMADD231PS Y7, Y2, Y0
+	VPMOVZXBW X6, X6
+	VSHUFI64X2 $0, Z6, Z6, Z6
+	VPXORD Z8, Z8, Z8
+
+#define Q4K_PAIR_512(cc, S0, S1) \
+	VMOVDQU64 (16+cc*64)(SI), Z9 \
+	VPANDD Z15, Z9, Z10 \
+	VPSRLW $4, Z9, Z11 \
+	VPANDD Z15, Z11, Z11 \
+	VSHUFI64X2 $0x44, Z11, Z10, Z12 \
+	VSHUFI64X2 $0xEE, Z11, Z10, Z13 \
+	VPMADDUBSW (cc*128)(DI), Z12, Z12 \
+	VPMADDUBSW (cc*128+64)(DI), Z13, Z13 \
+	VPSHUFB S0, Z6, Z16 \
+	VPSHUFB S1, Z6, Z17 \
+	VPDPWSSD Z16, Z12, Z8 \
+	VPDPWSSD Z17, Z13, Z8
+
+	Q4K_PAIR_512(0, Z20, Z21)
+	Q4K_PAIR_512(1, Z22, Z23)
+	VEXTRACTI64X4 $1, Z8, Y9
+	VPADDD Y9, Y8, Y8
+	VCVTDQ2PS Y8, Y8
+	VFMADD231PS Y8, Y1, Y0
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  q4kz_block
+
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VXORPS X1, X1, X1
+	VADDSS X0, X1, X0
+	VMOVSS X0, (R13)
+	ADDQ $4, R13
+	DECQ R12
+	JNZ  q4kz_row
+
+q4kz_done:
+	VZEROUPPER
+	RET
