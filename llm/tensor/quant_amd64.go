@@ -8,7 +8,7 @@ import "golang.org/x/sys/cpu"
 var (
 	quantVNNI512 = cpu.X86.HasAVX512BW && quantVNNI
 	quantVNNI    = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && quantAVX2
-	quantAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
+	quantAVX2    = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 )
 
 //go:noescape
