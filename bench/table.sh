@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # table.sh: every engine figure of the engine-speed issues beside its peer, measured in one run, as
 # one table: Lathe, the peer (OpenBLAS, PyTorch or llama.cpp) and the kernel the peer ran, their
-# ratio, and MFU against the peak of this machine measured by the same run (bench/peak).
+# ratio, and MFU against the peak of this machine measured by the same run (bench/peak): the fp32 peak,
+# or the bf16 one for bf16 products; a training step counts 6 FLOP per multiplying parameter per token
+# (4 for LoRA, whose base gets no weight gradient; the embedding lookup is not counted) plus attention.
 #
 #   bench/table.sh [LLAMA_SRC]
 #
@@ -104,6 +106,13 @@ print(f'CPU: {mach["cpu"]} (family {mach["family"]} model {mach["model"]}), {mac
       + (f', bf16 {p16} GFLOP/s' if p16 else '')
       + f' (1 thread: fp32 {peak.get(("fp32", 1))}' + (f', bf16 {peak.get(("bf16", 1))}' if p16 else '') + ')')
 out = []
+def step_gflops(r, flop_per_param):
+    """GFLOP/s of a training step: flop_per_param (6 full, 4 LoRA: no weight gradients of the base)
+    times the parameters that multiply (all but the embedding table, a lookup), plus attention's
+    12·layers·seq·dim per token (PaLM's count: scores and values, forward and backward)."""
+    n = r["params"] - r["vocab"] * r["dim"]
+    attn = 12 * r["layers"] * r["seq"] * r["dim"]
+    return (flop_per_param * n + attn) * r["tokens_per_second"] / 1e9
 def row(what, lathe, peer, peer_name, unit, mfu=None, note=""):
     ratio = f"{lathe / peer:.2f}" if lathe and peer else "-"
     out.append((what, f"{lathe:.1f} {unit}" if lathe else "-", f"{peer:.1f}" if peer else "-", peer_name,
@@ -119,11 +128,12 @@ for prec in ("fp32", "bf16"):
         pk = p16 if prec == "bf16" and p16 else p32
         row(f'training step {prec}, llama {l["params"] / 1e6:.0f}M, {l["batch"]}x{l["seq"]}', l["tokens_per_second"],
             t and t["tokens_per_second"], f'PyTorch {t["torch"]}' + (" bf16 autocast" if prec == "bf16" else "") if t else "-",
-            "tok/s", l["gflops"] / pk, f'best step {l["tokens_per_second_best"]:.0f} tok/s')
+            "tok/s", step_gflops(l, 6) / pk, f'best step {l["tokens_per_second_best"]:.0f} tok/s')
 l = next((r for r in rows if r.get("row") == "lora-1.1b"), None)
 if l:
     epoch = 1000 * 256 / l["tokens_per_second"] / 60
-    row(f'LoRA, TinyLlama-1.1B shape, 1x256', l["tokens_per_second"], None, "-", "tok/s", l["gflops"] / p32,
+    pk = p16 if l.get("precision") == "bf16" and l.get("bf16_native") and p16 else p32
+    row(f'LoRA ({l.get("precision", "fp32")} base products), TinyLlama-1.1B shape, 1x256', l["tokens_per_second"], None, "-", "tok/s", step_gflops(l, 4) / pk,
         f'epoch 1000x256: {epoch:.0f} min; peak memory {l["peak_memory_bytes"] / 2**30:.1f} GiB')
 def wanted(model):
     """The Lathe run that matches what llama.cpp computes on the file: float32, bfloat16 or the blocks."""
