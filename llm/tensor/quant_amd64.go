@@ -42,6 +42,9 @@ func q4kRow4VNNI(w *byte, x *int8, xd *float32, s32 *int32, nb, xstride int, out
 func q4kRowsVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32)
 
 //go:noescape
+func q6kRowsVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32)
+
+//go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
@@ -135,12 +138,20 @@ func hasQuantAsm() bool { return quantVNNI || quantAVX2 }
 // weight rows in one call (a Q4_K row is a few super-blocks, so a call per row costs as much as its
 // arithmetic); false leaves them to quantRows' loop.
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
-	if R != 1 || w.Type != QuantQ4_K || !quantVNNI512 || hi <= lo {
+	if R != 1 || !quantVNNI512 || hi <= lo {
 		return false
 	}
 	nb, rb := w.Cols/256, w.RowBytes()
 	rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
-	xs, xd, s32 := a.qs[:nb*256], a.d[:nb], a.sum32[:nb*8]
-	q4kRowsVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0])
+	switch w.Type {
+	case QuantQ4_K:
+		xs, xd, s32 := a.qs[:nb*256], a.d[:nb], a.sum32[:nb*8]
+		q4kRowsVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0])
+	case QuantQ6_K:
+		xs, xd, sums := a.qs[:nb*256], a.d[:nb], a.sums[:nb*16]
+		q6kRowsVNNI512(&rows[0], &xs[0], &xd[0], &sums[0], nb, hi-lo, &o[0])
+	default:
+		return false
+	}
 	return true
 }

@@ -919,3 +919,130 @@ q4kz_block:
 q4kz_done:
 	VZEROUPPER
 	RET
+
+// Q6_K rows on 512-bit registers: a register holds 64 six-bit values (the low nibbles of 64 ql bytes
+// with their qh pairs, or the high ones), VPMADDUBSW takes them against the activations, VPDPWSSD
+// against each 16-value group's scale (VPERMW broadcasts one a 128-bit lane), and the −32 offset comes
+// off once a super-block as 32·Σ_g s_g·Σ x_g from the activations' 16-value sums. The integer sum is
+// exact, and is scaled and added as dotQ6_K does, so a row is bit-identical to dotQ6_K's.
+DATA q6kScaleIdx<>+0(SB)/8, $0x0000000000000000
+DATA q6kScaleIdx<>+8(SB)/8, $0x0000000000000000
+DATA q6kScaleIdx<>+16(SB)/8, $0x0001000100010001
+DATA q6kScaleIdx<>+24(SB)/8, $0x0001000100010001
+DATA q6kScaleIdx<>+32(SB)/8, $0x0002000200020002
+DATA q6kScaleIdx<>+40(SB)/8, $0x0002000200020002
+DATA q6kScaleIdx<>+48(SB)/8, $0x0003000300030003
+DATA q6kScaleIdx<>+56(SB)/8, $0x0003000300030003
+DATA q6kScaleIdx<>+64(SB)/8, $0x0004000400040004
+DATA q6kScaleIdx<>+72(SB)/8, $0x0004000400040004
+DATA q6kScaleIdx<>+80(SB)/8, $0x0005000500050005
+DATA q6kScaleIdx<>+88(SB)/8, $0x0005000500050005
+DATA q6kScaleIdx<>+96(SB)/8, $0x0006000600060006
+DATA q6kScaleIdx<>+104(SB)/8, $0x0006000600060006
+DATA q6kScaleIdx<>+112(SB)/8, $0x0007000700070007
+DATA q6kScaleIdx<>+120(SB)/8, $0x0007000700070007
+DATA q6kScaleIdx<>+128(SB)/8, $0x0008000800080008
+DATA q6kScaleIdx<>+136(SB)/8, $0x0008000800080008
+DATA q6kScaleIdx<>+144(SB)/8, $0x0009000900090009
+DATA q6kScaleIdx<>+152(SB)/8, $0x0009000900090009
+DATA q6kScaleIdx<>+160(SB)/8, $0x000a000a000a000a
+DATA q6kScaleIdx<>+168(SB)/8, $0x000a000a000a000a
+DATA q6kScaleIdx<>+176(SB)/8, $0x000b000b000b000b
+DATA q6kScaleIdx<>+184(SB)/8, $0x000b000b000b000b
+DATA q6kScaleIdx<>+192(SB)/8, $0x000c000c000c000c
+DATA q6kScaleIdx<>+200(SB)/8, $0x000c000c000c000c
+DATA q6kScaleIdx<>+208(SB)/8, $0x000d000d000d000d
+DATA q6kScaleIdx<>+216(SB)/8, $0x000d000d000d000d
+DATA q6kScaleIdx<>+224(SB)/8, $0x000e000e000e000e
+DATA q6kScaleIdx<>+232(SB)/8, $0x000e000e000e000e
+DATA q6kScaleIdx<>+240(SB)/8, $0x000f000f000f000f
+DATA q6kScaleIdx<>+248(SB)/8, $0x000f000f000f000f
+GLOBL q6kScaleIdx<>(SB), RODATA|NOPTR, $256
+
+// func q6kRowsVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32)
+// out[i] = Σ_b xd[b]·d_b·Σ_g s_g·Σ (q−32)·x over the nb super-blocks of the Q6_K row i, n consecutive rows.
+TEXT ·q6kRowsVNNI512(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ n+40(FP), R12
+	MOVQ out+48(FP), R13
+	MOVL $0x0F0F0F0F, AX
+	VPBROADCASTD AX, Z15
+	MOVL $0x30303030, AX
+	VPBROADCASTD AX, Z14
+	LEAQ q6kScaleIdx<>(SB), AX
+	VMOVDQU64 (AX), Z20
+	VMOVDQU64 64(AX), Z21
+	VMOVDQU64 128(AX), Z22
+	VMOVDQU64 192(AX), Z23
+	TESTQ R12, R12
+	JZ    q6kz_done
+
+q6kz_row:
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ sums+24(FP), R8
+	MOVQ nb+32(FP), CX
+	VXORPS X0, X0, X0
+
+q6kz_block:
+	VPMOVSXBW 192(SI), Y7
+	VPMADDWD (R8), Y7, Y6
+	VPERMW Z7, Z20, Z16
+	VPERMW Z7, Z21, Z17
+	VPERMW Z7, Z22, Z18
+	VPERMW Z7, Z23, Z19
+	VPXORD Z8, Z8, Z8
+
+#define Q6K_HALF_512(n, SL, SH) \
+	VMOVDQU64 (n*64)(SI), Z1 \
+	VMOVDQU (128+n*32)(SI), Y3 \
+	VPSRLW $2, Y3, Y4 \
+	VINSERTI64X4 $1, Y4, Z3, Z3 \
+	VPSLLW $4, Z3, Z4 \
+	VPANDD Z14, Z4, Z4 \
+	VPANDD Z15, Z1, Z5 \
+	VPORD Z4, Z5, Z5 \
+	VPANDD Z14, Z3, Z3 \
+	VPSRLW $4, Z1, Z1 \
+	VPANDD Z15, Z1, Z1 \
+	VPORD Z3, Z1, Z1 \
+	VPMADDUBSW (n*128)(DI), Z5, Z5 \
+	VPMADDUBSW (n*128+64)(DI), Z1, Z1 \
+	VPDPWSSD SL, Z5, Z8 \
+	VPDPWSSD SH, Z1, Z8
+
+	Q6K_HALF_512(0, Z16, Z17)
+	Q6K_HALF_512(1, Z18, Z19)
+	VEXTRACTI64X4 $1, Z8, Y9
+	VPADDD Y9, Y8, Y8
+	VPSLLD $5, Y6, Y6
+	VPSUBD Y6, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0x4E, X8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0xB1, X8, X9
+	VPADDD X9, X8, X8
+	VCVTDQ2PS X8, X8
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMOVSS (DX), X2
+	VMULSS X1, X2, X2
+	VMULSS X8, X2, X2
+	VADDSS X2, X0, X0
+	ADDQ $210, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  q6kz_block
+
+	VMOVSS X0, (R13)
+	ADDQ $4, R13
+	DECQ R12
+	JNZ  q6kz_row
+
+q6kz_done:
+	VZEROUPPER
+	RET
