@@ -204,10 +204,39 @@ def kernel1x4(kind):
     s += ["\tVZEROUPPER", "\tRET", ""]
     return s
 
+def kernel4x4dp():
+    # Four weight rows against four activation rows, both bfloat16: per 32 columns four weight and four
+    # activation vectors feed 16 VDPBF16PS (two loads per product where the 1x4 kernel needs ten per
+    # eight), so a batch of 4-16 rows is bound by the dot products, not by the loads.
+    name = "dot4x4BF16DPAVX512"; L = name
+    s = [f"// func {name}(x *uint16, ldx int, w *uint16, ldw, k int, out *float32, ldo int)", f"TEXT ·{name}(SB), NOSPLIT, $0-56",
+         "\tMOVQ x+0(FP), SI", "\tMOVQ ldx+8(FP), AX", "\tSHLQ $1, AX",
+         "\tMOVQ w+16(FP), DI", "\tMOVQ ldw+24(FP), BX", "\tSHLQ $1, BX", "\tMOVQ k+32(FP), CX",
+         "\tLEAQ (DI)(BX*1), R8", "\tLEAQ (R8)(BX*1), R9", "\tLEAQ (R9)(BX*1), R10",
+         "\tLEAQ (SI)(AX*1), R11", "\tLEAQ (R11)(AX*1), R12", "\tLEAQ (R12)(AX*1), R13"] + xor(range(16))
+    # accumulator for x row r, w row q: Z(4r+q)
+    s += [f"{L}32:", "\tCMPQ CX, $32", f"\tJLT {L}reduce"]
+    for q, w in enumerate(WR):
+        s += [f"\tVMOVDQU32 ({w}), Z{16+q}"]
+    for r, x in enumerate(XR):
+        s += [f"\tVMOVDQU32 ({x}), Z{20+r}"]
+        for q in range(4):
+            s += [DP(4*r+q, 16+q, 20+r)]
+    s += [f"\tADDQ $64, {x}" for x in XR] + [f"\tADDQ $64, {w}" for w in WR] + ["\tSUBQ $32, CX", f"\tJMP {L}32"]
+    s += [f"{L}reduce:", "\tMOVQ out+40(FP), DX", "\tMOVQ ldo+48(FP), BX", "\tSHLQ $2, BX"]
+    for r in range(4):
+        for q in range(4):
+            z = 4*r+q
+            s += [f"\tREDUCE(Z{z}, Y{z}, X{z})", f"\tVMOVSS X{z}, {4*q}(DX)"]
+        if r < 3:
+            s += ["\tADDQ BX, DX"]
+    s += ["\tVZEROUPPER", "\tRET", ""]
+    return s
+
 body = []
 for bf in (False, True):
     body += kernel1(bf) + kernel4x4(bf)
-body += kernel1dp() + kernel1x4("BF16DP")
+body += kernel1dp() + kernel1x4("BF16DP") + kernel4x4dp()
 open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "matvec_amd64.s"), "w").write(hdr + "\n".join(body))
 
 if "--check" in sys.argv:

@@ -146,6 +146,7 @@ func BenchmarkMatMulNarrow(b *testing.B) {
 		}
 		run("f32/m="+string(rune('0'+m)), 4*n*k, func() { MatMulNarrow(c, a, w, m, n, k) })
 		run("bf16/m="+string(rune('0'+m)), 2*n*k, func() { MatMulNarrowBF16(c, a, wh, m, n, k) })
+		run("allbf16/m="+string(rune('0'+m)), 2*n*k, func() { MatMulNarrowAllBF16(c, a, wh, m, n, k) })
 		run("MatMul/m="+string(rune('0'+m)), 4*n*k, func() { MatMul(c, a, w, m, n, k, false, true, false) })
 	}
 }
