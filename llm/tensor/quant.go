@@ -108,7 +108,24 @@ func quantizeActs(x []float32, R, C, blk int) *qActs {
 	a.d = growQ(a.d, R*C/blk)
 	a.sums = growQ(a.sums, R*C/16)
 	a.sum32 = growQ(a.sum32, R*C/32)
-	for b := range R * C / blk {
+	if quantizeActsAsm(a, x, blk) {
+		if blk == 32 {
+			for b, d := range a.d {
+				a.d[b] = half.F16ToF32(half.F32ToF16(d))
+			}
+		}
+	} else {
+		quantizeActsGo(a, x, R*C/blk, blk)
+	}
+	for i := range a.sum32 {
+		a.sum32[i] = int32(a.sums[2*i]) + int32(a.sums[2*i+1])
+	}
+	return a
+}
+
+// quantizeActsGo is quantizeActs' block loop: a.qs, a.d and a.sums of nb blocks of blk values.
+func quantizeActsGo(a *qActs, x []float32, nb, blk int) {
+	for b := range nb {
 		xs := x[b*blk : (b+1)*blk]
 		qs := a.qs[b*blk : (b+1)*blk]
 		var amax float32
@@ -140,10 +157,6 @@ func quantizeActs(x []float32, R, C, blk int) *qActs {
 			a.sums[(b*blk+g)/16] = s
 		}
 	}
-	for i := range a.sum32 {
-		a.sum32[i] = int32(a.sums[2*i]) + int32(a.sums[2*i+1])
-	}
-	return a
 }
 
 func growQ[T any](s []T, n int) []T {

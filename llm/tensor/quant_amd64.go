@@ -1,6 +1,10 @@
 package tensor
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The quantized products' assembly: the VNNI forms where the CPU has AVX512_VNNI on 256-bit registers
 // (AVX512VL), the AVX2 forms on other AVX2 machines (with FMA and F16C, which every AVX2 CPU has), the
@@ -43,6 +47,9 @@ func q4kRowsVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *f
 
 //go:noescape
 func q6kRowsVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32)
+
+//go:noescape
+func quantActsAVX512(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
 
 //go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
@@ -152,6 +159,25 @@ func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
 		q6kRowsVNNI512(&rows[0], &xs[0], &xd[0], &sums[0], nb, hi-lo, &o[0])
 	default:
 		return false
+	}
+	return true
+}
+
+// quantizeActsAsm is quantizeActs' block loop in assembly (AVX-512: the same divisions, products and
+// round-to-even conversions, so the same bytes): it sets a.qs, a.d (before the float16 rounding) and
+// a.sums, or returns false (no AVX-512 here, or a NaN or infinity among x) for the portable loop.
+func quantizeActsAsm(a *qActs, x []float32, blk int) bool {
+	if !quantVNNI512 || len(x) == 0 {
+		return false
+	}
+	nb := len(x) / blk
+	if !quantActsAVX512(&x[0], nb, blk, &a.qs[0], &a.d[0], &a.sums[0]) {
+		return false
+	}
+	for _, d := range a.d[:nb] {
+		if math.IsInf(float64(d), 0) {
+			return false
+		}
 	}
 	return true
 }

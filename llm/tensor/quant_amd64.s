@@ -1046,3 +1046,101 @@ q6kz_block:
 q6kz_done:
 	VZEROUPPER
 	RET
+
+// func quantActsAVX512(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
+// quantizeActs' loop for nb blocks of blk values (a multiple of 16): d = amax/127, q = round-to-even
+// of x·(1/d) (VCVTPS2DQ under the default rounding mode), the 16-value sums; a zero block gets zeros.
+// False when some x is a NaN (the portable loop then redoes the matrix; VMAXPS would drop the NaN).
+TEXT ·quantActsAVX512(SB), NOSPLIT, $0-49
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ blk+16(FP), BX
+	SHRQ $4, BX
+	MOVQ qs+24(FP), DI
+	MOVQ d+32(FP), DX
+	MOVQ sums+40(FP), R8
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x42fe0000, AX // 127
+	VMOVD AX, X30
+	MOVL $0x3f800000, AX // 1
+	VMOVD AX, X29
+	KXORW K2, K2, K2
+	VPXORD Z28, Z28, Z28
+	TESTQ CX, CX
+	JZ    qa_done
+
+qa_block:
+	VXORPS Z0, Z0, Z0
+	MOVQ BX, R9
+	MOVQ SI, R10
+
+qa_amax:
+	VMOVUPS (R10), Z1
+	VCMPPS $3, Z1, Z1, K1
+	KORW K1, K2, K2
+	VANDPS Z31, Z1, Z1
+	VMAXPS Z1, Z0, Z0
+	ADDQ $64, R10
+	DECQ R9
+	JNZ  qa_amax
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4E, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xB1, X0, X1
+	VMAXPS X1, X0, X0
+	VDIVSS X30, X0, X2
+	VMOVSS X2, (DX)
+	MOVQ BX, R9
+	VUCOMISS X28, X2
+	JNE  qa_scale
+	JP   qa_scale
+
+qa_zero:
+	VMOVDQU32 X28, (DI)
+	MOVW $0, (R8)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	ADDQ $2, R8
+	DECQ R9
+	JNZ  qa_zero
+	JMP  qa_next
+
+qa_scale:
+	VDIVSS X2, X29, X3
+	VBROADCASTSS X3, Z3
+
+qa_group:
+	VMULPS (SI), Z3, Z4
+	VCVTPS2DQ Z4, Z4
+	VPMOVDB Z4, (DI)
+	VEXTRACTI64X4 $1, Z4, Y5
+	VPADDD Y5, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD X5, X4, X4
+	VPSHUFD $0x4E, X4, X5
+	VPADDD X5, X4, X4
+	VPSHUFD $0xB1, X4, X5
+	VPADDD X5, X4, X4
+	VMOVD X4, AX
+	MOVW AX, (R8)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	ADDQ $2, R8
+	DECQ R9
+	JNZ  qa_group
+
+qa_next:
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  qa_block
+
+qa_done:
+	KMOVW K2, AX
+	TESTL AX, AX
+	SETEQ ret+48(FP)
+	VZEROUPPER
+	RET

@@ -14,3 +14,5 @@ func q6kIsumAsm(b []byte, x []int8) (int32, bool) { return 0, false }
 func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool { return false }
 
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool { return false }
+
+func quantizeActsAsm(a *qActs, x []float32, blk int) bool { return false }
