@@ -52,6 +52,9 @@ func q6kRowsVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *
 func quantActsAVX512(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
 
 //go:noescape
+func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32, R, ostride int)
+
+//go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
@@ -141,15 +144,30 @@ func q6kIsumAsm(b []byte, x []int8) (int32, bool) {
 // hasQuantAsm says whether the assembly runs (the portable loops then skip their own unpacking).
 func hasQuantAsm() bool { return quantVNNI || quantAVX2 }
 
-// quantRowsAsm sets out[lo:hi] for one activation row (decoding) where a kernel takes whole runs of
+// quantRowsAsm sets out[r, lo:hi] for every activation row r where a kernel takes whole runs of
 // weight rows in one call (a Q4_K row is a few super-blocks, so a call per row costs as much as its
-// arithmetic); false leaves them to quantRows' loop.
+// arithmetic; batched, each super-block is unpacked once for up to 16 rows); false leaves them to
+// quantRows' loop.
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
-	if R != 1 || !quantVNNI512 || hi <= lo {
+	if !quantVNNI512 || hi <= lo {
 		return false
 	}
 	nb, rb := w.Cols/256, w.RowBytes()
 	rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
+	if R > 1 {
+		if w.Type != QuantQ4_K {
+			return false
+		}
+		// up to 16 activation rows a pass over the weights (the kernel's frame holds 16 accumulators)
+		N := w.Rows
+		for r0 := 0; r0 < R; r0 += 16 {
+			rn := min(16, R-r0)
+			xs, xd, s32 := a.qs[r0*nb*256:(r0+rn)*nb*256], a.d[r0*nb:(r0+rn)*nb], a.sum32[r0*nb*8:(r0+rn)*nb*8]
+			o := out[r0*N+lo : (r0+rn-1)*N+hi]
+			q4kRowsRVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0], rn, 4*N)
+		}
+		return true
+	}
 	switch w.Type {
 	case QuantQ4_K:
 		xs, xd, s32 := a.qs[:nb*256], a.d[:nb], a.sum32[:nb*8]

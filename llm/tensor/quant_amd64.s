@@ -1144,3 +1144,168 @@ qa_done:
 	SETEQ ret+48(FP)
 	VZEROUPPER
 	RET
+
+// func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32, R, ostride int)
+// q4kRowsVNNI512 for R ≤ 16 activation rows (batched decoding): each weight super-block is unpacked
+// once and taken against every row, whose float accumulators wait in the frame; out[r·ostride/4 + i]
+// for weight row i is what q4kRowsVNNI512 gives activation row r alone (the same operations in the
+// same order).
+TEXT ·q4kRowsRVNNI512(SB), NOSPLIT, $544-72
+	MOVQ w+0(FP), SI
+	MOVQ out+48(FP), R13
+	MOVQ nb+32(FP), AX
+	SHLQ $8, AX
+	MOVQ AX, 512(SP) // activation row stride
+	SHRQ $6, AX
+	MOVQ AX, 520(SP) // scale row stride
+	SHLQ $3, AX
+	MOVQ AX, 528(SP) // 32-value sums row stride
+	MOVQ n+40(FP), AX
+	MOVQ AX, 536(SP)
+	MOVL $0x0F0F0F0F, AX
+	VPBROADCASTD AX, Z15
+	LEAQ q4kScaleShuf<>(SB), AX
+	VMOVDQU64 (AX), Z20
+	VMOVDQU64 64(AX), Z21
+	VMOVDQU64 128(AX), Z22
+	VMOVDQU64 192(AX), Z23
+	CMPQ 536(SP), $0
+	JEQ  q4kr_done
+
+q4kr_row:
+	MOVQ x+8(FP), R10
+	MOVQ xd+16(FP), DX
+	MOVQ s32+24(FP), R8
+	MOVQ nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVQ R+56(FP), BX
+	LEAQ 0(SP), DI
+
+q4kr_zero:
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	DECQ BX
+	JNZ  q4kr_zero
+
+q4kr_block:
+	MOVWLZX (SI), AX
+	VMOVD AX, X4
+	VCVTPH2PS X4, X4
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X5
+	VCVTPH2PS X5, X5
+	MOVL 4(SI), R9
+	MOVL 8(SI), R11
+	MOVL 12(SI), R12
+	MOVL R9, AX
+	ANDL $0x3f3f3f3f, AX
+	VMOVD AX, X6
+	MOVL R9, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R12, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	VPINSRD $1, AX, X6, X6
+	MOVL R11, AX
+	ANDL $0x3f3f3f3f, AX
+	VPINSRD $2, AX, X6, X6
+	MOVL R11, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	MOVL R12, BX
+	SHRL $4, BX
+	ANDL $0x0f0f0f0f, BX
+	ORL BX, AX
+	VPINSRD $3, AX, X6, X6
+	VPSRLDQ $8, X6, X7
+	VPMOVZXBD X7, Y7
+	VPMOVZXBW X6, X6
+	VSHUFI64X2 $0, Z6, Z6, Z6
+	VMOVDQU64 16(SI), Z9
+	VPANDD Z15, Z9, Z10
+	VPSRLW $4, Z9, Z11
+	VPANDD Z15, Z11, Z11
+	VSHUFI64X2 $0x44, Z11, Z10, Z12
+	VSHUFI64X2 $0xEE, Z11, Z10, Z13
+	VMOVDQU64 80(SI), Z9
+	VPANDD Z15, Z9, Z10
+	VPSRLW $4, Z9, Z11
+	VPANDD Z15, Z11, Z11
+	VSHUFI64X2 $0x44, Z11, Z10, Z24
+	VSHUFI64X2 $0xEE, Z11, Z10, Z25
+	VPSHUFB Z20, Z6, Z16
+	VPSHUFB Z21, Z6, Z17
+	VPSHUFB Z22, Z6, Z18
+	VPSHUFB Z23, Z6, Z19
+	MOVQ R10, R11
+	MOVQ DX, R9
+	MOVQ R8, R12
+	MOVQ R+56(FP), BX
+	LEAQ 0(SP), DI
+
+q4kr_act:
+	VMOVSS (R9), X3
+	VMULSS X3, X4, X1
+	VMULSS X3, X5, X2
+	VBROADCASTSS X1, Y1
+	VBROADCASTSS X2, Y2
+	VMOVUPS (DI), Y0
+	VPMULLD (R12), Y7, Y3
+	VCVTDQ2PS Y3, Y3
+	VFNMADD231PS Y3, Y2, Y0
+	VPXORD Z8, Z8, Z8
+	VPMADDUBSW (R11), Z12, Z26
+	VPMADDUBSW 64(R11), Z13, Z27
+	VPMADDUBSW 128(R11), Z24, Z28
+	VPMADDUBSW 192(R11), Z25, Z29
+	VPDPWSSD Z16, Z26, Z8
+	VPDPWSSD Z17, Z27, Z8
+	VPDPWSSD Z18, Z28, Z8
+	VPDPWSSD Z19, Z29, Z8
+	VEXTRACTI64X4 $1, Z8, Y9
+	VPADDD Y9, Y8, Y8
+	VCVTDQ2PS Y8, Y8
+	VFMADD231PS Y8, Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ 512(SP), R11
+	ADDQ 520(SP), R9
+	ADDQ 528(SP), R12
+	DECQ BX
+	JNZ  q4kr_act
+
+	ADDQ $144, SI
+	ADDQ $256, R10
+	ADDQ $4, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  q4kr_block
+
+	MOVQ R+56(FP), BX
+	LEAQ 0(SP), DI
+	MOVQ R13, R11
+
+q4kr_out:
+	VMOVUPS (DI), Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VXORPS X1, X1, X1
+	VADDSS X0, X1, X0
+	VMOVSS X0, (R11)
+	ADDQ $32, DI
+	ADDQ ostride+64(FP), R11
+	DECQ BX
+	JNZ  q4kr_out
+
+	ADDQ $4, R13
+	DECQ 536(SP)
+	JNZ  q4kr_row
+
+q4kr_done:
+	VZEROUPPER
+	RET
