@@ -55,6 +55,9 @@ func quantActsAVX512(x *float32, nb, blk int, qs *int8, d *float32, sums *int16)
 func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32, R, ostride int)
 
 //go:noescape
+func q6kRowsRVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32, R, ostride int)
+
+//go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
@@ -155,16 +158,22 @@ func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
 	nb, rb := w.Cols/256, w.RowBytes()
 	rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
 	if R > 1 {
-		if w.Type != QuantQ4_K {
+		if w.Type != QuantQ4_K && w.Type != QuantQ6_K {
 			return false
 		}
-		// up to 16 activation rows a pass over the weights (the kernel's frame holds 16 accumulators)
+		// up to 16 activation rows a pass over the weights (the kernels' frames hold 16 accumulators)
 		N := w.Rows
 		for r0 := 0; r0 < R; r0 += 16 {
 			rn := min(16, R-r0)
-			xs, xd, s32 := a.qs[r0*nb*256:(r0+rn)*nb*256], a.d[r0*nb:(r0+rn)*nb], a.sum32[r0*nb*8:(r0+rn)*nb*8]
+			xs, xd := a.qs[r0*nb*256:(r0+rn)*nb*256], a.d[r0*nb:(r0+rn)*nb]
 			o := out[r0*N+lo : (r0+rn-1)*N+hi]
-			q4kRowsRVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0], rn, 4*N)
+			if w.Type == QuantQ4_K {
+				s32 := a.sum32[r0*nb*8 : (r0+rn)*nb*8]
+				q4kRowsRVNNI512(&rows[0], &xs[0], &xd[0], &s32[0], nb, hi-lo, &o[0], rn, 4*N)
+			} else {
+				sums := a.sums[r0*nb*16 : (r0+rn)*nb*16]
+				q6kRowsRVNNI512(&rows[0], &xs[0], &xd[0], &sums[0], nb, hi-lo, &o[0], rn, 4*N)
+			}
 		}
 		return true
 	}

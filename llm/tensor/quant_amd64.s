@@ -1309,3 +1309,132 @@ q4kr_out:
 q4kr_done:
 	VZEROUPPER
 	RET
+
+// func q6kRowsRVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32, R, ostride int)
+// q6kRowsVNNI512 for R ≤ 16 activation rows: each super-block is unpacked once for every row, whose
+// float sums wait in the frame; each row's result is what q6kRowsVNNI512 gives it alone.
+TEXT ·q6kRowsRVNNI512(SB), NOSPLIT, $96-72
+	MOVQ w+0(FP), SI
+	MOVQ out+48(FP), R13
+	MOVQ nb+32(FP), AX
+	SHLQ $8, AX
+	MOVQ AX, 64(SP) // activation row stride
+	SHRQ $6, AX
+	MOVQ AX, 72(SP) // scale row stride
+	SHLQ $3, AX
+	MOVQ AX, 80(SP) // 16-value sums row stride
+	MOVQ n+40(FP), AX
+	MOVQ AX, 88(SP)
+	MOVL $0x0F0F0F0F, AX
+	VPBROADCASTD AX, Z15
+	MOVL $0x30303030, AX
+	VPBROADCASTD AX, Z14
+	LEAQ q6kScaleIdx<>(SB), AX
+	VMOVDQU64 (AX), Z20
+	VMOVDQU64 64(AX), Z21
+	VMOVDQU64 128(AX), Z22
+	VMOVDQU64 192(AX), Z23
+	CMPQ 88(SP), $0
+	JEQ  q6kr_done
+
+q6kr_row:
+	MOVQ x+8(FP), R10
+	MOVQ xd+16(FP), DX
+	MOVQ sums+24(FP), R8
+	MOVQ nb+32(FP), CX
+	VXORPS Z0, Z0, Z0
+	VMOVUPS Z0, 0(SP)
+
+q6kr_block:
+	VPMOVSXBW 192(SI), Y7
+	VPERMW Z7, Z20, Z16
+	VPERMW Z7, Z21, Z17
+	VPERMW Z7, Z22, Z18
+	VPERMW Z7, Z23, Z19
+
+#define Q6K_UNPACK_512(n, QL, QH) \
+	VMOVDQU64 (n*64)(SI), QH \
+	VMOVDQU (128+n*32)(SI), Y3 \
+	VPSRLW $2, Y3, Y4 \
+	VINSERTI64X4 $1, Y4, Z3, Z3 \
+	VPSLLW $4, Z3, Z4 \
+	VPANDD Z14, Z4, Z4 \
+	VPANDD Z15, QH, QL \
+	VPORD Z4, QL, QL \
+	VPANDD Z14, Z3, Z3 \
+	VPSRLW $4, QH, QH \
+	VPANDD Z15, QH, QH \
+	VPORD Z3, QH, QH
+
+	Q6K_UNPACK_512(0, Z24, Z25)
+	Q6K_UNPACK_512(1, Z26, Z27)
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X5
+	VCVTPH2PS X5, X5
+	MOVQ R10, R11
+	MOVQ DX, R9
+	MOVQ R8, R12
+	MOVQ R+56(FP), BX
+	LEAQ 0(SP), DI
+
+q6kr_act:
+	VPMADDWD (R12), Y7, Y6
+	VPXORD Z8, Z8, Z8
+	VPMADDUBSW (R11), Z24, Z28
+	VPMADDUBSW 64(R11), Z25, Z29
+	VPMADDUBSW 128(R11), Z26, Z30
+	VPMADDUBSW 192(R11), Z27, Z31
+	VPDPWSSD Z16, Z28, Z8
+	VPDPWSSD Z17, Z29, Z8
+	VPDPWSSD Z18, Z30, Z8
+	VPDPWSSD Z19, Z31, Z8
+	VEXTRACTI64X4 $1, Z8, Y9
+	VPADDD Y9, Y8, Y8
+	VPSLLD $5, Y6, Y6
+	VPSUBD Y6, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0x4E, X8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0xB1, X8, X9
+	VPADDD X9, X8, X8
+	VCVTDQ2PS X8, X8
+	VMOVSS (R9), X2
+	VMULSS X5, X2, X2
+	VMULSS X8, X2, X2
+	VMOVSS (DI), X0
+	VADDSS X2, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	ADDQ 64(SP), R11
+	ADDQ 72(SP), R9
+	ADDQ 80(SP), R12
+	DECQ BX
+	JNZ  q6kr_act
+
+	ADDQ $210, SI
+	ADDQ $256, R10
+	ADDQ $4, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  q6kr_block
+
+	MOVQ R+56(FP), BX
+	LEAQ 0(SP), DI
+	MOVQ R13, R11
+
+q6kr_out:
+	MOVL (DI), AX
+	MOVL AX, (R11)
+	ADDQ $4, DI
+	ADDQ ostride+64(FP), R11
+	DECQ BX
+	JNZ  q6kr_out
+
+	ADDQ $4, R13
+	DECQ 88(SP)
+	JNZ  q6kr_row
+
+q6kr_done:
+	VZEROUPPER
+	RET
