@@ -58,6 +58,9 @@ func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *
 func q6kRowsRVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *float32, R, ostride int)
 
 //go:noescape
+func q8_0RowsVNNI(w *byte, x *int8, xd *float32, nb, n int, out *float32)
+
+//go:noescape
 func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
@@ -152,7 +155,14 @@ func hasQuantAsm() bool { return quantVNNI || quantAVX2 }
 // arithmetic; batched, each super-block is unpacked once for up to 16 rows); false leaves them to
 // quantRows' loop.
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
-	if !quantVNNI512 || hi <= lo {
+	if R == 1 && quantVNNI && w.Type == QuantQ8_0 && hi > lo {
+		nb, rb := w.Cols/32, w.RowBytes()
+		rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
+		xs, xd := a.qs[:nb*32], a.d[:nb]
+		q8_0RowsVNNI(&rows[0], &xs[0], &xd[0], nb, hi-lo, &o[0])
+		return true
+	}
+	if !quantVNNI512 || hi <= lo || w.Type == QuantQ8_0 || w.Type == QuantQ4_0 {
 		return false
 	}
 	nb, rb := w.Cols/256, w.RowBytes()

@@ -1438,3 +1438,89 @@ q6kr_out:
 q6kr_done:
 	VZEROUPPER
 	RET
+
+// func q8_0RowsVNNI(w *byte, x *int8, xd *float32, nb, n int, out *float32)
+// out[i] = q8_0DotVNNI of the Q8_0 row i (n consecutive rows) with the activation row: the same
+// operations in the same order, without a call per row.
+TEXT ·q8_0RowsVNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ n+32(FP), R12
+	MOVQ out+40(FP), R13
+	TESTQ R12, R12
+	JZ    q8r_done
+
+q8r_row:
+	MOVQ x+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	CMPQ CX, $2
+	JLT  q8r_one
+
+q8r_two:
+	MOVWLZX (SI), AX
+	MOVWLZX 34(SI), BX
+	VMOVD AX, X1
+	VMOVD BX, X9
+	VCVTPH2PS X1, X1
+	VCVTPH2PS X9, X9
+	VMULSS (DX), X1, X1
+	VMULSS 4(DX), X9, X9
+	VBROADCASTSS X1, Y1
+	VBROADCASTSS X9, Y9
+	VMOVDQU 2(SI), Y2
+	VMOVDQU 36(SI), Y10
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y10, Y10, Y12
+	VMOVDQU (DI), Y3
+	VPSIGNB Y2, Y3, Y5
+	VMOVDQU 32(DI), Y11
+	VPSIGNB Y10, Y11, Y13
+	VPXOR Y6, Y6, Y6
+	VPXOR Y14, Y14, Y14
+	VPDPBUSD Y5, Y4, Y6
+	VPDPBUSD Y13, Y12, Y14
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y14, Y14
+	VFMADD231PS Y6, Y1, Y0
+	VFMADD231PS Y14, Y9, Y0
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE  q8r_two
+
+q8r_one:
+	TESTQ CX, CX
+	JZ    q8r_end
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), Y2
+	VPSIGNB Y2, Y2, Y4
+	VMOVDQU (DI), Y3
+	VPSIGNB Y2, Y3, Y5
+	VPXOR Y6, Y6, Y6
+	VPDPBUSD Y5, Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $34, SI
+
+q8r_end:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VXORPS X1, X1, X1
+	VADDSS X0, X1, X0
+	VMOVSS X0, (R13)
+	ADDQ $4, R13
+	DECQ R12
+	JNZ  q8r_row
+
+q8r_done:
+	VZEROUPPER
+	RET
