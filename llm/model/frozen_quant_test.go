@@ -78,7 +78,8 @@ func mustLoad(t *testing.T, path string) *Model {
 // whose weights are rounded as finely as the activations, 0.13 against 0.22), and change the most
 // likely next token at no more than 10% of the positions (the near ties of a random model). Several sequences decoded together give exactly the logits each gets alone (each
 // row's activations are quantized on their own), and a prompt longer than quantRows (prefilled
-// through the widened layers, the head still quantized) ends close to token-by-token decoding.
+// through bfloat16 products of the dequantized layers where the CPU has AVX512_BF16, through the
+// widened layers elsewhere, the head still quantized) ends close to token-by-token decoding.
 func TestQuantizedLogitsCloseToWidened(t *testing.T) {
 	paths := quantTestModel(t, "F32", "Q8_0", "Q4_K_M")
 	toks := randomTokens(31, 80, 512) // past quantRows, for the long prefill below

@@ -79,7 +79,7 @@ func balancedCuts(n, parts int, cost func(u int) int) []int {
 // packing them, from their bfloat16 copy wbf when the base is held in bfloat16 (then w is nil).
 func (m *net[F]) inferLinear(out, inp, w []F, wbf []uint16, bias []F, R, C, OC, l int, t Target) {
 	switch {
-	case m.quantProduct(out, inp, w, R, l, t):
+	case wbf == nil && m.quantProduct(out, inp, w, R, l, t):
 	case narrowProduct(out, inp, w, wbf, m.headBF16() != nil, R, C, OC):
 	case wbf != nil:
 		// A prompt over bfloat16 weights: the packed bfloat16 GEMM (VDPBF16PS), its activations
@@ -130,6 +130,11 @@ func narrowProduct[F float](out, inp, w []F, wbf []uint16, allBF16 bool, R, C, O
 func (m *net[F]) inferLayer(l, R int) (*layerWeights[F], *[numTargets][]uint16) {
 	if m.quant != nil && R <= quantRows {
 		return &m.w.layers[l], &noBF16 // the matrices are nil: inferLinear multiplies the blocks
+	}
+	if m.quant != nil && tensor.BF16Native() {
+		if _, ok := any(m.w.embed).([]float32); ok {
+			return &m.w.layers[l], m.quantLayerBF16(l) // a long prompt: bfloat16 products
+		}
 	}
 	if m.frozen != nil && (R <= tensor.NarrowRows || tensor.BF16Native()) {
 		if _, ok := any(m.w.embed).([]float32); ok {

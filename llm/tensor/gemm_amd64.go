@@ -323,14 +323,26 @@ func (g *gemmCall) pack(b gemmBlock, lo, hi int) {
 // packA packs row panels ir0..ir1-1 of the current kc slice of op(A) into dst, from its start.
 func (g *gemmCall) packA(b gemmBlock, dst []float32, ir0, ir1 int) {
 	mr, kb := g.kn.mr, b.kb
-	for ir := ir0; ir < ir1; ir++ {
+	if g.transA {
+		// A is stored k×m: each packed column is a contiguous run of one row of A, mr floats (32
+		// bytes) of a row that is lda apart from the next. Panel by panel, a 512-row slice touches
+		// 512 cache lines (and as many pages at lda = 2048) to use half of each; by chunks of
+		// 64 rows, the next panels use the other halves while the lines are still in L1.
+		const rows = 64
+		for p := 0; p < kb; p += rows {
+			pr := min(rows, kb-p)
+			for ir := ir0; ir < ir1; ir++ {
+				i0 := ir * mr
+				d := dst[(ir-ir0)*mr*kb+p*mr : (ir-ir0+1)*mr*kb]
+				packCopy(d, mr, g.a[(b.p0+p)*g.lda+i0:], g.lda, pr, min(mr, g.m-i0))
+			}
+		}
+		return
+	}
+	for ir := ir0; ir < ir1; ir++ { // A is stored m×k: transpose.
 		i0 := ir * mr
 		d := dst[(ir-ir0)*mr*kb : (ir-ir0+1)*mr*kb]
-		if g.transA { // A is stored k×m: each packed column is a contiguous run of one row of A.
-			packCopy(d, mr, g.a[b.p0*g.lda+i0:], g.lda, kb, min(mr, g.m-i0))
-		} else { // A is stored m×k: transpose.
-			packTrans(d, mr, g.a[i0*g.lda+b.p0:], g.lda, min(mr, g.m-i0), kb)
-		}
+		packTrans(d, mr, g.a[i0*g.lda+b.p0:], g.lda, min(mr, g.m-i0), kb)
 	}
 }
 
