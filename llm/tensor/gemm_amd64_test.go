@@ -87,7 +87,7 @@ func TestGemmSplitMatchesSerialBitForBit(t *testing.T) {
 		t.Skip("this CPU has no SIMD kernel")
 	}
 	rng := rand.New(rand.NewPCG(13, 14))
-	for _, w := range []int{2, 3, 6} {
+	for _, w := range []int{2, 3, 6, 100} { // 100: more workers than maxParts blocks
 		for _, tc := range []matmulCase{
 			{m: 768, n: 3072 / 4, k: 300}, {m: 3000, n: 40, k: 200, transA: true},
 			{m: 64, n: 2000, k: 130, transB: true, accumulate: true}, {m: 9, n: 33, k: 5},

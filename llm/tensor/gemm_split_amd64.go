@@ -25,12 +25,16 @@ const packCost = 8
 // product, so results are bit-identical on any number of cores.
 type gemmPart struct{ i0, i1, j0, j1 int }
 
+// maxParts bounds the blocks one product is split into (and splitEven's cuts).
+const maxParts = 64
+
 // gemmSplit computes the product on w workers, one block of C each, chosen by gemmGrid.
 func gemmSplit(kn *gemmKernel, g gemmArgs, w int) {
+	w = min(w, maxParts) // more workers than that idle here rather than split C thinner
 	tm, tn := gemmGrid(kn, g.m, g.n, g.k, w)
 	rows := splitEven(g.m, tm, kn.mr)
 	cols := splitEven(g.n, tn, 16)
-	var parts [64]gemmPart
+	var parts [maxParts]gemmPart
 	np := 0
 	for a := 0; a < tm; a++ {
 		for b := 0; b < tn; b++ {
@@ -70,9 +74,10 @@ func (g gemmArgs) sub(p gemmPart) gemmArgs {
 // the slowest block: its kernel work, with the tile padding its width costs, plus packing both of its
 // operands (a column split makes every worker pack all of A; a row split, all of B).
 func gemmGrid(kn *gemmKernel, m, n, k, w int) (tm, tn int) {
+	w = min(w, maxParts)
 	best := -1
-	for a := 1; a <= w && a <= 64; a++ {
-		if w%a != 0 || a*(w/a) > 64 {
+	for a := 1; a <= w; a++ {
+		if w%a != 0 {
 			continue
 		}
 		b := w / a
@@ -112,7 +117,7 @@ func (kn *gemmKernel) tileWidthCost(c int) int {
 
 // splitEven cuts [0, n) into parts ranges of nearly equal length, each boundary a multiple of align
 // (the last one n): out[i]..out[i+1] is range i; ranges at the end may be empty.
-func splitEven(n, parts, align int) (out [65]int) {
+func splitEven(n, parts, align int) (out [maxParts + 1]int) {
 	for i := 1; i < parts; i++ {
 		b := (n*i/parts + align/2) / align * align
 		out[i] = min(max(b, out[i-1]), n)
