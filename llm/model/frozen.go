@@ -46,11 +46,7 @@ func (m *net[F]) freezeBF16() {
 			src := *m.w.ptr(l, f)
 			dst := fb.data[off : off+len(src) : off+len(src)]
 			off += len(src)
-			tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
-				for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
-					dst[i] = half.F32ToBF16(float32(src[i]))
-				}
-			})
+			roundBF16(dst, src)
 			fb.layers[l][t] = dst
 		}
 	}
@@ -90,6 +86,15 @@ func (m *net[F]) thaw() {
 		}
 	}
 	m.w, m.frozen = full, nil
+}
+
+// roundBF16 sets dst to src rounded to bfloat16 (to nearest even), split across the workers.
+func roundBF16[F float](dst []uint16, src []F) {
+	tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
+		for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
+			dst[i] = half.F32ToBF16(float32(src[i]))
+		}
+	})
 }
 
 func widenBF16[F float](dst []F, src []uint16) {
@@ -210,11 +215,7 @@ func FromSourceBF16(cfg Config, src TensorSource) (*Model, error) {
 		}
 		dst := fb.data[off : off+len(data) : off+len(data)]
 		off += len(data)
-		tensor.Parallel((len(data)+65535)/65536, func(lo, hi int) {
-			for i := lo * 65536; i < min(hi*65536, len(data)); i++ {
-				dst[i] = half.F32ToBF16(data[i])
-			}
-		})
+		roundBF16(dst, data)
 		for t, f := range targetFields {
 			if f == s.field {
 				fb.layers[s.layer][t] = dst

@@ -255,17 +255,12 @@ func (m *net[F]) quantLayerBF16(l int) *[numTargets][]uint16 {
 			qb.bf16[t] = nil
 			continue
 		}
-		src := any(qb.buf[t]).([]float32)
+		src := qb.buf[t]
 		if cap(qb.bf16[t]) < len(src) {
 			qb.bf16[t] = make([]uint16, len(src))
 		}
-		dst := qb.bf16[t][:len(src)]
-		tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
-			for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
-				dst[i] = half.F32ToBF16(src[i])
-			}
-		})
-		qb.bf16[t] = dst
+		qb.bf16[t] = qb.bf16[t][:len(src)]
+		roundBF16(qb.bf16[t], src)
 	}
 	qb.bf16Layer = l
 	return &qb.bf16

@@ -1,9 +1,7 @@
 package model
 
 import (
-	"github.com/lathe-ml/lathe/llm/format/half"
 	"github.com/lathe-ml/lathe/llm/hugemem"
-	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
 // UseBF16Weights holds the weights that generation streams in bfloat16: every block's seven
@@ -31,11 +29,7 @@ func (m *Model) UseBF16Weights() {
 	sc := n.ensureInfer(1, 1)
 	out := n.w.output
 	h := make([]uint16, len(out))
-	tensor.Parallel((len(out)+65535)/65536, func(lo, hi int) {
-		for i := lo * 65536; i < min(hi*65536, len(out)); i++ {
-			h[i] = half.F32ToBF16(out[i])
-		}
-	})
+	roundBF16(h, out)
 	sc.head = bf16Head{data: h, of: &out[0]}
 }
 
