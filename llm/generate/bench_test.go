@@ -48,21 +48,7 @@ var decodeConfig = model.Config{Dim: 1024, Layers: 12, Heads: 16, KVHeads: 16, H
 // by bench/generate_vs_llamacpp.sh). A quantized GGUF decodes from its blocks: its runs are named
 // quant/batch=N (and there is no bfloat16 run).
 func BenchmarkDecode(b *testing.B) {
-	load := func() *model.Model {
-		if path := os.Getenv("LATHE_BENCH_MODEL"); path != "" {
-			m, err := model.Load(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return m
-		}
-		m, err := model.NewRandom(decodeConfig, 1)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return m
-	}
-	m := load()
+	m := loadBenchModel(b)
 	if quant, size := m.QuantizedWeights(); quant {
 		for _, batch := range []int{1, 8} {
 			b.Run(fmt.Sprintf("quant/batch=%d", batch), func(b *testing.B) { benchDecode(b, m, batch, false, size) })
@@ -85,6 +71,21 @@ func BenchmarkDecode(b *testing.B) {
 
 // benchDecode times decoding; quantBytes, when not zero, is the size of the quantized matrices (the
 // head's included when the file quantized it, as randgguf's and llama-quantize's files do).
+// loadBenchModel loads the model LATHE_BENCH_MODEL names, or makes the random decodeConfig llama.
+func loadBenchModel(b *testing.B) *model.Model {
+	var m *model.Model
+	var err error
+	if path := os.Getenv("LATHE_BENCH_MODEL"); path != "" {
+		m, err = model.Load(path)
+	} else {
+		m, err = model.NewRandom(decodeConfig, 1)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
 func benchDecode(b *testing.B, m *model.Model, batch int, bf16 bool, quantBytes int) {
 	cfg := m.Config()
 	const prompt = 16

@@ -23,16 +23,7 @@ func BenchmarkPrefill(b *testing.B) {
 		}
 		prompt = v
 	}
-	var m *model.Model
-	var err error
-	if path := os.Getenv("LATHE_BENCH_MODEL"); path != "" {
-		m, err = model.Load(path)
-	} else {
-		m, err = model.NewRandom(decodeConfig, 1)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := loadBenchModel(b)
 	cfg := m.Config()
 	if prompt > cfg.ContextLen {
 		b.Fatalf("a %d-token prompt does not fit the model's %d-token context", prompt, cfg.ContextLen)
