@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
@@ -53,7 +52,7 @@ func New(opts Options) (*Clients, error) {
 	cfg := aws.Config{
 		Region:      opts.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, ""),
-		HTTPClient:  awshttp.NewBuildableClient(),
+		HTTPClient:  HTTPClient(),
 	}
 	c := &Clients{opts: opts, cfg: cfg}
 	c.SageMaker = sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(opts.Endpoint) })

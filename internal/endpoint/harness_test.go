@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
@@ -25,6 +24,7 @@ import (
 	"github.com/lathe-ml/lathe/internal/automl"
 	"github.com/lathe-ml/lathe/internal/blob"
 	"github.com/lathe-ml/lathe/internal/catalog"
+	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/endpoint/openai"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
@@ -187,7 +187,7 @@ func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet 
 	cfg := aws.Config{
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
-		HTTPClient:  awshttp.NewBuildableClient(), // a plain http.Client breaks where AWS_CA_BUNDLE is set
+		HTTPClient:  client.HTTPClient(),
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
 	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr, st: st,

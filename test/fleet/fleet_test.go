@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/job"
 	"github.com/lathe-ml/lathe/internal/s3test"
 	"github.com/lathe-ml/lathe/internal/store"
@@ -236,7 +236,7 @@ func clientsConfig() aws.Config {
 	return aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
-		HTTPClient:  awshttp.NewBuildableClient(),
+		HTTPClient:  client.HTTPClient(),
 	}
 }
 
