@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/chromedp"
+
+	"github.com/lathe-ml/lathe/internal/client"
 )
 
 const (
@@ -347,7 +348,7 @@ func writeHead(t *testing.T, src, dst string, lines int) {
 }
 
 func consoleTestConfig() aws.Config {
-	return aws.Config{Region: "us-east-1", HTTPClient: awshttp.NewBuildableClient(), Retryer: func() aws.Retryer { return aws.NopRetryer{} },
+	return aws.Config{Region: "us-east-1", HTTPClient: client.HTTPClient(), Retryer: func() aws.Retryer { return aws.NopRetryer{} },
 		Credentials: credentials.NewStaticCredentialsProvider(consoleTestAccessKey, consoleTestSecretKey, "")}
 }
 

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/hubtest"
 	"github.com/lathe-ml/lathe/internal/store/pgtest"
 )
@@ -80,7 +80,7 @@ func startServe(t *testing.T, database string) *sagemaker.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(dbTestAccessKey, dbTestSecretKey, ""),
-		HTTPClient:  awshttp.NewBuildableClient(),
+		HTTPClient:  client.HTTPClient(),
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
 	return sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + addr) })

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -27,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/s3test"
 )
 
@@ -79,7 +79,7 @@ func serveArgs(t *testing.T, dataDir string, args ...string) string {
 // awsConfig is a client configuration for endpoint signed with the given keys.
 func awsConfig(access, secret string) aws.Config {
 	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(access, secret, ""),
-		HTTPClient: awshttp.NewBuildableClient(), Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
+		HTTPClient: client.HTTPClient(), Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
 }
 
 // `lathe serve --s3-endpoint URL` keeps everything on the external S3: a bucket and dataset created

@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/lathe-ml/lathe/internal/automl"
+	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/job"
 	"github.com/lathe-ml/lathe/internal/server"
 	"github.com/lathe-ml/lathe/internal/store/sqlite"
@@ -96,7 +96,7 @@ func startStack(t testing.TB, exec job.Executor) (*sagemaker.Client, *automl.Ser
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
 		// A buildable client: a plain http.Client breaks where AWS_CA_BUNDLE is set.
-		HTTPClient: awshttp.NewBuildableClient(),
+		HTTPClient: client.HTTPClient(),
 		Retryer:    func() aws.Retryer { return aws.NopRetryer{} },
 	}
 	return sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String("http://" + l.Addr().String()) }), svc
