@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 )
 
 //go:generate python3 gen_gemm_amd64.py
@@ -82,15 +84,33 @@ var activeKernel = func() *gemmKernel {
 	return nil
 }()
 
-// Blocking. kc columns of A and rows of B are packed at a time: the 8×kc A micro-panel (16 KiB) stays
-// in L1 while the kernel sweeps the kc×nc B block (2 MiB, from L2 and L3: the 8×48 kernel needs only
-// 8 bytes of B per cycle). A larger kc halves the passes over C; a larger nc means fewer hand-offs
-// between the workers. nc is a multiple of every kernel's nr. Measured on Zen 4 (2 cores), kc from 256
-// to 512 and nc from 240 to 1920 were all within 5% of each other.
-const (
-	gemmKC = 512
-	gemmNC = 960
-)
+// Blocking. kc columns of A and rows of B are packed at a time: the 8×kc A micro-panel stays in L1
+// while the kernel sweeps the kc×nc B block, from L2 (and L3: the 8×48 kernel reads 192 bytes of B per
+// 384 multiply-adds, so the block may be larger than L2). A larger kc means fewer passes over C; a
+// larger nc, fewer passes over the packed A slice and fewer hand-offs between workers. Both come from
+// the caches of the CPU this runs on (gemmBlocking).
+var gemmKC, gemmNC = gemmBlocking(cpuinfo.Detect())
+
+// gemmBlocking sizes the blocks for caches c: the A micro-panel takes half of L1d (kc = 512 for a
+// 32 KiB L1d, 768 for 48 KiB), and the B block blockL2 times L2. nc is a multiple of every kernel's nr
+// (48 and 8). A CPU that reports no caches gets the Zen 4 sizes the blocking was first tuned on
+// (32 KiB L1d, 1 MiB L2).
+func gemmBlocking(c cpuinfo.Caches) (kc, nc int) {
+	l1, l2 := c.L1D, c.L2
+	if l1 == 0 {
+		l1 = 32 << 10
+	}
+	if l2 == 0 {
+		l2 = 1 << 20
+	}
+	kc = min(max(l1/2/(8*4)/64*64, 256), 768)
+	nc = min(max(int(float64(l2)*blockL2)/(kc*4)/48*48, 96), 1920)
+	return kc, nc
+}
+
+// blockL2 is the B block's size over L2. Measured by BenchmarkBlocking: on Zen 4 (1 MiB L2) nc from
+// 240 to 1920 were within 5% of each other at kc = 512, and 960 was kept.
+const blockL2 = 1.875
 
 // A product whose packed A slice would pass tallA floats (16 MiB: the output head's weight gradient,
 // m = the vocabulary, packs 64 MiB) packs A in chunks of mcTall rows instead, each worker its own,

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 )
 
 // Each SIMD kernel the CPU supports runs the packed GEMM directly (whichever one MatMul picked), on
@@ -149,5 +151,49 @@ func TestMatMulTall(t *testing.T) {
 		tc := matmulCase{m, n, k, layout&1 != 0, layout&2 != 0, layout%3 == 0}
 		checkMatMul(t, rng, tc, 0, viaMatMul)
 		checkMatMul(t, rng, tc, 5, viaMatMulStridedSerial)
+	}
+}
+
+// The blocking follows the caches: a 32 KiB L1d gives kc = 512 and a 48 KiB one 768; nc grows with
+// L2, stays a multiple of both kernels' nr, and a CPU that reports nothing gets Zen 4's sizes.
+func TestGemmBlockingFollowsCaches(t *testing.T) {
+	for _, tc := range []struct {
+		c      cpuinfo.Caches
+		kc, nc int
+	}{
+		{cpuinfo.Caches{L1D: 32 << 10, L2: 1 << 20}, 512, 960},
+		{cpuinfo.Caches{L1D: 32 << 10, L2: 512 << 10}, 512, 480},
+		{cpuinfo.Caches{L1D: 48 << 10, L2: 2 << 20}, 768, 1248},
+		{cpuinfo.Caches{}, 512, 960},
+		{cpuinfo.Caches{L1D: 8 << 10, L2: 64 << 10}, 256, 96},
+		{cpuinfo.Caches{L1D: 1 << 20, L2: 64 << 20}, 768, 1920},
+	} {
+		kc, nc := gemmBlocking(tc.c)
+		if kc != tc.kc || nc != tc.nc || nc%48 != 0 {
+			t.Errorf("%s: kc %d nc %d, want %d %d", tc.c, kc, nc, tc.kc, tc.nc)
+		}
+	}
+}
+
+// Every blocking a CPU can be given computes the same product: the smallest and largest kc and nc,
+// threaded (both ways) and serial, with several kc slices and nc blocks and ragged edges.
+func TestPackedKernelUnderEveryBlocking(t *testing.T) {
+	if activeKernel == nil {
+		t.Skip("this CPU has no SIMD kernel")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	defer func(kc, nc int) { gemmKC, gemmNC = kc, nc }(gemmKC, gemmNC)
+	defer func(v bool) { gemmSplitThreads = v }(gemmSplitThreads)
+	for _, bl := range [][2]int{{256, 96}, {768, 1920}, {384, 1248}} {
+		gemmKC, gemmNC = bl[0], bl[1]
+		for _, split := range []bool{false, true} {
+			gemmSplitThreads = split
+			for _, tc := range []matmulCase{
+				{m: 40, n: 2000, k: 1700}, {m: 300, n: 500, k: 800, transA: true, accumulate: true},
+				{m: 17, n: 1936, k: 530, transB: true}, {m: 1100, n: 40, k: 900, transA: true, transB: true},
+			} {
+				checkMatMul(t, rng, tc, 3, func(g gemmArgs) { gemmPacked(activeKernel, g, true) })
+			}
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 )
 
 // BenchmarkKernel measures one micro-kernel on one core with its panels in cache, the ceiling that
@@ -25,7 +27,7 @@ func BenchmarkKernel(b *testing.B) {
 				if !kc.supported {
 					b.Skipf("this CPU has no %s", kn.name)
 				}
-				const k = gemmKC
+				k := gemmKC
 				pa, pb := randomSlice(rng, kn.mr*k), randomSlice(rng, panels*kn.nr*k)
 				c := make([]float32, kn.mr*kn.nr*10)
 				for b.Loop() {
@@ -64,6 +66,34 @@ func BenchmarkThreading(b *testing.B) {
 					busy := (processCPU() - cpu0).Seconds() / b.Elapsed().Seconds() / float64(Workers())
 					b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 					b.ReportMetric(100*busy, "%busy")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkBlocking sweeps the GEMM blocking (kc, nc) on the shapes where it matters most, with the
+// detected caches' choice first: it is how blockL2 was chosen, and how to check it on a new CPU.
+func BenchmarkBlocking(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	defer func(kc, nc int) { gemmKC, gemmNC = kc, nc }(gemmKC, gemmNC)
+	kc0, nc0 := gemmBlocking(cpuinfo.Detect())
+	b.Logf("caches: %s; blocking kc %d nc %d", cpuinfo.Detect(), kc0, nc0)
+	blockings := [][2]int{{kc0, nc0}, {256, 480}, {256, 960}, {384, 480}, {384, 960}, {512, 240}, {512, 480}, {512, 960}, {512, 1920}, {768, 480}}
+	for _, s := range [][3]int{{2048, 2048, 2048}, {768, 3072, 768}} {
+		m, n, k := s[0], s[1], s[2]
+		a, bb, c := randomSlice(rng, m*k), randomSlice(rng, k*n), make([]float32, m*n)
+		for _, l := range []struct {
+			name           string
+			transA, transB bool
+		}{{"AB", false, false}, {"ABt", false, true}, {"AtB", true, false}} {
+			for _, bl := range blockings {
+				b.Run(fmt.Sprintf("%dx%dx%d/%s/kc%d-nc%d", m, n, k, l.name, bl[0], bl[1]), func(b *testing.B) {
+					gemmKC, gemmNC = bl[0], bl[1]
+					for b.Loop() {
+						MatMul(c, a, bb, m, n, k, l.transA, l.transB, false)
+					}
+					b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 				})
 			}
 		}

@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package cpuinfo
+
+func detect() Caches { return Caches{Source: "none"} }
