@@ -3,6 +3,7 @@
 package tensor
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -189,13 +190,13 @@ func matmulSIMD(g gemmArgs, threaded bool) bool {
 	return true
 }
 
-// KernelName says which matrix-multiplication kernel MatMul uses on this CPU: "avx512", "avx2" or
-// "generic".
+// KernelName says which matrix-multiplication kernel MatMul uses on this CPU and the blocking that
+// this CPU's caches gave it: "avx512/kc512/nc480", "avx2/kc512/nc960" or "generic".
 func KernelName() string {
 	if activeKernel == nil {
 		return "generic"
 	}
-	return activeKernel.name
+	return fmt.Sprintf("%s/kc%d/nc%d", activeKernel.name, gemmKC, gemmNC)
 }
 
 // gemmPacked computes C (+)= op(A)·op(B) with kernel kn, in the BLIS order: for each kc slice of k, pack
