@@ -197,3 +197,23 @@ func TestPackedKernelUnderEveryBlocking(t *testing.T) {
 		}
 	}
 }
+
+// The bfloat16 B block takes three quarters of L2, within the panel array's bound.
+func TestBF16BlockingFollowsCaches(t *testing.T) {
+	for _, tc := range []struct {
+		l2, nc int
+	}{{512 << 10, 384}, {1 << 20, 768}, {2 << 20, 1536}, {32 << 20, bf16MaxNC}, {64 << 10, 96}, {0, 384}} {
+		if nc := bf16Blocking(cpuinfo.Caches{L2: tc.l2}); nc != tc.nc || nc%48 != 0 {
+			t.Errorf("L2 %d: nc %d, want %d", tc.l2, nc, tc.nc)
+		}
+	}
+}
+
+// The bfloat16 products are exact under the smallest and the largest block a CPU can be given.
+func TestMatMulBF16UnderEveryBlocking(t *testing.T) {
+	defer func(nc int) { bf16NC = nc }(bf16NC)
+	for _, nc := range []int{96, bf16MaxNC} {
+		bf16NC = nc
+		runBF16Cases(t)
+	}
+}

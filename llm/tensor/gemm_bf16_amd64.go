@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 )
 
 //go:generate python3 gen_gemm_bf16_amd64.py
@@ -53,11 +55,23 @@ func packRowPairs8F32(dst *uint32, dstStride int, src *float32, lds, pairs, cols
 var bf16Native = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX2
 
 // Blocking. A kc slice is 256 pairs: an 8-row A micro-panel (8 KiB) stays in L1 while the kernel
-// sweeps a kc×nc B block (384 KiB of pairs, in L2 on Zen 4/5 and recent Xeons alike).
+// sweeps a kc×nc B block of pairs sized to three quarters of this CPU's L2 (bf16Blocking): 384 columns
+// (384 KiB) on a 512 KiB L2, 768 on Zen 4's 1 MiB, 1536 on a Xeon's 2 MiB.
 const (
-	bf16KC = 512
-	bf16NC = 384
+	bf16KC    = 512
+	bf16MaxNC = 1536
 )
+
+var bf16NC = bf16Blocking(cpuinfo.Detect())
+
+// bf16Blocking is nc for caches c: a multiple of the 48-wide kernel, from 96 to bf16MaxNC. A CPU that
+// reports no L2 gets 384, the block first measured on Zen 4 and 5.
+func bf16Blocking(c cpuinfo.Caches) int {
+	if c.L2 == 0 {
+		return 384
+	}
+	return min(max(c.L2*3/4/(bf16KC/2*4)/48*48, 96), bf16MaxNC)
+}
 
 // bf16Work is one worker's packed panels.
 type bf16Work struct {
@@ -129,7 +143,7 @@ func bf16Columns(c []float32, ldc int, a, b operand, m, n, k int, accumulate boo
 	ws := bf16Works.Get().(*bf16Work)
 	defer bf16Works.Put(ws)
 	mPanels := (m + 7) / 8
-	var panels [bf16NC / 16]bf16Panel
+	var panels [bf16MaxNC / 16]bf16Panel
 	for p0 := 0; p0 < k; p0 += bf16KC {
 		kb := min(bf16KC, k-p0)
 		kp := (kb + 1) / 2
