@@ -14,9 +14,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
@@ -66,25 +66,16 @@ func run(args []string) error {
 	best := time.Duration(1 << 62)
 	var wall, cpu time.Duration
 	for r := 0; r <= reps; r++ {
-		c0, t0 := processCPU(), time.Now()
+		c0, t0 := cpuinfo.ProcessTime(), time.Now()
 		tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
 		d := time.Since(t0)
 		if r > 0 {
 			best = min(best, d)
 			wall += d
-			cpu += processCPU() - c0
+			cpu += cpuinfo.ProcessTime() - c0
 		}
 	}
 	busy := cpu.Seconds() / wall.Seconds() / float64(runtime.GOMAXPROCS(0))
 	fmt.Printf("%s %dx%dx%d %.1f %s %.0f%%\n", args[3], m, n, k, 2*float64(m)*float64(n)*float64(k)/best.Seconds()/1e9, tensor.KernelName(), 100*busy)
 	return nil
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

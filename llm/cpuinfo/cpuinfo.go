@@ -1,4 +1,4 @@
-// Package cpuinfo reads what the engine's blocking depends on from the CPU it runs on: the data cache
+// Package cpuinfo reads what the engine and its benchmarks need to know about the CPU: the data cache
 // sizes of one core, from CPUID, the way the processor reports them (leaf 4 on Intel, leaf 0x8000001D
 // on AMD), so that the same binary tunes itself on a Zen 4 with a 1 MiB L2 and a Xeon with 2 MiB.
 package cpuinfo

@@ -5,9 +5,7 @@ package tensor
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/lathe-ml/lathe/llm/cpuinfo"
 )
@@ -59,11 +57,11 @@ func BenchmarkThreading(b *testing.B) {
 				mode := map[bool]string{false: "shared", true: "split"}[split]
 				b.Run(fmt.Sprintf("%dx%dx%d/%s/%s", m, n, k, l.name, mode), func(b *testing.B) {
 					gemmSplitThreads = split
-					cpu0 := processCPU()
+					cpu0 := cpuinfo.ProcessTime()
 					for b.Loop() {
 						MatMul(c, a, bb, m, n, k, l.transA, l.transB, false)
 					}
-					busy := (processCPU() - cpu0).Seconds() / b.Elapsed().Seconds() / float64(Workers())
+					busy := (cpuinfo.ProcessTime() - cpu0).Seconds() / b.Elapsed().Seconds() / float64(Workers())
 					b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 					b.ReportMetric(100*busy, "%busy")
 				})
@@ -98,13 +96,4 @@ func BenchmarkBlocking(b *testing.B) {
 			}
 		}
 	}
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
