@@ -342,7 +342,7 @@ func verifyHeader(r *http.Request, bodyHash string, lookup SecretLookup, now tim
 	res := &Result{
 		AccessKeyID: auth.AccessKeyID, Date: auth.Date, Region: auth.Region, Service: auth.Service,
 		Time: t, Signature: auth.Signature, PayloadHash: payloadHash,
-		signingKey: SigningKey(secret, auth.Date, auth.Region, auth.Service),
+		signingKey: cachedSigningKey(secret, auth.Date, auth.Region, auth.Service),
 	}
 	query := canonicalQuery(r.URL.RawQuery, false)
 	if err := checkSignature(r, res, amzDate, query, auth.SignedHeaders); err != nil {
@@ -461,7 +461,7 @@ func verifyPresigned(r *http.Request, lookup SecretLookup, now time.Time) (*Resu
 	res := &Result{
 		AccessKeyID: akid, Date: date, Region: region, Service: service, Time: t,
 		Signature: signature, PayloadHash: payloadHash, Presigned: true,
-		signingKey: SigningKey(secret, date, region, service),
+		signingKey: cachedSigningKey(secret, date, region, service),
 	}
 	query := canonicalQuery(r.URL.RawQuery, true)
 	if err := checkSignature(r, res, amzDate, query, signedHeaders); err != nil {
