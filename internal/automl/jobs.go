@@ -29,8 +29,8 @@ func (s *Service) describeAutoMLJobV2(ctx context.Context, body []byte) (any, er
 }
 
 func (s *Service) describe(j *store.Job) (*describeResponse, error) {
-	var req createRequest
-	if err := json.Unmarshal(j.Request, &req); err != nil {
+	req, err := s.requests.decode(j.Request)
+	if err != nil {
 		return nil, fmt.Errorf("decode stored request of job %s: %w", j.Name, err)
 	}
 	tg := req.AutoMLProblemTypeConfig.TextGenerationJobConfig

@@ -70,6 +70,8 @@ type Service struct {
 	executionRole     func(context.Context, string) (string, error)
 	kmsKey            func(context.Context, string) (string, error)
 	now               func() time.Time
+
+	requests requestCache // decoded stored requests, for Describe
 }
 
 var (
