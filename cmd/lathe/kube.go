@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lathe-ml/lathe/internal/endpoint"
 	"github.com/lathe-ml/lathe/internal/job"
 	"github.com/lathe-ml/lathe/internal/kube"
 	"github.com/lathe-ml/lathe/internal/store"
@@ -86,10 +90,13 @@ func kubeExecutor(f kubeFlags, st store.Store, workers int, s3Endpoint, modelsBu
 	if err != nil {
 		return nil, err
 	}
-	e := &kube.Executor{Client: client, Store: ks, Logger: logger, Settings: kube.Settings{
+	// The pods run `lathe worker` with LATHE_EXECUTOR=kubernetes: a job's pod that deploys its model
+	// leaves the endpoint's replicas to the endpoint's own pods (endpoint.Fleet.SelfPlaced).
+	e := &kube.Executor{Client: client, Store: ks, Replicas: st, Logger: logger, Settings: kube.Settings{
 		Namespace: f.namespace, Image: f.image, Secret: f.secret, ServiceAccount: f.sa, NodeSelector: selector,
 		Tolerations: tolerations, GPUs: f.gpus, S3Endpoint: s3Endpoint, ModelsBucket: modelsBucket,
-		Env: []corev1.EnvVar{{Name: "LATHE_REGION", Value: region}, {Name: "LATHE_ACCOUNT_ID", Value: account}},
+		Env: []corev1.EnvVar{{Name: "LATHE_REGION", Value: region}, {Name: "LATHE_ACCOUNT_ID", Value: account},
+			{Name: "LATHE_EXECUTOR", Value: "kubernetes"}},
 	}}
 	e.Init()
 	logger.Info("kubernetes executor", "namespace", f.namespace, "image", f.image, "secret", f.secret, "gpus", f.gpus)
@@ -119,5 +126,51 @@ func exitForJob(err error) error {
 		fmt.Fprintln(os.Stderr, "lathe:", err)
 		os.Exit(kube.ExitJobFailed)
 	}
+	return err
+}
+
+// runEndpointReplica is `lathe worker --endpoint NAME --variant V`, the pod of an endpoint variant's
+// Deployment: it claims one replica of the variant in the store (endpoint.Claimer), loads and serves
+// it on --replica-addr (endpoint.ReplicaHost, which also answers the pod's readiness probe) until
+// SIGTERM.
+func runEndpointReplica(ctx context.Context, st store.Store, f workerFlags, host endpoint.HostConfig, logger *slog.Logger) error {
+	if f.variant == "" {
+		return errors.New("--endpoint needs --variant: the production variant whose replicas this process serves")
+	}
+	owner := os.Getenv(kube.EnvWorkerID)
+	if owner == "" {
+		h, _ := os.Hostname()
+		owner = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	ln, err := net.Listen("tcp", f.replicaAddr)
+	if err != nil {
+		return fmt.Errorf("--replica-addr %s: %w", f.replicaAddr, err)
+	}
+	addr := advertised(ln.Addr().(*net.TCPAddr))
+	if ip := os.Getenv(kube.EnvReplicaAdvertise); ip != "" {
+		addr = net.JoinHostPort(ip, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	host.Owner, host.Addr = owner, addr
+	replicas := endpoint.NewHost(host)
+	srv := &http.Server{Handler: replicas.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("replica listener", "err", err)
+		}
+	}()
+	claimer := &endpoint.Claimer{Replicas: st, Workers: st, Owner: owner, Endpoint: f.endpoint, Variant: f.variant,
+		WorkerTimeout: f.lease, Logger: logger}
+	logger.Info("lathe worker is serving an endpoint variant", "endpoint", f.endpoint, "variant", f.variant, "worker", owner, "addr", addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = replicas.Run(ctx)
+	}()
+	err = claimer.Run(ctx)
+	<-done
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	logger.Info("lathe worker stopped serving", "endpoint", f.endpoint, "variant", f.variant, "worker", owner)
 	return err
 }

@@ -157,7 +157,9 @@ func serve(ctx context.Context, addr, dataDir, database, s3Endpoint, modelsBucke
 	// An API-only node serves its endpoints from replicas on the workers.
 	var fleet *endpoint.Fleet
 	if workers == 0 {
-		fleet = &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: workerTimeout}
+		// Under --executor kubernetes each variant's replicas are the pods of its Deployment, which
+		// claim them: no replica is placed on a job's pod.
+		fleet = &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: workerTimeout, SelfPlaced: kf.executor == "kubernetes"}
 	}
 	// Endpoints load their models in the background (from the S3 API above once it serves).
 	endpoints, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Store: st, Region: region, AccountID: account,

@@ -31,6 +31,7 @@ type workerFlags struct {
 	dataDir, database, s3Endpoint, modelsBucket string
 	metricsAddr, replicaAddr                    string
 	job                                         string // --job: run this one job, then exit (a Kubernetes Job's pod)
+	endpoint, variant                           string // --endpoint, --variant: serve a replica of this endpoint variant (its Deployment's pod)
 	concurrency                                 int
 	lease                                       time.Duration
 }
@@ -77,6 +78,8 @@ serves it to the API nodes on --replica-addr, and the API node routes InvokeEndp
 	cmd.Flags().StringVar(&f.replicaAddr, "replica-addr", envOr("LATHE_REPLICA_ADDR", "127.0.0.1:0"),
 		"serve the endpoint replicas placed on this worker to the API nodes on HOST:PORT (recorded in the shared database; port 0: a free one) (env LATHE_REPLICA_ADDR)")
 	cmd.Flags().StringVar(&f.job, "job", "", "run only this job, then exit: 0 when it ended Completed or Stopped, 3 when Failed (the pod of lathe serve --executor kubernetes)")
+	cmd.Flags().StringVar(&f.endpoint, "endpoint", "", "serve one replica of this endpoint's --variant and run no job (the pod of an endpoint variant's Deployment under lathe serve --executor kubernetes)")
+	cmd.Flags().StringVar(&f.variant, "variant", "", "with --endpoint: the production variant")
 	cmd.Flags().IntVar(&f.concurrency, "jobs", 1, "how many jobs this worker runs at once (training uses every core: 1 unless the machine is large)")
 	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second,
 		"how long a job stays this worker's without a heartbeat: after a crash, the job resumes elsewhere this long later")
@@ -131,9 +134,15 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	}
 	// A job's ModelDeployConfig creates its endpoint in the shared store, served by replicas on the
 	// workers (this process places them too, taking a worker for dead later than the API nodes do).
+	if f.endpoint != "" {
+		return runEndpointReplica(ctx, st, f, endpoint.HostConfig{Replicas: st, DataDir: f.dataDir, Objects: objects,
+			Models: bases.source(), AccountID: account, Logger: logger}, logger)
+	}
+	// Under lathe serve --executor kubernetes (its pods have LATHE_EXECUTOR=kubernetes) the replicas
+	// are claimed by the endpoint's own pods, not placed here.
 	deployer, err := endpoint.New(ctx, endpoint.Config{DataDir: f.dataDir, Store: st, Region: region, AccountID: account,
 		Objects: objects, Models: bases.source(), Tags: st, Logger: logger,
-		Fleet: &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: 2 * f.lease}})
+		Fleet: &endpoint.Fleet{Replicas: st, Workers: st, WorkerTimeout: 2 * f.lease, SelfPlaced: os.Getenv("LATHE_EXECUTOR") == "kubernetes"}})
 	if err != nil {
 		return fmt.Errorf("open endpoints: %w", err)
 	}

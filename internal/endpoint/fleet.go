@@ -41,6 +41,11 @@ type Fleet struct {
 	// Client reaches the workers' replica listeners; default a client without an overall timeout
 	// (a generation takes as long as it takes; the caller's context bounds it).
 	Client *http.Client
+	// SelfPlaced says that no API node places replicas: the processes that serve them claim them
+	// (the pods of an endpoint's Kubernetes Deployments, `lathe worker --endpoint`, see Claimer),
+	// so that a replica never lands on a job's pod or on another endpoint's. Routing, readiness and
+	// rolling updates are as without it.
+	SelfPlaced bool
 }
 
 // replicaRoute is a ready replica the router may send calls to.
@@ -428,7 +433,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 	}
 	for i, r := range all {
-		if live[r.Worker] || len(liveIDs) == 0 {
+		if live[r.Worker] || len(liveIDs) == 0 || f.SelfPlaced {
 			continue
 		}
 		// The live worker with the fewest replicas of the same spec, then of the endpoint, then in all.
@@ -462,7 +467,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 	for _, e := range rows {
 		inService[strings.ToLower(e.Name)] = e.Status == StatusInService
 	}
-	s.rebalance(ctx, all, live, liveIDs, perEndpoint, endpointKey, inService)
+	if !f.SelfPlaced {
+		s.rebalance(ctx, all, live, liveIDs, perEndpoint, endpointKey, inService)
+	}
 	ready := map[string][]replicaRoute{}
 	byEndpoint := map[string][]store.Replica{}
 	for _, r := range all {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -203,6 +204,24 @@ func (h *ReplicaHost) load(ctx context.Context, r store.Replica, lr *hostReplica
 	// Not ok: it was placed elsewhere meanwhile; the next sync unloads it.
 }
 
+// ReadyPath answers 200 once a replica is loaded on the host (503 before): the readiness probe of
+// an endpoint's pod, so that its Deployment counts a pod available only once it serves, and a pod
+// left with no replica is the first one a scale-down removes.
+const ReadyPath = "/_lathe/ready"
+
+// Serving is how many replicas are loaded here and serve.
+func (h *ReplicaHost) Serving() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, lr := range h.loaded {
+		if lr.engine != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // fleetSecret returns the fleet's replica secret, reading it from the store the first time.
 func (h *ReplicaHost) fleetSecret(ctx context.Context) ([]byte, error) {
 	h.mu.Lock()
@@ -227,6 +246,15 @@ func (h *ReplicaHost) fleetSecret(ctx context.Context) ([]byte, error) {
 // served: a call must carry the replica's bearer token (replicaToken), else it is refused with 403.
 func (h *ReplicaHost) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == ReadyPath && r.Method == http.MethodGet {
+			// A pod's readiness probe: it says only whether a replica serves here.
+			if h.Serving() == 0 {
+				http.Error(w, "no endpoint replica is loaded here", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ok\n")
+			return
+		}
 		id := r.Header.Get(ReplicaHeader)
 		secret, err := h.fleetSecret(r.Context())
 		if err != nil {

@@ -58,8 +58,12 @@ func NewClient(kubeconfig string) (kubernetes.Interface, error) {
 // API node: a new job or a stop is acted on at once, and a sweep every Interval catches up with
 // what other API nodes accepted and with what Kubernetes did meanwhile.
 type Executor struct {
-	Client   kubernetes.Interface
-	Store    Store
+	Client kubernetes.Interface
+	Store  Store
+	// Replicas, when set, are the endpoints' replicas (the API nodes' Fleet, SelfPlaced): each
+	// variant of an endpoint runs as a Deployment of that many pods, each endpoint has a Service
+	// (sweepEndpoints).
+	Replicas store.Replicas
 	Settings Settings
 	// Interval between two sweeps; default 2 s.
 	Interval time.Duration
@@ -121,7 +125,17 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep brings the cluster and the job rows in line once:
+// Sweep brings the cluster in line with the store once: the jobs (sweepJobs) and, with Replicas,
+// the endpoints (sweepEndpoints).
+func (e *Executor) Sweep(ctx context.Context) error {
+	err := e.sweepJobs(ctx)
+	if e.Replicas != nil {
+		err = errors.Join(err, e.sweepEndpoints(ctx))
+	}
+	return err
+}
+
+// sweepJobs brings the cluster and the job rows in line once:
 //   - an InProgress job with no Kubernetes Job gets one (every API node may create it: the name is
 //     the job's, so the second create is AlreadyExists);
 //   - a Stopping job's Kubernetes Job is deleted (its pods with it, in the background), and the job
@@ -133,7 +147,7 @@ func (e *Executor) Run(ctx context.Context) error {
 //
 // The Kubernetes Jobs are listed before the rows are read, so a row that finished after the list
 // is never taken for an orphan.
-func (e *Executor) Sweep(ctx context.Context) error {
+func (e *Executor) sweepJobs(ctx context.Context) error {
 	list, err := e.Client.BatchV1().Jobs(e.Settings.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labelManagedBy + "=lathe," + LabelJob})
 	if err != nil {
 		return fmt.Errorf("list Jobs in namespace %s: %w", e.Settings.Namespace, err)
