@@ -311,6 +311,9 @@ func (s *Service) waitReplicas(ctx context.Context, key string, rs []store.Repli
 			case store.ReplicaReady:
 				ready++
 			case store.ReplicaFailed:
+				if r.Worker == "" { // failed before any process took it (its Kubernetes pods cannot run)
+					return fmt.Errorf("replica %s: %s", r.ID, r.Failure)
+				}
 				return fmt.Errorf("replica %s on worker %s: %s", r.ID, r.Worker, r.Failure)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -104,6 +105,10 @@ func (e *Executor) sweepEndpoints(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		pending := slices.ContainsFunc(g.replicas, func(r store.Replica) bool { return r.State == store.ReplicaPending })
+		if !pending {
+			continue // every replica serves (or failed already): its pods run
 		}
 		if why := e.variantFailure(ctx, d); why != "" {
 			errs = append(errs, e.failPending(ctx, g, why))
@@ -204,9 +209,6 @@ func (e *Executor) variantFailure(ctx context.Context, d *appsv1.Deployment) str
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
 			return fmt.Sprintf("%s: %s: %s", where, c.Reason, c.Message)
 		}
-	}
-	if d.Status.ReadyReplicas >= *d.Spec.Replicas {
-		return ""
 	}
 	sel := metav1.FormatLabelSelector(d.Spec.Selector)
 	pods, err := e.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
