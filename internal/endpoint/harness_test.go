@@ -62,6 +62,7 @@ type env struct {
 	// hostAddr is the in-process worker's replica listener (startEnvWith with a fleet).
 	hostAddr string
 	st       *sqlite.Store // the metadata store
+	models   *modelstore.Store
 }
 
 // startReplicaHost runs a worker's side of endpoint replicas in process, as `lathe worker` does
@@ -113,6 +114,14 @@ func startEnv(t testing.TB, dataDir string, opts serving.Options) *env {
 // endpoints are replicas on one in-process worker ("w1", its replica listener at env.hostAddr).
 func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet bool) *env {
 	t.Helper()
+	return startEnvFleet(t, dataDir, opts, withFleet, false)
+}
+
+// startEnvFleet is startEnvWith; selfPlaced makes the fleet's replicas claimed by the processes that
+// serve them (Fleet.SelfPlaced, as under the Kubernetes executor) and starts no worker: the test
+// starts them (startPod).
+func startEnvFleet(t testing.TB, dataDir string, opts serving.Options, withFleet, selfPlaced bool) *env {
+	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	models, err := modelstore.OpenDataDir(dataDir)
@@ -145,8 +154,10 @@ func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet 
 	var fleet *endpoint.Fleet
 	hostAddr, stopHost := "", func() {}
 	if withFleet {
-		fleet = &endpoint.Fleet{Replicas: st, Workers: st, Interval: 100 * time.Millisecond, WorkerTimeout: 5 * time.Second}
-		hostAddr, stopHost = startReplicaHost(t, st, dataDir, objects, models)
+		fleet = &endpoint.Fleet{Replicas: st, Workers: st, Interval: 100 * time.Millisecond, WorkerTimeout: 5 * time.Second, SelfPlaced: selfPlaced}
+		if !selfPlaced {
+			hostAddr, stopHost = startReplicaHost(t, st, dataDir, objects, models)
+		}
 	}
 	svc, err := endpoint.New(ctx, endpoint.Config{DataDir: dataDir, Region: region, AccountID: account,
 		Store: st, Objects: objects, Models: finetune.StoreSource{Store: models}, Tags: st, Serving: opts, Logger: quiet, Fleet: fleet})
@@ -190,7 +201,7 @@ func startEnvWith(t testing.TB, dataDir string, opts serving.Options, withFleet 
 		HTTPClient:  client.HTTPClient(),
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
 	}
-	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr, st: st,
+	e := &env{dataDir: dataDir, url: url, svc: svc, objects: objects, awsCfg: cfg, hostAddr: hostAddr, st: st, models: models,
 		sm: sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
 		rt: sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
