@@ -175,7 +175,13 @@ func (e *Executor) applyDeployment(ctx context.Context, cur *appsv1.Deployment, 
 	}
 	next := cur.DeepCopy()
 	next.Spec.Replicas = want.Spec.Replicas
-	next.Labels, next.Annotations = want.Labels, want.Annotations
+	// Merged, not replaced: the Deployment controller keeps its revision in the annotations.
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
+	}
+	for k, v := range want.Annotations {
+		next.Annotations[k] = v
+	}
 	if retemplate {
 		next.Spec.Template = want.Spec.Template
 	}
