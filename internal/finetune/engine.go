@@ -218,9 +218,13 @@ func (e *engineModel) ResumeTrainer(path string) (Trainer, json.RawMessage, erro
 	return &engineTrainer{e: e, tr: tr}, user, nil
 }
 
-// Export writes LoRA adapters on their own (PEFT layout, into adapterDir), merges them, and writes the
-// model twice: a Hugging Face directory (config.json, model.safetensors, tokenizer files) and
-// model.gguf for llama.cpp/ollama.
+// Export writes LoRA adapters on their own (PEFT layout, into adapterDir) and the model with them
+// merged, twice: a Hugging Face directory (config.json, model.safetensors, tokenizer files) and
+// model.gguf for llama.cpp/ollama, both in float32 (the merged weights carry the adapters' float32
+// deltas: a bfloat16 or quantized base's own rounding is kept, nothing more is added). The merge
+// streams (model.MergedTensors): each matrix is widened from the base as it is held (quantized
+// blocks, bfloat16), merged and written one at a time, so a QLoRA job that trained a 7B in a few GiB
+// exports on the same machine; the model is left as it was, adapters attached, for what follows.
 func (e *engineModel) Export(dir, adapterDir string) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
@@ -229,11 +233,8 @@ func (e *engineModel) Export(dir, adapterDir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if hasAdapter {
-		e.m.MergeLoRA()
-	}
 	cfg := e.m.ExportConfig(e.base)
-	tensors := e.m.NamedTensors()
+	tensors := e.m.MergedTensors()
 	if err := format.WriteHF(dir, cfg, tensors, format.HFOptions{}); err != nil {
 		return false, fmt.Errorf("write safetensors: %w", err)
 	}

@@ -71,10 +71,12 @@ func TestLoRAOnQ4KMBaseFromTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	quantized := false
+	var engine *engineModel
 	load := func(p string, e catalog.Model) (LanguageModel, error) {
 		lm, err := LoadModel(p, e)
 		if em, ok := lm.(*engineModel); ok {
 			quantized, _ = em.m.QuantizedWeights()
+			engine = em
 		}
 		return lm, err
 	}
@@ -87,6 +89,14 @@ func TestLoRAOnQ4KMBaseFromTheStore(t *testing.T) {
 	}
 	if !quantized {
 		t.Fatal("the Q4_K_M base was widened at load")
+	}
+	// The export streamed the merge: the base is still in its blocks afterwards (a 7B's would not
+	// have fit in float32 beside them), adapters attached.
+	if q, _ := engine.m.QuantizedWeights(); !q {
+		t.Error("the export widened the Q4_K_M base")
+	}
+	if _, ok := engine.m.LoRA(); !ok {
+		t.Error("the export merged the adapters into the model")
 	}
 	b, f := rep.Base, rep.FineTuned
 	t.Logf("validation loss %.4f -> %.4f", b.ValidationLoss, f.ValidationLoss)

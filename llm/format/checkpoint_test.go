@@ -57,7 +57,7 @@ func TestStories260KThroughHFAndBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tensors = append(tensors, NamedTensor{name, shape, data})
+		tensors = append(tensors, NamedTensor{Name: name, Shape: shape, Data: data})
 	}
 	dir := t.TempDir()
 	if err := WriteHF(dir, cfg, tensors, HFOptions{MaxShardBytes: 400_000}); err != nil {
@@ -106,7 +106,7 @@ func TestStories260KThroughHFAndBack(t *testing.T) {
 	var back []NamedTensor
 	for _, name := range hf.Names() {
 		data, shape, _ := hf.Tensor(name)
-		back = append(back, NamedTensor{name, shape, data})
+		back = append(back, NamedTensor{Name: name, Shape: shape, Data: data})
 	}
 	var extra []gguf.KV
 	for _, kv := range src.File.Metadata.KVs() {
@@ -145,8 +145,8 @@ func TestWriteGGUFHalfPrecision(t *testing.T) {
 	cfg := ModelConfig{Architecture: "llama", Dim: 4, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 2, FFN: 8, Vocab: 3,
 		NormEps: 1e-6, RopeTheta: 500000, RopeDim: 2, ContextLength: 16, TiedEmbeddings: true, Layout: LayoutHF, Rope: RopeAdjacent, BOS: -1, Pad: -1}
 	tensors := []NamedTensor{
-		{"token_embd.weight", []int{3, 4}, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0.1}},
-		{"output_norm.weight", []int{4}, []float32{1, 1, 1, 0.1}},
+		{Name: "token_embd.weight", Shape: []int{3, 4}, Data: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0.1}},
+		{Name: "output_norm.weight", Shape: []int{4}, Data: []float32{1, 1, 1, 0.1}},
 	}
 	for _, typ := range []gguf.TensorType{gguf.F16, gguf.BF16} {
 		path := filepath.Join(t.TempDir(), "m.gguf")
@@ -225,7 +225,7 @@ func TestRawTensorAccess(t *testing.T) {
 	var tensors []NamedTensor
 	for _, name := range src.Names() {
 		data, shape, _ := src.Tensor(name)
-		tensors = append(tensors, NamedTensor{name, shape, data})
+		tensors = append(tensors, NamedTensor{Name: name, Shape: shape, Data: data})
 	}
 	dir := t.TempDir()
 	if err := WriteHF(dir, src.Config(), tensors, HFOptions{DType: safetensors.BF16}); err != nil {
@@ -267,7 +267,7 @@ func TestOpenPicksTheFormat(t *testing.T) {
 	var tensors []NamedTensor
 	for _, name := range src.Names() {
 		data, shape, _ := src.Tensor(name)
-		tensors = append(tensors, NamedTensor{name, shape, data})
+		tensors = append(tensors, NamedTensor{Name: name, Shape: shape, Data: data})
 	}
 	dir := t.TempDir()
 	if err := WriteHF(dir, src.Config(), tensors, HFOptions{}); err != nil {

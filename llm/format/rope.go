@@ -20,15 +20,29 @@ func PermuteGGUFToHF(w []float32, heads, cols int) ([]float32, error) {
 }
 
 func permuteRows(w []float32, heads, cols int, toGGUF bool) ([]float32, error) {
-	if heads <= 0 || cols <= 0 || len(w)%(heads*cols) != 0 {
-		return nil, fmt.Errorf("permute rotary rows: %d values are not %d heads of rows of %d", len(w), heads, cols)
+	if err := checkRotaryRows(len(w), heads, cols); err != nil {
+		return nil, err
 	}
-	headDim := len(w) / (heads * cols)
-	if headDim%2 != 0 {
-		return nil, fmt.Errorf("permute rotary rows: head dim %d is odd", headDim)
-	}
-	half := headDim / 2
 	out := make([]float32, len(w))
+	permuteRowsInto(out, w, heads, cols, toGGUF)
+	return out, nil
+}
+
+// checkRotaryRows reports whether n values are heads heads of an even number of rows of cols.
+func checkRotaryRows(n, heads, cols int) error {
+	if heads <= 0 || cols <= 0 || n%(heads*cols) != 0 {
+		return fmt.Errorf("permute rotary rows: %d values are not %d heads of rows of %d", n, heads, cols)
+	}
+	if headDim := n / (heads * cols); headDim%2 != 0 {
+		return fmt.Errorf("permute rotary rows: head dim %d is odd", headDim)
+	}
+	return nil
+}
+
+// permuteRowsInto writes w's rows permuted into out (of w's length; checkRotaryRows has passed).
+func permuteRowsInto(out, w []float32, heads, cols int, toGGUF bool) {
+	headDim := len(w) / (heads * cols)
+	half := headDim / 2
 	for h := 0; h < heads; h++ {
 		for i := 0; i < half; i++ {
 			for j := 0; j < 2; j++ {
@@ -42,5 +56,4 @@ func permuteRows(w []float32, heads, cols int, toGGUF bool) ([]float32, error) {
 			}
 		}
 	}
-	return out, nil
 }

@@ -43,7 +43,7 @@ func TestRopeFreqsThroughGGUF(t *testing.T) {
 		NormEps: 1e-5, RopeTheta: 500000, RopeDim: 8, ContextLength: 64, Layout: LayoutHF, Rope: RopeHalf, BOS: -1, Pad: -1,
 		RopeScaling: &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}}
 	want, _ := Llama3RopeFactors(cfg)
-	tensors := []NamedTensor{{"token_embd.weight", []int{4, 16}, make([]float32, 64)}, {"output_norm.weight", []int{16}, make([]float32, 16)}}
+	tensors := []NamedTensor{{Name: "token_embd.weight", Shape: []int{4, 16}, Data: make([]float32, 64)}, {Name: "output_norm.weight", Shape: []int{16}, Data: make([]float32, 16)}}
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	if err := WriteGGUF(path, cfg, tensors, GGUFOptions{}); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestRopeFreqsThroughGGUF(t *testing.T) {
 	var all []NamedTensor
 	for _, n := range g.Names() {
 		d, s, _ := g.Tensor(n)
-		all = append(all, NamedTensor{n, s, d})
+		all = append(all, NamedTensor{Name: n, Shape: s, Data: d})
 	}
 	gc := g.Config()
 	gc.RopeScaling = cfg.RopeScaling // GGUF has only the tensor; the caller knows the scaling

@@ -18,6 +18,49 @@ type NamedTensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
+	// Fill, used when Data is nil, writes the tensor's values (as many as Shape holds) into dst
+	// when the writer reaches it, once per file written. A model held quantized or in bfloat16
+	// hands its tensors out this way, widened (and merged with its adapters) one at a time, so an
+	// export never holds more than a few tensors in float32 whatever the model's size.
+	Fill func(dst []float32) error
+}
+
+// Len is the number of values the tensor's shape holds.
+func (t NamedTensor) Len() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// values returns t's values: Data, or what Fill writes into *buf (grown as needed and kept for the
+// next tensor).
+func (t NamedTensor) values(buf *[]float32) ([]float32, error) {
+	if t.Data != nil || t.Fill == nil {
+		return t.Data, nil
+	}
+	n := t.Len()
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	dst := (*buf)[:n]
+	if err := t.Fill(dst); err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	return dst, nil
+}
+
+// check reports a tensor whose Data does not match its shape (a streamed one is checked by its
+// writer's length when filled).
+func (t NamedTensor) check() error {
+	if t.Data == nil && t.Fill != nil {
+		return nil
+	}
+	if len(t.Data) != t.Len() {
+		return fmt.Errorf("tensor %s: shape %v holds %d values, got %d", t.Name, t.Shape, t.Len(), len(t.Data))
+	}
+	return nil
 }
 
 // GGUFOptions tunes WriteGGUF.
@@ -115,8 +158,9 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 	if err != nil {
 		return fmt.Errorf("write gguf: %w", err)
 	}
+	var src []float32 // the values a rotary tensor is permuted from, one tensor at a time
 	for _, t := range fused {
-		data, err := convertRope(t, cfg, target)
+		t, err := convertRope(t, cfg, target, &src)
 		if err != nil {
 			return fmt.Errorf("write gguf: %w", err)
 		}
@@ -131,18 +175,26 @@ func WriteGGUF(path string, cfg ModelConfig, tensors []NamedTensor, opts GGUFOpt
 		if len(t.Shape) < 2 {
 			typ = gguf.F32
 		}
-		if err := w.AddTensor(t.Name, dims, typ, data); err != nil {
+		if t.Data == nil && t.Fill != nil {
+			err = w.AddTensorFunc(t.Name, dims, typ, t.Fill)
+		} else {
+			err = w.AddTensor(t.Name, dims, typ, t.Data)
+		}
+		if err != nil {
 			return fmt.Errorf("write gguf: %w", err)
 		}
 	}
 	return w.WriteFile(path)
 }
 
-// convertRope returns t's data in the target rotary layout.
-func convertRope(t NamedTensor, cfg ModelConfig, target RopePairing) ([]float32, error) {
+// convertRope returns t in the target rotary layout: t itself when it is not a rotary projection
+// or is in that layout already, else a tensor whose Fill permutes t's rows into the writer's buffer
+// when it is written (t's own values go through *src, shared by the tensors of one file: the writer
+// fills one tensor at a time).
+func convertRope(t NamedTensor, cfg ModelConfig, target RopePairing, src *[]float32) (NamedTensor, error) {
 	rotary, isQ := isRotaryProjection(t.Name)
 	if !rotary || cfg.Rope == target {
-		return t.Data, nil
+		return t, nil
 	}
 	heads := cfg.KVHeads
 	if isQ {
@@ -152,17 +204,26 @@ func convertRope(t NamedTensor, cfg ModelConfig, target RopePairing) ([]float32,
 	if len(t.Shape) == 2 {
 		cols = t.Shape[1]
 	}
-	var err error
-	var data []float32
-	if target == RopeAdjacent {
-		data, err = PermuteHFToGGUF(t.Data, heads, cols)
-	} else {
-		data, err = PermuteGGUFToHF(t.Data, heads, cols)
+	n := len(t.Data)
+	if t.Data == nil && t.Fill != nil {
+		n = t.Len()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	if err := checkRotaryRows(n, heads, cols); err != nil {
+		return NamedTensor{}, fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
-	return data, nil
+	toGGUF := target == RopeAdjacent
+	fill := func(dst []float32) error {
+		w, err := t.values(src)
+		if err != nil {
+			return err
+		}
+		if len(w) != len(dst) {
+			return fmt.Errorf("tensor %s: %d values, shape %v holds %d", t.Name, len(w), t.Shape, len(dst))
+		}
+		permuteRowsInto(dst, w, heads, cols, toGGUF)
+		return nil
+	}
+	return NamedTensor{Name: t.Name, Shape: t.Shape, Fill: fill}, nil
 }
 
 // HFOptions tunes WriteHF.
@@ -203,15 +264,16 @@ func WriteHF(dir string, cfg ModelConfig, tensors []NamedTensor, opts HFOptions)
 		layout = a.HFQKV(cfg)
 	}
 	var kept []NamedTensor
+	var src []float32 // the values a rotary tensor is permuted from, one tensor at a time
 	for _, t := range tensors {
 		if (t.Name == "output.weight" && cfg.TiedEmbeddings) || t.Name == RopeFreqsTensor {
 			continue // tied: lm_head is embed_tokens; rope factors: config.json's rope_scaling says them
 		}
-		data, err := convertRope(t, cfg, RopeHalf)
+		t, err := convertRope(t, cfg, RopeHalf, &src)
 		if err != nil {
 			return fmt.Errorf("write hf: %w", err)
 		}
-		kept = append(kept, NamedTensor{t.Name, t.Shape, data})
+		kept = append(kept, t)
 	}
 	fused, err := fuseTensors(kept, a.hfRefs(cfg), cfg, layout)
 	if err != nil {
@@ -222,7 +284,7 @@ func WriteHF(dir string, cfg ModelConfig, tensors []NamedTensor, opts HFOptions)
 	}
 	var st []safetensors.Tensor
 	for _, t := range fused {
-		st = append(st, safetensors.Tensor{Name: t.Name, DType: dtype, Shape: t.Shape, Data: t.Data})
+		st = append(st, safetensors.Tensor{Name: t.Name, DType: dtype, Shape: t.Shape, Data: t.Data, Fill: t.Fill})
 	}
 	if _, err := safetensors.WriteDir(dir, st, map[string]string{"format": "pt"}, opts.MaxShardBytes); err != nil {
 		return err
@@ -289,7 +351,8 @@ func tensorNames(ts []NamedTensor) []string {
 
 // fuseTensors renames canonical tensors to a file's names (refs) and fuses the q, k and v parts
 // that refs put in one tensor, in the order of the first part's appearance. A tensor refs does not
-// name is an error: the file would silently lose it.
+// name is an error: the file would silently lose it. A fused tensor is assembled when the writer
+// fills it, from its parts' values then.
 func fuseTensors(ts []NamedTensor, refs map[string]tensorRef, cfg ModelConfig, layout QKVLayout) ([]NamedTensor, error) {
 	var out []NamedTensor
 	parts := map[string]*[3]NamedTensor{}
@@ -299,7 +362,8 @@ func fuseTensors(ts []NamedTensor, refs map[string]tensorRef, cfg ModelConfig, l
 			return nil, fmt.Errorf("tensor %s has no name in this format", t.Name)
 		}
 		if ref.part < 0 {
-			out = append(out, NamedTensor{ref.file, t.Shape, t.Data})
+			t.Name = ref.file
+			out = append(out, t)
 			continue
 		}
 		p, ok := parts[ref.file]
@@ -315,22 +379,46 @@ func fuseTensors(ts []NamedTensor, refs map[string]tensorRef, cfg ModelConfig, l
 		if !ok {
 			continue
 		}
-		if p[0].Data == nil || p[1].Data == nil || p[2].Data == nil {
-			return nil, fmt.Errorf("fused %s lacks one of q, k, v", t.Name)
+		for _, pt := range p {
+			if pt.Name == "" {
+				return nil, fmt.Errorf("fused %s lacks one of q, k, v", t.Name)
+			}
+			if err := pt.check(); err != nil {
+				return nil, fmt.Errorf("fused %s: %w", t.Name, err)
+			}
 		}
 		cols := 1
 		if len(p[0].Shape) == 2 {
 			cols = p[0].Shape[1]
 		}
-		data, err := FuseQKV(p[0].Data, p[1].Data, p[2].Data, layout, cfg.Heads, cfg.KVHeads, cfg.HeadDim, cols)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		block := cfg.HeadDim * cols
+		if p[0].Len() != cfg.Heads*block || p[1].Len() != cfg.KVHeads*block || p[2].Len() != cfg.KVHeads*block {
+			return nil, fmt.Errorf("%s: fuse qkv: sizes %d, %d, %d do not match %d/%d heads of %d·%d", t.Name,
+				p[0].Len(), p[1].Len(), p[2].Len(), cfg.Heads, cfg.KVHeads, cfg.HeadDim, cols)
 		}
-		shape := []int{len(data) / cols}
+		shape := []int{(cfg.Heads + 2*cfg.KVHeads) * cfg.HeadDim}
 		if len(p[0].Shape) == 2 {
 			shape = append(shape, cols)
 		}
-		out[i] = NamedTensor{t.Name, shape, data}
+		out[i] = NamedTensor{Name: t.Name, Shape: shape, Fill: func(dst []float32) error {
+			// Each part gets a buffer of its own: a part may itself be filled through a shared one
+			// (convertRope's).
+			var vals [3][]float32
+			for j, pt := range p {
+				var buf []float32
+				v, err := pt.values(&buf)
+				if err != nil {
+					return err
+				}
+				vals[j] = v
+			}
+			data, err := FuseQKV(vals[0], vals[1], vals[2], layout, cfg.Heads, cfg.KVHeads, cfg.HeadDim, cols)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Name, err)
+			}
+			copy(dst, data)
+			return nil
+		}}
 	}
 	return out, nil
 }

@@ -229,3 +229,13 @@ func loraBackward[F float](dxd, dh []F, gad, ad *adapter[F], dout, hs, xd []F, s
 	matmul(gad.a, dh, xd, r, C, N, true, false, true)
 	matmul(dxd, dh, ad.a, N, C, r, false, false, accumulate)
 }
+
+// mergeInto adds the adapter's product to a base matrix: w += scale·B·A ([out, in]), with tmp (of
+// out·in values) holding B·A. MergeLoRA and MergedTensors both merge through it, so a merged export
+// has the same bits whichever wrote it.
+func (lo *lora[F]) mergeInto(w, tmp []F, ad *adapter[F], in, out int) {
+	matmul(tmp, ad.b, ad.a, out, in, lo.cfg.Rank, false, false, false)
+	for i, v := range tmp {
+		w[i] += lo.scale * v
+	}
+}

@@ -209,16 +209,10 @@ func (m *Model) MergeLoRA() {
 	for l := range n.cfg.Layers {
 		for _, t := range lo.cfg.Targets {
 			in, out := t.dims(n.cfg)
-			ad := &lo.w.layers[l][t]
 			if cap(tmp) < out*in {
 				tmp = make([]float32, out*in)
 			}
-			tmp = tmp[:out*in]
-			matmul(tmp, ad.b, ad.a, out, in, lo.cfg.Rank, false, false, false)
-			w := *n.w.ptr(l, targetFields[t])
-			for i, v := range tmp {
-				w[i] += lo.scale * v
-			}
+			lo.mergeInto(*n.w.ptr(l, targetFields[t]), tmp[:out*in], &lo.w.layers[l][t], in, out)
 		}
 	}
 	n.lora = nil

@@ -23,8 +23,9 @@ type Writer struct {
 
 type pendingTensor struct {
 	info TensorInfo
-	f32  []float32 // converted to info.Type while writing
-	raw  []byte    // written as is
+	f32  []float32                 // converted to info.Type while writing
+	raw  []byte                    // written as is
+	fill func(dst []float32) error // produces the float32 values while writing (AddTensorFunc)
 }
 
 // NewWriter returns an empty Writer.
@@ -81,6 +82,27 @@ func (w *Writer) AddTensor(name string, dims []uint64, typ TensorType, data []fl
 	}
 	w.names[name] = true
 	w.tensors = append(w.tensors, pendingTensor{info: info, f32: data})
+	return nil
+}
+
+// AddTensorFunc adds a tensor whose float32 values fill writes into dst (of the tensor's element
+// count) when WriteTo reaches it, converted then to typ as AddTensor's are (a quantized typ is
+// quantized then). WriteTo fills the tensors one at a time into one buffer it reuses, so a file of
+// any size is written holding one tensor's values: the way to write a model held in another form
+// (quantized, bfloat16) without widening all of it first. fill is called once per WriteTo.
+func (w *Writer) AddTensorFunc(name string, dims []uint64, typ TensorType, fill func(dst []float32) error) error {
+	if !typ.Quantizable() {
+		return fmt.Errorf("gguf: tensor %s: writing type %s from float32 is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)", name, typ)
+	}
+	if fill == nil {
+		return fmt.Errorf("gguf: tensor %s: no fill function", name)
+	}
+	info, _, err := w.checkTensor(name, dims, typ)
+	if err != nil {
+		return err
+	}
+	w.names[name] = true
+	w.tensors = append(w.tensors, pendingTensor{info: info, fill: fill})
 	return nil
 }
 
@@ -144,10 +166,29 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		offset += uint64(alignUp(int64(n), align))
 	}
 	e.pad(align)
+	var buf []float32 // the values of the AddTensorFunc tensor being written
 	for _, t := range w.tensors {
-		if t.raw != nil {
+		switch {
+		case t.fill != nil:
+			n := int(t.info.Elements())
+			if cap(buf) < n {
+				buf = make([]float32, n)
+			}
+			if err := t.fill(buf[:n]); err != nil {
+				return e.n, fmt.Errorf("gguf: tensor %s: %w", t.info.Name, err)
+			}
+			if typ := t.info.Type; typ != F32 && typ != F16 && typ != BF16 {
+				raw, err := Quantize(t.info.Type, buf[:n])
+				if err != nil {
+					return e.n, fmt.Errorf("gguf: tensor %s: %w", t.info.Name, err)
+				}
+				e.write(raw)
+			} else {
+				e.floats(t.info.Type, buf[:n])
+			}
+		case t.raw != nil:
 			e.write(t.raw)
-		} else {
+		default:
 			e.floats(t.info.Type, t.f32)
 		}
 		e.pad(align)

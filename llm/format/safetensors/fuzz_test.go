@@ -39,9 +39,9 @@ func writeSeed(tb testing.TB, tensors []Tensor, md map[string]string) []byte {
 // readBudget; every tensor of a File that reads gives its bytes, and its values when it has a
 // float dtype.
 func FuzzRead(f *testing.F) {
-	f.Add(writeSeed(f, []Tensor{{"w", F32, []int{2, 2}, []float32{1, 2, 3, 4}}, {"b", BF16, []int{3}, []float32{1, 2, 3}}},
+	f.Add(writeSeed(f, []Tensor{{Name: "w", DType: F32, Shape: []int{2, 2}, Data: []float32{1, 2, 3, 4}}, {Name: "b", DType: BF16, Shape: []int{3}, Data: []float32{1, 2, 3}}},
 		map[string]string{"format": "pt"}))
-	f.Add(writeSeed(f, []Tensor{{"scalar", F16, nil, []float32{1}}, {"empty", F32, []int{0, 5}, nil}}, nil))
+	f.Add(writeSeed(f, []Tensor{{Name: "scalar", DType: F16, Data: []float32{1}}, {Name: "empty", DType: F32, Shape: []int{0, 5}}}, nil))
 	hdr := func(json string) []byte {
 		return append(binary.LittleEndian.AppendUint64(nil, uint64(len(json))), json...)
 	}
@@ -93,7 +93,7 @@ func FuzzWriteRead(f *testing.F) {
 		if r := int(rows%4) + 1; len(values)%r == 0 {
 			shape = []int{r, len(values) / r}
 		}
-		tensors := []Tensor{{name, F32, shape, values}, {name + ".f16", F16, shape, values}, {name + ".bf16", BF16, shape, values}}
+		tensors := []Tensor{{Name: name, DType: F32, Shape: shape, Data: values}, {Name: name + ".f16", DType: F16, Shape: shape, Data: values}, {Name: name + ".bf16", DType: BF16, Shape: shape, Data: values}}
 		md := map[string]string{key: value}
 		var buf bytes.Buffer
 		if err := Write(&buf, tensors, md); err != nil {

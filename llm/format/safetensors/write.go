@@ -14,33 +14,53 @@ import (
 )
 
 // Tensor is one tensor to write: float32 values in row-major order, stored as DType (F32, F16 or
-// BF16).
+// BF16). The values are Data, or, when Data is nil and Fill is set, what Fill writes into dst (as
+// many values as Shape holds) when the writer reaches the tensor: Write fills the tensors one at a
+// time into one buffer it reuses, so a model held in another form (quantized, bfloat16) is written
+// without all of it existing in float32 at once. Fill is called once per file written.
 type Tensor struct {
 	Name  string
 	DType string
 	Shape []int
 	Data  []float32
+	Fill  func(dst []float32) error
+}
+
+// elements is the number of values Shape holds.
+func (t Tensor) elements() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= int64(d)
+	}
+	return n
+}
+
+func (t Tensor) streamed() bool { return t.Data == nil && t.Fill != nil }
+
+func (t Tensor) elemBytes() int64 {
+	if t.DType == F32 {
+		return 4
+	}
+	return 2
 }
 
 func (t Tensor) bytes() int64 {
-	if t.DType == F32 {
-		return int64(len(t.Data)) * 4
+	if t.streamed() {
+		return t.elements() * t.elemBytes()
 	}
-	return int64(len(t.Data)) * 2
+	return int64(len(t.Data)) * t.elemBytes()
 }
 
 func (t Tensor) check() error {
 	if t.DType != F32 && t.DType != F16 && t.DType != BF16 {
 		return fmt.Errorf("safetensors: tensor %s: writing dtype %q is not supported (F32, F16, BF16 are)", t.Name, t.DType)
 	}
-	n := 1
 	for _, d := range t.Shape {
 		if d < 0 {
 			return fmt.Errorf("safetensors: tensor %s: negative dimension in %v", t.Name, t.Shape)
 		}
-		n *= d
 	}
-	if n != len(t.Data) {
+	if n := t.elements(); !t.streamed() && n != int64(len(t.Data)) {
 		return fmt.Errorf("safetensors: tensor %s: shape %v holds %d values, got %d", t.Name, t.Shape, n, len(t.Data))
 	}
 	if t.Name == "" || t.Name == "__metadata__" {
@@ -84,9 +104,20 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	bw.Write(lenBuf[:])
 	bw.Write(hdr)
 	var chunk [4096]byte
+	var buf []float32 // the values of the streamed tensor being written
 	for _, t := range tensors {
-		size := int(t.bytes() / int64(max(len(t.Data), 1)))
+		size := int(t.elemBytes())
 		xs := t.Data
+		if t.streamed() {
+			n := int(t.elements())
+			if cap(buf) < n {
+				buf = make([]float32, n)
+			}
+			xs = buf[:n]
+			if err := t.Fill(xs); err != nil {
+				return fmt.Errorf("safetensors: tensor %s: %w", t.Name, err)
+			}
+		}
 		for len(xs) > 0 {
 			n := min(len(xs), len(chunk)/size)
 			for i, x := range xs[:n] {
