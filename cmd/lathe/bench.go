@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lathe-ml/lathe/internal/finetune"
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/generate"
 	"github.com/lathe-ml/lathe/llm/model"
@@ -91,21 +92,12 @@ func measureResources() resources {
 	return r
 }
 
-// cpuTime is the CPU time (user + system) the process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // cpuShare is the share of threads × wall time that the process ran on a CPU since (wallStart,
 // cpuStart): near 1 when the benchmark had the cores to itself, lower when other work on the machine
 // took them (then the timings measure the machine's load as much as the engine).
 func cpuShare(wallStart time.Time, cpuStart time.Duration) float64 {
 	wall := time.Since(wallStart)
-	return float64(cpuTime()-cpuStart) / (float64(wall) * float64(tensor.Workers()))
+	return float64(cpuinfo.ProcessTime()-cpuStart) / (float64(wall) * float64(tensor.Workers()))
 }
 
 func printResult(w io.Writer, v any) error {
@@ -166,7 +158,7 @@ func benchMatmulCommand() *cobra.Command {
 				m, n, k, layout, tensor.Workers(), tensor.KernelName(), iters)
 			tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
 			times := make([]time.Duration, iters)
-			wall0, cpu0 := time.Now(), cpuTime()
+			wall0, cpu0 := time.Now(), cpuinfo.ProcessTime()
 			for i := range times {
 				start := time.Now()
 				tensor.MatMul(c, a, b, m, n, k, transA, transB, false)
@@ -368,7 +360,7 @@ func benchTrainCommand() *cobra.Command {
 				}
 				if i == 0 {
 					fmt.Fprintf(stderr, "warm-up step: %.0f ms, loss %.4f\n", d.Seconds()*1e3, loss)
-					wall0, cpu0 = time.Now(), cpuTime()
+					wall0, cpu0 = time.Now(), cpuinfo.ProcessTime()
 					continue
 				}
 				times = append(times, d)
@@ -588,7 +580,7 @@ func benchGenerateCommand() *cobra.Command {
 			opt := generate.Options{MaxNewTokens: newTokens}
 			var firstAt time.Time
 			produced := 0
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), cpuinfo.ProcessTime()
 			_, err = generate.Generate(cmd.Context(), m, prompts, opt, nil, func(t generate.Token) error {
 				if firstAt.IsZero() {
 					firstAt = time.Now()

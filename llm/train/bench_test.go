@@ -1,10 +1,9 @@
 package train
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/lathe-ml/lathe/llm/cpuinfo"
 	"github.com/lathe-ml/lathe/llm/model"
 )
 
@@ -47,7 +46,7 @@ func benchStepOf(b *testing.B, cfg model.Config, B, T, promptLen int, lora *mode
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cpuinfo.ProcessTime()
 	for b.Loop() {
 		if _, err := tr.Step(batch); err != nil {
 			b.Fatal(err)
@@ -55,7 +54,7 @@ func benchStepOf(b *testing.B, cfg model.Config, B, T, promptLen int, lora *mode
 	}
 	b.ReportMetric(float64(B*T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 	// CPU time per step: on a shared machine it moves less than the wall time when others take the cores.
-	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(cpuinfo.ProcessTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkTrainStepFull(b *testing.B) { benchStep(b, nil) }
@@ -67,15 +66,6 @@ func BenchmarkTrainStepLoRA(b *testing.B) {
 
 // BenchmarkTrainStepIssueShape counts every token, as `lathe bench train` and bench/torch_llama.py do.
 func BenchmarkTrainStepIssueShape(b *testing.B) { benchStepOf(b, issueConfig, 4, 128, 0, nil) }
-
-// cpuTime is the CPU time (user + system) the process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkTrainStepIssueShapeLoRA is the issue's shape with LoRA adapters (rank 16 on every
 // projection, as `lathe bench train --lora`): the frozen base skips its weight-gradient products.
