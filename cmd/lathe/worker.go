@@ -132,12 +132,12 @@ func runWorker(ctx context.Context, f workerFlags) error {
 	if err != nil {
 		return err
 	}
-	// A job's ModelDeployConfig creates its endpoint in the shared store, served by replicas on the
-	// workers (this process places them too, taking a worker for dead later than the API nodes do).
 	if f.endpoint != "" {
 		return runEndpointReplica(ctx, st, f, endpoint.HostConfig{Replicas: st, DataDir: f.dataDir, Objects: objects,
 			Models: bases.source(), AccountID: account, Logger: logger}, logger)
 	}
+	// A job's ModelDeployConfig creates its endpoint in the shared store, served by replicas on the
+	// workers (this process places them too, taking a worker for dead later than the API nodes do).
 	// Under lathe serve --executor kubernetes (its pods have LATHE_EXECUTOR=kubernetes) the replicas
 	// are claimed by the endpoint's own pods, not placed here.
 	deployer, err := endpoint.New(ctx, endpoint.Config{DataDir: f.dataDir, Store: st, Region: region, AccountID: account,
