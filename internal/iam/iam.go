@@ -232,7 +232,7 @@ func (s *Service) Authorize(ctx context.Context, req Request) (Decision, error) 
 		return deny(res, "a resource-based policy"), nil
 	}
 	if p.sessionPolicy != "" {
-		sp, err := policy.Parse([]byte(p.sessionPolicy), policy.Identity)
+		sp, err := parsePolicy(p.sessionPolicy, policy.Identity)
 		if err != nil {
 			return Decision{}, fmt.Errorf("parse session policy of %s: %w", p.ARN, err)
 		}
@@ -330,7 +330,7 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 	var out []policy.Named
 	for _, src := range sources {
 		for name, doc := range src.inline {
-			p, err := policy.Parse([]byte(doc), policy.Identity)
+			p, err := parsePolicy(doc, policy.Identity)
 			if err != nil {
 				s.log.Error("stored inline policy does not parse", "owner", src.owner, "policy", name, "err", err)
 				continue
@@ -345,7 +345,7 @@ func (s *Service) identityPolicies(ctx context.Context, p *Principal) ([]policy.
 			if doc == "" {
 				continue
 			}
-			p, err := policy.Parse([]byte(doc), policy.Identity)
+			p, err := parsePolicy(doc, policy.Identity)
 			if err != nil {
 				s.log.Error("stored managed policy does not parse", "policy", arn, "err", err)
 				continue
