@@ -6,6 +6,11 @@
 // resident peak (VmHWM) with what the model holds.
 //
 //	go run ./bench/qlorarss -dim 4096 -layers 32 -heads 32 -kvheads 32 -ffn 11008 -vocab 32000 -T 128 -steps 1
+//
+// With -export DIR it then exports the merged model as finetune's Export does (float32 safetensors in
+// DIR/hf, then DIR/model.gguf; -formats picks which) and prints the peak resident memory of the
+// export alone (VmHWM reset first): -merge stream is model.MergedTensors (what Export runs), -merge
+// widen the old MergeLoRA then NamedTensors.
 package main
 
 import (
@@ -15,9 +20,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/lathe-ml/lathe/llm/format"
 	"github.com/lathe-ml/lathe/llm/format/gguf"
 	"github.com/lathe-ml/lathe/llm/format/half"
 	"github.com/lathe-ml/lathe/llm/model"
@@ -33,8 +40,12 @@ func main() {
 	B := flag.Int("B", 1, "sequences per step")
 	T := flag.Int("T", 128, "tokens per sequence")
 	steps := flag.Int("steps", 2, "forward+backward steps")
+	exportDir := flag.String("export", "", "export the merged model into this directory after the steps")
+	merge := flag.String("merge", "stream", "how the export merges: stream (model.MergedTensors) or widen (MergeLoRA)")
+	formats := flag.String("formats", "hf,gguf", "what the export writes: hf, gguf or both")
 	flag.Parse()
-	if err := run(*dim, *layers, *heads, *kvHeads, *ffn, *vocab, *B, *T, *steps); err != nil {
+	exp := exportSpec{dir: *exportDir, merge: *merge, formats: *formats}
+	if err := run(*dim, *layers, *heads, *kvHeads, *ffn, *vocab, *B, *T, *steps, exp); err != nil {
 		slog.Error("qlorarss", "err", err)
 		os.Exit(1)
 	}
@@ -93,20 +104,65 @@ func (s *source) RawTensor(name string) ([]byte, string, []int, error) {
 	return raw, typ.String(), shape, nil
 }
 
-func vmHWM() string {
+func vmHWM() string { return procStatus("VmHWM") }
+
+// procStatus returns a line of /proc/self/status (VmHWM: the resident peak, VmRSS: resident now).
+func procStatus(key string) string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return "?"
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
 	return "?"
 }
 
-func run(dim, layers, heads, kvHeads, ffn, vocab, B, T, steps int) error {
+type exportSpec struct{ dir, merge, formats string }
+
+// export writes the merged model as finetune's Export does and prints its time and peak memory.
+func export(m *model.Model, cfg model.Config, exp exportSpec) error {
+	mc := format.ModelConfig{Architecture: "llama", Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
+		HeadDim: cfg.HeadDim, FFN: cfg.FFN, Vocab: cfg.Vocab, NormEps: cfg.NormEps, RopeTheta: cfg.RopeTheta, RopeDim: cfg.HeadDim,
+		ContextLength: cfg.ContextLen, Layout: format.LayoutGGUF, Rope: format.RopeAdjacent, BOS: 1, EOS: []int{2}, Pad: -1}
+	// The steps' peak is not the export's: start the count afresh (Linux resets VmHWM on "5").
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the peak: %w", err)
+	}
+	fmt.Printf("export (%s): resident before %s\n", exp.merge, procStatus("VmRSS"))
+	start := time.Now()
+	var tensors []format.NamedTensor
+	switch exp.merge {
+	case "stream":
+		tensors = m.MergedTensors()
+	case "widen":
+		m.MergeLoRA()
+		tensors = m.NamedTensors()
+	default:
+		return fmt.Errorf("-merge %q: stream or widen", exp.merge)
+	}
+	cfgE := m.ExportConfig(mc)
+	if strings.Contains(exp.formats, "hf") {
+		if err := format.WriteHF(filepath.Join(exp.dir, "hf"), cfgE, tensors, format.HFOptions{}); err != nil {
+			return err
+		}
+		fmt.Printf("export (%s): safetensors written in %s, peak %s\n", exp.merge, time.Since(start).Round(time.Millisecond), vmHWM())
+	}
+	if strings.Contains(exp.formats, "gguf") {
+		if err := format.WriteGGUF(filepath.Join(exp.dir, "model.gguf"), cfgE, tensors, format.GGUFOptions{}); err != nil {
+			return err
+		}
+		fmt.Printf("export (%s): gguf written in %s, peak %s\n", exp.merge, time.Since(start).Round(time.Millisecond), vmHWM())
+	}
+	q, _ := m.QuantizedWeights()
+	fmt.Printf("export (%s) done in %s: peak RSS of the export %s; base still quantized: %v\n", exp.merge,
+		time.Since(start).Round(time.Millisecond), vmHWM(), q)
+	return nil
+}
+
+func run(dim, layers, heads, kvHeads, ffn, vocab, B, T, steps int, exp exportSpec) error {
 	cfg := model.Config{Dim: dim, Layers: layers, Heads: heads, KVHeads: kvHeads, HeadDim: dim / heads, FFN: ffn, Vocab: vocab,
 		NormEps: 1e-5, RopeTheta: 10000, ContextLen: max(T, 512)}
 	start := time.Now()
@@ -149,5 +205,8 @@ func run(dim, layers, heads, kvHeads, ffn, vocab, B, T, steps int) error {
 	fmt.Printf("adapters %.1fM parameters (with gradients and AdamW moments %.2f GiB); peak RSS %s\n",
 		float64(adapter)/1e6, float64(adapter)*16/(1<<30), vmHWM())
 	_ = moments
-	return nil
+	if exp.dir == "" {
+		return nil
+	}
+	return export(m, cfg, exp)
 }

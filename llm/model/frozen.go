@@ -64,7 +64,8 @@ func (m *net[F]) freezeBF16() {
 	m.acts, m.inf = nil, nil
 }
 
-// thaw widens a bfloat16 base back to float32 weights (for export or full fine-tuning).
+// thaw widens a bfloat16 base back to float32 weights (for Tensors, MergeLoRA or full fine-tuning;
+// MergedTensors exports without it, one tensor at a time).
 func (m *net[F]) thaw() {
 	if m.quant != nil {
 		m.thawQuant()

@@ -266,8 +266,9 @@ func (m *net[F]) quantLayerBF16(l int) *[numTargets][]uint16 {
 	return &qb.bf16
 }
 
-// thawQuant widens a quantized base to float32 weights (for export, merging or full fine-tuning): the
-// values are the blocks' (what FromCheckpoint without quantized weights would have loaded).
+// thawQuant widens a quantized base to float32 weights (for Tensors, MergeLoRA or full fine-tuning;
+// MergedTensors exports without it, one tensor at a time): the values are the blocks' (what
+// FromCheckpoint without quantized weights would have loaded).
 func (m *net[F]) thawQuant() {
 	qb := m.quant
 	c := m.cfg
