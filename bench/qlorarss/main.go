@@ -127,6 +127,9 @@ func export(m *model.Model, cfg model.Config, exp exportSpec) error {
 	mc := format.ModelConfig{Architecture: "llama", Dim: cfg.Dim, Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
 		HeadDim: cfg.HeadDim, FFN: cfg.FFN, Vocab: cfg.Vocab, NormEps: cfg.NormEps, RopeTheta: cfg.RopeTheta, RopeDim: cfg.HeadDim,
 		ContextLength: cfg.ContextLen, Layout: format.LayoutGGUF, Rope: format.RopeAdjacent, BOS: 1, EOS: []int{2}, Pad: -1}
+	if err := os.MkdirAll(exp.dir, 0o755); err != nil {
+		return err
+	}
 	// The steps' peak is not the export's: start the count afresh (Linux resets VmHWM on "5").
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		return fmt.Errorf("reset the peak: %w", err)
