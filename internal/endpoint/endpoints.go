@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lathe-ml/lathe/internal/awserr"
 	"github.com/lathe-ml/lathe/internal/endpoint/runtime"
@@ -260,6 +261,14 @@ func (s *Service) startLoad(key string, le *liveEndpoint, row endpointRow, updat
 		if err := s.db.updateEndpoint(ctx, key, row); err != nil {
 			s.log.Error("record endpoint status", "endpoint", row.Name, "err", err)
 		}
+		if loadErr == nil && s.cfg.Fleet != nil {
+			// A reconcile that began before this (s.mu is held) may have read the row still
+			// Creating: it keeps the endpoint in this node's view (fleetState.servedAt).
+			if s.fleet.servedAt == nil {
+				s.fleet.servedAt = map[string]time.Time{}
+			}
+			s.fleet.servedAt[key] = time.Now()
+		}
 		if loadErr == nil {
 			s.log.Info("endpoint in service", "endpoint", row.Name, "variants", len(variants))
 		}
@@ -469,6 +478,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, name string) error {
 	delete(s.live, key)
 	delete(s.fleet.endpoints, key)
 	delete(s.fleet.ready, key)
+	delete(s.fleet.servedAt, key)
 	s.mu.Unlock()
 	if errors.Is(err, errNotFound) {
 		return s.endpointNotFound(name)

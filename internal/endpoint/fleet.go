@@ -64,6 +64,10 @@ type fleetState struct {
 	byEndpoint  map[string][]store.Replica // by endpoint key: every replica
 	liveWorkers map[string]bool
 	secret      []byte // the fleet's replica secret: the bearer of each call derives from it
+	// servedAt: when this node put an endpoint into service itself (startLoad), so that a reconcile
+	// that read the rows before that (the endpoint still Creating) does not drop it from endpoints
+	// (a call right after DescribeEndpoint said InService would be answered "not found").
+	servedAt map[string]time.Time
 }
 
 // remoteEndpoint is an endpoint served by replicas, as the store has it.
@@ -392,6 +396,7 @@ func (s *Service) reconcileOnce(ctx context.Context, since time.Time) error {
 // fewest replicas of the same endpoint (then the fewest in all), and refreshes the router's view.
 func (s *Service) reconcile(ctx context.Context) error {
 	f := s.cfg.Fleet
+	began := time.Now()
 	workers, err := f.Workers.ListWorkers(ctx)
 	if err != nil {
 		return err
@@ -483,6 +488,15 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
+	for k, at := range s.fleet.servedAt {
+		if at.Before(began) {
+			delete(s.fleet.servedAt, k) // the rows read here have it
+		} else if old, ok := s.fleet.endpoints[k]; ok {
+			if _, seen := endpoints[k]; !seen {
+				endpoints[k] = old
+			}
+		}
+	}
 	s.fleet.ready, s.fleet.byEndpoint, s.fleet.liveWorkers, s.fleet.endpoints = ready, byEndpoint, live, endpoints
 	for id, until := range s.fleet.suspect {
 		if now.After(until) {

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/lathe-ml/lathe/internal/store"
 )
@@ -99,9 +101,25 @@ func (e *Executor) sweepEndpoints(ctx context.Context) error {
 		}
 		existing[d.Name] = d
 	}
+	holders := map[string]bool{} // pods (by name: the worker id) that hold a replica
+	for _, r := range all {
+		if r.Worker != "" && r.State != store.ReplicaFailed {
+			holders[r.Worker] = true
+		}
+	}
+	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list endpoint pods in namespace %s: %w", ns, err))...)
+	}
 	for name, g := range groups {
 		g.variant.Replicas = int32(len(g.replicas))
-		d, err := e.applyDeployment(ctx, existing[name], g.variant)
+		cur := existing[name]
+		if e.markIdlePods(ctx, pods.Items, g.variant, holders) && cur != nil && cur.Spec.Replicas != nil && *cur.Spec.Replicas > g.variant.Replicas {
+			// A scale-down waits for the next sweep, once the ReplicaSet controller has seen
+			// which pods are idle: it must remove those, not one that serves.
+			continue
+		}
+		d, err := e.applyDeployment(ctx, cur, g.variant)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -142,6 +160,41 @@ func (e *Executor) sweepEndpoints(ctx context.Context) error {
 		e.Logger.Info("created the Service of an endpoint", "service", name, "endpoint", endpoint)
 	}
 	return errors.Join(errs...)
+}
+
+// annotationDeletionCost is the ReplicaSet controller's pod deletion cost: of a Deployment's pods,
+// a scale-down removes those of lower cost first.
+const annotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+
+// markIdlePods gives the variant's pods that hold a replica a high deletion cost and the others
+// (left without one by a scale-down or a rolling update) a low one, so that scaling the Deployment
+// down removes an idle pod rather than one that serves (its readiness probe says so too, but only a
+// few seconds later). It reports whether it changed any pod.
+func (e *Executor) markIdlePods(ctx context.Context, pods []corev1.Pod, v Variant, holders map[string]bool) bool {
+	changed := false
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Labels[LabelEndpoint] != strings.ToLower(v.Endpoint) || p.Labels[LabelVariant] != v.Name {
+			continue
+		}
+		cost := "-100"
+		if holders[p.Name] {
+			cost = "100"
+		}
+		if p.Annotations[annotationDeletionCost] == cost {
+			continue
+		}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotationDeletionCost, cost)
+		_, err := e.Client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		if err != nil {
+			if !apierrors.IsNotFound(err) {
+				e.Logger.Warn("mark an endpoint pod's deletion cost", "pod", p.Name, "err", err)
+			}
+			continue
+		}
+		changed = true
+	}
+	return changed
 }
 
 // applyDeployment creates the variant's Deployment, or updates its replica count and pod template

@@ -102,14 +102,14 @@ func TestKubernetesEndpoints(t *testing.T) {
 	if c.Image != image || !slices.Equal(c.Command, []string{"lathe"}) || !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("container %s %v %v, want %s lathe %v", c.Image, c.Command, c.Args, image, wantArgs)
 	}
-	// Stories260K is not in the catalog: the least a pod gets (512 MiB for the process, 1 core).
-	for r, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "512Mi"} {
+	// Stories260K's weights: 4 B x 260K x 1.25 + 512 MiB for the process, rounded up to MiB; 1 core.
+	for r, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "514Mi"} {
 		if got := c.Resources.Requests[r]; got.String() != want {
 			t.Errorf("request %s = %s, want %s", r, got.String(), want)
 		}
 	}
-	if got := c.Resources.Limits[corev1.ResourceMemory]; got.String() != "1Gi" {
-		t.Errorf("memory limit %s, want 1Gi", got.String())
+	if got := c.Resources.Limits[corev1.ResourceMemory]; got.String() != "1028Mi" {
+		t.Errorf("memory limit %s, want 1028Mi", got.String())
 	}
 	pod := dep.Spec.Template.Spec
 	if pod.NodeSelector["lathe.dev/pool"] != "training" || len(pod.Tolerations) != 1 || pod.ServiceAccountName != "lathe-job" ||
