@@ -5,13 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -87,24 +85,11 @@ func ServiceName(endpoint string) string { return shortName(strings.ToLower(endp
 // process, the limit twice that; a core per 250M parameters, 1 to 16, no CPU limit; gpus > 0 adds
 // the nvidia.com/gpu limit.
 func ServingResources(params int64, weights string, gpus int) corev1.ResourceRequirements {
-	const mib = 1 << 20
 	perParam := 4.0
 	if weights == "bfloat16" {
 		perParam = 2
 	}
-	mem := int64(math.Ceil((perParam*float64(params)*1.25+512*mib)/mib)) * mib
-	cpu := min(max((params+249_999_999)/250_000_000, 1), 16)
-	r := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    *resource.NewQuantity(cpu, resource.DecimalSI),
-			corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),
-		},
-		Limits: corev1.ResourceList{corev1.ResourceMemory: *resource.NewQuantity(2*mem, resource.BinarySI)},
-	}
-	if gpus > 0 {
-		r.Limits[GPUResource] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
-	}
-	return r
+	return podResources(params, perParam*float64(params), gpus)
 }
 
 // parameters is the variant's model size: the catalog's count for its base model, the served one

@@ -27,23 +27,7 @@ func TestServingResources(t *testing.T) {
 		{"1.7B", 1_700_000_000, "auto", 0, "7", "8619Mi", "17238Mi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := ServingResources(tc.params, tc.weights, tc.gpus)
-			if got := r.Requests.Cpu().String(); got != tc.cpu {
-				t.Errorf("cpu request %s, want %s", got, tc.cpu)
-			}
-			if got := r.Requests.Memory().String(); got != tc.mem {
-				t.Errorf("memory request %s, want %s", got, tc.mem)
-			}
-			if got := r.Limits.Memory().String(); got != tc.lim {
-				t.Errorf("memory limit %s, want %s", got, tc.lim)
-			}
-			gpu, ok := r.Limits[GPUResource]
-			if (tc.gpus > 0) != ok || ok && gpu.Value() != int64(tc.gpus) {
-				t.Errorf("gpu limit %v (set %v), want %d", gpu.String(), ok, tc.gpus)
-			}
-			if _, ok := r.Limits[corev1.ResourceCPU]; ok {
-				t.Error("a CPU limit is set: generation would be throttled on an idle node")
-			}
+			checkResources(t, ServingResources(tc.params, tc.weights, tc.gpus), tc.cpu, tc.mem, tc.lim, tc.gpus, "generation")
 		})
 	}
 }

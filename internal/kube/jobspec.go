@@ -91,7 +91,6 @@ func JobName(automlJob string) string { return "lathe-" + strings.ToLower(automl
 // gets; there is no CPU limit, so an idle node's cores are not wasted). gpus > 0 adds the
 // nvidia.com/gpu limit (extended resources are requested by their limit).
 func Resources(params int64, method string, gpus int) corev1.ResourceRequirements {
-	const mib = 1 << 20
 	var bytes float64
 	switch method {
 	case "lora":
@@ -99,6 +98,14 @@ func Resources(params int64, method string, gpus int) corev1.ResourceRequirement
 	default:
 		bytes = 16 * float64(params)
 	}
+	return podResources(params, bytes, gpus)
+}
+
+// podResources sizes a pod that holds bytes of model state for a model of params parameters: memory
+// requested 1.25 x bytes + 512 MiB (rounded up to MiB), limited at twice that; a core per 250M
+// parameters, 1 to 16, and no CPU limit; gpus GPUs when asked.
+func podResources(params int64, bytes float64, gpus int) corev1.ResourceRequirements {
+	const mib = 1 << 20
 	mem := int64(math.Ceil((bytes*1.25+512*mib)/mib)) * mib
 	cpu := min(max((params+249_999_999)/250_000_000, 1), 16)
 	r := corev1.ResourceRequirements{

@@ -27,24 +27,30 @@ func TestResources(t *testing.T) {
 		{"1.7B lora", 1_700_000_000, "lora", 0, "7", "8943Mi", "17886Mi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Resources(tc.params, tc.method, tc.gpus)
-			if got := r.Requests.Cpu().String(); got != tc.cpu {
-				t.Errorf("cpu request %s, want %s", got, tc.cpu)
-			}
-			if got := r.Requests.Memory().String(); got != tc.mem {
-				t.Errorf("memory request %s, want %s", got, tc.mem)
-			}
-			if got := r.Limits.Memory().String(); got != tc.lim {
-				t.Errorf("memory limit %s, want %s", got, tc.lim)
-			}
-			gpu, ok := r.Limits[GPUResource]
-			if (tc.gpus > 0) != ok || ok && gpu.Value() != int64(tc.gpus) {
-				t.Errorf("gpu limit %v (set %v), want %d", gpu.String(), ok, tc.gpus)
-			}
-			if _, ok := r.Limits[corev1.ResourceCPU]; ok {
-				t.Error("a CPU limit is set: training would be throttled on an idle node")
-			}
+			checkResources(t, Resources(tc.params, tc.method, tc.gpus), tc.cpu, tc.mem, tc.lim, tc.gpus, "training")
 		})
+	}
+}
+
+// checkResources compares a pod's requests and limits with the expected ones; a CPU limit is never
+// set, since it would throttle the work (what) on an idle node.
+func checkResources(t *testing.T, r corev1.ResourceRequirements, cpu, mem, lim string, gpus int, what string) {
+	t.Helper()
+	if got := r.Requests.Cpu().String(); got != cpu {
+		t.Errorf("cpu request %s, want %s", got, cpu)
+	}
+	if got := r.Requests.Memory().String(); got != mem {
+		t.Errorf("memory request %s, want %s", got, mem)
+	}
+	if got := r.Limits.Memory().String(); got != lim {
+		t.Errorf("memory limit %s, want %s", got, lim)
+	}
+	gpu, ok := r.Limits[GPUResource]
+	if (gpus > 0) != ok || ok && gpu.Value() != int64(gpus) {
+		t.Errorf("gpu limit %v (set %v), want %d", gpu.String(), ok, gpus)
+	}
+	if _, ok := r.Limits[corev1.ResourceCPU]; ok {
+		t.Errorf("a CPU limit is set: %s would be throttled on an idle node", what)
 	}
 }
 
