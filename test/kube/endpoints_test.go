@@ -26,8 +26,6 @@ import (
 
 	"github.com/lathe-ml/lathe/internal/client"
 	"github.com/lathe-ml/lathe/internal/kube"
-	"github.com/lathe-ml/lathe/internal/s3test"
-	"github.com/lathe-ml/lathe/internal/store/pgtest"
 )
 
 // Endpoints under the Kubernetes executor: each variant a Deployment whose pods claim and serve the
@@ -40,29 +38,9 @@ func TestKubernetesEndpoints(t *testing.T) {
 	}
 	bin := kubeplane(t)
 	lathe := buildLathe(t)
-	cp := startControlPlane(t, bin)
-	kc := cp.client
+	lc := startKubeLathe(t, bin, lathe)
+	kc, ext, addr := lc.kc, lc.ext, lc.addr
 	ctx := context.Background()
-	applyManifests(t, cp, "../../deploy")
-	database := pgtest.Shared(t).NewDatabase(t)
-	ext := s3test.VersityGW(t)
-	secret, err := kc.CoreV1().Secrets(namespace).Get(ctx, "lathe", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret.StringData = map[string]string{"LATHE_DATABASE": database, "AWS_ACCESS_KEY_ID": ext.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ext.SecretAccessKey}
-	if _, err := kc.CoreV1().Secrets(namespace).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	addNode(t, kc)
-	env := baseEnv(t, ext)
-	run(t, lathe, env, "models", "import", model, "--name", "Stories260K", "--data-dir", t.TempDir(),
-		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
-	addr := serve(t, lathe, env, "serve", "--workers", "0", "--data-dir", t.TempDir(), "--database", database,
-		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket,
-		"--executor", "kubernetes", "--kubeconfig", cp.kubeconfig, "--kube-namespace", namespace, "--kube-image", image,
-		"--kube-secret", "lathe", "--kube-service-account", "lathe-job", "--kube-node-selector", "lathe.dev/pool=training",
-		"--kube-tolerations", "nvidia.com/gpu:NoSchedule")
 	sm, _ := clients(addr)
 	rt := sagemakerruntime.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: sm.Options().Credentials, HTTPClient: client.HTTPClient()},
 		func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String("http://" + addr) })

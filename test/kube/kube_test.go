@@ -84,34 +84,10 @@ func TestKubernetesExecutor(t *testing.T) {
 	lathe := buildLathe(t)
 
 	began = time.Now()
-	cp := startControlPlane(t, bin)
-	t.Logf("control plane up in %s", time.Since(began).Round(time.Second))
-	kc := cp.client
+	lc := startKubeLathe(t, bin, lathe, "--kube-gpus", "1")
+	t.Logf("control plane and Lathe up in %s", time.Since(began).Round(time.Second))
+	kc, database, ext, addr := lc.kc, lc.database, lc.ext, lc.addr
 	ctx := context.Background()
-
-	// Lathe's own manifests go to the real API server as they are (validation, defaulting,
-	// admission); then the Secret gets this test's values.
-	applyManifests(t, cp, "../../deploy")
-	database := pgtest.Shared(t).NewDatabase(t)
-	ext := s3test.VersityGW(t)
-	secret, err := kc.CoreV1().Secrets(namespace).Get(ctx, "lathe", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret.StringData = map[string]string{"LATHE_DATABASE": database, "AWS_ACCESS_KEY_ID": ext.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ext.SecretAccessKey}
-	if _, err := kc.CoreV1().Secrets(namespace).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	addNode(t, kc)
-
-	env := baseEnv(t, ext)
-	run(t, lathe, env, "models", "import", model, "--name", "Stories260K", "--data-dir", t.TempDir(),
-		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
-	addr := serve(t, lathe, env, "serve", "--workers", "0", "--data-dir", t.TempDir(), "--database", database,
-		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket,
-		"--executor", "kubernetes", "--kubeconfig", cp.kubeconfig, "--kube-namespace", namespace, "--kube-image", image,
-		"--kube-secret", "lathe", "--kube-service-account", "lathe-job", "--kube-node-selector", "lathe.dev/pool=training",
-		"--kube-tolerations", "nvidia.com/gpu:NoSchedule", "--kube-gpus", "1")
 	sm, s3c := clients(addr)
 	putDataset(t, s3c)
 
@@ -266,6 +242,48 @@ func TestKubernetesExecutor(t *testing.T) {
 }
 
 // kubeplane builds (or finds cached) the control plane with scripts/kubeplane.sh.
+// kubeLathe is a Lathe API node (--workers 0) under the Kubernetes executor: a real control plane
+// with Lathe's own manifests applied (validation, defaulting, admission) and their Secret given the
+// test's PostgreSQL database and versitygw keys, one node, and Stories260K imported once into the
+// fleet's models bucket.
+type kubeLathe struct {
+	kc       kubernetes.Interface
+	database string
+	ext      s3test.Service
+	addr     string
+}
+
+// startKubeLathe starts a kubeLathe from the control plane's binaries (bin) and the lathe binary;
+// serveArgs go after the executor's common flags.
+func startKubeLathe(t *testing.T, bin, lathe string, serveArgs ...string) kubeLathe {
+	t.Helper()
+	cp := startControlPlane(t, bin)
+	kc := cp.client
+	ctx := context.Background()
+	applyManifests(t, cp, "../../deploy")
+	database := pgtest.Shared(t).NewDatabase(t)
+	ext := s3test.VersityGW(t)
+	secret, err := kc.CoreV1().Secrets(namespace).Get(ctx, "lathe", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret.StringData = map[string]string{"LATHE_DATABASE": database, "AWS_ACCESS_KEY_ID": ext.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ext.SecretAccessKey}
+	if _, err := kc.CoreV1().Secrets(namespace).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addNode(t, kc)
+
+	env := baseEnv(t, ext)
+	run(t, lathe, env, "models", "import", model, "--name", "Stories260K", "--data-dir", t.TempDir(),
+		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket)
+	args := append([]string{"serve", "--workers", "0", "--data-dir", t.TempDir(), "--database", database,
+		"--s3-endpoint", ext.URL, "--models-bucket", modelsBucket,
+		"--executor", "kubernetes", "--kubeconfig", cp.kubeconfig, "--kube-namespace", namespace, "--kube-image", image,
+		"--kube-secret", "lathe", "--kube-service-account", "lathe-job", "--kube-node-selector", "lathe.dev/pool=training",
+		"--kube-tolerations", "nvidia.com/gpu:NoSchedule"}, serveArgs...)
+	return kubeLathe{kc: kc, database: database, ext: ext, addr: serve(t, lathe, env, args...)}
+}
+
 func kubeplane(t *testing.T) string {
 	cmd := exec.Command("../../scripts/kubeplane.sh")
 	var out bytes.Buffer
