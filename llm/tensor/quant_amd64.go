@@ -34,9 +34,6 @@ func q4_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
 func q6kIsumVNNI(b *byte, x *int8) int32
 
 //go:noescape
-func q6kIsumAVX2(b *byte, x *int8) int32
-
-//go:noescape
 func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 //go:noescape
@@ -59,9 +56,6 @@ func q6kRowsRVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out 
 
 //go:noescape
 func q8_0RowsVNNI(w *byte, x *int8, xd *float32, nb, n int, out *float32)
-
-//go:noescape
-func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
 // first-level cache across them); false leaves them to the portable loop.
@@ -106,30 +100,24 @@ func rowDots(dots []float32, row []byte, a *qActs, r0, C, blockBytes int, dot fu
 	return true
 }
 
-// dotQ4_KAsm adds the Q4_K row's product with each activation row from r0, whole rows in assembly.
+// dotQ4_KAsm adds the Q4_K row's product with each activation row from r0, whole rows in assembly
+// (AVX2 machines run quantRowsAVX2 instead).
 func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool {
-	dot := q4kRowAVX2
-	switch {
-	case quantVNNI:
-		dot = q4kRowVNNI
-	case quantAVX2:
-	default:
+	if !quantVNNI {
 		return false
 	}
 	nb := C / 256
 	_ = row[nb*144-1]
 	r := 0
-	if quantVNNI { // four activation rows a super-block (batched decoding, prefill)
-		for ; r+4 <= len(dots); r += 4 {
-			i := (r0 + r) * nb
-			xs, xd, s32 := a.qs[i*256:(i+4*nb)*256], a.d[i:i+4*nb], a.sum32[i*8:(i+4*nb)*8]
-			q4kRow4VNNI(&row[0], &xs[0], &xd[0], &s32[0], nb, C, &dots[r])
-		}
+	for ; r+4 <= len(dots); r += 4 { // four activation rows a super-block (batched decoding, prefill)
+		i := (r0 + r) * nb
+		xs, xd, s32 := a.qs[i*256:(i+4*nb)*256], a.d[i:i+4*nb], a.sum32[i*8:(i+4*nb)*8]
+		q4kRow4VNNI(&row[0], &xs[0], &xd[0], &s32[0], nb, C, &dots[r])
 	}
 	for ; r < len(dots); r++ {
 		i := (r0 + r) * nb
 		xs, xd, s32 := a.qs[i*256:(i+nb)*256], a.d[i:i+nb], a.sum32[i*8:(i+nb)*8]
-		dots[r] += dot(&row[0], &xs[0], &xd[0], &s32[0], nb)
+		dots[r] += q4kRowVNNI(&row[0], &xs[0], &xd[0], &s32[0], nb)
 	}
 	return true
 }
@@ -138,23 +126,24 @@ func dotQ4_KAsm(dots []float32, row []byte, a *qActs, r0, C int) bool {
 // whether it ran.
 func q6kIsumAsm(b []byte, x []int8) (int32, bool) {
 	_, _ = b[209], x[255]
-	switch {
-	case quantVNNI:
-		return q6kIsumVNNI(&b[0], &x[0]), true
-	case quantAVX2:
-		return q6kIsumAVX2(&b[0], &x[0]), true
+	if !quantVNNI {
+		return 0, false
 	}
-	return 0, false
+	return q6kIsumVNNI(&b[0], &x[0]), true
 }
 
-// hasQuantAsm says whether the assembly runs (the portable loops then skip their own unpacking).
-func hasQuantAsm() bool { return quantVNNI || quantAVX2 }
+// hasQuantAsm says whether q6kIsumAsm runs (the portable loop then skips its own unpacking).
+func hasQuantAsm() bool { return quantVNNI }
 
 // quantRowsAsm sets out[r, lo:hi] for every activation row r where a kernel takes whole runs of
 // weight rows in one call (a Q4_K row is a few super-blocks, so a call per row costs as much as its
 // arithmetic; batched, each super-block is unpacked once for up to 16 rows); false leaves them to
 // quantRows' loop.
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
+	if !quantVNNI && quantAVX2 && hi > lo && (w.Type == QuantQ4_K || w.Type == QuantQ6_K) {
+		quantRowsAVX2(out, a, w, R, lo, hi)
+		return true
+	}
 	if R == 1 && quantVNNI && w.Type == QuantQ8_0 && hi > lo {
 		nb, rb := w.Cols/32, w.RowBytes()
 		rows, o := w.Data[lo*rb:hi*rb], out[lo:hi]
@@ -217,4 +206,58 @@ func quantizeActsAsm(a *qActs, x []float32, blk int) bool {
 		}
 	}
 	return true
+}
+
+// The AVX2 row kernels (gen_quant_avx2_amd64.py): n weight rows from w against R = 1..4 activation
+// rows (x, xd and s of row 0, the others nb blocks apart), out[r·ostride+o] set to the products. s is
+// sum32 against Q4_K, sums against Q6_K.
+
+//go:noescape
+func q4kRowsAVX2x1(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4kRowsAVX2x2(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4kRowsAVX2x3(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4kRowsAVX2x4(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q6kRowsAVX2x1(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q6kRowsAVX2x2(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q6kRowsAVX2x3(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q6kRowsAVX2x4(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int)
+
+var (
+	q4kRowsAVX2 = [4]func(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int){
+		q4kRowsAVX2x1, q4kRowsAVX2x2, q4kRowsAVX2x3, q4kRowsAVX2x4}
+	q6kRowsAVX2 = [4]func(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int){
+		q6kRowsAVX2x1, q6kRowsAVX2x2, q6kRowsAVX2x3, q6kRowsAVX2x4}
+)
+
+// quantRowsAVX2 is quantRowsAsm's AVX2 form for the K formats: up to four activation rows a pass over
+// weight rows [lo, hi) (a worker's share is a few kilobytes, so the next pass finds it in cache).
+func quantRowsAVX2(out []float32, a *qActs, w *QMatrix, R, lo, hi int) {
+	N, nb, rb := w.Rows, w.Cols/256, w.RowBytes()
+	rows := w.Data[lo*rb : hi*rb]
+	for r0 := 0; r0 < R; r0 += 4 {
+		rn := min(4, R-r0)
+		xs, xd := a.qs[r0*nb*256:(r0+rn)*nb*256], a.d[r0*nb:(r0+rn)*nb]
+		o := out[r0*N+lo : (r0+rn-1)*N+hi]
+		if w.Type == QuantQ4_K {
+			s := a.sum32[r0*nb*8 : (r0+rn)*nb*8]
+			q4kRowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], &s[0], nb, hi-lo, &o[0], N)
+		} else {
+			s := a.sums[r0*nb*16 : (r0+rn)*nb*16]
+			q6kRowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], &s[0], nb, hi-lo, &o[0], N)
+		}
+	}
 }

@@ -74,22 +74,6 @@
 	VPADDD Y4, Y8, Y8 \
 	VPADDD Y5, Y8, Y8
 
-#define Q4K_ROW_AVX2(c) \
-	VMOVDQU (16+c*32)(SI), Y9 \
-	VPAND Y15, Y9, Y10 \
-	VPSRLW $4, Y9, Y11 \
-	VPAND Y15, Y11, Y11 \
-	VPMADDUBSW (c*64)(DI), Y10, Y4 \
-	VPMADDUBSW (c*64+32)(DI), Y11, Y5 \
-	VPMADDWD Y14, Y4, Y4 \
-	VPMADDWD Y14, Y5, Y5 \
-	VPBROADCASTD sc-(32-c*8)(SP), Y12 \
-	VPBROADCASTD sc-(28-c*8)(SP), Y13 \
-	VPMULLD Y12, Y4, Y4 \
-	VPMULLD Y13, Y5, Y5 \
-	VPADDD Y4, Y8, Y8 \
-	VPADDD Y5, Y8, Y8
-
 
 // Integer dot products of ggml blocks with int8-quantized activations (see quant.go). Each function
 // has a VNNI form (VPDPBUSD: unsigned bytes times signed bytes summed into int32 lanes, AVX512_VNNI on
@@ -415,82 +399,6 @@ q6v_half:
 	VZEROUPPER
 	RET
 
-// func q6kIsumAVX2(b *byte, x *int8) int32
-// q6kIsumVNNI with VPMADDUBSW: (q−32)·x pairs stay within int16 (63·127·2 < 2¹⁵).
-TEXT ·q6kIsumAVX2(SB), NOSPLIT, $0-20
-	MOVQ b+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x30303030, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL $0x20202020, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
-	VPXOR Y0, Y0, Y0
-	LEAQ q6kPerm<>(SB), R8
-	MOVQ $2, CX
-	LEAQ 192(SI), DX
-	LEAQ 128(SI), BX
-
-q6a_half:
-	VMOVDQU (SI), Y1
-	VMOVDQU 32(SI), Y2
-	VMOVDQU (BX), Y3
-	VPMOVSXBD (DX), Y12
-	VPAND Y15, Y1, Y4
-	VPSLLW $4, Y3, Y5
-	VPAND Y14, Y5, Y5
-	VPOR Y5, Y4, Y4
-	VPAND Y15, Y2, Y6
-	VPSLLW $2, Y3, Y7
-	VPAND Y14, Y7, Y7
-	VPOR Y7, Y6, Y6
-	VPSRLW $4, Y1, Y8
-	VPAND Y15, Y8, Y8
-	VPAND Y14, Y3, Y9
-	VPOR Y9, Y8, Y8
-	VPSRLW $4, Y2, Y10
-	VPAND Y15, Y10, Y10
-	VPSRLW $2, Y3, Y11
-	VPAND Y14, Y11, Y11
-	VPOR Y11, Y10, Y10
-	MOVL $0x00010001, AX
-	VMOVD AX, X9
-	VPBROADCASTD X9, Y9
-
-#define Q6K_AVX2(Q, k) \
-	VMOVDQU (k*32)(DI), Y1 \
-	VPMADDUBSW Y1, Q, Y2 \
-	VPMADDUBSW Y1, Y13, Y3 \
-	VPSUBW Y3, Y2, Y2 \
-	VPMADDWD Y9, Y2, Y2 \
-	VMOVDQU (k*32)(R8), Y3 \
-	VPERMD Y12, Y3, Y3 \
-	VPMULLD Y3, Y2, Y2 \
-	VPADDD Y2, Y0, Y0
-
-	Q6K_AVX2(Y4, 0)
-	Q6K_AVX2(Y6, 1)
-	Q6K_AVX2(Y8, 2)
-	Q6K_AVX2(Y10, 3)
-	ADDQ $64, SI
-	ADDQ $32, BX
-	ADDQ $8, DX
-	ADDQ $128, DI
-	DECQ CX
-	JNZ  q6a_half
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPHADDD X0, X0, X0
-	VPHADDD X0, X0, X0
-	VMOVD X0, AX
-	MOVL AX, ret+16(FP)
-	VZEROUPPER
-	RET
-
 // func q4kRowVNNI(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
 // Σ_b xd[b]·(d_b·Σ_j sc_j·Σ q·x − dmin_b·Σ_j m_j·s32[8b+j]) over nb Q4_K super-blocks.
 TEXT ·q4kRowVNNI(SB), NOSPLIT, $48-44
@@ -517,42 +425,6 @@ q4kv_loop:
 	JMP  q4kv_loop
 
 q4kv_done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VMOVSS X0, ret+40(FP)
-	VZEROUPPER
-	RET
-
-// func q4kRowAVX2(w *byte, x *int8, xd *float32, s32 *int32, nb int) float32
-TEXT ·q4kRowAVX2(SB), NOSPLIT, $48-44
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ xd+16(FP), DX
-	MOVQ s32+24(FP), R8
-	MOVQ nb+32(FP), CX
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x00010001, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	VXORPS Y0, Y0, Y0
-
-q4ka_loop:
-	TESTQ CX, CX
-	JZ    q4ka_done
-	Q4K_ROW_HEAD
-	Q4K_ROW_AVX2(0)
-	Q4K_ROW_AVX2(1)
-	Q4K_ROW_AVX2(2)
-	Q4K_ROW_AVX2(3)
-	Q4K_ROW_TAIL
-	DECQ CX
-	JMP  q4ka_loop
-
-q4ka_done:
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
 	VHADDPS X0, X0, X0
