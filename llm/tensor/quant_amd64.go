@@ -7,8 +7,8 @@ import (
 )
 
 // The quantized products' assembly: the VNNI forms where the CPU has AVX512_VNNI on 256-bit registers
-// (AVX512VL), the AVX2 forms on other AVX2 machines (with FMA and F16C, which every AVX2 CPU has), the
-// portable loops elsewhere. Detected at run time; the variables let tests run every path here.
+// (AVX512VL), the AVX2 row kernels (quant_avx2_amd64.s) on other AVX2 machines (with FMA and F16C,
+// which every AVX2 CPU has), the portable loops elsewhere. Detected at run time; the variables let tests run every path here.
 var (
 	quantVNNI512 = cpu.X86.HasAVX512BW && quantVNNI
 	quantVNNI    = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && quantAVX2
@@ -22,13 +22,7 @@ func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 func q8_0Dot4VNNI(w *byte, x *int8, xd *float32, nb, xstride int, out *float32)
 
 //go:noescape
-func q8_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
-
-//go:noescape
 func q4_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
-
-//go:noescape
-func q4_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
 
 //go:noescape
 func q6kIsumVNNI(b *byte, x *int8) int32
@@ -60,33 +54,27 @@ func q8_0RowsVNNI(w *byte, x *int8, xd *float32, nb, n int, out *float32)
 // dotQ8_0Asm adds the Q8_0 row's product with each activation row from r0 (the row stays in the
 // first-level cache across them); false leaves them to the portable loop.
 func dotQ8_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool {
-	switch {
-	case quantVNNI:
-		// four activation rows a weight block (batched decoding, prefill), then one at a time
-		nb := C / 32
-		_ = row[nb*34-1]
-		r := 0
-		for ; r+4 <= len(dots); r += 4 {
-			i := (r0 + r) * nb
-			xs, xd := a.qs[i*32:(i+4*nb)*32], a.d[i:i+4*nb]
-			q8_0Dot4VNNI(&row[0], &xs[0], &xd[0], nb, C, &dots[r])
-		}
-		return rowDots(dots[r:], row, a, r0+r, C, 34, q8_0DotVNNI)
-	case quantAVX2:
-		return rowDots(dots, row, a, r0, C, 34, q8_0DotAVX2)
+	if !quantVNNI {
+		return false // AVX2 machines run quantRowsAVX2
 	}
-	return false
+	// four activation rows a weight block (batched decoding, prefill), then one at a time
+	nb := C / 32
+	_ = row[nb*34-1]
+	r := 0
+	for ; r+4 <= len(dots); r += 4 {
+		i := (r0 + r) * nb
+		xs, xd := a.qs[i*32:(i+4*nb)*32], a.d[i:i+4*nb]
+		q8_0Dot4VNNI(&row[0], &xs[0], &xd[0], nb, C, &dots[r])
+	}
+	return rowDots(dots[r:], row, a, r0+r, C, 34, q8_0DotVNNI)
 }
 
 // dotQ4_0Asm is dotQ8_0Asm for Q4_0 rows.
 func dotQ4_0Asm(dots []float32, row []byte, a *qActs, r0, C int) bool {
-	switch {
-	case quantVNNI:
-		return rowDots(dots, row, a, r0, C, 18, q4_0DotVNNI)
-	case quantAVX2:
-		return rowDots(dots, row, a, r0, C, 18, q4_0DotAVX2)
+	if !quantVNNI {
+		return false // AVX2 machines run quantRowsAVX2
 	}
-	return false
+	return rowDots(dots, row, a, r0, C, 18, q4_0DotVNNI)
 }
 
 func rowDots(dots []float32, row []byte, a *qActs, r0, C, blockBytes int, dot func(w *byte, x *int8, xd *float32, nb int) float32) bool {
@@ -140,7 +128,7 @@ func hasQuantAsm() bool { return quantVNNI }
 // arithmetic; batched, each super-block is unpacked once for up to 16 rows); false leaves them to
 // quantRows' loop.
 func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
-	if !quantVNNI && quantAVX2 && hi > lo && (w.Type == QuantQ4_K || w.Type == QuantQ6_K) {
+	if !quantVNNI && quantAVX2 && hi > lo {
 		quantRowsAVX2(out, a, w, R, lo, hi)
 		return true
 	}
@@ -236,28 +224,62 @@ func q6kRowsAVX2x3(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *floa
 //go:noescape
 func q6kRowsAVX2x4(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int)
 
+//go:noescape
+func q8_0RowsAVX2x1(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q8_0RowsAVX2x2(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q8_0RowsAVX2x3(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q8_0RowsAVX2x4(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4_0RowsAVX2x1(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4_0RowsAVX2x2(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4_0RowsAVX2x3(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
+//go:noescape
+func q4_0RowsAVX2x4(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int)
+
 var (
+	q8_0RowsAVX2 = [4]func(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int){
+		q8_0RowsAVX2x1, q8_0RowsAVX2x2, q8_0RowsAVX2x3, q8_0RowsAVX2x4}
+	q4_0RowsAVX2 = [4]func(w *byte, x *int8, xd *float32, nb, n int, out *float32, ostride int){
+		q4_0RowsAVX2x1, q4_0RowsAVX2x2, q4_0RowsAVX2x3, q4_0RowsAVX2x4}
 	q4kRowsAVX2 = [4]func(w *byte, x *int8, xd *float32, s *int32, nb, n int, out *float32, ostride int){
 		q4kRowsAVX2x1, q4kRowsAVX2x2, q4kRowsAVX2x3, q4kRowsAVX2x4}
 	q6kRowsAVX2 = [4]func(w *byte, x *int8, xd *float32, s *int16, nb, n int, out *float32, ostride int){
 		q6kRowsAVX2x1, q6kRowsAVX2x2, q6kRowsAVX2x3, q6kRowsAVX2x4}
 )
 
-// quantRowsAVX2 is quantRowsAsm's AVX2 form for the K formats: up to four activation rows a pass over
-// weight rows [lo, hi) (a worker's share is a few kilobytes, so the next pass finds it in cache).
+// quantRowsAVX2 is quantRowsAsm's AVX2 form: up to four activation rows a pass over weight rows
+// [lo, hi) (a worker's share is a few kilobytes, so the next pass finds it in cache).
 func quantRowsAVX2(out []float32, a *qActs, w *QMatrix, R, lo, hi int) {
-	N, nb, rb := w.Rows, w.Cols/256, w.RowBytes()
+	N, blk, rb := w.Rows, w.Type.BlockLen(), w.RowBytes()
+	nb := w.Cols / blk
 	rows := w.Data[lo*rb : hi*rb]
 	for r0 := 0; r0 < R; r0 += 4 {
 		rn := min(4, R-r0)
-		xs, xd := a.qs[r0*nb*256:(r0+rn)*nb*256], a.d[r0*nb:(r0+rn)*nb]
+		xs, xd := a.qs[r0*nb*blk:(r0+rn)*nb*blk], a.d[r0*nb:(r0+rn)*nb]
 		o := out[r0*N+lo : (r0+rn-1)*N+hi]
-		if w.Type == QuantQ4_K {
+		switch w.Type {
+		case QuantQ4_K:
 			s := a.sum32[r0*nb*8 : (r0+rn)*nb*8]
 			q4kRowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], &s[0], nb, hi-lo, &o[0], N)
-		} else {
+		case QuantQ6_K:
 			s := a.sums[r0*nb*16 : (r0+rn)*nb*16]
 			q6kRowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], &s[0], nb, hi-lo, &o[0], N)
+		case QuantQ8_0:
+			q8_0RowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], nb, hi-lo, &o[0], N)
+		case QuantQ4_0:
+			q4_0RowsAVX2[rn-1](&rows[0], &xs[0], &xd[0], nb, hi-lo, &o[0], N)
 		}
 	}
 }

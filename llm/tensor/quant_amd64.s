@@ -75,10 +75,9 @@
 	VPADDD Y5, Y8, Y8
 
 
-// Integer dot products of ggml blocks with int8-quantized activations (see quant.go). Each function
-// has a VNNI form (VPDPBUSD: unsigned bytes times signed bytes summed into int32 lanes, AVX512_VNNI on
-// 256-bit registers) and an AVX2 form (VPMADDUBSW into int16 pairs, then VPMADDWD by ones into int32:
-// no pair can saturate, as |u|·|s|·2 ≤ 128·127·2 < 2¹⁵).
+// Integer dot products of ggml blocks with int8-quantized activations (see quant.go), VNNI forms
+// (VPDPBUSD: unsigned bytes times signed bytes summed into int32 lanes, AVX512_VNNI on 256-bit
+// registers); the AVX2 forms are in quant_avx2_amd64.s.
 
 // func q8_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 // Σ_b f16(w_b.d)·xd[b]·Σ_i w_b.q[i]·x[32b+i] over nb Q8_0 blocks (34 bytes each). VPDPBUSD needs one
@@ -154,49 +153,6 @@ q8v_done:
 	VZEROUPPER
 	RET
 
-// func q8_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
-// q8_0DotVNNI with VPMADDUBSW + VPMADDWD.
-TEXT ·q8_0DotAVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ xd+16(FP), DX
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-
-q8a_loop:
-	TESTQ CX, CX
-	JZ    q8a_done
-	MOVWLZX (SI), AX
-	VMOVD AX, X1
-	VCVTPH2PS X1, X1
-	VMULSS (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VMOVDQU 2(SI), Y2
-	VPSIGNB Y2, Y2, Y4
-	VMOVDQU (DI), Y3
-	VPSIGNB Y2, Y3, Y5
-	VPMADDUBSW Y5, Y4, Y6
-	VPMADDWD Y15, Y6, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y1, Y0
-	ADDQ $34, SI
-	ADDQ $32, DI
-	ADDQ $4, DX
-	DECQ CX
-	JMP  q8a_loop
-
-q8a_done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VMOVSS X0, ret+32(FP)
-	VZEROUPPER
-	RET
-
 // func q4_0DotVNNI(w *byte, x *int8, xd *float32, nb int) float32
 // Σ_b f16(w_b.d)·xd[b]·Σ_i (q_i−8)·x[32b+i] over nb Q4_0 blocks (18 bytes: d, then 16 bytes whose low
 // nibbles are values 0-15 and high nibbles 16-31). The −8 is a second VPDPBUSD of 8s against x.
@@ -240,57 +196,6 @@ q40v_loop:
 	JMP  q40v_loop
 
 q40v_done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VMOVSS X0, ret+32(FP)
-	VZEROUPPER
-	RET
-
-// func q4_0DotAVX2(w *byte, x *int8, xd *float32, nb int) float32
-TEXT ·q4_0DotAVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ xd+16(FP), DX
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x08080808, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL $0x00010001, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
-
-q40a_loop:
-	TESTQ CX, CX
-	JZ    q40a_done
-	MOVWLZX (SI), AX
-	VMOVD AX, X1
-	VCVTPH2PS X1, X1
-	VMULSS (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VMOVDQU 2(SI), X2
-	VPSRLW $4, X2, X3
-	VINSERTI128 $1, X3, Y2, Y2
-	VPAND Y15, Y2, Y2
-	VMOVDQU (DI), Y3
-	VPMADDUBSW Y3, Y2, Y6
-	VPMADDUBSW Y3, Y14, Y7
-	VPSUBW Y7, Y6, Y6
-	VPMADDWD Y13, Y6, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y1, Y0
-	ADDQ $18, SI
-	ADDQ $32, DI
-	ADDQ $4, DX
-	DECQ CX
-	JMP  q40a_loop
-
-q40a_done:
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
 	VHADDPS X0, X0, X0
