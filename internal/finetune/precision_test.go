@@ -3,11 +3,14 @@ package finetune
 import (
 	"strings"
 	"testing"
+
+	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
 // The server's LATHE_TRAIN_PRECISION reaches a job's resolved hyperparameters and its trainer: bf16
-// runs full fine-tuning in bfloat16 mixed precision, fp32 makes LoRA widen its frozen base, and a
-// value that is neither fails the job naming the variable.
+// runs full fine-tuning in bfloat16 mixed precision where the CPU multiplies bfloat16 (float32
+// elsewhere, where it is faster), fp32 makes LoRA widen its frozen base, and a value that is neither
+// fails the job naming the variable.
 func TestPrecisionSetting(t *testing.T) {
 	for _, tc := range []struct {
 		env, method string
@@ -38,6 +41,12 @@ func TestPrecisionSetting(t *testing.T) {
 		}
 		m := lm.(*engineModel).m
 		lc, _ := m.LoRA()
+		if tc.mixed && !tensor.BF16Native() {
+			tc.mixed = false
+			if _, fallback := hp.mixedBF16(); !fallback {
+				t.Errorf("%s=%q, %s on a CPU without AVX512_BF16: no fallback reported", PrecisionEnv, tc.env, tc.method)
+			}
+		}
 		if m.MixedBF16() != tc.mixed || lc.WidenFrozen != tc.widen {
 			t.Errorf("%s=%q, %s: mixed precision %v, LoRA base widened %v; want %v, %v", PrecisionEnv, tc.env, tc.method,
 				m.MixedBF16(), lc.WidenFrozen, tc.mixed, tc.widen)

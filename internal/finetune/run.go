@@ -349,6 +349,10 @@ func (e *Executor) train(ctx context.Context, spec job.Spec, lm LanguageModel, h
 		logger.Info("resumed from checkpoint", "step", state.Step, "total_steps", total)
 	} else {
 		state = trainState{}
+		if _, fallback := hp.mixedBF16(); fallback {
+			logger.Warn("precision bf16 asked, but this CPU has no AVX512_BF16: training in fp32, which is faster and exact here",
+				"env", PrecisionEnv)
+		}
 		var err error
 		if tr, err = lm.NewTrainer(hp, total, hp.warmup(total)); err != nil {
 			return 0, fmt.Errorf("set up training: %w", err)
