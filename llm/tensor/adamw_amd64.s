@@ -84,3 +84,89 @@ ssdone:
 	MOVSD X0, ret+16(FP)
 	VZEROUPPER
 	RET
+
+// func adamwAVX2(theta, grad, m, v *float32, n int, c *AdamWCoeffs)
+// adamwAVX512 on 8-float registers for CPUs without AVX-512: the same operations in the same order.
+TEXT ·adamwAVX2(SB), NOSPLIT, $0-48
+	MOVQ theta+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ m+16(FP), R8
+	MOVQ v+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ c+40(FP), AX
+	VBROADCASTSS 0(AX), Y7   // β1
+	VBROADCASTSS 4(AX), Y8   // β2
+	VBROADCASTSS 8(AX), Y9   // 1−β1
+	VBROADCASTSS 12(AX), Y10 // 1−β2
+	VBROADCASTSS 16(AX), Y11 // stepSize
+	VBROADCASTSS 20(AX), Y12 // invSqrtBC2
+	VBROADCASTSS 24(AX), Y13 // ε
+	VBROADCASTSS 28(AX), Y14 // decay
+	VBROADCASTSS 32(AX), Y15 // gradScale
+	SHRQ $3, CX
+	JEQ adamw2done
+adamw2loop:
+	VMULPS (SI), Y15, Y0     // g
+	VMULPS (R8), Y7, Y1      // β1·m
+	VMULPS Y0, Y9, Y2        // (1−β1)·g
+	VADDPS Y2, Y1, Y1        // m
+	VMOVUPS Y1, (R8)
+	VMULPS (R9), Y8, Y3      // β2·v
+	VMULPS Y0, Y10, Y2       // (1−β2)·g
+	VMULPS Y0, Y2, Y2        // ·g
+	VADDPS Y2, Y3, Y3        // v
+	VMOVUPS Y3, (R9)
+	VSQRTPS Y3, Y4
+	VMULPS Y12, Y4, Y4       // √v·invSqrtBC2
+	VADDPS Y13, Y4, Y4       // + ε
+	VMULPS Y1, Y11, Y2       // stepSize·m
+	VDIVPS Y4, Y2, Y2        // / denominator
+	VMOVUPS (DI), Y5
+	VMULPS Y5, Y14, Y3       // decay·θ
+	VADDPS Y3, Y2, Y2
+	VSUBPS Y2, Y5, Y5        // θ − (…)
+	VMOVUPS Y5, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ CX
+	JNE adamw2loop
+adamw2done:
+	VZEROUPPER
+	RET
+
+// func sumSquaresAVX2(x *float32, n int) float64
+// sumSquaresAVX512's sixteen float64 lanes in four registers of four (Y0 and Y1 are its Z0, Y2 and
+// Y3 its Z1), added in its order: the same sum on either CPU.
+TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	SHRQ $4, CX
+	JEQ ss2done
+ss2loop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VCVTPS2PD 32(SI), Y6
+	VCVTPS2PD 48(SI), Y7
+	VFMADD231PD Y4, Y4, Y0
+	VFMADD231PD Y5, Y5, Y1
+	VFMADD231PD Y6, Y6, Y2
+	VFMADD231PD Y7, Y7, Y3
+	ADDQ $64, SI
+	DECQ CX
+	JNE ss2loop
+ss2done:
+	VADDPD Y2, Y0, Y0
+	VADDPD Y3, Y1, Y1
+	VADDPD Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VHADDPD X0, X0, X0
+	MOVSD X0, ret+16(FP)
+	VZEROUPPER
+	RET

@@ -17,7 +17,9 @@ func adamwReference(theta, grad, m, v float64, t int, lr, b1, b2, eps, lambda, s
 	return theta - lr*(mhat/(math.Sqrt(vhat)+eps)+lambda*theta), m, v
 }
 
-func TestAdamW(t *testing.T) {
+func TestAdamW(t *testing.T) { elementwisePaths(t, testAdamW) }
+
+func testAdamW(t *testing.T) {
 	cases := []struct {
 		name                      string
 		step                      int
@@ -74,7 +76,9 @@ func TestAdamWLengthMismatch(t *testing.T) {
 	AdamW(make([]float32, 4), make([]float32, 3), make([]float32, 4), make([]float32, 4), NewAdamWCoeffs(1, 1e-3, 0.9, 0.999, 1e-8, 0, 1))
 }
 
-func TestSumSquares(t *testing.T) {
+func TestSumSquares(t *testing.T) { elementwisePaths(t, testSumSquares) }
+
+func testSumSquares(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	for _, n := range vecLengths {
 		x := offsetSlice(rng, n)

@@ -51,3 +51,42 @@ GLOBL expconst<>(SB), RODATA|NOPTR, $48
 	VFMADD213PS Z1, Z4, Z3 \
 	VADDPS Z25, Z3, Z3 \
 	VSCALEFPS Z2, Z3, Z3
+
+// The AVX2 form (8-float registers, no AVX-512): EXP2 sets Y3 = e^Y1 (Y1 is clobbered), using Y2, Y4
+// and Y10 (each constant broadcast from memory as it is used: sixteen registers do not hold them all).
+// 2ⁿ is built in the exponent field ((n+127)<<23; the clamp keeps n in [−126, 127]), which multiplies
+// exactly as VSCALEFPS does: the same values as EXP.
+DATA expbias<>+0(SB)/4, $127
+GLOBL expbias<>(SB), RODATA|NOPTR, $4
+
+#define EXP2 \
+	VBROADCASTSS expconst<>+40(SB), Y10 \
+	VMAXPS Y10, Y1, Y1 \
+	VBROADCASTSS expconst<>+44(SB), Y10 \
+	VMINPS Y10, Y1, Y1 \
+	VBROADCASTSS expconst<>+0(SB), Y10 \
+	VMULPS Y10, Y1, Y2 \
+	VROUNDPS $0, Y2, Y2 \
+	VBROADCASTSS expconst<>+4(SB), Y10 \
+	VFNMADD231PS Y10, Y2, Y1 \
+	VBROADCASTSS expconst<>+8(SB), Y10 \
+	VFNMADD231PS Y10, Y2, Y1 \
+	VBROADCASTSS expconst<>+12(SB), Y3 \
+	VBROADCASTSS expconst<>+16(SB), Y10 \
+	VFMADD213PS Y10, Y1, Y3 \
+	VBROADCASTSS expconst<>+20(SB), Y10 \
+	VFMADD213PS Y10, Y1, Y3 \
+	VBROADCASTSS expconst<>+24(SB), Y10 \
+	VFMADD213PS Y10, Y1, Y3 \
+	VBROADCASTSS expconst<>+28(SB), Y10 \
+	VFMADD213PS Y10, Y1, Y3 \
+	VBROADCASTSS expconst<>+32(SB), Y10 \
+	VFMADD213PS Y10, Y1, Y3 \
+	VMULPS Y1, Y1, Y4 \
+	VFMADD213PS Y1, Y4, Y3 \
+	VADDPS Y11, Y3, Y3 \
+	VCVTPS2DQ Y2, Y2 \
+	VPBROADCASTD expbias<>(SB), Y10 \
+	VPADDD Y10, Y2, Y2 \
+	VPSLLD $23, Y2, Y2 \
+	VMULPS Y2, Y3, Y3

@@ -21,7 +21,9 @@ func swigluGates(rng *rand.Rand, n int) []float32 {
 	return g
 }
 
-func TestSwiGLU(t *testing.T) {
+func TestSwiGLU(t *testing.T) { elementwisePaths(t, testSwiGLU) }
+
+func testSwiGLU(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	for _, n := range vecLengths {
 		gate, up, dout := swigluGates(rng, n), offsetSlice(rng, n), offsetSlice(rng, n)
