@@ -183,3 +183,159 @@ tanhbloop:
 tanhbdone:
 	VZEROUPPER
 	RET
+
+// The AVX2 forms, the same operations on 8-float registers: Y10 takes Z31's part (a constant broadcast
+// as it is used), Y11 = 1, Y12 = ½, Y15 = 0; e^x is EXP2.
+
+// SIGMOID2U2 sets Y5 = σ(2u) for x in Y0 (tanh form), using Y1-Y4 and Y10.
+#define SIGMOID2U2 \
+	VMULPS Y0, Y0, Y5 \
+	VBROADCASTSS geluconst<>+20(SB), Y10 \
+	VFMADD213PS Y11, Y10, Y5 /* 1 + 0.044715·x² */ \
+	VMULPS Y0, Y5, Y5 \
+	VBROADCASTSS geluconst<>+16(SB), Y10 \
+	VMULPS Y10, Y5, Y5 /* u */ \
+	VADDPS Y5, Y5, Y5 /* 2u */ \
+	VSUBPS Y5, Y15, Y1 /* −2u */ \
+	EXP2 \
+	VADDPS Y11, Y3, Y3 \
+	VDIVPS Y3, Y11, Y5
+
+#define HORNER2(c, r, acc) VBROADCASTSS c, Y10; VFMADD213PS Y10, r, acc
+
+// ERF2 sets Y5 = erf(Y0/√2), using Y6, Y7, Y10.
+#define ERF2 \
+	VBROADCASTSS geluconst<>+0(SB), Y10 \
+	VMULPS Y10, Y0, Y6 \
+	VBROADCASTSS geluconst<>+4(SB), Y10 \
+	VMINPS Y10, Y6, Y6 \
+	VBROADCASTSS geluconst<>+8(SB), Y10 \
+	VMAXPS Y10, Y6, Y6 /* y */ \
+	VMULPS Y6, Y6, Y7 /* y² */ \
+	VBROADCASTSS geluconst<>+52(SB), Y5 \
+	HORNER2(geluconst<>+48(SB), Y7, Y5) \
+	HORNER2(geluconst<>+44(SB), Y7, Y5) \
+	HORNER2(geluconst<>+40(SB), Y7, Y5) \
+	HORNER2(geluconst<>+36(SB), Y7, Y5) \
+	HORNER2(geluconst<>+32(SB), Y7, Y5) \
+	HORNER2(geluconst<>+28(SB), Y7, Y5) \
+	VMULPS Y6, Y5, Y5 /* y·P(y²) */ \
+	VBROADCASTSS geluconst<>+72(SB), Y6 \
+	HORNER2(geluconst<>+68(SB), Y7, Y6) \
+	HORNER2(geluconst<>+64(SB), Y7, Y6) \
+	HORNER2(geluconst<>+60(SB), Y7, Y6) \
+	HORNER2(geluconst<>+56(SB), Y7, Y6) \
+	VDIVPS Y6, Y5, Y5
+
+#define CONSTS2 \
+	VBROADCASTSS expconst<>+36(SB), Y11 \
+	VBROADCASTSS expconst<>+32(SB), Y12 \
+	VXORPS Y15, Y15, Y15
+
+// func geluErfAVX2(out, inp *float32, n int)
+TEXT ·geluErfAVX2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	MOVQ inp+8(FP), SI
+	MOVQ n+16(FP), CX
+	CONSTS2
+	SHRQ $3, CX
+	JEQ erf2done
+erf2loop:
+	VMOVUPS (SI), Y0
+	ERF2
+	VMULPS Y12, Y0, Y8   // ½x
+	VFMADD213PS Y8, Y8, Y5 // ½x·erf + ½x
+	VMOVUPS Y5, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE erf2loop
+erf2done:
+	VZEROUPPER
+	RET
+
+// func geluErfBackwardAVX2(dinp, dout, inp *float32, n int)
+TEXT ·geluErfBackwardAVX2(SB), NOSPLIT, $0-32
+	MOVQ dinp+0(FP), DI
+	MOVQ dout+8(FP), R8
+	MOVQ inp+16(FP), SI
+	MOVQ n+24(FP), CX
+	CONSTS2
+	SHRQ $3, CX
+	JEQ erfb2done
+erfb2loop:
+	VMOVUPS (SI), Y0
+	ERF2
+	VADDPS Y11, Y5, Y5   // 1 + erf
+	VMULPS Y12, Y5, Y5   // ½(1 + erf)
+	VMULPS Y0, Y0, Y1
+	VMULPS Y12, Y1, Y1
+	VSUBPS Y1, Y15, Y1   // −x²/2
+	EXP2
+	VBROADCASTSS geluconst<>+12(SB), Y10
+	VMULPS Y10, Y3, Y3   // φ(x)
+	VFMADD213PS Y5, Y0, Y3 // x·φ + ½(1 + erf)
+	VMULPS (R8), Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	DECQ CX
+	JNE erfb2loop
+erfb2done:
+	VZEROUPPER
+	RET
+
+// func geluTanhAVX2(out, inp *float32, n int)
+TEXT ·geluTanhAVX2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	MOVQ inp+8(FP), SI
+	MOVQ n+16(FP), CX
+	CONSTS2
+	SHRQ $3, CX
+	JEQ tanh2done
+tanh2loop:
+	VMOVUPS (SI), Y0
+	SIGMOID2U2
+	VMULPS Y0, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE tanh2loop
+tanh2done:
+	VZEROUPPER
+	RET
+
+// func geluTanhBackwardAVX2(dinp, dout, inp *float32, n int)
+TEXT ·geluTanhBackwardAVX2(SB), NOSPLIT, $0-32
+	MOVQ dinp+0(FP), DI
+	MOVQ dout+8(FP), R8
+	MOVQ inp+16(FP), SI
+	MOVQ n+24(FP), CX
+	CONSTS2
+	SHRQ $3, CX
+	JEQ tanhb2done
+tanhb2loop:
+	VMOVUPS (SI), Y0
+	SIGMOID2U2
+	VSUBPS Y5, Y11, Y8   // 1 − σ
+	VMULPS Y5, Y8, Y8    // σ(1 − σ)
+	VMULPS Y0, Y0, Y9
+	VBROADCASTSS geluconst<>+24(SB), Y10
+	VFMADD213PS Y11, Y10, Y9 // 1 + 3·0.044715·x²
+	VBROADCASTSS geluconst<>+16(SB), Y10
+	VMULPS Y10, Y9, Y9
+	VADDPS Y9, Y9, Y9    // 2k(1 + 3c·x²)
+	VMULPS Y9, Y8, Y8
+	VFMADD213PS Y5, Y0, Y8 // x·σ(1−σ)·2k(…) + σ
+	VMULPS (R8), Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	DECQ CX
+	JNE tanhb2loop
+tanhb2done:
+	VZEROUPPER
+	RET

@@ -9,7 +9,9 @@ import (
 // The SIMD GELU (a rational erf, a polynomial e^x) agrees with the float64 definitions, in both forms,
 // forward and backward, over the range activations take and beyond (saturation, tiny values, the
 // scalar tail of lengths that are not a multiple of 16).
-func TestGELUMatchesDefinition(t *testing.T) {
+func TestGELUMatchesDefinition(t *testing.T) { elementwisePaths(t, testGELUMatchesDefinition) }
+
+func testGELUMatchesDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var xs []float32
 	for i := -2000; i <= 2000; i++ {
