@@ -43,6 +43,9 @@ func q6kRowsVNNI512(w *byte, x *int8, xd *float32, sums *int16, nb, n int, out *
 func quantActsAVX512(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
 
 //go:noescape
+func quantActsAVX2(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
+
+//go:noescape
 func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32, R, ostride int)
 
 //go:noescape
@@ -177,15 +180,25 @@ func quantRowsAsm(out []float32, a *qActs, w *QMatrix, R, lo, hi int) bool {
 	return true
 }
 
-// quantizeActsAsm is quantizeActs' block loop in assembly (AVX-512: the same divisions, products and
-// round-to-even conversions, so the same bytes): it sets a.qs, a.d (before the float16 rounding) and
-// a.sums, or returns false (no AVX-512 here, or a NaN or infinity among x) for the portable loop.
+// quantizeActsAsm is quantizeActs' block loop in assembly (AVX-512 or AVX2: the same divisions,
+// products and round-to-even conversions, so the same bytes): it sets a.qs, a.d (before the float16
+// rounding) and a.sums, or returns false (neither here, or a NaN or infinity among x) for the
+// portable loop.
 func quantizeActsAsm(a *qActs, x []float32, blk int) bool {
-	if !quantVNNI512 || len(x) == 0 {
+	if len(x) == 0 {
 		return false
 	}
 	nb := len(x) / blk
-	if !quantActsAVX512(&x[0], nb, blk, &a.qs[0], &a.d[0], &a.sums[0]) {
+	switch {
+	case quantVNNI512:
+		if !quantActsAVX512(&x[0], nb, blk, &a.qs[0], &a.d[0], &a.sums[0]) {
+			return false
+		}
+	case quantAVX2:
+		if !quantActsAVX2(&x[0], nb, blk, &a.qs[0], &a.d[0], &a.sums[0]) {
+			return false
+		}
+	default:
 		return false
 	}
 	for _, d := range a.d[:nb] {

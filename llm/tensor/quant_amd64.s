@@ -922,6 +922,140 @@ qa_done:
 	VZEROUPPER
 	RET
 
+// func quantActsAVX2(x *float32, nb, blk int, qs *int8, d *float32, sums *int16) bool
+// quantActsAVX512 on 8-float registers (blk a multiple of 32): the same divisions, products and
+// round-to-even conversions, so the same bytes. 32 values a step: four registers of int32 packed to
+// words, then bytes (VPACKSSDW and VPACKSSWB interleave the 128-bit halves; VPERMD puts them back in
+// order), the sums of each 16 from the int32 lanes.
+TEXT ·quantActsAVX2(SB), NOSPLIT, $0-49
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ blk+16(FP), BX
+	SHRQ $5, BX
+	MOVQ qs+24(FP), DI
+	MOVQ d+32(FP), DX
+	MOVQ sums+40(FP), R8
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x42fe0000, AX // 127
+	VMOVD AX, X14
+	MOVL $0x3f800000, AX // 1
+	VMOVD AX, X13
+	VMOVDQU qaPerm<>(SB), Y12
+	VXORPS Y11, Y11, Y11 // NaN lanes seen
+	VXORPS Y10, Y10, Y10
+	TESTQ CX, CX
+	JZ    qa2_done
+
+qa2_block:
+	VXORPS Y0, Y0, Y0
+	MOVQ BX, R9
+	MOVQ SI, R10
+
+qa2_amax:
+	VMOVUPS (R10), Y1
+	VMOVUPS 32(R10), Y2
+	VMOVUPS 64(R10), Y3
+	VMOVUPS 96(R10), Y4
+	VCMPPS $3, Y1, Y1, Y5
+	VCMPPS $3, Y2, Y2, Y6
+	VORPS Y5, Y11, Y11
+	VORPS Y6, Y11, Y11
+	VCMPPS $3, Y3, Y3, Y5
+	VCMPPS $3, Y4, Y4, Y6
+	VORPS Y5, Y11, Y11
+	VORPS Y6, Y11, Y11
+	VANDPS Y15, Y1, Y1
+	VANDPS Y15, Y2, Y2
+	VANDPS Y15, Y3, Y3
+	VANDPS Y15, Y4, Y4
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y2, Y0, Y0
+	VMAXPS Y3, Y0, Y0
+	VMAXPS Y4, Y0, Y0
+	ADDQ $128, R10
+	DECQ R9
+	JNZ  qa2_amax
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4E, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xB1, X0, X1
+	VMAXPS X1, X0, X0
+	VDIVSS X14, X0, X2
+	VMOVSS X2, (DX)
+	MOVQ BX, R9
+	VUCOMISS X10, X2
+	JNE  qa2_scale
+	JP   qa2_scale
+
+qa2_zero:
+	VMOVDQU Y10, (DI)
+	MOVL $0, (R8)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	DECQ R9
+	JNZ  qa2_zero
+	JMP  qa2_next
+
+qa2_scale:
+	VDIVSS X2, X13, X3
+	VBROADCASTSS X3, Y3
+
+qa2_group:
+	VMULPS (SI), Y3, Y4
+	VMULPS 32(SI), Y3, Y5
+	VMULPS 64(SI), Y3, Y6
+	VMULPS 96(SI), Y3, Y7
+	VCVTPS2DQ Y4, Y4
+	VCVTPS2DQ Y5, Y5
+	VCVTPS2DQ Y6, Y6
+	VCVTPS2DQ Y7, Y7
+	VPACKSSDW Y5, Y4, Y8 // words 0-3 8-11 | 4-7 12-15
+	VPACKSSDW Y7, Y6, Y9 // words 16-19 24-27 | 20-23 28-31
+	VPACKSSWB Y9, Y8, Y8 // dwords 0 2 4 6 | 1 3 5 7 (four bytes each)
+	VPERMD Y8, Y12, Y8
+	VMOVDQU Y8, (DI)
+	VPADDD Y5, Y4, Y4    // the sum of values 0-15
+	VPADDD Y7, Y6, Y6    // of 16-31
+	VPHADDD Y6, Y4, Y4   // pairs: 0 0 16 16 | 0 0 16 16
+	VPHADDD Y4, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD X5, X4, X4    // dword 0: Σ 0-15, dword 1: Σ 16-31
+	VMOVD X4, AX
+	MOVW AX, (R8)
+	VPEXTRD $1, X4, AX
+	MOVW AX, 2(R8)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	DECQ R9
+	JNZ  qa2_group
+
+qa2_next:
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  qa2_block
+
+qa2_done:
+	VMOVMSKPS Y11, AX
+	TESTL AX, AX
+	SETEQ ret+48(FP)
+	VZEROUPPER
+	RET
+
+DATA qaPerm<>+0(SB)/4, $0
+DATA qaPerm<>+4(SB)/4, $4
+DATA qaPerm<>+8(SB)/4, $1
+DATA qaPerm<>+12(SB)/4, $5
+DATA qaPerm<>+16(SB)/4, $2
+DATA qaPerm<>+20(SB)/4, $6
+DATA qaPerm<>+24(SB)/4, $3
+DATA qaPerm<>+28(SB)/4, $7
+GLOBL qaPerm<>(SB), RODATA|NOPTR, $32
+
 // func q4kRowsRVNNI512(w *byte, x *int8, xd *float32, s32 *int32, nb, n int, out *float32, R, ostride int)
 // q4kRowsVNNI512 for R ≤ 16 activation rows (batched decoding): each weight super-block is unpacked
 // once and taken against every row, whose float accumulators wait in the frame; out[r·ostride/4 + i]

@@ -32,12 +32,25 @@ func quantKernelPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Run("portable", fn)
 }
 
-// TestQuantizeActsAsm checks the assembly quantizer against the portable loop byte for byte (zero
-// blocks, tiny and large values, both block sizes), and that a NaN or infinity sends it to the loop.
+// TestQuantizeActsAsm checks the assembly quantizers (AVX-512, AVX2) against the portable loop byte
+// for byte (zero blocks, tiny and large values, both block sizes), and that a NaN or infinity sends
+// them to the loop.
 func TestQuantizeActsAsm(t *testing.T) {
-	if !quantVNNI512 {
-		t.Skip("no AVX-512 with VNNI here: the assembly quantizer does not run")
+	vnni512, avx2 := quantVNNI512, quantAVX2
+	defer func() { quantVNNI512, quantAVX2 = vnni512, avx2 }()
+	if vnni512 {
+		t.Run("AVX512", testQuantizeActsAsm)
+	} else {
+		t.Log("no AVX-512 with VNNI here: its quantizer is not tested")
 	}
+	quantVNNI512 = false
+	if !avx2 {
+		t.Skip("no AVX2 here: no assembly quantizer runs")
+	}
+	t.Run("AVX2", testQuantizeActsAsm)
+}
+
+func testQuantizeActsAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	x := make([]float32, 4*512)
 	for i := range x {
