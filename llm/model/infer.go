@@ -237,14 +237,10 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				pos := int(sc.rowPos[r])
 				first := windowStart(pos, c.SlidingWindow)
 				p := scores[:pos+1-first]
-				for s := first; s <= pos; s++ {
-					p[s-first] = dot(q, kc.k[base+s*KVD:][:HD])
-				}
+				dotRows(p, q, kc.k[base+first*KVD:], KVD)
 				attnProbs(p, 0, len(p)-1, F(scale), slope(m.slopes, h))
 				clear(o)
-				for s := first; s <= pos; s++ {
-					axpy(p[s-first], kc.v[base+s*KVD:][:HD], o)
-				}
+				axpyRows(o, p, kc.v[base+first*KVD:], KVD)
 			}
 		})
 		// Sequential: x += attn; x += mlp(norm2(x)). Parallel: x += attn + mlp(norm2(x_in)), norm2
@@ -302,6 +298,29 @@ func dot[F float](a, b []F) F {
 		s += a[i] * b[i]
 	}
 	return s
+}
+
+// dotRows sets out[s] = q·m[s·stride:][:len(q)] (tensor.DotRows for float32: one call for a window of
+// cached keys).
+func dotRows[F float](out, q, m []F, stride int) {
+	if q32, ok := any(q).([]float32); ok {
+		tensor.DotRows(any(out).([]float32), q32, any(m).([]float32), stride)
+		return
+	}
+	for s := range out {
+		out[s] = dot(q, m[s*stride:][:len(q)])
+	}
+}
+
+// axpyRows adds p[s]·m[s·stride:][:len(y)] to y for each s in turn (tensor.AxpyRows for float32).
+func axpyRows[F float](y, p, m []F, stride int) {
+	if y32, ok := any(y).([]float32); ok {
+		tensor.AxpyRows(y32, any(p).([]float32), any(m).([]float32), stride)
+		return
+	}
+	for s, alpha := range p {
+		axpy(alpha, m[s*stride:][:len(y)], y)
+	}
 }
 
 // axpy: y += alpha·x

@@ -41,6 +41,43 @@ func Add(dst, x []float32) {
 	add(dst, x)
 }
 
+// DotRows sets out[s] = Dot(x, m[s·stride:s·stride+len(x)]) for every s < len(out): a query against
+// a window of cached keys, rows stride apart, in one call (the same sums as Dot's).
+func DotRows(out, x, m []float32, stride int) {
+	if len(out) == 0 || len(x) == 0 {
+		clear(out)
+		return
+	}
+	if stride < len(x) || len(m) < (len(out)-1)*stride+len(x) {
+		panic("tensor.DotRows: rows outside m")
+	}
+	dotRows(out, x, m, stride)
+}
+
+// AxpyRows adds a[s]·m[s·stride:s·stride+len(y)] to y for s = 0, 1, …, len(a)−1 in turn (the same
+// result as that many Axpy calls): attention's weighted sum of a window of cached values.
+func AxpyRows(y, a, m []float32, stride int) {
+	if len(a) == 0 || len(y) == 0 {
+		return
+	}
+	if stride < len(y) || len(m) < (len(a)-1)*stride+len(y) {
+		panic("tensor.AxpyRows: rows outside m")
+	}
+	axpyRows(y, a, m, stride)
+}
+
+func dotRowsGeneric(out, x, m []float32, stride int) {
+	for s := range out {
+		out[s] = dotGeneric(x, m[s*stride:s*stride+len(x)])
+	}
+}
+
+func axpyRowsGeneric(y, a, m []float32, stride int) {
+	for s, alpha := range a {
+		axpyGeneric(alpha, m[s*stride:s*stride+len(y)], y)
+	}
+}
+
 // The portable versions, unrolled by four with independent sums so the compiler can overlap them; the
 // SIMD versions are tested against these.
 

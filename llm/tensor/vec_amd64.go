@@ -16,7 +16,30 @@ func scaleAVX2(alpha float32, x *float32, n int)
 //go:noescape
 func addAVX2(dst, x *float32, n int)
 
-// The callers (Dot, Axpy, Scale, Add) have checked that the lengths agree and are not zero.
+//go:noescape
+func dotRowsAVX2(out, x, m *float32, n, rows, stride int)
+
+//go:noescape
+func axpyRowsAVX2(y, a, m *float32, n, rows, stride int)
+
+// The callers (Dot, Axpy, Scale, Add, DotRows, AxpyRows) have checked that the lengths agree and are
+// not zero.
+
+func dotRows(out, x, m []float32, stride int) {
+	if !hasAVX2 {
+		dotRowsGeneric(out, x, m, stride)
+		return
+	}
+	dotRowsAVX2(&out[0], &x[0], &m[0], len(x), len(out), stride)
+}
+
+func axpyRows(y, a, m []float32, stride int) {
+	if !hasAVX2 {
+		axpyRowsGeneric(y, a, m, stride)
+		return
+	}
+	axpyRowsAVX2(&y[0], &a[0], &m[0], len(y), len(a), stride)
+}
 
 func dot(a, b []float32) float32 {
 	if !hasAVX2 {

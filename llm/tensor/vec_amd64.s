@@ -299,3 +299,175 @@ expdone:
 	VMOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func dotRowsAVX2(out, x, m *float32, n, rows, stride int)
+// out[s] = Σ_{i<n} x[i]·m[s·stride+i] for s < rows: dotAVX2 for each row (the same operations in the
+// same order, so the same sums), in one call: attention's scores against a window of cached keys,
+// where a call per key cost more than its few FMAs.
+TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), R8
+	MOVQ m+16(FP), R9
+	MOVQ rows+32(FP), R10
+	MOVQ stride+40(FP), R11
+	SHLQ $2, R11
+	TESTQ R10, R10
+	JEQ drdone
+drrow:
+	MOVQ x+8(FP), SI
+	MOVQ R9, DI
+	MOVQ n+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+dr32:
+	CMPQ CX, $32
+	JLT dr8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP dr32
+dr8:
+	CMPQ CX, $8
+	JLT drsum
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP dr8
+drsum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	TESTQ CX, CX
+	JEQ drstore
+dr1:
+	VMOVSS (SI), X4
+	VFMADD231SS (DI), X4, X0
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNE dr1
+drstore:
+	VMOVSS X0, (R8)
+	ADDQ $4, R8
+	ADDQ R11, R9
+	DECQ R10
+	JNE drrow
+drdone:
+	VZEROUPPER
+	RET
+
+// func axpyRowsAVX2(y, a, m *float32, n, rows, stride int)
+// y[i] += a[s]·m[s·stride+i] for s = 0, 1, …, rows−1 in turn: axpyAVX2 once a row (each element gets
+// the same fused multiply-adds in the same order), with y held in registers 64 columns at a time
+// across the rows instead of loaded and stored once a row: attention's weighted sum of cached values.
+TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ y+0(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ stride+40(FP), R11
+	SHLQ $2, R11
+	MOVQ m+16(FP), R9   // the current columns' first row
+ar64:
+	CMPQ CX, $64
+	JLT ar8
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	MOVQ a+8(FP), SI
+	MOVQ R9, DX
+	MOVQ rows+32(FP), R10
+	TESTQ R10, R10
+	JEQ ar64store
+ar64row:
+	VBROADCASTSS (SI), Y15
+	VFMADD231PS (DX), Y15, Y0
+	VFMADD231PS 32(DX), Y15, Y1
+	VFMADD231PS 64(DX), Y15, Y2
+	VFMADD231PS 96(DX), Y15, Y3
+	VFMADD231PS 128(DX), Y15, Y4
+	VFMADD231PS 160(DX), Y15, Y5
+	VFMADD231PS 192(DX), Y15, Y6
+	VFMADD231PS 224(DX), Y15, Y7
+	ADDQ $4, SI
+	ADDQ R11, DX
+	DECQ R10
+	JNE ar64row
+ar64store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ $256, DI
+	ADDQ $256, R9
+	SUBQ $64, CX
+	JMP ar64
+ar8:
+	CMPQ CX, $8
+	JLT ar1
+	VMOVUPS (DI), Y0
+	MOVQ a+8(FP), SI
+	MOVQ R9, DX
+	MOVQ rows+32(FP), R10
+	TESTQ R10, R10
+	JEQ ar8store
+ar8row:
+	VBROADCASTSS (SI), Y15
+	VFMADD231PS (DX), Y15, Y0
+	ADDQ $4, SI
+	ADDQ R11, DX
+	DECQ R10
+	JNE ar8row
+ar8store:
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, R9
+	SUBQ $8, CX
+	JMP ar8
+ar1:
+	TESTQ CX, CX
+	JEQ ardone
+	VMOVSS (DI), X0
+	MOVQ a+8(FP), SI
+	MOVQ R9, DX
+	MOVQ rows+32(FP), R10
+	TESTQ R10, R10
+	JEQ ar1store
+ar1row:
+	VMOVSS (SI), X15
+	VFMADD231SS (DX), X15, X0
+	ADDQ $4, SI
+	ADDQ R11, DX
+	DECQ R10
+	JNE ar1row
+ar1store:
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	ADDQ $4, R9
+	DECQ CX
+	JMP ar1
+ardone:
+	VZEROUPPER
+	RET

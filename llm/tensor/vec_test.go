@@ -93,3 +93,51 @@ func TestVectorHelpersRejectMismatchedLengths(t *testing.T) {
 		})
 	}
 }
+
+// DotRows and AxpyRows give what Dot and Axpy give row by row, bit for bit (a query's attention does
+// not depend on which kernel computed it), for every tail length of their loops, rows of keys and
+// values stride apart, and a window of one row or none.
+func TestDotRowsAxpyRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, n := range vecLengths {
+		for _, rows := range []int{0, 1, 3, 130} {
+			stride := n + 7
+			m := offsetSlice(rng, rows*stride+n)
+			x, a := offsetSlice(rng, n), offsetSlice(rng, rows)
+			got, want := offsetSlice(rng, rows), make([]float32, rows)
+			DotRows(got, x, m, stride)
+			for s := range rows {
+				want[s] = Dot(x, m[s*stride:s*stride+n])
+			}
+			for s := range rows {
+				if math.Float32bits(got[s]) != math.Float32bits(want[s]) {
+					t.Fatalf("DotRows n=%d rows=%d: row %d = %g, Dot gives %g", n, rows, s, got[s], want[s])
+				}
+			}
+			y := offsetSlice(rng, n)
+			yWant := append([]float32(nil), y...)
+			AxpyRows(y, a, m, stride)
+			for s := range rows {
+				Axpy(a[s], m[s*stride:s*stride+n], yWant)
+			}
+			for i := range n {
+				if math.Float32bits(y[i]) != math.Float32bits(yWant[i]) {
+					t.Fatalf("AxpyRows n=%d rows=%d: y[%d] = %g, Axpy gives %g", n, rows, i, y[i], yWant[i])
+				}
+			}
+		}
+	}
+	for name, f := range map[string]func(){
+		"DotRows":  func() { DotRows(make([]float32, 2), make([]float32, 4), make([]float32, 8), 5) },
+		"AxpyRows": func() { AxpyRows(make([]float32, 4), make([]float32, 2), make([]float32, 9), 3) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s with rows outside m did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
