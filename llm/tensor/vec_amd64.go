@@ -4,11 +4,14 @@ package tensor
 
 import "math"
 
-//go:noescape
-func dotAVX2(a, b *float32, n int) float32
+// dotAVX2 returns Σ_{i<n} a[i]·b[i]; axpyAVX2 adds alpha·x to y: the one-row forms of the kernels below.
+func dotAVX2(a, b *float32, n int) float32 {
+	var s float32
+	dotRowsAVX2(&s, a, b, n, 1, n)
+	return s
+}
 
-//go:noescape
-func axpyAVX2(alpha float32, x, y *float32, n int)
+func axpyAVX2(alpha float32, x, y *float32, n int) { axpyRowsAVX2(y, &alpha, x, n, 1, n) }
 
 //go:noescape
 func scaleAVX2(alpha float32, x *float32, n int)
