@@ -92,15 +92,27 @@ func (m *net[F]) thaw() {
 // roundBF16 sets dst to src rounded to bfloat16 (to nearest even), split across the workers.
 func roundBF16[F float](dst []uint16, src []F) {
 	tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
-		for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
+		lo, hi = lo*65536, min(hi*65536, len(src))
+		if s32, ok := any(src[lo:hi]).([]float32); ok {
+			tensor.RoundBF16(dst[lo:hi], s32)
+			return
+		}
+		for i := lo; i < hi; i++ {
 			dst[i] = half.F32ToBF16(float32(src[i]))
 		}
 	})
 }
 
+// widenBF16 sets dst to src's values, split across the workers (a frozen layer, every layer of every
+// LoRA step where the CPU cannot multiply bfloat16).
 func widenBF16[F float](dst []F, src []uint16) {
 	tensor.Parallel((len(src)+65535)/65536, func(lo, hi int) {
-		for i := lo * 65536; i < min(hi*65536, len(src)); i++ {
+		lo, hi = lo*65536, min(hi*65536, len(src))
+		if d32, ok := any(dst[lo:hi]).([]float32); ok {
+			tensor.WidenBF16(d32, src[lo:hi])
+			return
+		}
+		for i := lo; i < hi; i++ {
 			dst[i] = F(half.BF16ToF32(src[i]))
 		}
 	})
