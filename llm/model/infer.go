@@ -211,16 +211,37 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 			copy(kc.k[off:off+KVD], sc.k[r*KVD:])
 			copy(kc.v[off:off+KVD], sc.v[r*KVD:])
 		}
-		// Each row attends to its own sequence's positions: scores q·k for the whole window, one
-		// softmax over them (SIMD exponentials), then the weighted sum of the values. Small work (a
-		// small model, a short context) runs on this thread: handing half of it to another costs more.
-		// A prompt's rows are causal, the last attending to R times as many positions as the first,
-		// so the (row, head) pairs are cut where the positions attended to, not the rows, split evenly.
+		// Each row attends to its own sequence's positions. A sequence given several new rows (a
+		// prompt) runs as the training forward does, per head and per block of rows: S = Q·Kᵀ over the
+		// block's window of cached keys and O = P·V as matrix products. The other rows (decoding, one
+		// token a sequence) take scores q·k for the whole window, one softmax over them (SIMD
+		// exponentials), then the weighted sum of the values. Small work (a small model, a short
+		// context) runs on this thread: handing half of it to another costs more.
 		parallel := tensor.Parallel
 		if R*NH*maxPos*HD < 1<<16 {
 			parallel = func(n int, fn func(lo, hi int)) { fn(0, n) }
 		}
+		var prompts []int // sequences with several new rows, and their first row in sc
+		for i, r := 0, 0; i < len(tokens); r, i = r+len(tokens[i]), i+1 {
+			if len(tokens[i]) >= 2 {
+				prompts = append(prompts, i, r)
+			}
+		}
+		if len(prompts) > 0 {
+			parallel(len(prompts)/2*NH, func(lo, hi int) {
+				var scores []F
+				for ph := lo; ph < hi; ph++ {
+					i, r0, h := prompts[ph/NH*2], prompts[ph/NH*2+1], ph%NH
+					scores = m.promptAttention(scores, caches[i], sc, l, r0, len(tokens[i]), h, F(scale))
+				}
+			})
+		}
+		// A prompt's rows are causal, the last attending to R times as many positions as the first,
+		// so the (row, head) pairs are cut where the positions attended to, not the rows, split evenly.
 		cuts := balancedCuts(R*NH, tensor.Workers(), func(rh int) int {
+			if len(tokens[sc.rowSeq[rh/NH]]) >= 2 {
+				return 0 // done above
+			}
 			pos := int(sc.rowPos[rh/NH])
 			return pos + 1 - windowStart(pos, c.SlidingWindow)
 		})
@@ -229,6 +250,9 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 			scores := make([]F, maxPos)
 			for rh := lo; rh < hi; rh++ {
 				r, h := rh/NH, rh%NH
+				if len(tokens[sc.rowSeq[r]]) >= 2 {
+					continue
+				}
 				kc := caches[sc.rowSeq[r]]
 				kvh := h / group
 				q := sc.q[(r*NH+h)*HD:][:HD]
@@ -298,6 +322,39 @@ func dot[F float](a, b []F) F {
 		s += a[i] * b[i]
 	}
 	return s
+}
+
+// promptRowBlock is the most rows of a prompt whose scores promptAttention holds at once.
+const promptRowBlock = 64
+
+// promptAttention computes head h's attention output for the L new rows of one sequence, rows
+// r0.. of sc, whose keys and values layer l has just written to kc at positions kc.n..kc.n+L−1: per
+// block of rows, S = Q·Kᵀ over the keys the block's rows see (its first row's window start to its
+// last row), softmax by attnProbs (which zeroes the keys a row does not see), O = P·V. It returns its
+// scratch (grown as needed) for the next call.
+func (m *net[F]) promptAttention(scores []F, kc *kvCache[F], sc *inferScratch[F], l, r0, L, h int, scale F) []F {
+	c := m.cfg
+	NH, HD := c.Heads, c.HeadDim
+	QD, KVD := NH*HD, c.KVHeads*HD
+	base := l*kc.max*KVD + h/(NH/c.KVHeads)*HD
+	K, V := kc.k[base:], kc.v[base:]
+	Q, O := sc.q[r0*QD+h*HD:], sc.attnOut[r0*QD+h*HD:]
+	for a := 0; a < L; a += promptRowBlock {
+		b := min(L, a+promptRowBlock)
+		pa := kc.n + a // the block's first position
+		first := windowStart(pa, c.SlidingWindow)
+		rb, nk := b-a, kc.n+b-first
+		if cap(scores) < rb*nk {
+			scores = make([]F, rb*nk)
+		}
+		S := scores[:rb*nk]
+		matmulStridedSerial(S, nk, Q[a*QD:], QD, K[first*KVD:], KVD, rb, nk, HD, false, true, false)
+		for i := range rb {
+			attnProbs(S[i*nk:(i+1)*nk], windowStart(pa+i, c.SlidingWindow)-first, pa+i-first, scale, slope(m.slopes, h))
+		}
+		matmulStridedSerial(O[a*QD:], QD, S, nk, V[first*KVD:], KVD, rb, HD, nk, false, false, false)
+	}
+	return scores
 }
 
 // dotRows sets out[s] = q·m[s·stride:][:len(q)] (tensor.DotRows for float32: one call for a window of
