@@ -215,6 +215,9 @@ func widenQuant[F float](dst []F, q *tensor.QMatrix) {
 	rowsPer := max(1, 65536/q.Cols)
 	tensor.Parallel((q.Rows+rowsPer-1)/rowsPer, func(lo, hi int) {
 		r0, r1 := lo*rowsPer, min(hi*rowsPer, q.Rows)
+		if q.WidenRows(d32[r0*q.Cols:r1*q.Cols], r0, r1) {
+			return // the SIMD kernels: gguf's values, several times faster
+		}
 		if err := gguf.Dequantize(gt, q.Data[r0*rb:r1*rb], d32[r0*q.Cols:r1*q.Cols]); err != nil {
 			panic(fmt.Sprintf("model: widen %s: %v", q.Type, err)) // sizes were checked at load
 		}

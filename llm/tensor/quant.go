@@ -379,3 +379,18 @@ func dotQ6_K(dots []float32, row []byte, a *qActs, r0, C int) {
 func bytesAsInt8(b []byte) []int8 {
 	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 }
+
+// WidenRows sets dst to rows [r0, r1) of q as float32 (dst holds (r1−r0)·Cols values), with SIMD
+// kernels that compute what llm/format/gguf's dequantizers do, bit for bit (Q8_0, Q4_K and Q6_K on
+// AVX2 machines). It reports false, leaving dst untouched, where there is no kernel: the caller then
+// dequantizes with gguf.
+func (q *QMatrix) WidenRows(dst []float32, r0, r1 int) bool {
+	if r0 < 0 || r1 > q.Rows || r0 > r1 || len(dst) < (r1-r0)*q.Cols {
+		panic(fmt.Sprintf("tensor: WidenRows [%d, %d) of %d rows into %d values", r0, r1, q.Rows, len(dst)))
+	}
+	if r0 == r1 {
+		return true
+	}
+	rb := q.RowBytes()
+	return widenQuantSIMD(dst, q.Data[r0*rb:r1*rb], q.Type, (r1-r0)*q.Cols/q.Type.BlockLen())
+}
