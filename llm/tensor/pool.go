@@ -48,6 +48,23 @@ func Parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
+// ParallelRanges runs fn on [0, n) cut into ranges of per (the last shorter) that the workers take in
+// turn, so that one slowed down (its core shared with another process, or a slower core) is helped by
+// the others instead of waited for, as Parallel's one range each would be. fn must not call Parallel.
+func ParallelRanges(n, per int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	per = max(1, per)
+	ranges := (n + per - 1) / per
+	var next atomic.Int64
+	Parallel(min(Workers(), ranges), func(_, _ int) {
+		for r := int(next.Add(1) - 1); r < ranges; r = int(next.Add(1) - 1) {
+			fn(r*per, min((r+1)*per, n))
+		}
+	})
+}
+
 // Workers is the number of threads parallel kernels use (GOMAXPROCS).
 func Workers() int { return runtime.GOMAXPROCS(0) }
 

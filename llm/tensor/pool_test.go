@@ -50,6 +50,37 @@ func TestParallelCoversEachIndexOnce(t *testing.T) {
 	}
 }
 
+// ParallelRanges covers every index once, in ranges of the size asked (the last shorter), whatever
+// the number of workers, and with a range size of 0 taken as 1.
+func TestParallelRangesCoversEachIndexOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3} {
+		runtime.GOMAXPROCS(procs)
+		for _, n := range []int{0, 1, 7, 64, 1001} {
+			for _, per := range []int{0, 1, 3, 64, 5000} {
+				hits := make([]atomic.Int32, n)
+				var bad atomic.Int32
+				ParallelRanges(n, per, func(lo, hi int) {
+					if lo%max(1, per) != 0 || (hi-lo != max(1, per) && hi != n) {
+						bad.Add(1)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i].Add(1)
+					}
+				})
+				if bad.Load() != 0 {
+					t.Fatalf("procs %d, n=%d, per %d: %d ranges not of the size asked", procs, n, per, bad.Load())
+				}
+				for i := range hits {
+					if h := hits[i].Load(); h != 1 {
+						t.Fatalf("procs %d, n=%d, per %d: index %d ran %d times", procs, n, per, i, h)
+					}
+				}
+			}
+		}
+	}
+}
+
 // A call after the resident workers have gone to sleep (idle past spinFor) wakes them and gets every
 // range run, many times over, with sleeps of either side of the spin window between calls.
 func TestParallelWakesSleepingWorkers(t *testing.T) {
