@@ -133,7 +133,10 @@ l = next((r for r in rows if r.get("row") == "lora-1.1b"), None)
 if l:
     epoch = 1000 * 256 / l["tokens_per_second"] / 60
     pk = p16 if l.get("precision") == "bf16" and l.get("bf16_native") and p16 else p32
-    row(f'LoRA ({l.get("precision", "fp32")} base products), TinyLlama-1.1B shape, 1x256', l["tokens_per_second"], None, "-", "tok/s", step_gflops(l, 4) / pk,
+    base = l.get("precision", "fp32")
+    if base == "bf16" and not l.get("bf16_native"):
+        base = "bf16 base widened to fp32"  # no AVX512_BF16: the base's products run in float32
+    row(f'LoRA ({base} products), TinyLlama-1.1B shape, 1x256', l["tokens_per_second"], None, "-", "tok/s", step_gflops(l, 4) / pk,
         f'epoch 1000x256: {epoch:.0f} min; peak memory {l["peak_memory_bytes"] / 2**30:.1f} GiB')
 def wanted(model):
     """The Lathe run that matches what llama.cpp computes on the file: float32, bfloat16 or the blocks."""
