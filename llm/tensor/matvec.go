@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/lathe-ml/lathe/llm/format/half"
@@ -48,11 +49,30 @@ func MatMulNarrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
 // narrowRoundedRows returns a's first m·k values rounded to bfloat16 and widened back, for the
 // CPUs without bfloat16 dot products.
 func narrowRoundedRows(a []float32, m, k int) []float32 {
-	r := make([]float32, m*k)
-	for i, v := range a[:m*k] {
+	return roundRows(make([]float32, m*k), a)
+}
+
+// roundRows sets r[i] = a[i] rounded to bfloat16 and widened back, for i < len(r), and returns r.
+func roundRows(r, a []float32) []float32 {
+	for i, v := range a[:len(r)] {
 		r[i] = half.BF16ToF32(half.F32ToBF16(v))
 	}
 	return r
+}
+
+// roundedRows holds the rounded activations of narrowAllBF16Widened, reused across products.
+var roundedRows = sync.Pool{New: func() any { return new([]float32) }}
+
+// narrowAllBF16Widened is MatMulNarrowAllBF16 on CPUs without bfloat16 dot products: a rounded to
+// bfloat16 and widened back, then the product with bfloat16 weights.
+func narrowAllBF16Widened(c, a []float32, b []uint16, m, n, k int) {
+	buf := roundedRows.Get().(*[]float32)
+	if cap(*buf) < m*k {
+		*buf = make([]float32, m*k)
+	}
+	ar := roundRows((*buf)[:m*k], a)
+	narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+	roundedRows.Put(buf)
 }
 
 func checkNarrow(lc, la, lb, m, n, k int) {

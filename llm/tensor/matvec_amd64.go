@@ -262,8 +262,7 @@ var bf16Rows = sync.Pool{New: func() any { return new([]uint16) }}
 
 func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
 	if !narrowDP || k < 32 {
-		ar := narrowRoundedRows(a, m, k)
-		narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+		narrowAllBF16Widened(c, a, b, m, n, k)
 		return
 	}
 	buf := bf16Rows.Get().(*[]uint16)
