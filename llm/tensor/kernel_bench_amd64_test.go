@@ -97,3 +97,47 @@ func BenchmarkBlocking(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNarrowAVX2 measures the AVX2 narrow products' block kernels on one core with their operands
+// in L1 (four weight rows and three activation rows of k = 512) and the narrow product of 8 activation
+// rows by a weight in L2 (n = 64, k = 1024), in GFLOP/s: the ceiling of batched decoding.
+func BenchmarkNarrowAVX2(b *testing.B) {
+	if !hasAVX2 {
+		b.Skip("this CPU has no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	const k = 512
+	a, w := randomSlice(rng, 3*k), randomSlice(rng, 4*k)
+	wh := make([]uint16, len(w))
+	out := make([]float32, 12)
+	for r := 1; r <= 3; r++ {
+		b.Run(fmt.Sprintf("f32/4x%d", r), func(b *testing.B) {
+			for b.Loop() {
+				f32AVX2.dot4x[r-1](&a[0], k, &w[0], k, k, &out[0], 4)
+			}
+			b.ReportMetric(2*float64(4*r*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		b.Run(fmt.Sprintf("bf16/4x%d", r), func(b *testing.B) {
+			for b.Loop() {
+				bf16AVX2.dot4x[r-1](&a[0], k, &wh[0], k, k, &out[0], 4)
+			}
+			b.ReportMetric(2*float64(4*r*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+	const m, n, kk = 8, 64, 1024
+	a, w = randomSlice(rng, m*kk), randomSlice(rng, n*kk)
+	wh = make([]uint16, len(w))
+	c := make([]float32, m*n)
+	b.Run("f32/8x64x1024", func(b *testing.B) {
+		for b.Loop() {
+			narrowAVX2(f32AVX2, c, a, w, m, n, kk, 0, n)
+		}
+		b.ReportMetric(2*float64(m*n*kk)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("bf16/8x64x1024", func(b *testing.B) {
+		for b.Loop() {
+			narrowAVX2(bf16AVX2, c, a, wh, m, n, kk, 0, n)
+		}
+		b.ReportMetric(2*float64(m*n*kk)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}

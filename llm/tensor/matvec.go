@@ -1,6 +1,11 @@
 package tensor
 
-import "github.com/lathe-ml/lathe/llm/format/half"
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/lathe-ml/lathe/llm/format/half"
+)
 
 // The narrow products serve generation, where a step multiplies a few rows of activations (one per
 // sequence in the batch) by every weight matrix. That is memory-bound: each weight is used m times
@@ -44,11 +49,30 @@ func MatMulNarrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
 // narrowRoundedRows returns a's first m·k values rounded to bfloat16 and widened back, for the
 // CPUs without bfloat16 dot products.
 func narrowRoundedRows(a []float32, m, k int) []float32 {
-	r := make([]float32, m*k)
-	for i, v := range a[:m*k] {
+	return roundRows(make([]float32, m*k), a)
+}
+
+// roundRows sets r[i] = a[i] rounded to bfloat16 and widened back, for i < len(r), and returns r.
+func roundRows(r, a []float32) []float32 {
+	for i, v := range a[:len(r)] {
 		r[i] = half.BF16ToF32(half.F32ToBF16(v))
 	}
 	return r
+}
+
+// roundedRows holds the rounded activations of narrowAllBF16Widened, reused across products.
+var roundedRows = sync.Pool{New: func() any { return new([]float32) }}
+
+// narrowAllBF16Widened is MatMulNarrowAllBF16 on CPUs without bfloat16 dot products: a rounded to
+// bfloat16 and widened back, then the product with bfloat16 weights.
+func narrowAllBF16Widened(c, a []float32, b []uint16, m, n, k int) {
+	buf := roundedRows.Get().(*[]float32)
+	if cap(*buf) < m*k {
+		*buf = make([]float32, m*k)
+	}
+	ar := roundRows((*buf)[:m*k], a)
+	narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+	roundedRows.Put(buf)
 }
 
 func checkNarrow(lc, la, lb, m, n, k int) {
@@ -58,18 +82,32 @@ func checkNarrow(lc, la, lb, m, n, k int) {
 }
 
 // narrowRun splits the n output columns into blocks of four, over the workers when the weight is
-// large enough to pay for it.
+// large enough to pay for it: in narrowChunks·workers ranges that the workers take in turn, so that one
+// slowed down (its core shared with another process, or a slower core) is helped by the others
+// rather than waited for.
 func narrowRun(m, n, k int, fn func(lo, hi int)) {
 	if m == 0 || n == 0 {
 		return
 	}
-	if n*k < narrowSerialSize || Workers() == 1 {
+	w := Workers()
+	if n*k < narrowSerialSize || w == 1 {
 		fn(0, n)
 		return
 	}
 	blocks := (n + 3) / 4
-	Parallel(blocks, func(lo, hi int) { fn(lo*4, min(hi*4, n)) })
+	per := max(1, blocks/(narrowChunks*w)) // blocks per range
+	ranges := (blocks + per - 1) / per
+	var next atomic.Int64
+	Parallel(min(w, ranges), func(_, _ int) {
+		for r := int(next.Add(1) - 1); r < ranges; r = int(next.Add(1) - 1) {
+			fn(r*per*4, min((r+1)*per*4, n))
+		}
+	})
 }
+
+// narrowChunks is the number of ranges per worker of a threaded narrow product: more balance the
+// workers better, fewer start the weight streams anew less often.
+const narrowChunks = 8
 
 // narrowF32Generic computes columns [lo, hi) of c = a·bᵀ, one dot product at a time.
 func narrowF32Generic(c, a, b []float32, m, n, k, lo, hi int) {

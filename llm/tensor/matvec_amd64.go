@@ -57,29 +57,87 @@ func dot4x4BF16AVX512(x *float32, ldx int, w *uint16, ldw, k int, out *float32, 
 //go:noescape
 func dot1BF16AVX2(x *float32, w *uint16, k int) float32
 
-// narrowAVX2 computes columns [lo, hi) of c = a·bᵀ with the AVX2 dot products: each weight row is read
-// from memory once and stays in L1 while every activation row meets it.
-func narrowAVX2[W float32 | uint16](c, a []float32, b []W, m, n, k, lo, hi int) {
-	for j := lo; j < hi; j++ {
-		switch w := any(b[j*k : (j+1)*k]).(type) {
-		case []float32:
-			for i := range m {
-				c[i*n+j] = dotAVX2(&a[i*k], &w[0], k)
-			}
-		case []uint16:
-			body := k &^ 7
-			for i := range m {
-				x := a[i*k : (i+1)*k]
-				var s float32
-				if body > 0 {
-					s = dot1BF16AVX2(&x[0], &w[0], body)
-				}
-				for p := body; p < k; p++ {
-					s += x[p] * half.BF16ToF32(w[p])
-				}
-				c[i*n+j] = s
+// dot4xR{F32,BF16}AVX2 set out[r·ldo+q] = Σ_{p<k} x[r·ldx+p]·w[q·ldw+p] for r < R, q < 4 (four
+// weight rows against R activation rows, all in registers); k is a multiple of 8.
+//
+//go:noescape
+func dot4x1F32AVX2(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int)
+
+//go:noescape
+func dot4x2F32AVX2(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int)
+
+//go:noescape
+func dot4x3F32AVX2(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int)
+
+//go:noescape
+func dot4x1BF16AVX2(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
+
+//go:noescape
+func dot4x2BF16AVX2(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
+
+//go:noescape
+func dot4x3BF16AVX2(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int)
+
+// avx2Kernels are one weight type's AVX2 kernels: dot4x[R-1] multiplies four weight rows by R
+// activation rows, dot1 one by one.
+type avx2Kernels[W float32 | uint16] struct {
+	dot4x [3]func(x *float32, ldx int, w *W, ldw, k int, out *float32, ldo int)
+	dot1  func(x *float32, w *W, k int) float32
+}
+
+var (
+	f32AVX2  = avx2Kernels[float32]{[3]func(*float32, int, *float32, int, int, *float32, int){dot4x1F32AVX2, dot4x2F32AVX2, dot4x3F32AVX2}, dotAVX2}
+	bf16AVX2 = avx2Kernels[uint16]{[3]func(*float32, int, *uint16, int, int, *float32, int){dot4x1BF16AVX2, dot4x2BF16AVX2, dot4x3BF16AVX2}, dot1BF16AVX2}
+)
+
+// narrowAVX2 computes columns [lo, hi) of c = a·bᵀ with the AVX2 kernels: four weight rows at a time
+// against three activation rows at a time (the rows beyond a multiple of three by the 4x2 or 4x1
+// kernel), each four weight rows read from memory once and kept in L1 or L2 while every activation row
+// meets them; the last hi-lo mod 4 weight rows one dot product at a time, and the k mod 8 last columns
+// of every entry in Go.
+func narrowAVX2[W float32 | uint16](kn avx2Kernels[W], c, a []float32, b []W, m, n, k, lo, hi int) {
+	body := k &^ 7
+	j := lo
+	if body > 0 {
+		for ; j+4 <= hi; j += 4 {
+			w := &b[j*k]
+			for i := 0; i < m; i += 3 {
+				r := min(m-i, 3)
+				kn.dot4x[r-1](&a[i*k], k, w, k, body, &c[i*n+j], n)
 			}
 		}
+		for ; j < hi; j++ {
+			for i := range m {
+				c[i*n+j] = kn.dot1(&a[i*k], &b[j*k], body)
+			}
+		}
+	}
+	for ; j < hi; j++ { // body = 0
+		for i := range m {
+			c[i*n+j] = 0
+		}
+	}
+	if body < k {
+		for j := lo; j < hi; j++ {
+			for i := range m {
+				x, w := a[i*k+body:(i+1)*k], b[j*k+body:(j+1)*k]
+				var s float32
+				for p, v := range w {
+					s += x[p] * widen(v)
+				}
+				c[i*n+j] += s
+			}
+		}
+	}
+}
+
+// widen returns a weight as float32: itself, or a bfloat16 widened.
+func widen[W float32 | uint16](v W) float32 {
+	switch v := any(v).(type) {
+	case uint16:
+		return half.BF16ToF32(v)
+	default:
+		return v.(float32)
 	}
 }
 
@@ -90,11 +148,13 @@ type narrowKernels[W float32 | uint16] struct {
 	// generic computes columns [lo, hi) of c = a·bᵀ in Go: the shapes the kernels do not take, and
 	// the k mod 16 tail of every entry (as 1x1 products).
 	generic func(c, a []float32, b []W, m, n, k, lo, hi int)
+	// avx2: the kernels used instead on CPUs with AVX2 and no AVX-512.
+	avx2 avx2Kernels[W]
 }
 
 var (
-	f32Narrow  = narrowKernels[float32]{dot4x4F32AVX512, dot1F32AVX512, narrowF32Generic}
-	bf16Narrow = narrowKernels[uint16]{dot4x4BF16AVX512, dot1BF16AVX512, narrowBF16Generic}
+	f32Narrow  = narrowKernels[float32]{dot4x4F32AVX512, dot1F32AVX512, narrowF32Generic, f32AVX2}
+	bf16Narrow = narrowKernels[uint16]{dot4x4BF16AVX512, dot1BF16AVX512, narrowBF16Generic, bf16AVX2}
 )
 
 // narrowF32 computes columns [lo, hi) of c = a·bᵀ; narrowBF16 the same with bfloat16 weights.
@@ -111,8 +171,8 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 // weight rows), the activation rows beyond a multiple of four one weight row at a time.
 func narrowWith[W float32 | uint16](kn narrowKernels[W], c, a []float32, b []W, m, n, k, lo, hi int) {
 	body := k &^ 15
-	if !narrowAVX512 && hasAVX2 && k > 0 {
-		narrowAVX2(c, a, b, m, n, k, lo, hi)
+	if !narrowAVX512 && hasAVX2 {
+		narrowAVX2(kn.avx2, c, a, b, m, n, k, lo, hi)
 		return
 	}
 	if !narrowAVX512 || body == 0 {
@@ -202,8 +262,7 @@ var bf16Rows = sync.Pool{New: func() any { return new([]uint16) }}
 
 func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
 	if !narrowDP || k < 32 {
-		ar := narrowRoundedRows(a, m, k)
-		narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+		narrowAllBF16Widened(c, a, b, m, n, k)
 		return
 	}
 	buf := bf16Rows.Get().(*[]uint16)

@@ -9,8 +9,7 @@ func narrowBF16(c, a []float32, b []uint16, m, n, k, lo, hi int) {
 }
 
 func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
-	ar := narrowRoundedRows(a, m, k)
-	narrowRun(m, n, k, func(lo, hi int) { narrowBF16(c, ar, b, m, n, k, lo, hi) })
+	narrowAllBF16Widened(c, a, b, m, n, k)
 }
 
 // narrowDP: no bfloat16 dot-product instructions on this build.
