@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/lathe-ml/lathe/llm/format/half"
 )
@@ -82,7 +81,7 @@ func checkNarrow(lc, la, lb, m, n, k int) {
 }
 
 // narrowRun splits the n output columns into blocks of four, over the workers when the weight is
-// large enough to pay for it: in narrowChunks·workers ranges that the workers take in turn, so that one
+// large enough to pay for it: in rangesPerWorker·workers ranges that the workers take in turn, so that one
 // slowed down (its core shared with another process, or a slower core) is helped by the others
 // rather than waited for.
 func narrowRun(m, n, k int, fn func(lo, hi int)) {
@@ -95,19 +94,12 @@ func narrowRun(m, n, k int, fn func(lo, hi int)) {
 		return
 	}
 	blocks := (n + 3) / 4
-	per := max(1, blocks/(narrowChunks*w)) // blocks per range
-	ranges := (blocks + per - 1) / per
-	var next atomic.Int64
-	Parallel(min(w, ranges), func(_, _ int) {
-		for r := int(next.Add(1) - 1); r < ranges; r = int(next.Add(1) - 1) {
-			fn(r*per*4, min((r+1)*per*4, n))
-		}
-	})
+	ParallelRanges(blocks, blocks/(rangesPerWorker*w), func(lo, hi int) { fn(lo*4, min(hi*4, n)) })
 }
 
-// narrowChunks is the number of ranges per worker of a threaded narrow product: more balance the
-// workers better, fewer start the weight streams anew less often.
-const narrowChunks = 8
+// rangesPerWorker is the number of ranges per worker of a threaded narrow or quantized product: more
+// balance the workers better, fewer start the weight streams anew less often.
+const rangesPerWorker = 8
 
 // narrowF32Generic computes columns [lo, hi) of c = a·bᵀ, one dot product at a time.
 func narrowF32Generic(c, a, b []float32, m, n, k, lo, hi int) {

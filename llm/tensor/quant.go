@@ -192,7 +192,7 @@ func QuantMatMul(out, x []float32, w *QMatrix, R int) {
 		quantRows(out, a, w, R, 0, N)
 	} else {
 		blocks := (N + 15) / 16
-		ParallelRanges(blocks, blocks/(8*Workers()), func(lo, hi int) { quantRows(out, a, w, R, lo*16, min(hi*16, N)) })
+		ParallelRanges(blocks, blocks/(rangesPerWorker*Workers()), func(lo, hi int) { quantRows(out, a, w, R, lo*16, min(hi*16, N)) })
 	}
 	actPool.Put(a)
 }
