@@ -14,7 +14,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -25,8 +24,7 @@ import (
 	"time"
 
 	"github.com/lathe-ml/lathe/llm/format"
-	"github.com/lathe-ml/lathe/llm/format/gguf"
-	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/format/gguf/randquant"
 	"github.com/lathe-ml/lathe/llm/model"
 )
 
@@ -49,59 +47,6 @@ func main() {
 		slog.Error("qlorarss", "err", err)
 		os.Exit(1)
 	}
-}
-
-// source yields random tensors: Q4_K_M blocks for the block matrices (and the head), small normal
-// values for the embedding, ones for the norms.
-type source struct {
-	cfg model.Config
-	rng *rand.Rand
-}
-
-func (s *source) Tensor(name string) ([]float32, []int, error) {
-	shape, ok := s.cfg.TensorShape(name)
-	if !ok {
-		return nil, nil, fmt.Errorf("no tensor %s", name)
-	}
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	x := make([]float32, n)
-	for i := range x {
-		if strings.Contains(name, "norm") {
-			x[i] = 1
-		} else {
-			x[i] = float32(s.rng.NormFloat64() * 0.02)
-		}
-	}
-	return x, shape, nil
-}
-
-func (s *source) RawTensor(name string) ([]byte, string, []int, error) {
-	shape, ok := s.cfg.TensorShape(name)
-	if !ok || len(shape) != 2 {
-		return nil, "", nil, fmt.Errorf("no matrix %s", name)
-	}
-	typ := gguf.Q4KM(name, shape[1], s.cfg.Layers)
-	n := shape[0] * shape[1] / typ.BlockSize() * typ.BlockBytes()
-	raw := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(raw[i:], s.rng.Uint64())
-	}
-	d := half.F32ToF16(0.0005)
-	for b := 0; b < n; b += typ.BlockBytes() {
-		switch typ {
-		case gguf.Q4_K: // d, dmin: finite and small
-			binary.LittleEndian.PutUint16(raw[b:], d)
-			binary.LittleEndian.PutUint16(raw[b+2:], d)
-		case gguf.Q6_K:
-			binary.LittleEndian.PutUint16(raw[b+208:], d)
-		case gguf.Q8_0:
-			binary.LittleEndian.PutUint16(raw[b:], d)
-		}
-	}
-	return raw, typ.String(), shape, nil
 }
 
 func vmHWM() string { return procStatus("VmHWM") }
@@ -169,7 +114,7 @@ func run(dim, layers, heads, kvHeads, ffn, vocab, B, T, steps int, exp exportSpe
 	cfg := model.Config{Dim: dim, Layers: layers, Heads: heads, KVHeads: kvHeads, HeadDim: dim / heads, FFN: ffn, Vocab: vocab,
 		NormEps: 1e-5, RopeTheta: 10000, ContextLen: max(T, 512)}
 	start := time.Now()
-	m, err := model.FromSourceQuant(cfg, &source{cfg: cfg, rng: rand.New(rand.NewPCG(1, 2))})
+	m, err := model.FromSourceQuant(cfg, &randquant.Source{Shape: cfg.TensorShape, Layers: cfg.Layers, Rng: rand.New(rand.NewPCG(1, 2))})
 	if err != nil {
 		return err
 	}

@@ -2,20 +2,16 @@ package model
 
 import (
 	"bytes"
-	"encoding/binary"
-	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/lathe-ml/lathe/llm/format"
-	"github.com/lathe-ml/lathe/llm/format/gguf"
-	"github.com/lathe-ml/lathe/llm/format/half"
+	"github.com/lathe-ml/lathe/llm/format/gguf/randquant"
 )
 
 // falconConfigJSON is Falcon-7B's layout (multi-query, parallel attention, one norm) at a tiny width:
@@ -205,57 +201,6 @@ func loadFalcon(t *testing.T) (*Model, format.ModelConfig) {
 	return m, mc
 }
 
-// randomQ4KM hands out a llama of random weights whose block matrices are random Q4_K_M blocks
-// (gguf.Q4KM's mix of Q4_K and Q6_K, small finite scales), as a quantized GGUF's reader would, without
-// building the float32 model first.
-type randomQ4KM struct {
-	cfg Config
-	rng *rand.Rand
-}
-
-func (s *randomQ4KM) Tensor(name string) ([]float32, []int, error) {
-	shape, ok := s.cfg.TensorShape(name)
-	if !ok {
-		return nil, nil, fmt.Errorf("no tensor %s", name)
-	}
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = 1
-		if !strings.Contains(name, "norm") {
-			x[i] = float32(s.rng.NormFloat64() * 0.02)
-		}
-	}
-	return x, shape, nil
-}
-
-func (s *randomQ4KM) RawTensor(name string) ([]byte, string, []int, error) {
-	shape, ok := s.cfg.TensorShape(name)
-	if !ok || len(shape) != 2 {
-		return nil, "", nil, fmt.Errorf("no matrix %s", name)
-	}
-	typ := gguf.Q4KM(name, shape[1], s.cfg.Layers)
-	bb := typ.BlockBytes()
-	raw := make([]byte, shape[0]*shape[1]/typ.BlockSize()*bb)
-	for i := 0; i < len(raw); i += 8 {
-		binary.LittleEndian.PutUint64(raw[i:], s.rng.Uint64())
-	}
-	d := half.F32ToF16(0.0005)
-	for b := 0; b < len(raw); b += bb {
-		switch typ {
-		case gguf.Q4_K:
-			binary.LittleEndian.PutUint16(raw[b:], d)
-			binary.LittleEndian.PutUint16(raw[b+2:], d)
-		case gguf.Q6_K:
-			binary.LittleEndian.PutUint16(raw[b+208:], d)
-		}
-	}
-	return raw, typ.String(), shape, nil
-}
-
 // Exporting a QLoRA model allocates a bounded multiple of its largest tensor in float32, not the
 // model: here a 101M-parameter llama held in Q4_K_M (57 MB of blocks, 405 MB in float32) with rank-16
 // adapters on every projection is written as safetensors and GGUF (810 MB of float32 files) with
@@ -274,7 +219,7 @@ func TestMergedExportMemoryBoundedByLargestTensor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := FromSourceQuant(cfg, &randomQ4KM{cfg: cfg, rng: rand.New(rand.NewPCG(1, 2))})
+	m, err := FromSourceQuant(cfg, &randquant.Source{Shape: cfg.TensorShape, Layers: cfg.Layers, Rng: rand.New(rand.NewPCG(1, 2))})
 	if err != nil {
 		t.Fatal(err)
 	}
