@@ -33,8 +33,11 @@ func sgemmKernel8x32AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 //go:noescape
 func sgemmKernel8x16AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 
+// sgemmKernel6x16AVX2 is the kernel of CPUs with AVX2 and FMA but no AVX-512: 12 of the 16 ymm
+// registers hold the tile, so each k step's 2 B loads and 6 broadcasts feed 12 FMAs.
+//
 //go:noescape
-func sgemmKernel8x8AVX2(k int, a, b, c *float32, ldc int, accumulate int)
+func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int)
 
 // packTransAVX writes dst[p*dstStride+i] = src[i*lds+p] for i < 8*rows8, p < 8*cols8.
 //
@@ -46,15 +49,25 @@ func packTransAVX(dst *float32, dstStride int, src *float32, lds, rows8, cols8 i
 //go:noescape
 func packCopyAVX(dst, src *float32, lds, rows, width8 int)
 
+// packTrans6AVX writes dst[p*6+i] = src[i*lds+p] for i < 6, p < 8*cols8 (the 6x16 kernel's A panels).
+//
+//go:noescape
+func packTrans6AVX(dst, src *float32, lds, cols8 int)
+
+// packCopy6AVX writes dst[p*6+j] = src[p*lds+j] for p < rows, j < 6.
+//
+//go:noescape
+func packCopy6AVX(dst, src *float32, lds, rows int)
+
 // gemmKernel is one SIMD micro-kernel and its register tile.
 type gemmKernel struct {
 	name   string
-	mr, nr int // tile: mr rows of C (a multiple of 8) by nr columns (a multiple of 8)
+	mr, nr int // tile: mr rows of C (8 or 6) by nr columns (a multiple of 16)
 }
 
 var (
 	kernelAVX512 = &gemmKernel{name: "avx512", mr: 8, nr: 48}
-	kernelAVX2   = &gemmKernel{name: "avx2", mr: 8, nr: 8}
+	kernelAVX2   = &gemmKernel{name: "avx2", mr: 6, nr: 16}
 )
 
 // run calls the kernel's assembly directly rather than through a func value, so that the compiler
@@ -63,7 +76,7 @@ func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int) {
 	if kn == kernelAVX512 {
 		sgemmKernel8x48AVX512(k, a, b, c, ldc, accumulate)
 	} else {
-		sgemmKernel8x8AVX2(k, a, b, c, ldc, accumulate)
+		sgemmKernel6x16AVX2(k, a, b, c, ldc, accumulate)
 	}
 }
 
@@ -409,8 +422,18 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 
 // packCopy sets dst[p*width+j] = src[p*lds+j] for p < rows, j < cols, and zero for cols <= j < width.
 func packCopy(dst []float32, width int, src []float32, lds, rows, cols int) {
-	if cols == width {
+	switch {
+	case rows == 0:
+		return
+	case cols == width && width%8 == 0:
+		_ = dst[rows*width-1]
+		_ = src[(rows-1)*lds+cols-1]
 		packCopyAVX(&dst[0], &src[0], lds, rows, width/8)
+		return
+	case cols == 6 && width == 6:
+		_ = dst[rows*width-1]
+		_ = src[(rows-1)*lds+cols-1]
+		packCopy6AVX(&dst[0], &src[0], lds, rows)
 		return
 	}
 	for p := 0; p < rows; p++ {
@@ -423,6 +446,18 @@ func packCopy(dst []float32, width int, src []float32, lds, rows, cols int) {
 // packTrans sets dst[p*width+i] = src[i*lds+p] for i < rows, p < cols, and zero for rows <= i < width.
 func packTrans(dst []float32, width int, src []float32, lds, rows, cols int) {
 	rows8, cols8 := rows/8, cols/8
+	if width == 6 && rows == 6 && cols8 > 0 { // a full A panel of the 6x16 kernel
+		_ = dst[cols8*8*6-1]
+		_ = src[5*lds+cols8*8-1]
+		packTrans6AVX(&dst[0], &src[0], lds, cols8)
+		for i := 0; i < 6; i++ {
+			s := src[i*lds : i*lds+cols]
+			for p := cols8 * 8; p < cols; p++ {
+				dst[p*width+i] = s[p]
+			}
+		}
+		return
+	}
 	if rows8 > 0 && cols8 > 0 {
 		packTransAVX(&dst[0], width, &src[0], lds, rows8, cols8)
 	}
