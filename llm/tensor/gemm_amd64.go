@@ -34,10 +34,11 @@ func sgemmKernel8x32AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 func sgemmKernel8x16AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 
 // sgemmKernel6x16AVX2 is the kernel of CPUs with AVX2 and FMA but no AVX-512: 12 of the 16 ymm
-// registers hold the tile, so each k step's 2 B loads and 6 broadcasts feed 12 FMAs.
+// registers hold the tile, so each k step's 2 B loads and 6 broadcasts feed 12 FMAs. next is the A
+// panel of the tile that follows, which it prefetches.
 //
 //go:noescape
-func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int)
+func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int, next *float32)
 
 // packTransAVX writes dst[p*dstStride+i] = src[i*lds+p] for i < 8*rows8, p < 8*cols8.
 //
@@ -72,11 +73,13 @@ var (
 
 // run calls the kernel's assembly directly rather than through a func value, so that the compiler
 // sees the pointers do not escape and the scratch tile of a ragged edge stays on the stack.
-func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int) {
+// next is the A panel of the tile after this one (a when there is none), for the AVX2 kernel to
+// prefetch.
+func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int, next *float32) {
 	if kn == kernelAVX512 {
 		sgemmKernel8x48AVX512(k, a, b, c, ldc, accumulate)
 	} else {
-		sgemmKernel6x16AVX2(k, a, b, c, ldc, accumulate)
+		sgemmKernel6x16AVX2(k, a, b, c, ldc, accumulate, next)
 	}
 }
 
@@ -391,9 +394,13 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 		ir, jr := ir0+t/b.nPanels, t%b.nPanels
 		i0, j := ir*mr, b.j0+jr*nr
 		ap, bp := &pa[(ir-ir0)*mr*kb], &g.pb[jr*nr*kb]
+		next := ap
+		if jr == b.nPanels-1 && t+1 < hi {
+			next = &pa[(ir+1-ir0)*mr*kb]
+		}
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
-			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
+			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc, next)
 			continue
 		}
 		if rows == mr && kn == kernelAVX512 && cols%16 == 0 {
@@ -405,7 +412,7 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 			continue
 		}
 		// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
-		kn.run(kb, ap, bp, &edge[0], nr, 0)
+		kn.run(kb, ap, bp, &edge[0], nr, 0, next)
 		for i := 0; i < rows; i++ {
 			ci := c[(i0+i)*ldc+j : (i0+i)*ldc+j+cols]
 			ei := edge[i*nr : i*nr+cols]

@@ -829,15 +829,17 @@ overwrite16:
 	VZEROUPPER
 	RET
 
-// func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int)
+// func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int, next *float32)
 // C[6x16] (+)= sum_p a[p*6+i] * b[p*16+j]; a and b are packed panels, C is row-major with stride ldc.
-TEXT ·sgemmKernel6x16AVX2(SB), NOSPLIT, $0-48
+// next is the A panel of the next tile, fetched into L1 as this one runs (see the loop).
+TEXT ·sgemmKernel6x16AVX2(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
+	MOVQ next+48(FP), R11
 	// Fetch the C tile while the k steps run: it is read (when accumulating) and written at the end.
 	MOVQ DX, R10
 	PREFETCHT0 (R10)
@@ -959,6 +961,9 @@ loop6x16:
 	VBROADCASTSS 92(SI), Y15
 	VFMADD231PS Y12, Y15, Y10
 	VFMADD231PS Y13, Y15, Y11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	ADDQ $96, R11
 	ADDQ $96, SI
 	ADDQ $256, DI
 	DECQ R9

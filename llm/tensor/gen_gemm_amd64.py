@@ -107,15 +107,17 @@ def step6x16(aoff, boff):
         o(f"\tVBROADCASTSS {aoff+4*i}(SI), Y{t}")
         o(f"\tVFMADD231PS Y12, Y{t}, Y{2*i}")
         o(f"\tVFMADD231PS Y13, Y{t}, Y{2*i+1}")
-o("// func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int)")
+o("// func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int, next *float32)")
 o("// C[6x16] (+)= sum_p a[p*6+i] * b[p*16+j]; a and b are packed panels, C is row-major with stride ldc.")
-o("TEXT ·sgemmKernel6x16AVX2(SB), NOSPLIT, $0-48")
+o("// next is the A panel of the next tile, fetched into L1 as this one runs (see the loop).")
+o("TEXT ·sgemmKernel6x16AVX2(SB), NOSPLIT, $0-56")
 o("\tMOVQ k+0(FP), CX")
 o("\tMOVQ a+8(FP), SI")
 o("\tMOVQ b+16(FP), DI")
 o("\tMOVQ c+24(FP), DX")
 o("\tMOVQ ldc+32(FP), R8")
 o("\tSHLQ $2, R8")
+o("\tMOVQ next+48(FP), R11")
 o("\t// Fetch the C tile while the k steps run: it is read (when accumulating) and written at the end.")
 o("\tMOVQ DX, R10")
 for i in range(6):
@@ -137,6 +139,12 @@ for u in range(4):
         o(f"\tPREFETCHT0 {512+64*u}(DI)")
         o(f"\tPREFETCHT0 {512+64*u+64}(DI)")
     step6x16(24*u, 64*u)
+# The next tile's A panel, at the pace this one is read (96 bytes an iteration, so two lines): the
+# same panel while a row of tiles lasts (it keeps it in L1 against the B stream), then the next
+# row's, which would otherwise come from L3 at the start of its first tile.
+o("\tPREFETCHT0 (R11)")
+o("\tPREFETCHT0 64(R11)")
+o("\tADDQ $96, R11")
 o("\tADDQ $96, SI")
 o("\tADDQ $256, DI")
 o("\tDECQ R9")
