@@ -105,12 +105,14 @@ var activeKernel = func() *gemmKernel {
 // while the kernel sweeps the kc×nc B block, from L2 (and L3: the 8×48 kernel reads 192 bytes of B per
 // 384 multiply-adds, so the block may be larger than L2). A larger kc means fewer passes over C; a
 // larger nc, fewer passes over the packed A slice and fewer hand-offs between workers. Both come from
-// the caches of the CPU this runs on (gemmBlocking).
+// the caches of the CPU this runs on (gemmBlocking). The 6x16 AVX2 kernel uses the same sizes: on a
+// Zen 3 (32 KiB L1d, 512 KiB L2: kc 512, nc 480) kc 256-512 and nc 192-960 were within the noise of
+// a shared machine of each other (one worker's share of the sgemm table, 83-92 GFLOP/s a core).
 var gemmKC, gemmNC = gemmBlocking(cpuinfo.Detect())
 
 // gemmBlocking sizes the blocks for caches c: the A micro-panel takes half of L1d (kc = 512 for a
 // 32 KiB L1d, 768 for 48 KiB), and the B block blockL2 times L2. nc is a multiple of every kernel's nr
-// (48 and 8). A CPU that reports no caches gets the Zen 4 sizes the blocking was first tuned on
+// (48 and 16). A CPU that reports no caches gets the Zen 4 sizes the blocking was first tuned on
 // (32 KiB L1d, 1 MiB L2).
 func gemmBlocking(c cpuinfo.Caches) (kc, nc int) {
 	l1, l2 := c.L1D, c.L2
