@@ -33,8 +33,12 @@ func sgemmKernel8x32AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 //go:noescape
 func sgemmKernel8x16AVX512(k int, a, b, c *float32, ldc int, accumulate int)
 
+// sgemmKernel6x16AVX2 is the kernel of CPUs with AVX2 and FMA but no AVX-512: 12 of the 16 ymm
+// registers hold the tile, so each k step's 2 B loads and 6 broadcasts feed 12 FMAs. next is the A
+// panel of the tile that follows, which it prefetches.
+//
 //go:noescape
-func sgemmKernel8x8AVX2(k int, a, b, c *float32, ldc int, accumulate int)
+func sgemmKernel6x16AVX2(k int, a, b, c *float32, ldc int, accumulate int, next *float32)
 
 // packTransAVX writes dst[p*dstStride+i] = src[i*lds+p] for i < 8*rows8, p < 8*cols8.
 //
@@ -46,24 +50,36 @@ func packTransAVX(dst *float32, dstStride int, src *float32, lds, rows8, cols8 i
 //go:noescape
 func packCopyAVX(dst, src *float32, lds, rows, width8 int)
 
+// packTrans6AVX writes dst[p*6+i] = src[i*lds+p] for i < 6, p < 8*cols8 (the 6x16 kernel's A panels).
+//
+//go:noescape
+func packTrans6AVX(dst, src *float32, lds, cols8 int)
+
+// packCopy6AVX writes dst[p*6+j] = src[p*lds+j] for p < rows, j < 6.
+//
+//go:noescape
+func packCopy6AVX(dst, src *float32, lds, rows int)
+
 // gemmKernel is one SIMD micro-kernel and its register tile.
 type gemmKernel struct {
 	name   string
-	mr, nr int // tile: mr rows of C (a multiple of 8) by nr columns (a multiple of 8)
+	mr, nr int // tile: mr rows of C (8 or 6) by nr columns (a multiple of 16)
 }
 
 var (
 	kernelAVX512 = &gemmKernel{name: "avx512", mr: 8, nr: 48}
-	kernelAVX2   = &gemmKernel{name: "avx2", mr: 8, nr: 8}
+	kernelAVX2   = &gemmKernel{name: "avx2", mr: 6, nr: 16}
 )
 
 // run calls the kernel's assembly directly rather than through a func value, so that the compiler
 // sees the pointers do not escape and the scratch tile of a ragged edge stays on the stack.
-func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int) {
+// next is the A panel of the tile after this one (a when there is none), for the AVX2 kernel to
+// prefetch.
+func (kn *gemmKernel) run(k int, a, b, c *float32, ldc int, accumulate int, next *float32) {
 	if kn == kernelAVX512 {
 		sgemmKernel8x48AVX512(k, a, b, c, ldc, accumulate)
 	} else {
-		sgemmKernel8x8AVX2(k, a, b, c, ldc, accumulate)
+		sgemmKernel6x16AVX2(k, a, b, c, ldc, accumulate, next)
 	}
 }
 
@@ -89,12 +105,14 @@ var activeKernel = func() *gemmKernel {
 // while the kernel sweeps the kc×nc B block, from L2 (and L3: the 8×48 kernel reads 192 bytes of B per
 // 384 multiply-adds, so the block may be larger than L2). A larger kc means fewer passes over C; a
 // larger nc, fewer passes over the packed A slice and fewer hand-offs between workers. Both come from
-// the caches of the CPU this runs on (gemmBlocking).
+// the caches of the CPU this runs on (gemmBlocking). The 6x16 AVX2 kernel uses the same sizes: on a
+// Zen 3 (32 KiB L1d, 512 KiB L2: kc 512, nc 480) kc 256-512 and nc 192-960 were within the noise of
+// a shared machine of each other (one worker's share of the sgemm table, 83-92 GFLOP/s a core).
 var gemmKC, gemmNC = gemmBlocking(cpuinfo.Detect())
 
 // gemmBlocking sizes the blocks for caches c: the A micro-panel takes half of L1d (kc = 512 for a
 // 32 KiB L1d, 768 for 48 KiB), and the B block blockL2 times L2. nc is a multiple of every kernel's nr
-// (48 and 8). A CPU that reports no caches gets the Zen 4 sizes the blocking was first tuned on
+// (48 and 16). A CPU that reports no caches gets the Zen 4 sizes the blocking was first tuned on
 // (32 KiB L1d, 1 MiB L2).
 func gemmBlocking(c cpuinfo.Caches) (kc, nc int) {
 	l1, l2 := c.L1D, c.L2
@@ -378,9 +396,13 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 		ir, jr := ir0+t/b.nPanels, t%b.nPanels
 		i0, j := ir*mr, b.j0+jr*nr
 		ap, bp := &pa[(ir-ir0)*mr*kb], &g.pb[jr*nr*kb]
+		next := ap
+		if jr == b.nPanels-1 && t+1 < hi {
+			next = &pa[(ir+1-ir0)*mr*kb]
+		}
 		rows, cols := min(mr, g.m-i0), min(nr, n-j)
 		if rows == mr && cols == nr {
-			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc)
+			kn.run(kb, ap, bp, &c[i0*ldc+j], ldc, b.acc, next)
 			continue
 		}
 		if rows == mr && kn == kernelAVX512 && cols%16 == 0 {
@@ -392,7 +414,7 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 			continue
 		}
 		// A ragged tile: compute the whole tile into a scratch and keep the part inside C.
-		kn.run(kb, ap, bp, &edge[0], nr, 0)
+		kn.run(kb, ap, bp, &edge[0], nr, 0, next)
 		for i := 0; i < rows; i++ {
 			ci := c[(i0+i)*ldc+j : (i0+i)*ldc+j+cols]
 			ei := edge[i*nr : i*nr+cols]
@@ -409,8 +431,18 @@ func (g *gemmCall) tiles(b gemmBlock, pa []float32, ir0, lo, hi int) {
 
 // packCopy sets dst[p*width+j] = src[p*lds+j] for p < rows, j < cols, and zero for cols <= j < width.
 func packCopy(dst []float32, width int, src []float32, lds, rows, cols int) {
-	if cols == width {
+	switch {
+	case rows == 0:
+		return
+	case cols == width && width%8 == 0:
+		_ = dst[rows*width-1]
+		_ = src[(rows-1)*lds+cols-1]
 		packCopyAVX(&dst[0], &src[0], lds, rows, width/8)
+		return
+	case cols == 6 && width == 6:
+		_ = dst[rows*width-1]
+		_ = src[(rows-1)*lds+cols-1]
+		packCopy6AVX(&dst[0], &src[0], lds, rows)
 		return
 	}
 	for p := 0; p < rows; p++ {
@@ -423,6 +455,18 @@ func packCopy(dst []float32, width int, src []float32, lds, rows, cols int) {
 // packTrans sets dst[p*width+i] = src[i*lds+p] for i < rows, p < cols, and zero for rows <= i < width.
 func packTrans(dst []float32, width int, src []float32, lds, rows, cols int) {
 	rows8, cols8 := rows/8, cols/8
+	if width == 6 && rows == 6 && cols8 > 0 { // a full A panel of the 6x16 kernel
+		_ = dst[cols8*8*6-1]
+		_ = src[5*lds+cols8*8-1]
+		packTrans6AVX(&dst[0], &src[0], lds, cols8)
+		for i := 0; i < 6; i++ {
+			s := src[i*lds : i*lds+cols]
+			for p := cols8 * 8; p < cols; p++ {
+				dst[p*width+i] = s[p]
+			}
+		}
+		return
+	}
 	if rows8 > 0 && cols8 > 0 {
 		packTransAVX(&dst[0], width, &src[0], lds, rows8, cols8)
 	}

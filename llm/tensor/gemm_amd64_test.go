@@ -217,3 +217,42 @@ func TestMatMulBF16UnderEveryBlocking(t *testing.T) {
 		runBF16Cases(t)
 	}
 }
+
+// The packing routines give every panel width the kernels use (6 and 8 for A, 16 and 48 for B)
+// exactly what the plain loops give: full and partial panels, depths with and without a tail past
+// a multiple of 8, a source stride wider than the panel, and zeros in the padding.
+func TestPackingMatchesLoops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	for _, width := range []int{6, 8, 16, 48} {
+		for _, depth := range []int{1, 7, 8, 9, 64, 70} {
+			for _, part := range []int{width, width - 1, 1} {
+				lds := max(width, depth) + 5
+				src := randomSlice(rng, max(width, depth)*lds)
+				// packTrans: part rows of src, depth columns each.
+				got, want := randomSlice(rng, depth*width), make([]float32, depth*width)
+				for p := range depth {
+					for i := range part {
+						want[p*width+i] = src[i*lds+p]
+					}
+				}
+				packTrans(got, width, src, lds, part, depth)
+				for x := range want {
+					if got[x] != want[x] {
+						t.Fatalf("packTrans width %d, %d rows, depth %d: dst[%d] = %g, want %g", width, part, depth, x, got[x], want[x])
+					}
+				}
+				// packCopy: depth rows of src, part columns each.
+				got, want = randomSlice(rng, depth*width), make([]float32, depth*width)
+				for p := range depth {
+					copy(want[p*width:p*width+part], src[p*lds:p*lds+part])
+				}
+				packCopy(got, width, src, lds, depth, part)
+				for x := range want {
+					if got[x] != want[x] {
+						t.Fatalf("packCopy width %d, %d columns, depth %d: dst[%d] = %g, want %g", width, part, depth, x, got[x], want[x])
+					}
+				}
+			}
+		}
+	}
+}

@@ -30,7 +30,7 @@ func BenchmarkKernel(b *testing.B) {
 				c := make([]float32, kn.mr*kn.nr*10)
 				for b.Loop() {
 					for j := range 10 {
-						kn.run(k, &pa[0], &pb[(j%panels)*kn.nr*k], &c[j*kn.nr], 10*kn.nr, 1)
+						kn.run(k, &pa[0], &pb[(j%panels)*kn.nr*k], &c[j*kn.nr], 10*kn.nr, 1, &pa[0])
 					}
 				}
 				b.ReportMetric(2*float64(kn.mr*kn.nr*k*10)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -28,7 +28,7 @@ func (tc matmulCase) String() string {
 }
 
 // matmulCases returns random shapes with every dimension in 1..70 (so every ragged edge of the 8×48
-// and 8×8 tiles occurs), shapes that cross the kc and nc block edges and the threading threshold, and
+// and 6×16 tiles occurs), shapes that cross the kc and nc block edges and the threading threshold, and
 // the matrix-vector shapes; each in all four layouts, with and without accumulate.
 func matmulCases(rng *rand.Rand) []matmulCase {
 	shapes := [][3]int{
