@@ -140,8 +140,16 @@ func TestBF16PromptMatchesDecoding(t *testing.T) {
 	if d := maxAbsDiff(p16, p32); d > 0.2 {
 		t.Errorf("bfloat16 prompt vs float32 prompt: max |Δlogit| = %.4f, want below 0.2", d)
 	}
-	if d := maxAbsDiff(p16, d16); d > 0.05 {
-		t.Errorf("bfloat16 prompt vs bfloat16 decoding: max |Δlogit| = %.4f, want below 0.05", d)
+	// Summed in another order, an activation can round to the neighbouring bfloat16 (2⁻⁸ apart): the
+	// logits then move by about a bfloat16 step of the largest. Bound: two such steps (float32 prompt
+	// and decoding agree to 6e-6 on the same model; here 0.047 with the 1x1 AVX2 dot products, 0.072
+	// with the 4x1 blocks, for logits up to 17.4).
+	var top float32
+	for _, v := range p32 {
+		top = max(top, v, -v)
+	}
+	if d, bound := maxAbsDiff(p16, d16), 2*float64(top)/256; d > bound {
+		t.Errorf("bfloat16 prompt vs bfloat16 decoding: max |Δlogit| = %.4f, want below %.4f", d, bound)
 	}
 	if argmax(p16) != argmax(p32) {
 		t.Errorf("the prompt's next token: %d with bfloat16 weights, %d with float32", argmax(p16), argmax(p32))
