@@ -8,7 +8,8 @@ import (
 
 // The quantized products' assembly: the VNNI forms where the CPU has AVX512_VNNI on 256-bit registers
 // (AVX512VL), the AVX2 row kernels (quant_avx2_amd64.s) on other AVX2 machines (with FMA and F16C,
-// which every AVX2 CPU has), the portable loops elsewhere. Detected at run time; the variables let tests run every path here.
+// which every AVX2 CPU has), the portable loops elsewhere. Detected at run time; the variables let
+// tests run every path here.
 var (
 	quantVNNI512 = cpu.X86.HasAVX512BW && quantVNNI
 	quantVNNI    = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && quantAVX2
