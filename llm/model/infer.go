@@ -222,9 +222,12 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 			parallel = func(n int, fn func(lo, hi int)) { fn(0, n) }
 		}
 		var prompts []int // sequences with several new rows, and their first row in sc
+		decoding := 0     // rows of sequences with one new row
 		for i, r := 0, 0; i < len(tokens); r, i = r+len(tokens[i]), i+1 {
 			if len(tokens[i]) >= 2 {
 				prompts = append(prompts, i, r)
+			} else {
+				decoding++
 			}
 		}
 		if len(prompts) > 0 {
@@ -236,37 +239,39 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 				}
 			})
 		}
-		// A prompt's rows are causal, the last attending to R times as many positions as the first,
-		// so the (row, head) pairs are cut where the positions attended to, not the rows, split evenly.
-		cuts := balancedCuts(R*NH, tensor.Workers(), func(rh int) int {
-			if len(tokens[sc.rowSeq[rh/NH]]) >= 2 {
-				return 0 // done above
-			}
-			pos := int(sc.rowPos[rh/NH])
-			return pos + 1 - windowStart(pos, c.SlidingWindow)
-		})
-		parallel(len(cuts)-1, func(wlo, whi int) {
-			lo, hi := cuts[wlo], cuts[whi]
-			scores := make([]F, maxPos)
-			for rh := lo; rh < hi; rh++ {
-				r, h := rh/NH, rh%NH
-				if len(tokens[sc.rowSeq[r]]) >= 2 {
-					continue
+		if decoding > 0 {
+			// Decoding rows of different sequences attend to windows of different lengths, so the (row,
+			// head) pairs are cut where the positions attended to, not the rows, split evenly.
+			cuts := balancedCuts(R*NH, tensor.Workers(), func(rh int) int {
+				if len(tokens[sc.rowSeq[rh/NH]]) >= 2 {
+					return 0 // done above
 				}
-				kc := caches[sc.rowSeq[r]]
-				kvh := h / group
-				q := sc.q[(r*NH+h)*HD:][:HD]
-				o := sc.attnOut[(r*NH+h)*HD:][:HD]
-				base := l*kc.max*KVD + kvh*HD
-				pos := int(sc.rowPos[r])
-				first := windowStart(pos, c.SlidingWindow)
-				p := scores[:pos+1-first]
-				dotRows(p, q, kc.k[base+first*KVD:], KVD)
-				attnProbs(p, 0, len(p)-1, F(scale), slope(m.slopes, h))
-				clear(o)
-				axpyRows(o, p, kc.v[base+first*KVD:], KVD)
-			}
-		})
+				pos := int(sc.rowPos[rh/NH])
+				return pos + 1 - windowStart(pos, c.SlidingWindow)
+			})
+			parallel(len(cuts)-1, func(wlo, whi int) {
+				lo, hi := cuts[wlo], cuts[whi]
+				scores := make([]F, maxPos)
+				for rh := lo; rh < hi; rh++ {
+					r, h := rh/NH, rh%NH
+					if len(tokens[sc.rowSeq[r]]) >= 2 {
+						continue
+					}
+					kc := caches[sc.rowSeq[r]]
+					kvh := h / group
+					q := sc.q[(r*NH+h)*HD:][:HD]
+					o := sc.attnOut[(r*NH+h)*HD:][:HD]
+					base := l*kc.max*KVD + kvh*HD
+					pos := int(sc.rowPos[r])
+					first := windowStart(pos, c.SlidingWindow)
+					p := scores[:pos+1-first]
+					dotRows(p, q, kc.k[base+first*KVD:], KVD)
+					attnProbs(p, 0, len(p)-1, F(scale), slope(m.slopes, h))
+					clear(o)
+					axpyRows(o, p, kc.v[base+first*KVD:], KVD)
+				}
+			})
+		}
 		// Sequential: x += attn; x += mlp(norm2(x)). Parallel: x += attn + mlp(norm2(x_in)), norm2
 		// read before x changes (or norm1's output, shared).
 		ffnIn := sc.xn
