@@ -78,8 +78,10 @@ type LoRAConfig struct {
 	// AVX512_BF16 the base's products multiply them as they are, the activations rounded to bfloat16
 	// (tensor.MatMulBF16: about twice the float32 speed; the loss stays within 1% of float32's, see
 	// TestLoRABF16ProductsLoss); elsewhere, or with WidenFrozen, each layer is widened to float32
-	// while it runs, which costs about as much as reading it once more. The adapters, norms,
-	// embedding and head stay float32.
+	// while it runs, which costs about as much as reading it once more. The frozen output head stays
+	// float32 in memory and, where the base multiplies in bfloat16, is multiplied so too (rounded as
+	// it is packed): at TinyLlama's shape it is 6% of the products. The adapters, norms and embedding
+	// stay float32.
 	FrozenBF16 bool
 	// WidenFrozen makes a FrozenBF16 base multiply in float32 (each layer widened, the activations
 	// unrounded) even where the CPU multiplies bfloat16: the exact products, at float32 speed.

@@ -423,7 +423,9 @@ func (m *net[F]) forward(tokens, targets []int32, mask []float32, B, T int, trai
 		residualForward(out, la.mid, N*C)
 	}
 	m.normForward(a.finalNorm, a.finalMean, a.finalRstd, a.resid[c.Layers], w.finalNorm, w.finalNormB, N)
-	a.head.bf16 = m.mixedOn()
+	// The head is multiplied in bfloat16 under mixed precision, and under LoRA where the frozen base
+	// is (it is frozen too; kept float32, rounded as it is packed).
+	a.head.bf16 = m.mixedOn() || m.products() != nil
 	if !train {
 		return crossEntropyHeadForward(a.finalNorm, w.output, targets, a.mask, N, C, c.Vocab, a.head)
 	}

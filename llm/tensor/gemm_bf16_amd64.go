@@ -44,6 +44,16 @@ func packRowPairs16BF16(dst *uint32, dstStride int, src *uint16, lds, pairs, col
 //go:noescape
 func packRowPairs16F32(dst *uint32, dstStride int, src *float32, lds, pairs, cols16 int)
 
+// packRowPairs48* pack the 48-wide panels of a whole B block whose columns run along k, row pair by
+// row pair: dst[p*panelStride + q*48 + j] = (src[2q*lds + 48p+j], src[(2q+1)*lds + 48p+j]) for
+// q < pairs, j < 48, p < panels.
+//
+//go:noescape
+func packRowPairs48BF16(dst *uint32, panelStride int, src *uint16, lds, pairs, panels int)
+
+//go:noescape
+func packRowPairs48F32(dst *uint32, panelStride int, src *float32, lds, pairs, panels int)
+
 //go:noescape
 func packRowPairs8BF16(dst *uint32, dstStride int, src *uint16, lds, pairs, cols16 int)
 
@@ -163,9 +173,7 @@ func bf16Columns(c []float32, ldc int, a, b operand, m, n, k int, accumulate boo
 				off += w * kp
 			}
 			ws.pb = growU32(ws.pb, off)
-			for _, p := range panels[:np] {
-				packBPanel(ws.pb[p.off:p.off+p.w*kp], p.w, b, p0, kb, p.j, p.cols)
-			}
+			packBBlock(ws.pb, b, p0, kb, panels[:np])
 			for ir := range mPanels {
 				i0 := ir * 8
 				rows := min(8, m-i0)
@@ -206,6 +214,39 @@ func bf16Kernel(w, kp int, a, b *uint32, c *float32, ldc, acc int) {
 		bf16Kernel8x32(kp, a, b, c, ldc, acc)
 	default:
 		bf16Kernel8x16(kp, a, b, c, ldc, acc)
+	}
+}
+
+// packBBlock packs the panels of a B block, rows p0..p0+kb-1 of op(B). Where op(B)'s columns run
+// along k (B stored k×n: a frozen weight in the backward dY·W) its full 48-wide panels are packed
+// together, each pair of rows read once from end to end; the rest panel by panel.
+func packBBlock(dst []uint32, b operand, p0, kb int, panels []bf16Panel) {
+	full, kp := kb/2, (kb+1)/2
+	whole := 0
+	for whole < len(panels) && panels[whole].cols == 48 {
+		whole++
+	}
+	if b.trans || full == 0 || whole == 0 {
+		whole = 0
+	} else {
+		j := panels[0].j
+		_ = dst[whole*48*kp-1]
+		last := (p0+2*full-1)*b.ld + j + 48*whole - 1
+		if b.h != nil {
+			_ = b.h[last]
+			packRowPairs48BF16(&dst[0], 48*kp, &b.h[p0*b.ld+j], b.ld, full, whole)
+		} else {
+			_ = b.f[last]
+			packRowPairs48F32(&dst[0], 48*kp, &b.f[p0*b.ld+j], b.ld, full, whole)
+		}
+		if full < kp { // an odd kb: the last pair holds one row
+			for _, p := range panels[:whole] {
+				fillB(dst[p.off:p.off+48*kp], 48, b, p0, kb, p.j, full, kp, 0, 48)
+			}
+		}
+	}
+	for _, p := range panels[whole:] {
+		packBPanel(dst[p.off:p.off+p.w*kp], p.w, b, p0, kb, p.j, p.cols)
 	}
 }
 

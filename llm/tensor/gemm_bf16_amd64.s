@@ -968,6 +968,62 @@ r8bdone:
 	VZEROUPPER
 	RET
 
+// func packRowPairs48BF16(dst *uint32, panelStride int, src *uint16, lds, pairs, panels int)
+// dst[p*panelStride + q*48 + j] = (src[2q*lds + 48p+j], src[(2q+1)*lds + 48p+j]) for q < pairs, j < 48, p < panels.
+TEXT ·packRowPairs48BF16(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ panelStride+8(FP), BX
+	SHLQ $2, BX
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R10
+	SHLQ $1, R10
+	MOVQ pairs+32(FP), CX
+	TESTQ CX, CX
+	JEQ r48bdone
+r48bpair:
+	MOVQ SI, R8
+	MOVQ DI, R13
+	MOVQ panels+40(FP), AX
+	TESTQ AX, AX
+	JEQ r48bnext
+r48bpanel:
+	VMOVDQU 0(R8), Y2
+	VMOVDQU 0(R8)(R10*1), Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 0(R13)
+	VMOVDQU Y7, 32(R13)
+	VMOVDQU 32(R8), Y2
+	VMOVDQU 32(R8)(R10*1), Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 64(R13)
+	VMOVDQU Y7, 96(R13)
+	VMOVDQU 64(R8), Y2
+	VMOVDQU 64(R8)(R10*1), Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 128(R13)
+	VMOVDQU Y7, 160(R13)
+	ADDQ $96, R8
+	ADDQ BX, R13
+	DECQ AX
+	JNE r48bpanel
+r48bnext:
+	LEAQ (SI)(R10*2), SI
+	ADDQ $192, DI
+	DECQ CX
+	JNE r48bpair
+r48bdone:
+	VZEROUPPER
+	RET
+
 // func packTransPairsF32(dst *uint32, dstStride int, src *float32, lds, rows8, pairs8 int)
 // dst[q*dstStride + i] = (src[i*lds + 2q], src[i*lds + 2q+1]) for i < 8*rows8, q < 8*pairs8.
 TEXT ·packTransPairsF32(SB), NOSPLIT, $0-48
@@ -1123,6 +1179,68 @@ r8fpair:
 	DECQ CX
 	JNE r8fpair
 r8fdone:
+	VZEROUPPER
+	RET
+
+// func packRowPairs48F32(dst *uint32, panelStride int, src *float32, lds, pairs, panels int)
+// dst[p*panelStride + q*48 + j] = (src[2q*lds + 48p+j], src[(2q+1)*lds + 48p+j]) for q < pairs, j < 48, p < panels.
+TEXT ·packRowPairs48F32(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ panelStride+8(FP), BX
+	SHLQ $2, BX
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R10
+	SHLQ $2, R10
+	MOVQ pairs+32(FP), CX
+	TESTQ CX, CX
+	JEQ r48fdone
+r48fpair:
+	MOVQ SI, R8
+	MOVQ DI, R13
+	MOVQ panels+40(FP), AX
+	TESTQ AX, AX
+	JEQ r48fnext
+r48fpanel:
+	VMOVUPS 0(R8), Z16
+	VMOVUPS 0(R8)(R10*1), Z17
+	BYTE $0x62; BYTE $0xb2; BYTE $0x77; BYTE $0x40; BYTE $0x72; BYTE $0xd0 // VCVTNE2PS2BF16 Z16, Z17, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 0(R13)
+	VMOVDQU Y7, 32(R13)
+	VMOVUPS 64(R8), Z16
+	VMOVUPS 64(R8)(R10*1), Z17
+	BYTE $0x62; BYTE $0xb2; BYTE $0x77; BYTE $0x40; BYTE $0x72; BYTE $0xd0 // VCVTNE2PS2BF16 Z16, Z17, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 64(R13)
+	VMOVDQU Y7, 96(R13)
+	VMOVUPS 128(R8), Z16
+	VMOVUPS 128(R8)(R10*1), Z17
+	BYTE $0x62; BYTE $0xb2; BYTE $0x77; BYTE $0x40; BYTE $0x72; BYTE $0xd0 // VCVTNE2PS2BF16 Z16, Z17, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VPUNPCKLWD Y3, Y2, Y4
+	VPUNPCKHWD Y3, Y2, Y5
+	VPERM2I128 $0x20, Y5, Y4, Y6
+	VPERM2I128 $0x31, Y5, Y4, Y7
+	VMOVDQU Y6, 128(R13)
+	VMOVDQU Y7, 160(R13)
+	ADDQ $192, R8
+	ADDQ BX, R13
+	DECQ AX
+	JNE r48fpanel
+r48fnext:
+	LEAQ (SI)(R10*2), SI
+	ADDQ $192, DI
+	DECQ CX
+	JNE r48fpair
+r48fdone:
 	VZEROUPPER
 	RET
 

@@ -317,10 +317,69 @@ def rows(f32, width):
     o()
 
 
+def rows48(f32):
+    # A whole B block's 48-wide panels at once: for each pair of rows, the row pair is read once from
+    # its start to its end (panels*96 bytes of bfloat16, twice that of float32) and its 48-column
+    # pieces are written to each panel in turn. Packing panel by panel instead walks down the kc rows
+    # 48 columns at a time, with every row on another page; measured on Zen 4 that was about a third
+    # slower on a frozen 1.1B base streamed from memory.
+    T = "F32" if f32 else "BF16"
+    name = f"packRowPairs48{T}"
+    lab = f"r48{'f' if f32 else 'b'}"
+    o(f"// func {name}(dst *uint32, panelStride int, src *{'float32' if f32 else 'uint16'}, lds, pairs, panels int)")
+    o("// dst[p*panelStride + q*48 + j] = (src[2q*lds + 48p+j], src[(2q+1)*lds + 48p+j]) for q < pairs, j < 48, p < panels.")
+    o(f"TEXT ·{name}(SB), NOSPLIT, $0-48")
+    o("\tMOVQ dst+0(FP), DI")
+    o("\tMOVQ panelStride+8(FP), BX")
+    o("\tSHLQ $2, BX")
+    o("\tMOVQ src+16(FP), SI")
+    o("\tMOVQ lds+24(FP), R10")
+    o(f"\tSHLQ ${2 if f32 else 1}, R10")
+    o("\tMOVQ pairs+32(FP), CX")
+    o("\tTESTQ CX, CX")
+    o(f"\tJEQ {lab}done")
+    o(f"{lab}pair:")
+    o("\tMOVQ SI, R8")
+    o("\tMOVQ DI, R13")
+    o("\tMOVQ panels+40(FP), AX")
+    o("\tTESTQ AX, AX")
+    o(f"\tJEQ {lab}next")
+    o(f"{lab}panel:")
+    for g in range(3):
+        if f32:
+            o(f"\tVMOVUPS {64*g}(R8), Z16")
+            o(f"\tVMOVUPS {64*g}(R8)(R10*1), Z17")
+            o(CVT2(2, 17, 16))
+            o("\tVEXTRACTI64X4 $1, Z2, Y3")
+        else:
+            o(f"\tVMOVDQU {32*g}(R8), Y2")
+            o(f"\tVMOVDQU {32*g}(R8)(R10*1), Y3")
+        o("\tVPUNPCKLWD Y3, Y2, Y4")
+        o("\tVPUNPCKHWD Y3, Y2, Y5")
+        o("\tVPERM2I128 $0x20, Y5, Y4, Y6")
+        o("\tVPERM2I128 $0x31, Y5, Y4, Y7")
+        o(f"\tVMOVDQU Y6, {64*g}(R13)")
+        o(f"\tVMOVDQU Y7, {64*g+32}(R13)")
+    o(f"\tADDQ ${192 if f32 else 96}, R8")
+    o("\tADDQ BX, R13")
+    o("\tDECQ AX")
+    o(f"\tJNE {lab}panel")
+    o(f"{lab}next:")
+    o("\tLEAQ (SI)(R10*2), SI")
+    o("\tADDQ $192, DI")
+    o("\tDECQ CX")
+    o(f"\tJNE {lab}pair")
+    o(f"{lab}done:")
+    o("\tVZEROUPPER")
+    o("\tRET")
+    o()
+
+
 for f32 in (False, True):
     trans(f32)
     rows(f32, 16)
     rows(f32, 8)
+    rows48(f32)
 
 here = os.path.dirname(os.path.abspath(__file__))
 open(os.path.join(here, "gemm_bf16_amd64.s"), "w").write("\n".join(L) + "\n")
