@@ -270,9 +270,7 @@ func narrowAllBF16(c, a []float32, b []uint16, m, n, k int) {
 		*buf = make([]uint16, m*k)
 	}
 	ah := (*buf)[:m*k]
-	for i, v := range a[:m*k] {
-		ah[i] = half.F32ToBF16(v)
-	}
+	RoundBF16(ah, a[:m*k])
 	narrowRun(m, n, k, func(lo, hi int) { narrowBF16DP(c, ah, b, m, n, k, lo, hi) })
 	bf16Rows.Put(buf)
 }
