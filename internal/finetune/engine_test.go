@@ -93,10 +93,11 @@ func TestEngineLoRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With adapters the frozen base multiplies bfloat16 activations where the CPU has AVX512_BF16
-	// (LoRAConfig.FrozenBF16); merged, the model is float32: they agree to bfloat16 precision, the
-	// merged model and its GGUF to float32's.
-	if math.Abs(merged-after) > 1e-3*after || math.Abs(again-merged) > 1e-4*after {
+	// Exporting leaves the trained model as it was: its loss is the same to float32 precision. With
+	// adapters the frozen base (and the frozen output head) multiply bfloat16 activations where the
+	// CPU has AVX512_BF16 (LoRAConfig.FrozenBF16); the exported GGUF is merged and float32: the two
+	// agree to bfloat16 precision.
+	if math.Abs(merged-after) > 1e-4*after || math.Abs(again-after) > 2e-3*after {
 		t.Errorf("validation loss: %v with adapters, %v merged, %v reloaded from the GGUF", after, merged, again)
 	}
 
