@@ -90,6 +90,7 @@ TEXT ·q8_0DotVNNI(SB), NOSPLIT, $0-36
 	MOVQ xd+16(FP), DX
 	MOVQ nb+24(FP), CX
 	VXORPS Y0, Y0, Y0
+	VXORPS Y7, Y7, Y7
 	CMPQ CX, $2
 	JLT  q8v_one
 
@@ -119,7 +120,7 @@ q8v_two:
 	VCVTDQ2PS Y6, Y6
 	VCVTDQ2PS Y14, Y14
 	VFMADD231PS Y6, Y1, Y0
-	VFMADD231PS Y14, Y9, Y0
+	VFMADD231PS Y14, Y9, Y7
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -145,6 +146,7 @@ q8v_one:
 	VFMADD231PS Y6, Y1, Y0
 
 q8v_done:
+	VADDPS Y7, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
 	VHADDPS X0, X0, X0
@@ -356,16 +358,14 @@ TEXT ·q8_0Dot4VNNI(SB), NOSPLIT, $0-48
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
 
-q84_loop:
-	TESTQ CX, CX
-	JZ    q84_done
-	MOVWLZX (SI), AX
-	VMOVD AX, X4
-	VCVTPH2PS X4, X4       // d_w
-	VMOVDQU 2(SI), Y5
-	VPSIGNB Y5, Y5, Y6     // |w|
-
+// Even blocks are summed into Y0-Y3 and odd ones into Y11-Y14 (one row each), added at the end: two
+// independent chains of FMAs instead of one, in the order q8_0RowsVNNI and q8_0DotVNNI use, so a row's
+// product is the same bits whichever kernel computes it.
 #define Q84_ROW(XP, SP_, ACC) \
 	VMOVDQU XP, Y7 \
 	VPSIGNB Y5, Y7, Y7 \
@@ -376,19 +376,53 @@ q84_loop:
 	VBROADCASTSS X9, Y9 \
 	VFMADD231PS Y8, Y9, ACC
 
-	Q84_ROW((DI), (DX), Y0)
-	Q84_ROW((DI)(R8*1), (DX)(R9*1), Y1)
-	Q84_ROW((R10), (R11), Y2)
-	Q84_ROW((R10)(R8*1), (R11)(R9*1), Y3)
-	ADDQ $34, SI
-	ADDQ $32, DI
-	ADDQ $32, R10
-	ADDQ $4, DX
-	ADDQ $4, R11
-	DECQ CX
+q84_loop:
+	CMPQ CX, $2
+	JLT  q84_tail
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X4
+	VCVTPH2PS X4, X4       // d_w
+	VMOVDQU 2(SI), Y5
+	VPSIGNB Y5, Y5, Y6     // |w|
+	Q84_ROW(0(DI), 0(DX), Y0)
+	Q84_ROW(0(DI)(R8*1), 0(DX)(R9*1), Y1)
+	Q84_ROW(0(R10), 0(R11), Y2)
+	Q84_ROW(0(R10)(R8*1), 0(R11)(R9*1), Y3)
+	MOVWLZX 34(SI), AX
+	VMOVD AX, X4
+	VCVTPH2PS X4, X4       // d_w
+	VMOVDQU 36(SI), Y5
+	VPSIGNB Y5, Y5, Y6     // |w|
+	Q84_ROW(32(DI), 4(DX), Y11)
+	Q84_ROW(32(DI)(R8*1), 4(DX)(R9*1), Y12)
+	Q84_ROW(32(R10), 4(R11), Y13)
+	Q84_ROW(32(R10)(R8*1), 4(R11)(R9*1), Y14)
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $64, R10
+	ADDQ $8, DX
+	ADDQ $8, R11
+	SUBQ $2, CX
 	JMP  q84_loop
 
+q84_tail:
+	TESTQ CX, CX
+	JZ    q84_done
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X4
+	VCVTPH2PS X4, X4       // d_w
+	VMOVDQU 2(SI), Y5
+	VPSIGNB Y5, Y5, Y6     // |w|
+	Q84_ROW(0(DI), 0(DX), Y0)
+	Q84_ROW(0(DI)(R8*1), 0(DX)(R9*1), Y1)
+	Q84_ROW(0(R10), 0(R11), Y2)
+	Q84_ROW(0(R10)(R8*1), 0(R11)(R9*1), Y3)
+
 q84_done:
+	VADDPS Y11, Y0, Y0
+	VADDPS Y12, Y1, Y1
+	VADDPS Y13, Y2, Y2
+	VADDPS Y14, Y3, Y3
 	MOVQ out+40(FP), AX
 
 #define Q84_STORE(ACC, XACC, OFF) \
@@ -1365,6 +1399,7 @@ q8r_row:
 	MOVQ xd+16(FP), DX
 	MOVQ nb+24(FP), CX
 	VXORPS Y0, Y0, Y0
+	VXORPS Y7, Y7, Y7
 	CMPQ CX, $2
 	JLT  q8r_one
 
@@ -1394,7 +1429,7 @@ q8r_two:
 	VCVTDQ2PS Y6, Y6
 	VCVTDQ2PS Y14, Y14
 	VFMADD231PS Y6, Y1, Y0
-	VFMADD231PS Y14, Y9, Y0
+	VFMADD231PS Y14, Y9, Y7
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -1421,6 +1456,7 @@ q8r_one:
 	ADDQ $34, SI
 
 q8r_end:
+	VADDPS Y7, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
 	VHADDPS X0, X0, X0
