@@ -7,12 +7,20 @@ import (
 	"github.com/lathe-ml/lathe/llm/tensor"
 )
 
-// kvCache holds one sequence's keys and values for every layer: k, v [Layers, max, KVHeads·HeadDim],
-// keys stored after the rotary embedding.
+// kvCache holds one sequence's keys and values for every layer: k, v [Layers, KVHeads, max, HeadDim],
+// keys stored after the rotary embedding. A head's positions are contiguous, so that attention reads
+// its window as one sequential stream: with the heads side by side ([Layers, max, KVHeads·HeadDim])
+// each position's HeadDim values were a row apart (4 KiB at 1,024 wide), a page per position, which
+// the hardware prefetchers do not follow; decoding's attention was latency-bound on them.
 type kvCache[F float] struct {
 	k, v []F
 	n    int // positions filled
 	max  int
+}
+
+// at is the index in k and v of layer l's kv head g at position pos.
+func (kc *kvCache[F]) at(l, g, pos, NKV, HD int) int {
+	return ((l*NKV+g)*kc.max + pos) * HD
 }
 
 // inferScratch is the memory of the generation forward for R rows at once, grown on demand.
@@ -207,9 +215,11 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 		}
 		for r := 0; r < R; r++ {
 			kc := caches[sc.rowSeq[r]]
-			off := (l*kc.max + int(sc.rowPos[r])) * KVD
-			copy(kc.k[off:off+KVD], sc.k[r*KVD:])
-			copy(kc.v[off:off+KVD], sc.v[r*KVD:])
+			for g := range NKV {
+				off := kc.at(l, g, int(sc.rowPos[r]), NKV, HD)
+				copy(kc.k[off:off+HD], sc.k[r*KVD+g*HD:])
+				copy(kc.v[off:off+HD], sc.v[r*KVD+g*HD:])
+			}
 		}
 		// Each row attends to its own sequence's positions. A sequence given several new rows (a
 		// prompt) runs as the training forward does, per head and per block of rows: S = Q·Kᵀ over the
@@ -261,14 +271,14 @@ func (m *net[F]) extend(caches []*kvCache[F], tokens [][]int32, logits []F) erro
 					kvh := h / group
 					q := sc.q[(r*NH+h)*HD:][:HD]
 					o := sc.attnOut[(r*NH+h)*HD:][:HD]
-					base := l*kc.max*KVD + kvh*HD
 					pos := int(sc.rowPos[r])
 					first := windowStart(pos, c.SlidingWindow)
+					at := kc.at(l, kvh, first, NKV, HD)
 					p := scores[:pos+1-first]
-					dotRows(p, q, kc.k[base+first*KVD:], KVD)
+					dotRows(p, q, kc.k[at:], HD)
 					attnProbs(p, 0, len(p)-1, F(scale), slope(m.slopes, h))
 					clear(o)
-					axpyRows(o, p, kc.v[base+first*KVD:], KVD)
+					axpyRows(o, p, kc.v[at:], HD)
 				}
 			})
 		}
@@ -340,8 +350,8 @@ const promptRowBlock = 64
 func (m *net[F]) promptAttention(scores []F, kc *kvCache[F], sc *inferScratch[F], l, r0, L, h int, scale F) []F {
 	c := m.cfg
 	NH, HD := c.Heads, c.HeadDim
-	QD, KVD := NH*HD, c.KVHeads*HD
-	base := l*kc.max*KVD + h/(NH/c.KVHeads)*HD
+	QD := NH * HD
+	base := kc.at(l, h/(NH/c.KVHeads), 0, c.KVHeads, HD)
 	K, V := kc.k[base:], kc.v[base:]
 	Q, O := sc.q[r0*QD+h*HD:], sc.attnOut[r0*QD+h*HD:]
 	for a := 0; a < L; a += promptRowBlock {
@@ -353,11 +363,11 @@ func (m *net[F]) promptAttention(scores []F, kc *kvCache[F], sc *inferScratch[F]
 			scores = make([]F, rb*nk)
 		}
 		S := scores[:rb*nk]
-		matmulStridedSerial(S, nk, Q[a*QD:], QD, K[first*KVD:], KVD, rb, nk, HD, false, true, false)
+		matmulStridedSerial(S, nk, Q[a*QD:], QD, K[first*HD:], HD, rb, nk, HD, false, true, false)
 		for i := range rb {
 			attnProbs(S[i*nk:(i+1)*nk], windowStart(pa+i, c.SlidingWindow)-first, pa+i-first, scale, slope(m.slopes, h))
 		}
-		matmulStridedSerial(O[a*QD:], QD, S, nk, V[first*KVD:], KVD, rb, HD, nk, false, false, false)
+		matmulStridedSerial(O[a*QD:], QD, S, nk, V[first*HD:], HD, rb, HD, nk, false, false, false)
 	}
 	return scores
 }
