@@ -245,6 +245,27 @@ def trans(f32):
     o()
 
 
+def pair16(f32, g, doff):
+    # 16 columns of the row pair at (R8) and (R8)(R10*1), group g of the row, interleaved word by
+    # word into 16 pairs at doff(R13) (float32 rows rounded to bfloat16 first).
+    def at(off):
+        return f"{off}(R8)" if off else "(R8)"
+    if f32:
+        o(f"\tVMOVUPS {at(64*g)}, Z16")
+        o(f"\tVMOVUPS {at(64*g)}(R10*1), Z17")
+        o(CVT2(2, 17, 16))
+        o("\tVEXTRACTI64X4 $1, Z2, Y3")
+    else:
+        o(f"\tVMOVDQU {at(32*g)}, Y2")
+        o(f"\tVMOVDQU {at(32*g)}(R10*1), Y3")
+    o("\tVPUNPCKLWD Y3, Y2, Y4")
+    o("\tVPUNPCKHWD Y3, Y2, Y5")
+    o("\tVPERM2I128 $0x20, Y5, Y4, Y6")
+    o("\tVPERM2I128 $0x31, Y5, Y4, Y7")
+    o(f"\tVMOVDQU Y6, {doff or ''}(R13)")
+    o(f"\tVMOVDQU Y7, {doff+32}(R13)")
+
+
 def rows(f32, width):
     # dst[q*dstStride + j] = (src[2q*lds + j], src[(2q+1)*lds + j]): two rows interleaved word by word,
     # width (16 or 8) columns per step.
@@ -275,20 +296,7 @@ def rows(f32, width):
         o("\tTESTQ AX, AX")
         o(f"\tJEQ {lab}next")
         o(f"{lab}col:")
-        if f32:
-            o("\tVMOVUPS (R8), Z16")
-            o("\tVMOVUPS (R8)(R10*1), Z17")
-            o(CVT2(2, 17, 16))
-            o("\tVEXTRACTI64X4 $1, Z2, Y3")
-        else:
-            o("\tVMOVDQU (R8), Y2")
-            o("\tVMOVDQU (R8)(R10*1), Y3")
-        o("\tVPUNPCKLWD Y3, Y2, Y4")
-        o("\tVPUNPCKHWD Y3, Y2, Y5")
-        o("\tVPERM2I128 $0x20, Y5, Y4, Y6")
-        o("\tVPERM2I128 $0x31, Y5, Y4, Y7")
-        o("\tVMOVDQU Y6, (R13)")
-        o("\tVMOVDQU Y7, 32(R13)")
+        pair16(f32, 0, 0)
         o(f"\tADDQ ${64 if f32 else 32}, R8")
         o("\tADDQ $64, R13")
         o("\tDECQ AX")
@@ -346,20 +354,7 @@ def rows48(f32):
     o(f"\tJEQ {lab}next")
     o(f"{lab}panel:")
     for g in range(3):
-        if f32:
-            o(f"\tVMOVUPS {64*g}(R8), Z16")
-            o(f"\tVMOVUPS {64*g}(R8)(R10*1), Z17")
-            o(CVT2(2, 17, 16))
-            o("\tVEXTRACTI64X4 $1, Z2, Y3")
-        else:
-            o(f"\tVMOVDQU {32*g}(R8), Y2")
-            o(f"\tVMOVDQU {32*g}(R8)(R10*1), Y3")
-        o("\tVPUNPCKLWD Y3, Y2, Y4")
-        o("\tVPUNPCKHWD Y3, Y2, Y5")
-        o("\tVPERM2I128 $0x20, Y5, Y4, Y6")
-        o("\tVPERM2I128 $0x31, Y5, Y4, Y7")
-        o(f"\tVMOVDQU Y6, {64*g}(R13)")
-        o(f"\tVMOVDQU Y7, {64*g+32}(R13)")
+        pair16(f32, g, 64*g)
     o(f"\tADDQ ${192 if f32 else 96}, R8")
     o("\tADDQ BX, R13")
     o("\tDECQ AX")

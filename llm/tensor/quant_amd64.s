@@ -376,27 +376,24 @@ TEXT ·q8_0Dot4VNNI(SB), NOSPLIT, $0-48
 	VBROADCASTSS X9, Y9 \
 	VFMADD231PS Y8, Y9, ACC
 
+// Q84_BLOCK adds one block to the four rows' sums A0-A3: its scale at WO(SI) and quants at WQ(SI), the
+// rows' activations XO bytes and their scales DO bytes from the current ones.
+#define Q84_BLOCK(WO, WQ, XO, DO, A0, A1, A2, A3) \
+	MOVWLZX WO(SI), AX \
+	VMOVD AX, X4 \
+	VCVTPH2PS X4, X4 \
+	VMOVDQU WQ(SI), Y5 \
+	VPSIGNB Y5, Y5, Y6 \
+	Q84_ROW(XO(DI), DO(DX), A0) \
+	Q84_ROW(XO(DI)(R8*1), DO(DX)(R9*1), A1) \
+	Q84_ROW(XO(R10), DO(R11), A2) \
+	Q84_ROW(XO(R10)(R8*1), DO(R11)(R9*1), A3)
+
 q84_loop:
 	CMPQ CX, $2
 	JLT  q84_tail
-	MOVWLZX 0(SI), AX
-	VMOVD AX, X4
-	VCVTPH2PS X4, X4       // d_w
-	VMOVDQU 2(SI), Y5
-	VPSIGNB Y5, Y5, Y6     // |w|
-	Q84_ROW(0(DI), 0(DX), Y0)
-	Q84_ROW(0(DI)(R8*1), 0(DX)(R9*1), Y1)
-	Q84_ROW(0(R10), 0(R11), Y2)
-	Q84_ROW(0(R10)(R8*1), 0(R11)(R9*1), Y3)
-	MOVWLZX 34(SI), AX
-	VMOVD AX, X4
-	VCVTPH2PS X4, X4       // d_w
-	VMOVDQU 36(SI), Y5
-	VPSIGNB Y5, Y5, Y6     // |w|
-	Q84_ROW(32(DI), 4(DX), Y11)
-	Q84_ROW(32(DI)(R8*1), 4(DX)(R9*1), Y12)
-	Q84_ROW(32(R10), 4(R11), Y13)
-	Q84_ROW(32(R10)(R8*1), 4(R11)(R9*1), Y14)
+	Q84_BLOCK(0, 2, 0, 0, Y0, Y1, Y2, Y3)
+	Q84_BLOCK(34, 36, 32, 4, Y11, Y12, Y13, Y14)
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $64, R10
@@ -408,15 +405,7 @@ q84_loop:
 q84_tail:
 	TESTQ CX, CX
 	JZ    q84_done
-	MOVWLZX 0(SI), AX
-	VMOVD AX, X4
-	VCVTPH2PS X4, X4       // d_w
-	VMOVDQU 2(SI), Y5
-	VPSIGNB Y5, Y5, Y6     // |w|
-	Q84_ROW(0(DI), 0(DX), Y0)
-	Q84_ROW(0(DI)(R8*1), 0(DX)(R9*1), Y1)
-	Q84_ROW(0(R10), 0(R11), Y2)
-	Q84_ROW(0(R10)(R8*1), 0(R11)(R9*1), Y3)
+	Q84_BLOCK(0, 2, 0, 0, Y0, Y1, Y2, Y3)
 
 q84_done:
 	VADDPS Y11, Y0, Y0
