@@ -245,6 +245,36 @@ def trans(f32):
     o()
 
 
+def pairs_head(name, lab, f32, stride):
+    # The row-pair packers' entry: DI dst, BX its stride argument in bytes, SI src, R10 lds in bytes,
+    # CX pairs; the loop over pairs starts at {lab}pair with R8 at the pair's first row, R13 at its dst.
+    o(f"TEXT ·{name}(SB), NOSPLIT, $0-48")
+    o("\tMOVQ dst+0(FP), DI")
+    o(f"\tMOVQ {stride}+8(FP), BX")
+    o("\tSHLQ $2, BX")
+    o("\tMOVQ src+16(FP), SI")
+    o("\tMOVQ lds+24(FP), R10")
+    o(f"\tSHLQ ${2 if f32 else 1}, R10")
+    o("\tMOVQ pairs+32(FP), CX")
+    o("\tTESTQ CX, CX")
+    o(f"\tJEQ {lab}done")
+    o(f"{lab}pair:")
+    o("\tMOVQ SI, R8")
+    o("\tMOVQ DI, R13")
+
+
+def pairs_tail(lab, advance):
+    # The next pair of source rows, dst advanced by advance (a register or an immediate), and return.
+    o("\tLEAQ (SI)(R10*2), SI")
+    o(f"\tADDQ {advance}, DI")
+    o("\tDECQ CX")
+    o(f"\tJNE {lab}pair")
+    o(f"{lab}done:")
+    o("\tVZEROUPPER")
+    o("\tRET")
+    o()
+
+
 def pair16(f32, g, doff):
     # 16 columns of the row pair at (R8) and (R8)(R10*1), group g of the row, interleaved word by
     # word into 16 pairs at doff(R13) (float32 rows rounded to bfloat16 first).
@@ -278,19 +308,7 @@ def rows(f32, width):
     else:
         o(f"// func {name}(dst *uint32, dstStride int, src *{'float32' if f32 else 'uint16'}, lds, pairs, cols16 int)")
         o("// dst[q*dstStride + j] = (src[2q*lds + j], src[(2q+1)*lds + j]) for q < pairs, j < 8 (cols16 unused).")
-    o(f"TEXT ·{name}(SB), NOSPLIT, $0-48")
-    o("\tMOVQ dst+0(FP), DI")
-    o("\tMOVQ dstStride+8(FP), BX")
-    o("\tSHLQ $2, BX")
-    o("\tMOVQ src+16(FP), SI")
-    o("\tMOVQ lds+24(FP), R10")
-    o(f"\tSHLQ ${2 if f32 else 1}, R10")
-    o("\tMOVQ pairs+32(FP), CX")
-    o("\tTESTQ CX, CX")
-    o(f"\tJEQ {lab}done")
-    o(f"{lab}pair:")
-    o("\tMOVQ SI, R8")
-    o("\tMOVQ DI, R13")
+    pairs_head(name, lab, f32, "dstStride")
     if width == 16:
         o("\tMOVQ cols16+40(FP), AX")
         o("\tTESTQ AX, AX")
@@ -315,14 +333,7 @@ def rows(f32, width):
         o("\tVPUNPCKHWD X3, X2, X5")
         o("\tVMOVDQU X4, (R13)")
         o("\tVMOVDQU X5, 16(R13)")
-    o("\tLEAQ (SI)(R10*2), SI")
-    o("\tADDQ BX, DI")
-    o("\tDECQ CX")
-    o(f"\tJNE {lab}pair")
-    o(f"{lab}done:")
-    o("\tVZEROUPPER")
-    o("\tRET")
-    o()
+    pairs_tail(lab, "BX")
 
 
 def rows48(f32):
@@ -336,19 +347,7 @@ def rows48(f32):
     lab = f"r48{'f' if f32 else 'b'}"
     o(f"// func {name}(dst *uint32, panelStride int, src *{'float32' if f32 else 'uint16'}, lds, pairs, panels int)")
     o("// dst[p*panelStride + q*48 + j] = (src[2q*lds + 48p+j], src[(2q+1)*lds + 48p+j]) for q < pairs, j < 48, p < panels.")
-    o(f"TEXT ·{name}(SB), NOSPLIT, $0-48")
-    o("\tMOVQ dst+0(FP), DI")
-    o("\tMOVQ panelStride+8(FP), BX")
-    o("\tSHLQ $2, BX")
-    o("\tMOVQ src+16(FP), SI")
-    o("\tMOVQ lds+24(FP), R10")
-    o(f"\tSHLQ ${2 if f32 else 1}, R10")
-    o("\tMOVQ pairs+32(FP), CX")
-    o("\tTESTQ CX, CX")
-    o(f"\tJEQ {lab}done")
-    o(f"{lab}pair:")
-    o("\tMOVQ SI, R8")
-    o("\tMOVQ DI, R13")
+    pairs_head(name, lab, f32, "panelStride")
     o("\tMOVQ panels+40(FP), AX")
     o("\tTESTQ AX, AX")
     o(f"\tJEQ {lab}next")
@@ -360,14 +359,7 @@ def rows48(f32):
     o("\tDECQ AX")
     o(f"\tJNE {lab}panel")
     o(f"{lab}next:")
-    o("\tLEAQ (SI)(R10*2), SI")
-    o("\tADDQ $192, DI")
-    o("\tDECQ CX")
-    o(f"\tJNE {lab}pair")
-    o(f"{lab}done:")
-    o("\tVZEROUPPER")
-    o("\tRET")
-    o()
+    pairs_tail(lab, "$192")
 
 
 for f32 in (False, True):
